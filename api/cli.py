@@ -1,0 +1,229 @@
+"""The `ragops` command line: one group reading the same Settings as the server."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from core.config import apply_offline_defaults, get_settings
+
+app = typer.Typer(help="ragops: versioned RAG indexes with measured answer quality.",
+                  no_args_is_help=True, add_completion=False)
+console = Console()
+err = Console(stderr=True)
+
+FINAL = {"indexed", "failed", "superseded"}
+
+
+def _runtime(*, workers: bool, warm_redactor: bool = True):  # type: ignore[no-untyped-def]
+    from core.runtime import Runtime
+
+    apply_offline_defaults()
+    settings = get_settings()
+    rt = Runtime(settings)
+    rt.db.migrate()
+    rt.embedder().warm_up()
+    if warm_redactor and settings.redaction_enabled:
+        rt.redactor(None).warm_up()
+    if workers:
+        rt.workers.start()
+    rt.ready = True
+    return rt
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port")] = 8000,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
+) -> None:
+    """Start the HTTP API (and its in-process ingestion workers).
+
+    Example: ragops serve --port 8000
+    """
+    import uvicorn
+
+    from api.app import create_app
+
+    apply_offline_defaults()
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: "
+                                                       "%(message)s")
+    uvicorn.run(create_app(get_settings()), host=host, port=port, log_level=log_level)
+
+
+def _collect(paths: list[Path]) -> list[tuple[Path, str]]:
+    """(file, name relative to the given folder) for every non-hidden file under `paths`."""
+    found: list[tuple[Path, str]] = []
+    for path in paths:
+        if path.is_dir():
+            for f in sorted(path.rglob("*")):
+                rel = f.relative_to(path)
+                if f.is_file() and not any(p.startswith(".") for p in rel.parts):
+                    found.append((f, rel.as_posix()))
+        elif path.is_file():
+            found.append((path, path.name))
+        else:
+            raise typer.BadParameter(f"{path} does not exist", param_hint="PATH")
+    return found
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to ingest")],
+    kb: Annotated[str, typer.Option("--kb", help="Knowledge base name (created if missing)")],
+    metadata: Annotated[str | None, typer.Option(help="JSON object stored on each document")]
+    = None,
+    wait: Annotated[bool, typer.Option(help="Wait until every document is processed")] = True,
+) -> None:
+    """Upload files into a knowledge base and index them, with a progress bar.
+
+    Unchanged files are skipped (same bytes, same KB); interrupted runs resume: queued work
+    stays in the catalog and is picked up by the next `ragops ingest` or `ragops serve`.
+
+    Example: ragops ingest ./samples --kb sample
+    """
+    from core.errors import NotFound, RagopsError
+    from core.kbs import get_kb
+    from ingest.documents import check_upload, submit_upload
+    from ingest.knowledge_bases import create_kb
+
+    meta = None
+    if metadata:
+        try:
+            meta = json.loads(metadata)
+        except json.JSONDecodeError as exc:
+            raise typer.BadParameter(f"not valid JSON: {exc.msg}", param_hint="--metadata") from exc
+        if not isinstance(meta, dict):
+            raise typer.BadParameter("must be a JSON object", param_hint="--metadata")
+    files = _collect(paths)
+    if not files:
+        err.print("[red]no files found[/red] under the given paths")
+        raise typer.Exit(2)
+    rt = _runtime(workers=wait)
+    try:
+        with rt.db.session() as s:
+            try:
+                kb_row = get_kb(session=s, name_or_id=kb)
+            except NotFound:
+                kb_row = None
+        if kb_row is None:
+            kb_row = create_kb(rt, name=kb)
+            console.print(f"created knowledge base [bold]{kb}[/bold]")
+        rejected: list[tuple[str, str]] = []
+        queued: dict[str, str] = {}  # revision id -> filename
+        skipped = 0
+        for path, name in files:
+            try:
+                data = path.read_bytes()
+                media_type = check_upload(name, data, max_bytes=rt.settings.max_file_bytes)
+                outcome = submit_upload(rt, kb=kb_row, filename=name, data=data,
+                                        media_type=media_type, metadata=meta)
+            except RagopsError as exc:
+                rejected.append((name, exc.message))
+                continue
+            if outcome.duplicate and outcome.status in FINAL:
+                skipped += 1
+            else:
+                queued[outcome.revision_id] = name
+        for name, reason in rejected:
+            err.print(f"[red]rejected[/red] {name}: {reason}")
+        console.print(f"{len(queued)} queued, {skipped} unchanged, {len(rejected)} rejected")
+        if not wait or not queued:
+            raise typer.Exit(1 if rejected else 0)
+        statuses = _wait_for(rt, queued)
+    finally:
+        rt.close()
+    _print_outcome(statuses, queued)
+    failed = sum(1 for st, _ in statuses.values() if st == "failed")
+    raise typer.Exit(1 if failed or rejected else 0)
+
+
+def _wait_for(rt, queued: dict[str, str]) -> dict[str, tuple[str, str | None]]:  # type: ignore[no-untyped-def]
+    from sqlalchemy import select
+
+    from core.catalog.models import DocumentRevision
+
+    statuses: dict[str, tuple[str, str | None]] = {}
+    with Progress(TextColumn("[bold]ingesting"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[current]}"), TimeElapsedColumn(),
+                  console=console, transient=False) as progress:
+        task = progress.add_task("ingest", total=len(queued), current="")
+        while True:
+            with rt.db.session() as s:
+                rows = s.execute(select(DocumentRevision.id, DocumentRevision.status,
+                                        DocumentRevision.error)
+                                 .where(DocumentRevision.id.in_(list(queued)))).all()
+            statuses = {rid: (st, error) for rid, st, error in rows}
+            done = sum(1 for st, _ in statuses.values() if st in FINAL)
+            busy = [queued[rid] for rid, (st, _) in statuses.items() if st not in FINAL]
+            progress.update(task, completed=done, current=(busy[0] if busy else ""))
+            if done >= len(queued):
+                return statuses
+            time.sleep(0.3)
+
+
+def _print_outcome(statuses: dict[str, tuple[str, str | None]], queued: dict[str, str]) -> None:
+    table = Table("file", "status", "reason")
+    for rid, name in sorted(queued.items(), key=lambda kv: kv[1]):
+        st, error = statuses.get(rid, ("missing", None))
+        color = "green" if st == "indexed" else "red"
+        table.add_row(name, f"[{color}]{st}[/{color}]", error or "")
+    console.print(table)
+
+
+@app.command()
+def query(
+    text: Annotated[str, typer.Argument(help="What to search for")],
+    kb: Annotated[str, typer.Option("--kb", help="Knowledge base name")],
+    top_k: Annotated[int, typer.Option("--top-k", min=1, max=100)] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Search a knowledge base's live index version.
+
+    Example: ragops query "how do bees communicate?" --kb sample
+    """
+    from core.errors import RagopsError
+    from core.kbs import get_kb
+    from retrieval.search import retrieve
+
+    rt = _runtime(workers=False, warm_redactor=False)
+    try:
+        with rt.db.session() as s:
+            kb_row = get_kb(session=s, name_or_id=kb)
+        result = retrieve(rt, kb=kb_row, query=text, top_k=top_k)
+    except RagopsError as exc:
+        err.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(2) from exc
+    finally:
+        rt.close()
+    if as_json:
+        print(json.dumps({"index_version": result.index_version,
+                          "results": [r.__dict__ for r in result.results]}, indent=2,
+                         ensure_ascii=False))
+        return
+    if result.index_version is None:
+        console.print(f"knowledge base {kb!r} has no indexed documents yet")
+        return
+    table = Table("#", "score", "file", "page", "text", title=f"{kb} (index v{result.index_version})")
+    for i, r in enumerate(result.results, 1):
+        snippet = " ".join(r.text.split())[:160]
+        table.add_row(str(i), f"{r.score:.3f}", r.filename,
+                      str(r.metadata.get("page_number") or ""), snippet)
+    console.print(table)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""One place that turns errors into `{"error": {"code", "message"}}` responses."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from core import errors
+
+log = logging.getLogger(__name__)
+
+STATUS = [  # most specific first
+    (errors.EmptyFile, 400),
+    (errors.TooLarge, 413),
+    (errors.UnsupportedType, 415),
+    (errors.InvalidInput, 422),
+    (errors.NotFound, 404),
+    (errors.Duplicate, 409),
+    (errors.Conflict, 409),
+    (errors.Overloaded, 429),
+    (errors.StageFailed, 422),
+]
+
+HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+              405: "method_not_allowed", 409: "conflict", 413: "too_large",
+              415: "unsupported_media_type", 422: "invalid_input", 429: "overloaded"}
+
+
+def envelope(status: int, code: str, message: str, headers: dict[str, str] | None = None
+             ) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status,
+                        headers=headers)
+
+
+def status_for(exc: errors.RagopsError) -> int:
+    for cls, status in STATUS:
+        if isinstance(exc, cls):
+            return status
+    return 500
+
+
+def _describe(err: dict) -> str:
+    loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body",))
+    msg = err.get("msg", "invalid value").removeprefix("Value error, ")
+    return f"{loc}: {msg}" if loc else msg
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(errors.RagopsError)
+    async def _domain(_: Request, exc: errors.RagopsError) -> JSONResponse:
+        return envelope(status_for(exc), exc.code, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        message = "; ".join(_describe(e) for e in exc.errors()) or "invalid request"
+        return envelope(422, "invalid_input", message)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = HTTP_CODES.get(exc.status_code, "error")
+        return envelope(exc.status_code, code, str(exc.detail),
+                        headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unknown(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return envelope(500, "internal_error", "internal server error")

@@ -1,0 +1,127 @@
+"""Request and response bodies (public contract: field names are what clients send)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ingest.config import ChunkingConfig, RedactionConfig
+
+
+class KnowledgeBaseCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(..., min_length=1, max_length=128, examples=["handbook"])
+    description: str = Field("", max_length=2000)
+    chunking: ChunkingConfig | None = None
+    redaction: RedactionConfig | None = None
+    embedding_model: str | None = Field(None, examples=["all-MiniLM-L6-v2"])
+
+
+class ChunkingUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    chunk_size: int | None = Field(None, gt=0)
+    chunk_overlap: int | None = Field(None, ge=0)
+
+
+class KnowledgeBaseUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    description: str | None = Field(None, max_length=2000)
+    chunking: ChunkingUpdate | None = None
+    redaction: RedactionConfig | None = None
+    embedding_model: str | None = None
+
+
+class KnowledgeBasePublic(BaseModel):
+    id: str
+    name: str
+    description: str
+    chunking: ChunkingConfig
+    redaction: RedactionConfig
+    embedding_model: str
+    live_version: int | None
+    document_count: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class KnowledgeBaseList(BaseModel):
+    data: list[KnowledgeBasePublic]
+
+
+class UploadItem(BaseModel):
+    document_id: str
+    revision_id: str
+    revision: int
+    filename: str
+    status: str
+    duplicate: bool = Field(description="True when these exact bytes were already the "
+                                        "current content of a document: nothing new is queued")
+    job_id: str | None
+
+
+class UploadResponse(BaseModel):
+    documents: list[UploadItem]
+
+
+class RevisionPublic(BaseModel):
+    id: str
+    number: int
+    status: str
+    error: str | None
+    content_sha256: str
+    size_bytes: int
+    media_type: str
+    chunk_count: int
+    report: dict[str, Any]
+    created_at: datetime
+    indexed_at: datetime | None
+
+
+class DocumentSummary(BaseModel):
+    id: str
+    filename: str
+    status: str
+    error: str | None
+    revision: int | None
+    chunk_count: int
+    metadata: dict[str, Any]
+    updated_at: datetime
+
+
+class DocumentPublic(DocumentSummary):
+    revisions: list[RevisionPublic]
+
+
+class DocumentList(BaseModel):
+    counts: dict[str, int]
+    total: int
+    documents: list[DocumentSummary]
+
+
+class RetrieveRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(..., min_length=1, max_length=8000)
+    top_k: int = Field(5, ge=1, le=100)
+    filters: dict[str, Any] | None = Field(
+        None, description="Equality filters on document_id, filename, page_number, section "
+                          "or upload metadata; a list value matches any of its items")
+    score_threshold: float | None = Field(None, ge=-1.0, le=1.0)
+
+
+class RetrievedChunkPublic(BaseModel):
+    chunk_id: str
+    document_id: str
+    filename: str
+    text: str
+    score: float
+    metadata: dict[str, Any]
+
+
+class RetrieveResponse(BaseModel):
+    index_version: int | None
+    results: list[RetrievedChunkPublic]

@@ -1,0 +1,1 @@
+"""The catalog: every knowledge base, document, chunk, index version and job is a row."""

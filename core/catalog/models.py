@@ -1,0 +1,198 @@
+"""SQLAlchemy models. The same code serves SQLite (embedded) and PostgreSQL (scale-out);
+schema changes go through Alembic migrations in `core/migrations`."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    """Naive UTC: SQLite drops tz info, so we store naive UTC on both backends."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class RevisionStatus(enum.StrEnum):
+    PENDING = "pending"
+    PARSING = "parsing"
+    CLEANING = "cleaning"
+    REDACTING = "redacting"
+    CHUNKING = "chunking"
+    EMBEDDING = "embedding"
+    INDEXING = "indexing"
+    INDEXED = "indexed"
+    FAILED = "failed"
+    SUPERSEDED = "superseded"
+
+
+class VersionStatus(enum.StrEnum):
+    BUILDING = "building"
+    READY = "ready"
+    LIVE = "live"
+    RETIRED = "retired"
+
+
+class JobStatus(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class KnowledgeBase(Base):
+    __tablename__ = "knowledge_bases"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    # {"chunking": {...}, "redaction": {...}, "embedding_model": "..."}
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+    documents: Mapped[list[Document]] = relationship(
+        back_populates="kb", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class Document(Base):
+    __tablename__ = "documents"
+    __table_args__ = (UniqueConstraint("kb_id", "filename", name="uq_document_kb_filename"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    kb_id: Mapped[str] = mapped_column(ForeignKey("knowledge_bases.id", ondelete="CASCADE"))
+    filename: Mapped[str] = mapped_column(String(512))
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+    current_revision_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+    kb: Mapped[KnowledgeBase] = relationship(back_populates="documents")
+    revisions: Mapped[list[DocumentRevision]] = relationship(
+        back_populates="document",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="DocumentRevision.number",
+    )
+
+
+class DocumentRevision(Base):
+    __tablename__ = "document_revisions"
+    __table_args__ = (
+        UniqueConstraint("document_id", "number", name="uq_revision_number"),
+        Index("ix_revision_sha", "content_sha256"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    document_id: Mapped[str] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    content_sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    media_type: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16), default=RevisionStatus.PENDING)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    # Counters per stage and seconds per stage; never document content.
+    report: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    chunk_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    indexed_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+
+    document: Mapped[Document] = relationship(back_populates="revisions")
+
+
+class Chunk(Base):
+    __tablename__ = "chunks"
+    __table_args__ = (
+        Index("ix_chunk_revision", "revision_id"),
+        Index("ix_chunk_kb", "kb_id"),
+    )
+
+    # Deterministic: hash(kb, document, revision, position, ingestion config hash).
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kb_id: Mapped[str] = mapped_column(ForeignKey("knowledge_bases.id", ondelete="CASCADE"))
+    document_id: Mapped[str] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
+    revision_id: Mapped[str] = mapped_column(
+        ForeignKey("document_revisions.id", ondelete="CASCADE")
+    )
+    position: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    text_hash: Mapped[str] = mapped_column(String(64))
+    token_count: Mapped[int] = mapped_column(Integer)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+
+
+class IndexVersion(Base):
+    __tablename__ = "index_versions"
+    __table_args__ = (UniqueConstraint("kb_id", "number", name="uq_version_number"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    kb_id: Mapped[str] = mapped_column(ForeignKey("knowledge_bases.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default=VersionStatus.BUILDING)
+    backend: Mapped[str] = mapped_column(String(16), default="faiss")
+    embedding_model: Mapped[str] = mapped_column(String(512))
+    dimension: Mapped[int] = mapped_column(Integer)
+    # The ingestion config (chunking, cleaning, redaction, model) this version was built with.
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    config_hash: Mapped[str] = mapped_column(String(64))
+    vector_count: Mapped[int] = mapped_column(Integer, default=0)
+    # Bumped on every write, so readers in other processes know to reload.
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    promoted_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_job_claim", "status", "run_after"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    kind: Mapped[str] = mapped_column(String(64))
+    kb_id: Mapped[str | None] = mapped_column(String(32), default=None, index=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.QUEUED)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    run_after: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    lease_owner: Mapped[str | None] = mapped_column(String(128), default=None)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    message: Mapped[str] = mapped_column(Text, default="")
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+
+
+class EmbeddingCacheEntry(Base):
+    """Vectors keyed by (model digest, text hash): unchanged text is never embedded twice."""
+
+    __tablename__ = "embedding_cache"
+
+    model_digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    text_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)

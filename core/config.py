@@ -1,0 +1,110 @@
+"""All deployment choices live here, read once from the environment / `.env`.
+
+Every setting has the `RAGOPS_` prefix: `RAGOPS_DATA_DIR=/srv/ragops`,
+`RAGOPS_DATABASE_URL=postgresql+psycopg://...`, `RAGOPS_ADMIN_KEY=...`.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Nothing in this service may reach a model hub or phone home at run time. These are
+# defaults only: an operator who really wants hub access can still export them as 0.
+OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "RAGAS_DO_NOT_TRACK": "true",
+    "SCARF_NO_ANALYTICS": "true",
+    "DO_NOT_TRACK": "true",
+    "UNSTRUCTURED_DISABLE_NOTICE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+
+
+def apply_offline_defaults() -> None:
+    for key, value in OFFLINE_ENV.items():
+        os.environ.setdefault(key, value)
+
+
+DEFAULT_REDACT_ENTITIES = [
+    "PERSON",
+    "EMAIL_ADDRESS",
+    "PHONE_NUMBER",
+    "CREDIT_CARD",
+    "IBAN_CODE",
+    "IP_ADDRESS",
+    "US_SSN",
+]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAGOPS_", env_file=".env", extra="ignore")
+
+    environment: Literal["development", "production", "test"] = "development"
+    data_dir: Path = Path("./data")
+    # Empty means "SQLite file under data_dir".
+    database_url: str = ""
+    admin_key: str | None = None
+
+    # Uploads
+    max_file_bytes: int = Field(50 * 1024 * 1024, gt=0)
+    max_request_files: int = Field(100, gt=0)
+
+    # Ingestion defaults (a knowledge base may override chunking and redaction)
+    embedding_model: str = "all-MiniLM-L6-v2"
+    embedding_device: Literal["auto", "cpu", "cuda"] = "auto"
+    embedding_batch_size: int = Field(32, gt=0)
+    chunk_size: int = Field(200, gt=0)
+    chunk_overlap: int = Field(32, ge=0)
+    redaction_enabled: bool = True
+    redaction_entities: list[str] = Field(default_factory=lambda: list(DEFAULT_REDACT_ENTITIES))
+
+    # Index
+    faiss_index_type: Literal["flat"] = "flat"
+
+    # Jobs
+    workers: int = Field(2, ge=0)
+    job_max_attempts: int = Field(3, gt=0)
+    job_backoff_seconds: float = Field(2.0, ge=0)
+    job_lease_seconds: float = Field(60.0, gt=0)
+    job_poll_seconds: float = Field(0.5, gt=0)
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute_data_dir(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError(
+                f"RAGOPS_CHUNK_OVERLAP ({self.chunk_overlap}) must be smaller than "
+                f"RAGOPS_CHUNK_SIZE ({self.chunk_size})"
+            )
+        if self.environment == "production" and self.admin_key in (None, "", "changeme"):
+            raise ValueError("RAGOPS_ADMIN_KEY must be set to a real secret in production")
+        return self
+
+    @property
+    def catalog_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'catalog.db'}"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "indexes"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

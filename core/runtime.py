@@ -1,0 +1,76 @@
+"""The composition root: one object that owns the catalog, blob store, job queue, index
+store, workers and loaded models for a process (API server, CLI or worker)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+from core.blobs import LocalBlobStore
+from core.catalog.embedding_cache import CatalogEmbeddingCache
+from core.config import Settings, apply_offline_defaults
+from core.db import Database
+from core.jobs import JobQueue, WorkerPool
+
+if TYPE_CHECKING:
+    from index.store import IndexStore
+    from ingest.embed import Embedder
+    from ingest.redact import PresidioRedactor
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    """Cheap to construct; `start()` migrates the catalog, loads models, starts workers."""
+
+    def __init__(self, settings: Settings) -> None:
+        apply_offline_defaults()
+        from index.store import IndexStore
+        from ingest.worker import register_handlers
+
+        self.settings = settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.db = Database(settings.catalog_url)
+        self.blobs = LocalBlobStore(settings.blob_dir)
+        self.jobs = JobQueue(self.db, lease_seconds=settings.job_lease_seconds,
+                             backoff_seconds=settings.job_backoff_seconds,
+                             max_attempts=settings.job_max_attempts)
+        self.indexes: IndexStore = IndexStore(settings.index_dir, self.db)
+        self.embedding_cache = CatalogEmbeddingCache(self.db)
+        self.workers = WorkerPool(self.jobs, threads=settings.workers,
+                                  poll_seconds=settings.job_poll_seconds)
+        self._redactors: dict[tuple[str, ...], PresidioRedactor] = {}
+        self._lock = threading.Lock()
+        self.ready = False
+        register_handlers(self)
+
+    def embedder(self, ref: str | None = None) -> Embedder:
+        from ingest.embed import get_embedder
+
+        return get_embedder(ref or self.settings.embedding_model,
+                            device=self.settings.embedding_device,
+                            batch_size=self.settings.embedding_batch_size)
+
+    def redactor(self, entities: list[str] | None) -> PresidioRedactor:
+        from ingest.redact import PresidioRedactor
+
+        key = tuple(entities or self.settings.redaction_entities)
+        with self._lock:
+            if key not in self._redactors:
+                self._redactors[key] = PresidioRedactor(entities=list(key))
+            return self._redactors[key]
+
+    def start(self, *, workers: bool = True) -> None:
+        self.db.migrate()
+        self.embedder().warm_up()
+        if self.settings.redaction_enabled:
+            self.redactor(None).warm_up()
+        if workers:
+            self.workers.start()
+        self.ready = True
+
+    def close(self) -> None:
+        self.ready = False
+        self.workers.stop()
+        self.db.dispose()

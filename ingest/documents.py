@@ -1,0 +1,124 @@
+"""Document operations shared by the API and the CLI: upload (validated, deduplicated by
+content hash, stored, queued) and delete (catalog rows, vectors, blobs)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select
+
+from core.catalog.models import (
+    Chunk,
+    Document,
+    DocumentRevision,
+    IndexVersion,
+    KnowledgeBase,
+    RevisionStatus,
+    VersionStatus,
+)
+from core.errors import EmptyFile, InvalidInput, NotFound, TooLarge
+from core.types import sha256_hex
+from ingest.sniff import sniff_media_type
+
+if TYPE_CHECKING:
+    from core.runtime import Runtime
+
+INGEST_JOB = "ingest_revision"
+
+
+@dataclass
+class UploadOutcome:
+    document_id: str
+    revision_id: str
+    revision: int
+    filename: str
+    status: str
+    duplicate: bool
+    job_id: str | None
+
+
+def clean_filename(name: str | None) -> str:
+    name = (name or "").replace("\\", "/").strip().lstrip("/")
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if not parts or ".." in parts:
+        raise InvalidInput(f"invalid filename {name!r}: give a plain relative file name")
+    cleaned = "/".join(parts)
+    if len(cleaned) > 512:
+        raise InvalidInput(f"filename too long ({len(cleaned)} characters; at most 512)")
+    return cleaned
+
+
+def check_upload(filename: str, data: bytes, *, max_bytes: int) -> str:
+    """Validate one file before anything is stored; returns its sniffed media type."""
+    if len(data) == 0:
+        raise EmptyFile(f"{filename}: file is empty (0 bytes); nothing to index")
+    if len(data) > max_bytes:
+        raise TooLarge(f"{filename}: {len(data)} bytes is over the limit of {max_bytes} bytes "
+                       "(RAGOPS_MAX_FILE_BYTES)")
+    return sniff_media_type(data, filename)
+
+
+def submit_upload(rt: Runtime, *, kb: KnowledgeBase, filename: str, data: bytes,
+                  media_type: str, metadata: dict[str, Any] | None = None) -> UploadOutcome:
+    """Store the bytes and queue ingestion, unless these exact bytes are already the
+    current content of a document in this KB (then nothing changes)."""
+    sha = sha256_hex(data)
+    with rt.db.session() as s:
+        existing = s.execute(
+            select(Document, DocumentRevision)
+            .join(DocumentRevision, DocumentRevision.id == Document.current_revision_id)
+            .where(Document.kb_id == kb.id, DocumentRevision.content_sha256 == sha)
+            .order_by(Document.filename != filename)
+        ).first()
+        if existing is not None:
+            doc, rev = existing
+            return UploadOutcome(doc.id, rev.id, rev.number, doc.filename, rev.status,
+                                 duplicate=True, job_id=None)
+        doc = s.execute(
+            select(Document).where(Document.kb_id == kb.id, Document.filename == filename)
+        ).scalar_one_or_none()
+        if doc is None:
+            doc = Document(kb_id=kb.id, filename=filename, metadata_=metadata or {})
+            s.add(doc)
+            s.flush()
+        elif metadata is not None:
+            doc.metadata_ = metadata
+        number = (s.execute(
+            select(func.max(DocumentRevision.number)).where(DocumentRevision.document_id == doc.id)
+        ).scalar() or 0) + 1
+        rt.blobs.put(sha, data)
+        rev = DocumentRevision(document_id=doc.id, number=number, content_sha256=sha,
+                               size_bytes=len(data), media_type=media_type,
+                               status=RevisionStatus.PENDING)
+        s.add(rev)
+        s.flush()
+        doc.current_revision_id = rev.id
+        job = rt.jobs.submit(s, kind=INGEST_JOB, payload={"revision_id": rev.id}, kb_id=kb.id)
+        s.flush()
+        return UploadOutcome(doc.id, rev.id, number, filename, rev.status, duplicate=False,
+                             job_id=job.id)
+
+
+def delete_document(rt: Runtime, *, kb: KnowledgeBase, document_id: str) -> None:
+    """Remove a document's vectors from every index version, then its rows and blobs."""
+    with rt.db.session() as s:
+        doc = s.get(Document, document_id)
+        if doc is None or doc.kb_id != kb.id:
+            raise NotFound(f"document {document_id!r} not found in knowledge base {kb.name!r}")
+        chunk_ids = list(s.execute(select(Chunk.id).where(Chunk.document_id == doc.id)).scalars())
+        versions = list(s.execute(select(IndexVersion).where(
+            IndexVersion.kb_id == kb.id, IndexVersion.status != VersionStatus.RETIRED)).scalars())
+        shas = {r.content_sha256 for r in doc.revisions}
+    for version in versions:
+        with rt.indexes.writer(version) as index:
+            index.delete(chunk_ids)
+    with rt.db.session() as s:
+        doc = s.get(Document, document_id)
+        if doc is not None:
+            s.delete(doc)
+        s.flush()
+        still_used = set(s.execute(select(DocumentRevision.content_sha256).where(
+            DocumentRevision.content_sha256.in_(shas))).scalars())
+    for sha in shas - still_used:
+        rt.blobs.delete(sha)

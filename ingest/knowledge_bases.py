@@ -1,0 +1,102 @@
+"""Creating, changing and deleting knowledge bases (validated against the real model)."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+from sqlalchemy import exists, select
+from sqlalchemy.exc import IntegrityError
+
+from core.catalog.models import Document, DocumentRevision, IndexVersion, KnowledgeBase
+from core.errors import Conflict, Duplicate, InvalidInput
+from core.kbs import get_kb
+from ingest.config import IngestionConfig
+
+if TYPE_CHECKING:
+    from core.runtime import Runtime
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+
+
+def _validated(rt: Runtime, config: IngestionConfig) -> IngestionConfig:
+    """Checks that need the real components: the model exists and fits the chunk size,
+    and every redaction entity is one Presidio can detect."""
+    from ingest.redact import SUPPORTED_ENTITIES
+
+    embedder = rt.embedder(config.embedding_model)  # raises InvalidInput if not found
+    embedder.warm_up()
+    if config.chunking.chunk_size > embedder.max_tokens:
+        raise InvalidInput(
+            f"chunking.chunk_size {config.chunking.chunk_size} is over the {embedder.max_tokens}"
+            f"-token limit of embedding model {config.embedding_model!r}; the rest of each "
+            "chunk would be silently truncated")
+    unknown = sorted(set(config.redaction.entities or []) - set(SUPPORTED_ENTITIES))
+    if unknown:
+        raise InvalidInput(f"redaction.entities: unknown {', '.join(unknown)}; supported: "
+                           f"{', '.join(SUPPORTED_ENTITIES)}")
+    return config
+
+
+def _config_from(base: IngestionConfig, changes: dict[str, Any]) -> IngestionConfig:
+    try:
+        return base.merged(changes)
+    except ValidationError as exc:
+        detail = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors())
+        raise InvalidInput(detail) from exc
+
+
+def create_kb(rt: Runtime, *, name: str, description: str = "",
+              changes: dict[str, Any] | None = None) -> KnowledgeBase:
+    if not NAME_RE.match(name):
+        raise InvalidInput(f"invalid knowledge base name {name!r}: use 1-128 letters, digits, "
+                           "'_', '-' or '.', starting with a letter or digit")
+    config = _validated(rt, _config_from(IngestionConfig.defaults(rt.settings), changes or {}))
+    try:
+        with rt.db.session() as s:
+            if s.execute(select(exists().where(KnowledgeBase.name == name))).scalar():
+                raise Duplicate(f"knowledge base {name!r} already exists")
+            kb = KnowledgeBase(name=name, description=description, config=config.model_dump())
+            s.add(kb)
+        return kb
+    except IntegrityError as exc:
+        raise Duplicate(f"knowledge base {name!r} already exists") from exc
+
+
+def update_kb(rt: Runtime, *, name_or_id: str, description: str | None = None,
+              changes: dict[str, Any] | None = None) -> KnowledgeBase:
+    with rt.db.session() as s:
+        kb = get_kb(session=s, name_or_id=name_or_id)
+        current = IngestionConfig.model_validate(kb.config)
+        has_index = s.execute(select(exists().where(IndexVersion.kb_id == kb.id))).scalar()
+    config = _validated(rt, _config_from(current, changes or {}))
+    if has_index and config.embedding_model != current.embedding_model:
+        raise Conflict(
+            f"knowledge base {kb.name!r} already has an index built with "
+            f"{current.embedding_model!r}; changing the embedding model needs a new index "
+            "version, not an edit")
+    with rt.db.session() as s:
+        kb = get_kb(session=s, name_or_id=name_or_id)
+        kb.config = config.model_dump()
+        if description is not None:
+            kb.description = description
+    return kb
+
+
+def delete_kb(rt: Runtime, *, name_or_id: str) -> None:
+    with rt.db.session() as s:
+        kb = get_kb(session=s, name_or_id=name_or_id)
+        kb_id = kb.id
+        shas = set(s.execute(
+            select(DocumentRevision.content_sha256).join(Document)
+            .where(Document.kb_id == kb_id)).scalars())
+        s.delete(kb)
+        s.flush()
+        still_used = set(s.execute(select(DocumentRevision.content_sha256).where(
+            DocumentRevision.content_sha256.in_(shas))).scalars())
+    rt.indexes.drop_kb(kb_id)
+    for sha in shas - still_used:
+        rt.blobs.delete(sha)
