@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -18,8 +19,9 @@ log = logging.getLogger(__name__)
 
 
 def faiss_id(chunk_id: str) -> int:
-    """Stable positive int64 for a hex chunk id (60 bits: collisions are negligible)."""
-    return int(chunk_id[:15], 16)
+    """Stable positive int64 for any chunk id (60 bits of its sha256: collisions are
+    negligible at any realistic index size)."""
+    return int(hashlib.sha256(chunk_id.encode()).hexdigest()[:15], 16)
 
 
 def _gpu_resources() -> Any | None:
