@@ -26,15 +26,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runtime = Runtime(settings)
         app.state.runtime = runtime
         await run_in_threadpool(runtime.start)
-        log.info("ragops ready (data dir %s, catalog %s)", settings.data_dir,
-                 runtime.db.engine.url.render_as_string(hide_password=True))
+        log.info(
+            "ragops ready (data dir %s, catalog %s)",
+            settings.data_dir,
+            runtime.db.engine.url.render_as_string(hide_password=True),
+        )
         try:
             yield
         finally:
             await run_in_threadpool(runtime.close)
 
-    app = FastAPI(title="ragops", version="0.1.0", lifespan=lifespan,
-                  description="Versioned RAG indexes with measured answer quality.")
+    app = FastAPI(
+        title="ragops",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="Versioned RAG indexes with measured answer quality.",
+    )
     errors.install(app)
     app.include_router(health.router)
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_key)])

@@ -16,8 +16,11 @@ from rich.table import Table
 
 from core.config import apply_offline_defaults, get_settings
 
-app = typer.Typer(help="ragops: versioned RAG indexes with measured answer quality.",
-                  no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="ragops: versioned RAG indexes with measured answer quality.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 console = Console()
 err = Console(stderr=True)
 
@@ -55,8 +58,9 @@ def serve(
     from api.app import create_app
 
     apply_offline_defaults()
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: "
-                                                       "%(message)s")
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     uvicorn.run(create_app(get_settings()), host=host, port=port, log_level=log_level)
 
 
@@ -80,8 +84,9 @@ def _collect(paths: list[Path]) -> list[tuple[Path, str]]:
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders to ingest")],
     kb: Annotated[str, typer.Option("--kb", help="Knowledge base name (created if missing)")],
-    metadata: Annotated[str | None, typer.Option(help="JSON object stored on each document")]
-    = None,
+    metadata: Annotated[
+        str | None, typer.Option(help="JSON object stored on each document")
+    ] = None,
     wait: Annotated[bool, typer.Option(help="Wait until every document is processed")] = True,
 ) -> None:
     """Upload files into a knowledge base and index them, with a progress bar.
@@ -125,8 +130,9 @@ def ingest(
             try:
                 data = path.read_bytes()
                 media_type = check_upload(name, data, max_bytes=rt.settings.max_file_bytes)
-                outcome = submit_upload(rt, kb=kb_row, filename=name, data=data,
-                                        media_type=media_type, metadata=meta)
+                outcome = submit_upload(
+                    rt, kb=kb_row, filename=name, data=data, media_type=media_type, metadata=meta
+                )
             except RagopsError as exc:
                 rejected.append((name, exc.message))
                 continue
@@ -153,15 +159,23 @@ def _wait_for(rt, queued: dict[str, str]) -> dict[str, tuple[str, str | None]]: 
     from core.catalog.models import DocumentRevision
 
     statuses: dict[str, tuple[str, str | None]] = {}
-    with Progress(TextColumn("[bold]ingesting"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[current]}"), TimeElapsedColumn(),
-                  console=console, transient=False) as progress:
+    with Progress(
+        TextColumn("[bold]ingesting"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[current]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
         task = progress.add_task("ingest", total=len(queued), current="")
         while True:
             with rt.db.session() as s:
-                rows = s.execute(select(DocumentRevision.id, DocumentRevision.status,
-                                        DocumentRevision.error)
-                                 .where(DocumentRevision.id.in_(list(queued)))).all()
+                rows = s.execute(
+                    select(
+                        DocumentRevision.id, DocumentRevision.status, DocumentRevision.error
+                    ).where(DocumentRevision.id.in_(list(queued)))
+                ).all()
             statuses = {rid: (st, error) for rid, st, error in rows}
             done = sum(1 for st, _ in statuses.values() if st in FINAL)
             busy = [queued[rid] for rid, (st, _) in statuses.items() if st not in FINAL]
@@ -206,18 +220,28 @@ def query(
     finally:
         rt.close()
     if as_json:
-        print(json.dumps({"index_version": result.index_version,
-                          "results": [r.__dict__ for r in result.results]}, indent=2,
-                         ensure_ascii=False))
+        print(
+            json.dumps(
+                {
+                    "index_version": result.index_version,
+                    "results": [r.__dict__ for r in result.results],
+                },
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
         return
     if result.index_version is None:
         console.print(f"knowledge base {kb!r} has no indexed documents yet")
         return
-    table = Table("#", "score", "file", "page", "text", title=f"{kb} (index v{result.index_version})")
+    table = Table(
+        "#", "score", "file", "page", "text", title=f"{kb} (index v{result.index_version})"
+    )
     for i, r in enumerate(result.results, 1):
         snippet = " ".join(r.text.split())[:160]
-        table.add_row(str(i), f"{r.score:.3f}", r.filename,
-                      str(r.metadata.get("page_number") or ""), snippet)
+        table.add_row(
+            str(i), f"{r.score:.3f}", r.filename, str(r.metadata.get("page_number") or ""), snippet
+        )
     console.print(table)
 
 

@@ -25,7 +25,10 @@ def require_key(request: Request, rt: RuntimeDep) -> None:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
-        raise HTTPException(401, "missing API key: send 'Authorization: Bearer <key>'",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            401,
+            "missing API key: send 'Authorization: Bearer <key>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     if not secrets.compare_digest(token.strip().encode(), expected.encode()):
         raise HTTPException(401, "invalid API key", headers={"WWW-Authenticate": "Bearer"})

@@ -25,15 +25,26 @@ STATUS = [  # most specific first
     (errors.StageFailed, 422),
 ]
 
-HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-              405: "method_not_allowed", 409: "conflict", 413: "too_large",
-              415: "unsupported_media_type", 422: "invalid_input", 429: "overloaded"}
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid_input",
+    429: "overloaded",
+}
 
 
-def envelope(status: int, code: str, message: str, headers: dict[str, str] | None = None
-             ) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status,
-                        headers=headers)
+def envelope(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": code, "message": message}}, status_code=status, headers=headers
+    )
 
 
 def status_for(exc: errors.RagopsError) -> int:
@@ -62,8 +73,9 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = HTTP_CODES.get(exc.status_code, "error")
-        return envelope(exc.status_code, code, str(exc.detail),
-                        headers=getattr(exc, "headers", None))
+        return envelope(
+            exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None)
+        )
 
     @app.exception_handler(Exception)
     async def _unknown(_: Request, exc: Exception) -> JSONResponse:

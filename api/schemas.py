@@ -58,8 +58,10 @@ class UploadItem(BaseModel):
     revision: int
     filename: str
     status: str
-    duplicate: bool = Field(description="True when these exact bytes were already the "
-                                        "current content of a document: nothing new is queued")
+    duplicate: bool = Field(
+        description="True when these exact bytes were already the "
+        "current content of a document: nothing new is queued"
+    )
     job_id: str | None
 
 
@@ -108,8 +110,10 @@ class RetrieveRequest(BaseModel):
     query: str = Field(..., min_length=1, max_length=8000)
     top_k: int = Field(5, ge=1, le=100)
     filters: dict[str, Any] | None = Field(
-        None, description="Equality filters on document_id, filename, page_number, section "
-                          "or upload metadata; a list value matches any of its items")
+        None,
+        description="Equality filters on document_id, filename, page_number, section "
+        "or upload metadata; a list value matches any of its items",
+    )
     score_threshold: float | None = Field(None, ge=-1.0, le=1.0)
 
 

@@ -51,8 +51,9 @@ class StageFailed(RagopsError):
 
     code = "stage_failed"
 
-    def __init__(self, stage: str, message: str, *, document: str | None = None,
-                 permanent: bool = True) -> None:
+    def __init__(
+        self, stage: str, message: str, *, document: str | None = None, permanent: bool = True
+    ) -> None:
         where = f"{stage} failed" + (f" for {document!r}" if document else "")
         super().__init__(f"{where}: {message}")
         self.stage = stage

@@ -49,8 +49,14 @@ Handler = Callable[[dict[str, Any], JobContext], str | None]
 
 
 class JobQueue:
-    def __init__(self, db: Database, *, lease_seconds: float = 60.0,
-                 backoff_seconds: float = 2.0, max_attempts: int = 3) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        lease_seconds: float = 60.0,
+        backoff_seconds: float = 2.0,
+        max_attempts: int = 3,
+    ) -> None:
         self.db = db
         self.lease = timedelta(seconds=lease_seconds)
         self.backoff_seconds = backoff_seconds
@@ -58,11 +64,23 @@ class JobQueue:
         self.wakeup = threading.Event()
 
     # -- submitting -------------------------------------------------------------------
-    def submit(self, session: Session, *, kind: str, payload: dict[str, Any],
-               kb_id: str | None = None, max_attempts: int | None = None) -> Job:
+    def submit(
+        self,
+        session: Session,
+        *,
+        kind: str,
+        payload: dict[str, Any],
+        kb_id: str | None = None,
+        max_attempts: int | None = None,
+    ) -> Job:
         """Add a job inside the caller's transaction (it runs once that commits)."""
-        job = Job(kind=kind, payload=payload, kb_id=kb_id,
-                  max_attempts=max_attempts or self.max_attempts, run_after=utcnow())
+        job = Job(
+            kind=kind,
+            payload=payload,
+            kb_id=kb_id,
+            max_attempts=max_attempts or self.max_attempts,
+            run_after=utcnow(),
+        )
         session.add(job)
         self.wakeup.set()
         return job
@@ -91,16 +109,24 @@ class JobQueue:
                     s.execute(
                         update(Job)
                         .where(Job.id == job_id, self._claimable(now))
-                        .values(status=JobStatus.FAILED, finished_at=now, lease_owner=None,
-                                error=f"worker lost during attempt {attempts} of "
-                                      f"{max_attempts}; giving up")
+                        .values(
+                            status=JobStatus.FAILED,
+                            finished_at=now,
+                            lease_owner=None,
+                            error=f"worker lost during attempt {attempts} of "
+                            f"{max_attempts}; giving up",
+                        )
                     )
                     continue
                 claimed = s.execute(
                     update(Job)
                     .where(Job.id == job_id, self._claimable(now))
-                    .values(status=JobStatus.RUNNING, lease_owner=owner,
-                            lease_until=now + self.lease, attempts=Job.attempts + 1)
+                    .values(
+                        status=JobStatus.RUNNING,
+                        lease_owner=owner,
+                        lease_until=now + self.lease,
+                        attempts=Job.attempts + 1,
+                    )
                 ).rowcount
             if claimed == 1:
                 with self.db.session() as s:
@@ -113,8 +139,11 @@ class JobQueue:
             s.execute(
                 update(Job)
                 .where(Job.id == job_id, Job.lease_owner == owner)
-                .values(progress=max(0.0, min(1.0, fraction)), message=message[:500],
-                        lease_until=utcnow() + self.lease)
+                .values(
+                    progress=max(0.0, min(1.0, fraction)),
+                    message=message[:500],
+                    lease_until=utcnow() + self.lease,
+                )
             )
 
     def heartbeat(self, job_ids: list[str], owner: str) -> None:
@@ -123,8 +152,9 @@ class JobQueue:
         with self.db.session() as s:
             s.execute(
                 update(Job)
-                .where(Job.id.in_(job_ids), Job.lease_owner == owner,
-                       Job.status == JobStatus.RUNNING)
+                .where(
+                    Job.id.in_(job_ids), Job.lease_owner == owner, Job.status == JobStatus.RUNNING
+                )
                 .values(lease_until=utcnow() + self.lease)
             )
 
@@ -134,8 +164,15 @@ class JobQueue:
             s.execute(
                 update(Job)
                 .where(Job.id == job_id, Job.lease_owner == owner)
-                .values(status=JobStatus.SUCCEEDED, progress=1.0, message=message[:500],
-                        finished_at=utcnow(), lease_owner=None, lease_until=None, error=None)
+                .values(
+                    status=JobStatus.SUCCEEDED,
+                    progress=1.0,
+                    message=message[:500],
+                    finished_at=utcnow(),
+                    lease_owner=None,
+                    lease_until=None,
+                    error=None,
+                )
             )
 
     def fail(self, job_id: str, owner: str, error: str, *, permanent: bool) -> bool:
@@ -178,8 +215,12 @@ class WorkerPool:
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
 
-    def register(self, kind: str, handler: Handler,
-                 on_final_failure: Callable[[dict[str, Any], str], None] | None = None) -> None:
+    def register(
+        self,
+        kind: str,
+        handler: Handler,
+        on_final_failure: Callable[[dict[str, Any], str], None] | None = None,
+    ) -> None:
         self.handlers[kind] = handler
         if on_final_failure:
             self.on_final_failure[kind] = on_final_failure
@@ -189,8 +230,12 @@ class WorkerPool:
             return
         self._stop.clear()
         for i in range(self.threads):
-            t = threading.Thread(target=self._loop, args=(f"{self.owner_prefix}:{i}",),
-                                 name=f"ragops-worker-{i}", daemon=True)
+            t = threading.Thread(
+                target=self._loop,
+                args=(f"{self.owner_prefix}:{i}",),
+                name=f"ragops-worker-{i}",
+                daemon=True,
+            )
             t.start()
             self._threads.append(t)
         hb = threading.Thread(target=self._heartbeat_loop, name="ragops-heartbeat", daemon=True)
@@ -223,8 +268,13 @@ class WorkerPool:
             permanent = isinstance(exc, PermanentJobError) or getattr(exc, "permanent", False)
             reason = str(exc) or exc.__class__.__name__
             if not permanent:
-                log.warning("job %s (%s) attempt failed: %s\n%s", job.id, job.kind, reason,
-                            traceback.format_exc())
+                log.warning(
+                    "job %s (%s) attempt failed: %s\n%s",
+                    job.id,
+                    job.kind,
+                    reason,
+                    traceback.format_exc(),
+                )
             retried = self.queue.fail(job.id, owner, reason, permanent=permanent)
             hook = self.on_final_failure.get(job.kind)
             if not retried and hook:

@@ -24,6 +24,7 @@ def list_kbs(*, session: Session) -> list[KnowledgeBase]:
 
 def live_version(*, session: Session, kb_id: str) -> IndexVersion | None:
     return session.execute(
-        select(IndexVersion).where(IndexVersion.kb_id == kb_id,
-                                   IndexVersion.status == VersionStatus.LIVE)
+        select(IndexVersion).where(
+            IndexVersion.kb_id == kb_id, IndexVersion.status == VersionStatus.LIVE
+        )
     ).scalar_one_or_none()

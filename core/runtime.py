@@ -33,13 +33,17 @@ class Runtime:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.db = Database(settings.catalog_url)
         self.blobs = LocalBlobStore(settings.blob_dir)
-        self.jobs = JobQueue(self.db, lease_seconds=settings.job_lease_seconds,
-                             backoff_seconds=settings.job_backoff_seconds,
-                             max_attempts=settings.job_max_attempts)
+        self.jobs = JobQueue(
+            self.db,
+            lease_seconds=settings.job_lease_seconds,
+            backoff_seconds=settings.job_backoff_seconds,
+            max_attempts=settings.job_max_attempts,
+        )
         self.indexes: IndexStore = IndexStore(settings.index_dir, self.db)
         self.embedding_cache = CatalogEmbeddingCache(self.db)
-        self.workers = WorkerPool(self.jobs, threads=settings.workers,
-                                  poll_seconds=settings.job_poll_seconds)
+        self.workers = WorkerPool(
+            self.jobs, threads=settings.workers, poll_seconds=settings.job_poll_seconds
+        )
         self._redactors: dict[tuple[str, ...], PresidioRedactor] = {}
         self._lock = threading.Lock()
         self.ready = False
@@ -48,9 +52,11 @@ class Runtime:
     def embedder(self, ref: str | None = None) -> Embedder:
         from ingest.embed import get_embedder
 
-        return get_embedder(ref or self.settings.embedding_model,
-                            device=self.settings.embedding_device,
-                            batch_size=self.settings.embedding_batch_size)
+        return get_embedder(
+            ref or self.settings.embedding_model,
+            device=self.settings.embedding_device,
+            batch_size=self.settings.embedding_batch_size,
+        )
 
     def redactor(self, entities: list[str] | None) -> PresidioRedactor:
         from ingest.redact import PresidioRedactor

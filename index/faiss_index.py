@@ -48,14 +48,21 @@ class FaissIndex:
 
     backend = "faiss"
 
-    def __init__(self, path: Path, dimension: int, *, index: Any = None,
-                 payloads: dict[int, dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        dimension: int,
+        *,
+        index: Any = None,
+        payloads: dict[int, dict[str, Any]] | None = None,
+    ) -> None:
         import faiss
 
         self.path = path
         self.dimension = dimension
-        self._index = index if index is not None else faiss.IndexIDMap2(
-            faiss.IndexFlatIP(dimension))
+        self._index = (
+            index if index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+        )
         self._payloads: dict[int, dict[str, Any]] = payloads or {}
         self._gpu_index: Any = None  # built on first unfiltered search when faiss-gpu works
 
@@ -94,8 +101,12 @@ class FaissIndex:
     def copy(self) -> FaissIndex:
         import faiss
 
-        return FaissIndex(self.path, self.dimension, index=faiss.clone_index(self._index),
-                          payloads={k: dict(v) for k, v in self._payloads.items()})
+        return FaissIndex(
+            self.path,
+            self.dimension,
+            index=faiss.clone_index(self._index),
+            payloads={k: dict(v) for k, v in self._payloads.items()},
+        )
 
     # -- writes -----------------------------------------------------------------------
     def upsert(self, ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]]) -> None:
@@ -103,8 +114,9 @@ class FaissIndex:
             return
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape[1] != self.dimension:
-            raise ValueError(f"expected vectors of dimension {self.dimension}, "
-                             f"got shape {vectors.shape}")
+            raise ValueError(
+                f"expected vectors of dimension {self.dimension}, got shape {vectors.shape}"
+            )
         if not (len(ids) == len(vectors) == len(payloads)):
             raise ValueError("ids, vectors and payloads must have the same length")
         int_ids = np.array([faiss_id(i) for i in ids], dtype=np.int64)
@@ -144,8 +156,9 @@ class FaissIndex:
     def count(self) -> int:
         return int(self._index.ntotal)
 
-    def search(self, vector: np.ndarray, top_k: int,
-               filters: dict[str, Any] | None = None) -> list[Hit]:
+    def search(
+        self, vector: np.ndarray, top_k: int, filters: dict[str, Any] | None = None
+    ) -> list[Hit]:
         import faiss
 
         n = self.count()
@@ -160,7 +173,8 @@ class FaissIndex:
             if not allowed:
                 return []
             params = faiss.SearchParameters(
-                sel=faiss.IDSelectorBatch(np.array(allowed, dtype=np.int64)))
+                sel=faiss.IDSelectorBatch(np.array(allowed, dtype=np.int64))
+            )
             top_k = min(top_k, len(allowed))
         # Selector-filtered searches stay on the CPU: GPU indexes don't take id selectors.
         index = self._index if params is not None else self._search_index()

@@ -28,8 +28,9 @@ class SentenceChunker:
 
     name = "chunk"
 
-    def __init__(self, tokenize: Tokenize, *, chunk_size: int, chunk_overlap: int,
-                 max_tokens: int) -> None:
+    def __init__(
+        self, tokenize: Tokenize, *, chunk_size: int, chunk_overlap: int, max_tokens: int
+    ) -> None:
         if chunk_size > max_tokens:
             raise ValueError(
                 f"chunk_size {chunk_size} exceeds the embedding model's limit of {max_tokens} "
@@ -45,8 +46,12 @@ class SentenceChunker:
 
     @property
     def config(self) -> dict[str, Any]:
-        return {"splitter": "sentence", "chunk_size": self.chunk_size,
-                "chunk_overlap": self.chunk_overlap, "unit": "model tokens"}
+        return {
+            "splitter": "sentence",
+            "chunk_size": self.chunk_size,
+            "chunk_overlap": self.chunk_overlap,
+            "unit": "model tokens",
+        }
 
     @property
     def splitter(self) -> Any:
@@ -54,16 +59,20 @@ class SentenceChunker:
             from llama_index.core.node_parser import SentenceSplitter
 
             self._splitter = SentenceSplitter(
-                chunk_size=self.chunk_size, chunk_overlap=self.chunk_overlap,
-                tokenizer=self.tokenize, paragraph_separator="\n\n",
+                chunk_size=self.chunk_size,
+                chunk_overlap=self.chunk_overlap,
+                tokenizer=self.tokenize,
+                paragraph_separator="\n\n",
             )
         return self._splitter
 
     def _groups(self, pieces: list[Piece]) -> list[tuple[str, dict[str, Any]]]:
         groups: list[tuple[list[str], dict[str, Any]]] = []
         for piece in pieces:
-            meta = {"page_number": piece.metadata.get("page_number"),
-                    "section": piece.metadata.get("section")}
+            meta = {
+                "page_number": piece.metadata.get("page_number"),
+                "section": piece.metadata.get("section"),
+            }
             if groups and groups[-1][1] == meta:
                 groups[-1][0].append(piece.text)
             else:
@@ -107,7 +116,8 @@ class SentenceChunker:
                     if not part:
                         continue
                     n = len(self.tokenize(part))
-                    out.append(Piece(text=part, metadata={**meta, "position": len(out)},
-                                     token_count=n))
+                    out.append(
+                        Piece(text=part, metadata={**meta, "position": len(out)}, token_count=n)
+                    )
         report.add(self.name, "chunks", len(out))
         return out

@@ -21,8 +21,10 @@ class ChunkingConfig(BaseModel):
     @model_validator(mode="after")
     def _overlap_below_size(self) -> ChunkingConfig:
         if self.chunk_overlap >= self.chunk_size:
-            raise ValueError(f"chunk_overlap ({self.chunk_overlap}) must be smaller than "
-                             f"chunk_size ({self.chunk_size})")
+            raise ValueError(
+                f"chunk_overlap ({self.chunk_overlap}) must be smaller than "
+                f"chunk_size ({self.chunk_size})"
+            )
         return self
 
 
@@ -31,7 +33,8 @@ class RedactionConfig(BaseModel):
 
     enabled: bool = True
     entities: list[str] | None = Field(
-        None, description="Presidio entity types to redact; default: the service's list")
+        None, description="Presidio entity types to redact; default: the service's list"
+    )
 
 
 class IngestionConfig(BaseModel):
@@ -44,10 +47,12 @@ class IngestionConfig(BaseModel):
     @classmethod
     def defaults(cls, settings: Settings) -> IngestionConfig:
         return cls(
-            chunking=ChunkingConfig(chunk_size=settings.chunk_size,
-                                    chunk_overlap=settings.chunk_overlap),
-            redaction=RedactionConfig(enabled=settings.redaction_enabled,
-                                      entities=list(settings.redaction_entities)),
+            chunking=ChunkingConfig(
+                chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap
+            ),
+            redaction=RedactionConfig(
+                enabled=settings.redaction_enabled, entities=list(settings.redaction_entities)
+            ),
             embedding_model=settings.embedding_model,
         )
 

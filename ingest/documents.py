@@ -54,13 +54,22 @@ def check_upload(filename: str, data: bytes, *, max_bytes: int) -> str:
     if len(data) == 0:
         raise EmptyFile(f"{filename}: file is empty (0 bytes); nothing to index")
     if len(data) > max_bytes:
-        raise TooLarge(f"{filename}: {len(data)} bytes is over the limit of {max_bytes} bytes "
-                       "(RAGOPS_MAX_FILE_BYTES)")
+        raise TooLarge(
+            f"{filename}: {len(data)} bytes is over the limit of {max_bytes} bytes "
+            "(RAGOPS_MAX_FILE_BYTES)"
+        )
     return sniff_media_type(data, filename)
 
 
-def submit_upload(rt: Runtime, *, kb: KnowledgeBase, filename: str, data: bytes,
-                  media_type: str, metadata: dict[str, Any] | None = None) -> UploadOutcome:
+def submit_upload(
+    rt: Runtime,
+    *,
+    kb: KnowledgeBase,
+    filename: str,
+    data: bytes,
+    media_type: str,
+    metadata: dict[str, Any] | None = None,
+) -> UploadOutcome:
     """Store the bytes and queue ingestion, unless these exact bytes are already the
     current content of a document in this KB (then nothing changes)."""
     sha = sha256_hex(data)
@@ -73,8 +82,9 @@ def submit_upload(rt: Runtime, *, kb: KnowledgeBase, filename: str, data: bytes,
         ).first()
         if existing is not None:
             doc, rev = existing
-            return UploadOutcome(doc.id, rev.id, rev.number, doc.filename, rev.status,
-                                 duplicate=True, job_id=None)
+            return UploadOutcome(
+                doc.id, rev.id, rev.number, doc.filename, rev.status, duplicate=True, job_id=None
+            )
         doc = s.execute(
             select(Document).where(Document.kb_id == kb.id, Document.filename == filename)
         ).scalar_one_or_none()
@@ -84,20 +94,31 @@ def submit_upload(rt: Runtime, *, kb: KnowledgeBase, filename: str, data: bytes,
             s.flush()
         elif metadata is not None:
             doc.metadata_ = metadata
-        number = (s.execute(
-            select(func.max(DocumentRevision.number)).where(DocumentRevision.document_id == doc.id)
-        ).scalar() or 0) + 1
+        number = (
+            s.execute(
+                select(func.max(DocumentRevision.number)).where(
+                    DocumentRevision.document_id == doc.id
+                )
+            ).scalar()
+            or 0
+        ) + 1
         rt.blobs.put(sha, data)
-        rev = DocumentRevision(document_id=doc.id, number=number, content_sha256=sha,
-                               size_bytes=len(data), media_type=media_type,
-                               status=RevisionStatus.PENDING)
+        rev = DocumentRevision(
+            document_id=doc.id,
+            number=number,
+            content_sha256=sha,
+            size_bytes=len(data),
+            media_type=media_type,
+            status=RevisionStatus.PENDING,
+        )
         s.add(rev)
         s.flush()
         doc.current_revision_id = rev.id
         job = rt.jobs.submit(s, kind=INGEST_JOB, payload={"revision_id": rev.id}, kb_id=kb.id)
         s.flush()
-        return UploadOutcome(doc.id, rev.id, number, filename, rev.status, duplicate=False,
-                             job_id=job.id)
+        return UploadOutcome(
+            doc.id, rev.id, number, filename, rev.status, duplicate=False, job_id=job.id
+        )
 
 
 def delete_document(rt: Runtime, *, kb: KnowledgeBase, document_id: str) -> None:
@@ -107,8 +128,13 @@ def delete_document(rt: Runtime, *, kb: KnowledgeBase, document_id: str) -> None
         if doc is None or doc.kb_id != kb.id:
             raise NotFound(f"document {document_id!r} not found in knowledge base {kb.name!r}")
         chunk_ids = list(s.execute(select(Chunk.id).where(Chunk.document_id == doc.id)).scalars())
-        versions = list(s.execute(select(IndexVersion).where(
-            IndexVersion.kb_id == kb.id, IndexVersion.status != VersionStatus.RETIRED)).scalars())
+        versions = list(
+            s.execute(
+                select(IndexVersion).where(
+                    IndexVersion.kb_id == kb.id, IndexVersion.status != VersionStatus.RETIRED
+                )
+            ).scalars()
+        )
         shas = {r.content_sha256 for r in doc.revisions}
     for version in versions:
         with rt.indexes.writer(version) as index:
@@ -118,7 +144,12 @@ def delete_document(rt: Runtime, *, kb: KnowledgeBase, document_id: str) -> None
         if doc is not None:
             s.delete(doc)
         s.flush()
-        still_used = set(s.execute(select(DocumentRevision.content_sha256).where(
-            DocumentRevision.content_sha256.in_(shas))).scalars())
+        still_used = set(
+            s.execute(
+                select(DocumentRevision.content_sha256).where(
+                    DocumentRevision.content_sha256.in_(shas)
+                )
+            ).scalars()
+        )
     for sha in shas - still_used:
         rt.blobs.delete(sha)

@@ -112,8 +112,13 @@ class Embedder:
             elif _cpu_has_bf16():
                 self.precision = "bf16-autocast"
             self._model = model
-            log.info("embedding model %s loaded on %s (%s) in %.1fs", self.ref, self.device,
-                     self.precision, time.perf_counter() - t0)
+            log.info(
+                "embedding model %s loaded on %s (%s) in %.1fs",
+                self.ref,
+                self.device,
+                self.precision,
+                time.perf_counter() - t0,
+            )
 
     @property
     def model(self) -> Any:
@@ -164,8 +169,13 @@ class Embedder:
             return np.zeros((0, self.dimension), dtype=np.float32)
         model = self.model
         with self._lock, self._autocast():
-            vectors = model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
-                                   convert_to_numpy=True, show_progress_bar=False)
+            vectors = model.encode(
+                texts,
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
         return np.asarray(vectors, dtype=np.float32)
 
 

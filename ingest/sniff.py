@@ -139,7 +139,7 @@ def _try_decode(data: bytes) -> str | None:
     body, encoding = data, "utf-8"
     for bom, bom_encoding in _BOMS:
         if data.startswith(bom):
-            body, encoding = data[len(bom):], bom_encoding
+            body, encoding = data[len(bom) :], bom_encoding
             break
     try:
         text = body.decode(encoding)

@@ -41,16 +41,25 @@ def check_filters(filters: dict[str, Any] | None) -> dict[str, Any] | None:
     scalar = str | int | float | bool
     for key, value in filters.items():
         ok = isinstance(value, scalar) or (
-            isinstance(value, list) and value and all(isinstance(v, scalar) for v in value))
+            isinstance(value, list) and value and all(isinstance(v, scalar) for v in value)
+        )
         if not ok:
-            raise InvalidInput(f"filter {key!r}: expected a string, number, boolean or a "
-                               f"non-empty list of them, got {value!r}")
+            raise InvalidInput(
+                f"filter {key!r}: expected a string, number, boolean or a "
+                f"non-empty list of them, got {value!r}"
+            )
     return filters
 
 
-def retrieve(rt: Runtime, *, kb: KnowledgeBase, query: str, top_k: int = 5,
-             filters: dict[str, Any] | None = None,
-             score_threshold: float | None = None) -> RetrievalResult:
+def retrieve(
+    rt: Runtime,
+    *,
+    kb: KnowledgeBase,
+    query: str,
+    top_k: int = 5,
+    filters: dict[str, Any] | None = None,
+    score_threshold: float | None = None,
+) -> RetrievalResult:
     query = query.strip()
     if not query:
         raise InvalidInput("query is empty; send the text to search for")
@@ -83,10 +92,20 @@ def retrieve(rt: Runtime, *, kb: KnowledgeBase, query: str, top_k: int = 5,
             if hit.chunk_id not in by_id:
                 continue  # deleted between the index snapshot and this lookup
             chunk, filename, number = by_id[hit.chunk_id]
-            meta = {k: v for k, v in hit.payload.items()
-                    if k not in {"chunk_id", "document_id", "filename"} and v is not None}
+            meta = {
+                k: v
+                for k, v in hit.payload.items()
+                if k not in {"chunk_id", "document_id", "filename"} and v is not None
+            }
             meta["revision"] = number
-            results.append(RetrievedChunk(chunk_id=chunk.id, document_id=chunk.document_id,
-                                          filename=filename, text=chunk.text,
-                                          score=round(hit.score, 6), metadata=meta))
+            results.append(
+                RetrievedChunk(
+                    chunk_id=chunk.id,
+                    document_id=chunk.document_id,
+                    filename=filename,
+                    text=chunk.text,
+                    score=round(hit.score, 6),
+                    metadata=meta,
+                )
+            )
     return RetrievalResult(index_version=version.number, results=results)

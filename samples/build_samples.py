@@ -137,25 +137,35 @@ recipes scale.
 """
 
 LIGHTHOUSE_SLIDES = [
-    ("Lighthouse Engineering",
-     "How towers, lenses and lamps kept ships off the rocks\n"
-     "The story runs from the Pharos of Alexandria to automated LED beacons"),
-    ("Building on Wave-Swept Rocks",
-     "John Smeaton's Eddystone tower of 1759 used dovetailed granite blocks\n"
-     "Its curved base, shaped like an oak trunk, spreads the force of the waves\n"
-     "Hydraulic lime that sets under water bonded the stones"),
-    ("The Fresnel Lens",
-     "Augustin Fresnel's 1822 lens uses concentric rings of glass prisms\n"
-     "It bends light from a single lamp into a horizontal beam\n"
-     "A first-order Fresnel lens is visible more than twenty nautical miles away"),
-    ("Light Characteristics",
-     "Each lighthouse flashes a unique pattern so sailors can identify it at night\n"
-     "A rotating lens on a bath of mercury creates the flashes\n"
-     "Charts list the pattern, for example two white flashes every ten seconds"),
-    ("Automation",
-     "Electric lamps replaced oil and paraffin vapour burners\n"
-     "Most keepers left by the end of the twentieth century\n"
-     "Today solar-powered LED lanterns and GPS have reduced lighthouses to backups"),
+    (
+        "Lighthouse Engineering",
+        "How towers, lenses and lamps kept ships off the rocks\n"
+        "The story runs from the Pharos of Alexandria to automated LED beacons",
+    ),
+    (
+        "Building on Wave-Swept Rocks",
+        "John Smeaton's Eddystone tower of 1759 used dovetailed granite blocks\n"
+        "Its curved base, shaped like an oak trunk, spreads the force of the waves\n"
+        "Hydraulic lime that sets under water bonded the stones",
+    ),
+    (
+        "The Fresnel Lens",
+        "Augustin Fresnel's 1822 lens uses concentric rings of glass prisms\n"
+        "It bends light from a single lamp into a horizontal beam\n"
+        "A first-order Fresnel lens is visible more than twenty nautical miles away",
+    ),
+    (
+        "Light Characteristics",
+        "Each lighthouse flashes a unique pattern so sailors can identify it at night\n"
+        "A rotating lens on a bath of mercury creates the flashes\n"
+        "Charts list the pattern, for example two white flashes every ten seconds",
+    ),
+    (
+        "Automation",
+        "Electric lamps replaced oil and paraffin vapour burners\n"
+        "Most keepers left by the end of the twentieth century\n"
+        "Today solar-powered LED lanterns and GPS have reduced lighthouses to backups",
+    ),
 ]
 
 CHESS_TEXT = """Chess Openings for Club Players

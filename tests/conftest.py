@@ -18,7 +18,8 @@ for _key, _value in OFFLINE_ENV.items():
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 POSTGRES_URL = os.environ.get(
-    "RAGOPS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    "RAGOPS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 
 
 def need_service(name: str, reason: str) -> None:
@@ -31,8 +32,13 @@ def need_service(name: str, reason: str) -> None:
 
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
-        "data_dir": data_dir, "environment": "test", "admin_key": None, "workers": 2,
-        "job_poll_seconds": 0.05, "job_backoff_seconds": 0.05, "job_lease_seconds": 5,
+        "data_dir": data_dir,
+        "environment": "test",
+        "admin_key": None,
+        "workers": 2,
+        "job_poll_seconds": 0.05,
+        "job_backoff_seconds": 0.05,
+        "job_lease_seconds": 5,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)

@@ -32,7 +32,7 @@ def _parse_metadata(raw: str | None) -> dict[str, Any] | None:
     except json.JSONDecodeError as exc:
         raise InvalidInput(f"metadata is not valid JSON: {exc.msg} at position {exc.pos}") from exc
     if not isinstance(value, dict):
-        raise InvalidInput("metadata must be a JSON object, e.g. {\"team\": \"legal\"}")
+        raise InvalidInput('metadata must be a JSON object, e.g. {"team": "legal"}')
     return value
 
 
@@ -41,8 +41,7 @@ async def upload(
     kb: str,
     rt: RuntimeDep,
     files: Annotated[list[UploadFile], File(description="One or more documents")],
-    metadata: Annotated[str | None, Form(description="JSON object stored on each document")]
-    = None,
+    metadata: Annotated[str | None, Form(description="JSON object stored on each document")] = None,
 ) -> UploadResponse:
     """Queue documents for ingestion. Every file is validated before any is stored, so a
     rejected request stores nothing; re-sending identical bytes queues nothing."""
@@ -64,36 +63,54 @@ async def upload(
     items = []
     for name, data, media_type in checked:
         outcome = await run_in_threadpool(
-            submit_upload, rt, kb=kb_row, filename=name, data=data, media_type=media_type,
-            metadata=meta)
+            submit_upload,
+            rt,
+            kb=kb_row,
+            filename=name,
+            data=data,
+            media_type=media_type,
+            metadata=meta,
+        )
         items.append(UploadItem(**outcome.__dict__))
     return UploadResponse(documents=items)
 
 
 def _summary(doc: Document, rev: DocumentRevision | None) -> dict[str, Any]:
-    return {"id": doc.id, "filename": doc.filename,
-            "status": rev.status if rev else "unknown",
-            "error": rev.error if rev else None, "revision": rev.number if rev else None,
-            "chunk_count": rev.chunk_count if rev else 0, "metadata": doc.metadata_ or {},
-            "updated_at": doc.updated_at}
+    return {
+        "id": doc.id,
+        "filename": doc.filename,
+        "status": rev.status if rev else "unknown",
+        "error": rev.error if rev else None,
+        "revision": rev.number if rev else None,
+        "chunk_count": rev.chunk_count if rev else 0,
+        "metadata": doc.metadata_ or {},
+        "updated_at": doc.updated_at,
+    }
 
 
 @router.get("", response_model=DocumentList)
 def list_documents(
-    kb: str, rt: RuntimeDep,
+    kb: str,
+    rt: RuntimeDep,
     status: Annotated[str | None, Query(description="Only documents in this status")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> DocumentList:
     with rt.db.session() as s:
         kb_row = get_kb(session=s, name_or_id=kb)
-        base = (select(Document, DocumentRevision)
-                .outerjoin(DocumentRevision, DocumentRevision.id == Document.current_revision_id)
-                .where(Document.kb_id == kb_row.id))
-        counts = dict(s.execute(
-            select(DocumentRevision.status, func.count())
-            .join(Document, Document.current_revision_id == DocumentRevision.id)
-            .where(Document.kb_id == kb_row.id).group_by(DocumentRevision.status)).all())
+        base = (
+            select(Document, DocumentRevision)
+            .outerjoin(DocumentRevision, DocumentRevision.id == Document.current_revision_id)
+            .where(Document.kb_id == kb_row.id)
+        )
+        counts = dict(
+            s.execute(
+                select(DocumentRevision.status, func.count())
+                .join(Document, Document.current_revision_id == DocumentRevision.id)
+                .where(Document.kb_id == kb_row.id)
+                .group_by(DocumentRevision.status)
+            ).all()
+        )
         if status:
             base = base.where(DocumentRevision.status == status)
         rows = s.execute(base.order_by(Document.filename).limit(limit).offset(offset)).all()
@@ -113,11 +130,23 @@ def get_document(kb: str, doc_id: str, rt: RuntimeDep) -> DocumentPublic:
         current = next((r for r in revisions if r.id == doc.current_revision_id), None)
         return DocumentPublic(
             **_summary(doc, current),
-            revisions=[RevisionPublic(
-                id=r.id, number=r.number, status=r.status, error=r.error,
-                content_sha256=r.content_sha256, size_bytes=r.size_bytes,
-                media_type=r.media_type, chunk_count=r.chunk_count, report=r.report or {},
-                created_at=r.created_at, indexed_at=r.indexed_at) for r in revisions])
+            revisions=[
+                RevisionPublic(
+                    id=r.id,
+                    number=r.number,
+                    status=r.status,
+                    error=r.error,
+                    content_sha256=r.content_sha256,
+                    size_bytes=r.size_bytes,
+                    media_type=r.media_type,
+                    chunk_count=r.chunk_count,
+                    report=r.report or {},
+                    created_at=r.created_at,
+                    indexed_at=r.indexed_at,
+                )
+                for r in revisions
+            ],
+        )
 
 
 @router.delete("/{doc_id}", status_code=204)

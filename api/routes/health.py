@@ -26,5 +26,6 @@ def readyz(rt: RuntimeDep) -> JSONResponse:
     except Exception:  # noqa: BLE001 - any failure means not ready
         checks["catalog"] = False
     ok = all(checks.values())
-    return JSONResponse({"status": "ready" if ok else "not_ready", "checks": checks},
-                        status_code=200 if ok else 503)
+    return JSONResponse(
+        {"status": "ready" if ok else "not_ready", "checks": checks}, status_code=200 if ok else 503
+    )

@@ -23,10 +23,17 @@ def to_public(rt: Runtime, kb: KnowledgeBase) -> KnowledgeBasePublic:
         live = live_version(session=s, kb_id=kb.id)
         count = s.execute(select(func.count(Document.id)).where(Document.kb_id == kb.id)).scalar()
     return KnowledgeBasePublic(
-        id=kb.id, name=kb.name, description=kb.description, chunking=kb.config["chunking"],
-        redaction=kb.config["redaction"], embedding_model=kb.config["embedding_model"],
-        live_version=live.number if live else None, document_count=count or 0,
-        created_at=kb.created_at, updated_at=kb.updated_at)
+        id=kb.id,
+        name=kb.name,
+        description=kb.description,
+        chunking=kb.config["chunking"],
+        redaction=kb.config["redaction"],
+        embedding_model=kb.config["embedding_model"],
+        live_version=live.number if live else None,
+        document_count=count or 0,
+        created_at=kb.created_at,
+        updated_at=kb.updated_at,
+    )
 
 
 @router.post("", status_code=201, response_model=KnowledgeBasePublic)

@@ -15,8 +15,15 @@ def retrieve_chunks(kb: str, body: RetrieveRequest, rt: RuntimeDep) -> RetrieveR
     """Top passages of the KB's live index version, best first, with citations."""
     with rt.db.session() as s:
         kb_row = get_kb(session=s, name_or_id=kb)
-    result = retrieve(rt, kb=kb_row, query=body.query, top_k=body.top_k, filters=body.filters,
-                      score_threshold=body.score_threshold)
+    result = retrieve(
+        rt,
+        kb=kb_row,
+        query=body.query,
+        top_k=body.top_k,
+        filters=body.filters,
+        score_threshold=body.score_threshold,
+    )
     return RetrieveResponse(
         index_version=result.index_version,
-        results=[RetrievedChunkPublic(**r.__dict__) for r in result.results])
+        results=[RetrievedChunkPublic(**r.__dict__) for r in result.results],
+    )

@@ -22,7 +22,7 @@ class CatalogEmbeddingCache:
                 rows = s.execute(
                     select(EmbeddingCacheEntry.text_hash, EmbeddingCacheEntry.vector).where(
                         EmbeddingCacheEntry.model_digest == model_digest,
-                        EmbeddingCacheEntry.text_hash.in_(unique[start:start + 500]),
+                        EmbeddingCacheEntry.text_hash.in_(unique[start : start + 500]),
                     )
                 )
                 for text_hash, blob in rows:
@@ -34,11 +34,14 @@ class CatalogEmbeddingCache:
             return
         dialect = postgresql if self.db.engine.dialect.name == "postgresql" else sqlite
         rows = [
-            {"model_digest": model_digest, "text_hash": h,
-             "vector": np.asarray(v, dtype=np.float32).tobytes()}
+            {
+                "model_digest": model_digest,
+                "text_hash": h,
+                "vector": np.asarray(v, dtype=np.float32).tobytes(),
+            }
             for h, v in items.items()
         ]
         with self.db.session() as s:
             for start in range(0, len(rows), 500):
-                stmt = dialect.insert(EmbeddingCacheEntry).values(rows[start:start + 500])
+                stmt = dialect.insert(EmbeddingCacheEntry).values(rows[start : start + 500])
                 s.execute(stmt.on_conflict_do_nothing())

@@ -34,7 +34,7 @@ _WRAP_CHARS = 85
 
 def _split_heading(paragraph: str) -> tuple[bool, str]:
     if paragraph.startswith(HEADING_PREFIX):
-        return True, paragraph[len(HEADING_PREFIX):].strip()
+        return True, paragraph[len(HEADING_PREFIX) :].strip()
     return False, paragraph
 
 
@@ -46,10 +46,10 @@ def make_pdf(pages: Sequence[str]) -> bytes:
     `/Length` is exact, so both are written carefully; fonts carry `/WinAnsiEncoding` so
     Latin-1 text such as "café" survives.
     """
-    fonts = (b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica "
-             b"/Encoding /WinAnsiEncoding >>",
-             b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica-Bold "
-             b"/Encoding /WinAnsiEncoding >>")
+    fonts = (
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica-Bold /Encoding /WinAnsiEncoding >>",
+    )
     # Object numbers: 1 catalog, 2 page tree, 3-4 fonts, then (page, content) pairs.
     first_page = 5
     kids = " ".join(f"{first_page + 2 * i} 0 R" for i in range(len(pages)))
@@ -76,7 +76,9 @@ def make_pdf(pages: Sequence[str]) -> bytes:
     out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
     out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
     out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1, xref_at)
+        len(objects) + 1,
+        xref_at,
+    )
     return bytes(out)
 
 
@@ -95,8 +97,9 @@ def _page_stream(page: str) -> bytes:
         is_heading, text = _split_heading(paragraph)
         font, size = (b"/F2", _HEADING_SIZE) if is_heading else (b"/F1", _BODY_SIZE)
         for line in textwrap.wrap(" ".join(text.split()), _WRAP_CHARS) or [""]:
-            ops.append(b"BT %s %d Tf %d %d Td %s Tj ET" % (font, size, _MARGIN, y,
-                                                            _pdf_string(line)))
+            ops.append(
+                b"BT %s %d Tf %d %d Td %s Tj ET" % (font, size, _MARGIN, y, _pdf_string(line))
+            )
             y -= _LEADING
         y -= _LEADING  # paragraph gap
     return b"\n".join(ops)
@@ -148,11 +151,16 @@ def _fix_core_properties(props: Any, title: str) -> None:
 def _normalise_zip(data: bytes) -> bytes:
     """Rewrite an OOXML package with fixed member timestamps (zipfile stamps 'now')."""
     out = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(data)) as src, \
-            zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+    with (
+        zipfile.ZipFile(io.BytesIO(data)) as src,
+        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst,
+    ):
         for info in src.infolist():
-            dst.writestr(zipfile.ZipInfo(info.filename, _ZIP_TIME), src.read(info),
-                         compress_type=zipfile.ZIP_DEFLATED)
+            dst.writestr(
+                zipfile.ZipInfo(info.filename, _ZIP_TIME),
+                src.read(info),
+                compress_type=zipfile.ZIP_DEFLATED,
+            )
     return out.getvalue()
 
 
@@ -164,7 +172,7 @@ def make_html(title: str, paragraphs: Sequence[str]) -> bytes:
         tag = "h2" if is_heading else "p"
         body.append(f"<{tag}>{html.escape(text)}</{tag}>")
     page = (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f"<title>{html.escape(title)}</title>\n</head>\n<body>\n"
         + "\n".join(body)
         + "\n</body>\n</html>\n"

@@ -28,8 +28,16 @@ def db(catalog_url):
 def test_migrations_create_every_table_and_are_idempotent(db):
     db.migrate()  # second run is a no-op
     tables = set(inspect(db.engine).get_table_names())
-    assert {"knowledge_bases", "documents", "document_revisions", "chunks", "index_versions",
-            "jobs", "embedding_cache", "alembic_version"} <= tables
+    assert {
+        "knowledge_bases",
+        "documents",
+        "document_revisions",
+        "chunks",
+        "index_versions",
+        "jobs",
+        "embedding_cache",
+        "alembic_version",
+    } <= tables
 
 
 def seed(db) -> tuple[str, str, str]:
@@ -40,15 +48,39 @@ def seed(db) -> tuple[str, str, str]:
         doc = Document(kb_id=kb.id, filename="a.txt", metadata_={"team": "ops"})
         s.add(doc)
         s.flush()
-        rev = DocumentRevision(document_id=doc.id, number=1, content_sha256="0" * 64,
-                               size_bytes=3, media_type="text/plain")
+        rev = DocumentRevision(
+            document_id=doc.id,
+            number=1,
+            content_sha256="0" * 64,
+            size_bytes=3,
+            media_type="text/plain",
+        )
         s.add(rev)
         s.flush()
-        s.add(Chunk(id="c" * 32, kb_id=kb.id, document_id=doc.id, revision_id=rev.id,
-                    position=0, text="abc", text_hash="1" * 64, token_count=1,
-                    metadata_={"page_number": 1}))
-        s.add(IndexVersion(kb_id=kb.id, number=1, status=VersionStatus.LIVE,
-                           embedding_model="m", dimension=3, config={}, config_hash="x"))
+        s.add(
+            Chunk(
+                id="c" * 32,
+                kb_id=kb.id,
+                document_id=doc.id,
+                revision_id=rev.id,
+                position=0,
+                text="abc",
+                text_hash="1" * 64,
+                token_count=1,
+                metadata_={"page_number": 1},
+            )
+        )
+        s.add(
+            IndexVersion(
+                kb_id=kb.id,
+                number=1,
+                status=VersionStatus.LIVE,
+                embedding_model="m",
+                dimension=3,
+                config={},
+                config_hash="x",
+            )
+        )
         return kb.id, doc.id, rev.id
 
 
@@ -66,8 +98,11 @@ def test_unique_constraints(db):
     with pytest.raises(IntegrityError), db.session() as s:
         s.add(Document(kb_id=kb_id, filename="a.txt"))
     with pytest.raises(IntegrityError), db.session() as s:
-        s.add(IndexVersion(kb_id=kb_id, number=1, embedding_model="m", dimension=3,
-                           config={}, config_hash="y"))
+        s.add(
+            IndexVersion(
+                kb_id=kb_id, number=1, embedding_model="m", dimension=3, config={}, config_hash="y"
+            )
+        )
     with pytest.raises(IntegrityError), db.session() as s:
         s.add(KnowledgeBase(name="kb1"))
 

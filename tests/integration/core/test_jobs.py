@@ -119,8 +119,9 @@ def test_a_job_whose_worker_died_is_claimed_again_after_its_lease(queue):
     assert first is not None and first.id == job_id
     assert queue.claim("other") is None  # leased: nobody else may take it
     with queue.db.session() as s:  # the dead worker's lease runs out
-        s.execute(update(Job).where(Job.id == job_id)
-                  .values(lease_until=utcnow() - timedelta(seconds=1)))
+        s.execute(
+            update(Job).where(Job.id == job_id).values(lease_until=utcnow() - timedelta(seconds=1))
+        )
     again = queue.claim("survivor")
     assert again is not None and again.id == job_id and again.attempts == 2
     queue.complete(job_id, "dead-worker")  # a late completion from the dead owner is ignored
@@ -146,9 +147,16 @@ def test_progress_is_recorded_and_extends_the_lease(queue):
 def test_lost_worker_on_last_attempt_fails_the_job(queue):
     (job_id,) = submit(queue)
     with queue.db.session() as s:
-        s.execute(update(Job).where(Job.id == job_id).values(
-            status=JobStatus.RUNNING, attempts=3, lease_owner="gone",
-            lease_until=utcnow() - timedelta(seconds=1)))
+        s.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(
+                status=JobStatus.RUNNING,
+                attempts=3,
+                lease_owner="gone",
+                lease_until=utcnow() - timedelta(seconds=1),
+            )
+        )
     assert queue.claim("w") is None
     with queue.db.session() as s:
         row = s.get(Job, job_id)

@@ -13,8 +13,13 @@ pytestmark = pytest.mark.integration
 
 
 def test_vectors_are_normalised_and_semantic(embedder):
-    vecs = embedder.encode(["A volcano erupts lava.", "Magma reaches the surface.",
-                            "The bakery sells sourdough bread."])
+    vecs = embedder.encode(
+        [
+            "A volcano erupts lava.",
+            "Magma reaches the surface.",
+            "The bakery sells sourdough bread.",
+        ]
+    )
     assert vecs.shape == (3, 384) and vecs.dtype == np.float32
     assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-3)
     assert vecs[0] @ vecs[1] > vecs[0] @ vecs[2] + 0.1

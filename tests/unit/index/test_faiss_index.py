@@ -18,10 +18,15 @@ def cid(n: int) -> str:
 @pytest.fixture
 def index(tmp_path):
     ix = FaissIndex.open(tmp_path / "v1", 3)
-    ix.upsert([cid(1), cid(2), cid(3)],
-              np.vstack([unit(1, 0, 0), unit(0, 1, 0), unit(1, 1, 0)]),
-              [{"document_id": "a", "page_number": 1}, {"document_id": "b", "page_number": 2},
-               {"document_id": "b", "page_number": 3}])
+    ix.upsert(
+        [cid(1), cid(2), cid(3)],
+        np.vstack([unit(1, 0, 0), unit(0, 1, 0), unit(1, 1, 0)]),
+        [
+            {"document_id": "a", "page_number": 1},
+            {"document_id": "b", "page_number": 2},
+            {"document_id": "b", "page_number": 3},
+        ],
+    )
     return ix
 
 

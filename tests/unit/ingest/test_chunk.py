@@ -9,8 +9,9 @@ SENTENCE = "Magma rises through the crust of Iceland and feeds the chamber below
 
 
 def chunker(embedder, size=60, overlap=10):
-    return SentenceChunker(embedder.tokenize, chunk_size=size, chunk_overlap=overlap,
-                           max_tokens=embedder.max_tokens)
+    return SentenceChunker(
+        embedder.tokenize, chunk_size=size, chunk_overlap=overlap, max_tokens=embedder.max_tokens
+    )
 
 
 def test_chunks_never_exceed_the_budget_in_model_tokens(embedder):
@@ -25,12 +26,16 @@ def test_chunks_never_exceed_the_budget_in_model_tokens(embedder):
 
 
 def test_pages_and_sections_are_not_mixed(embedder):
-    pieces = [Piece("Page one text about bees.", {"page_number": 1, "section": "Bees"}),
-              Piece("More about bees.", {"page_number": 1, "section": "Bees"}),
-              Piece("Page two is about wasps.", {"page_number": 2, "section": "Wasps"})]
+    pieces = [
+        Piece("Page one text about bees.", {"page_number": 1, "section": "Bees"}),
+        Piece("More about bees.", {"page_number": 1, "section": "Bees"}),
+        Piece("Page two is about wasps.", {"page_number": 2, "section": "Wasps"}),
+    ]
     out = chunker(embedder)(pieces, StageReport())
     assert [(p.metadata["page_number"], p.metadata["section"]) for p in out] == [
-        (1, "Bees"), (2, "Wasps")]
+        (1, "Bees"),
+        (2, "Wasps"),
+    ]
     assert "More about bees." in out[0].text
 
 

@@ -7,9 +7,11 @@ pytestmark = pytest.mark.unit
 
 
 def base() -> IngestionConfig:
-    return IngestionConfig(chunking=ChunkingConfig(chunk_size=200, chunk_overlap=20),
-                           redaction=RedactionConfig(enabled=True, entities=["PERSON"]),
-                           embedding_model="all-MiniLM-L6-v2")
+    return IngestionConfig(
+        chunking=ChunkingConfig(chunk_size=200, chunk_overlap=20),
+        redaction=RedactionConfig(enabled=True, entities=["PERSON"]),
+        embedding_model="all-MiniLM-L6-v2",
+    )
 
 
 def test_merge_changes_one_nested_field_and_the_hash():

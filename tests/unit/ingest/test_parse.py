@@ -40,24 +40,33 @@ def _section_of(pieces: list[Piece], fragment: str) -> str | None:
 
 
 def test_pdf_pages_and_sections(parser: UnstructuredParser) -> None:
-    data = make_pdf([
-        "# Honeybees\n\n" + "\n\n".join(PARAGRAPHS[:3]),
-        "\n\n".join(PARAGRAPHS[3:]),
-    ])
+    data = make_pdf(
+        [
+            "# Honeybees\n\n" + "\n\n".join(PARAGRAPHS[:3]),
+            "\n\n".join(PARAGRAPHS[3:]),
+        ]
+    )
     pieces = parser.parse(data, media_type=PDF, filename="bees.pdf")
 
     by_text = {p.text: p.metadata for p in pieces}
-    assert by_text[PARAGRAPHS[0]] == {"category": "NarrativeText", "page_number": 1,
-                                      "section": "Honeybees"}
+    assert by_text[PARAGRAPHS[0]] == {
+        "category": "NarrativeText",
+        "page_number": 1,
+        "section": "Honeybees",
+    }
     assert by_text[PARAGRAPHS[2]]["section"] == "Foraging"
-    assert by_text[PARAGRAPHS[4]] == {"category": "NarrativeText", "page_number": 2,
-                                      "section": "Swarming"}
+    assert by_text[PARAGRAPHS[4]] == {
+        "category": "NarrativeText",
+        "page_number": 2,
+        "section": "Swarming",
+    }
     assert by_text["Swarming"]["category"] == "Title"
 
 
 def test_pdf_keeps_latin1_text(parser: UnstructuredParser) -> None:
-    pieces = parser.parse(make_pdf(["Un café crème coûte trois euros à Paris."]),
-                          media_type=PDF, filename="cafe.pdf")
+    pieces = parser.parse(
+        make_pdf(["Un café crème coûte trois euros à Paris."]), media_type=PDF, filename="cafe.pdf"
+    )
     assert _texts(pieces) == ["Un café crème coûte trois euros à Paris."]
 
 
@@ -83,17 +92,22 @@ def test_flowing_formats(parser: UnstructuredParser, media_type: str, data: byte
 
 
 def test_pptx_slides_are_pages(parser: UnstructuredParser) -> None:
-    data = make_pptx([
-        ("Honeybees", "Colonies have one queen.\nWorkers do all the jobs."),
-        ("Swarming", "The old queen leaves in spring."),
-    ])
+    data = make_pptx(
+        [
+            ("Honeybees", "Colonies have one queen.\nWorkers do all the jobs."),
+            ("Swarming", "The old queen leaves in spring."),
+        ]
+    )
     pieces = parser.parse(data, media_type=PPTX, filename="bees.pptx")
 
     meta = {p.text: p.metadata for p in pieces}
     assert meta["Workers do all the jobs."]["page_number"] == 1
     assert meta["Workers do all the jobs."]["section"] == "Honeybees"
     assert meta["The old queen leaves in spring."] == {
-        "category": "NarrativeText", "page_number": 2, "section": "Swarming"}
+        "category": "NarrativeText",
+        "page_number": 2,
+        "section": "Swarming",
+    }
 
 
 def test_utf16_text_and_non_english(parser: UnstructuredParser) -> None:
@@ -128,7 +142,8 @@ def test_corrupt_pdf_fails_permanently(parser: UnstructuredParser, data: bytes) 
     assert error.stage == "parse"
     assert error.document == "broken.pdf"
     assert error.message == (
-        "parse failed for 'broken.pdf': not a valid PDF (file is truncated or corrupt)")
+        "parse failed for 'broken.pdf': not a valid PDF (file is truncated or corrupt)"
+    )
 
 
 def test_password_protected_pdf(parser: UnstructuredParser) -> None:
@@ -154,8 +169,9 @@ def test_password_protected_pdf(parser: UnstructuredParser) -> None:
     ],
     ids=["pdf", "docx", "pptx", "html", "md", "txt"],
 )
-def test_document_without_text_fails(parser: UnstructuredParser, media_type: str,
-                                      data: bytes) -> None:
+def test_document_without_text_fails(
+    parser: UnstructuredParser, media_type: str, data: bytes
+) -> None:
     with pytest.raises(StageFailed, match="no extractable text") as caught:
         parser.parse(data, media_type=media_type, filename="blank")
     assert caught.value.permanent is True
@@ -189,8 +205,9 @@ def test_config_and_name() -> None:
 
 def test_import_is_cheap() -> None:
     """Importing the stage must not drag in unstructured or spaCy (seconds of start-up)."""
-    code = ("import sys, ingest.parse; "
-            "print(any(m.split('.')[0] in ('unstructured', 'spacy') for m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+    code = (
+        "import sys, ingest.parse; "
+        "print(any(m.split('.')[0] in ('unstructured', 'spacy') for m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -25,56 +25,82 @@ PHONE = "+1 212-555-0143"
 CARD = "4111 1111 1111 1111"
 IBAN = "GB82 WEST 1234 5698 7654 32"
 SECRETS = ("Jane", "Doe", EMAIL, PHONE, CARD, IBAN)
-TEXT = (f"Contact Jane Doe at {EMAIL} or {PHONE}. "
-        f"Pay with card {CARD} or to IBAN {IBAN}.")
+TEXT = f"Contact Jane Doe at {EMAIL} or {PHONE}. Pay with card {CARD} or to IBAN {IBAN}."
 
 # Labelled snippets: (text, [(entity, exact substring)]). Negatives are technical prose
 # that must survive redaction, since redacted words can no longer be retrieved.
 CASES: list[tuple[str, list[tuple[str, str]]]] = [
-    ("Contact Jane Doe at jane.doe@example.com for access to the staging cluster.",
-     [("PERSON", "Jane Doe"), ("EMAIL_ADDRESS", "jane.doe@example.com")]),
-    ("For urgent incidents call the on-call engineer at +1 212-555-0143.",
-     [("PHONE_NUMBER", "+1 212-555-0143")]),
-    ("The invoice was paid with card 4111 1111 1111 1111, expiring next March.",
-     [("CREDIT_CARD", "4111 1111 1111 1111")]),
-    ("Please wire the deposit to IBAN GB82 WEST 1234 5698 7654 32 before Friday.",
-     [("IBAN_CODE", "GB82 WEST 1234 5698 7654 32")]),
-    ("Michael Chen approved the change request; Priya Natarajan reviewed the rollback plan.",
-     [("PERSON", "Michael Chen"), ("PERSON", "Priya Natarajan")]),
-    ("The database listens on 10.0.4.17 and the replica on 10.0.4.18.",
-     [("IP_ADDRESS", "10.0.4.17"), ("IP_ADDRESS", "10.0.4.18")]),
-    ("Employee record: SSN 536-22-8175, start date 2023-04-01.",
-     [("US_SSN", "536-22-8175")]),
-    ("Send the signed form to hr@acme-corp.co.uk or fax it to (415) 555-0199.",
-     [("EMAIL_ADDRESS", "hr@acme-corp.co.uk"), ("PHONE_NUMBER", "(415) 555-0199")]),
-    ("Dr. Sarah Johnson will present the quarterly results in Boston.",
-     [("PERSON", "Sarah Johnson")]),
-    ("Refunds go to DE89 3704 0044 0532 0130 00 within ten working days.",
-     [("IBAN_CODE", "DE89 3704 0044 0532 0130 00")]),
-    ("Customer Robert Miller says his Mastercard 5555 5555 5555 4444 was charged twice.",
-     [("PERSON", "Robert Miller"), ("CREDIT_CARD", "5555 5555 5555 4444")]),
-    ("Questions about the API? Write to support@example.org and mention ticket 48213.",
-     [("EMAIL_ADDRESS", "support@example.org")]),
+    (
+        "Contact Jane Doe at jane.doe@example.com for access to the staging cluster.",
+        [("PERSON", "Jane Doe"), ("EMAIL_ADDRESS", "jane.doe@example.com")],
+    ),
+    (
+        "For urgent incidents call the on-call engineer at +1 212-555-0143.",
+        [("PHONE_NUMBER", "+1 212-555-0143")],
+    ),
+    (
+        "The invoice was paid with card 4111 1111 1111 1111, expiring next March.",
+        [("CREDIT_CARD", "4111 1111 1111 1111")],
+    ),
+    (
+        "Please wire the deposit to IBAN GB82 WEST 1234 5698 7654 32 before Friday.",
+        [("IBAN_CODE", "GB82 WEST 1234 5698 7654 32")],
+    ),
+    (
+        "Michael Chen approved the change request; Priya Natarajan reviewed the rollback plan.",
+        [("PERSON", "Michael Chen"), ("PERSON", "Priya Natarajan")],
+    ),
+    (
+        "The database listens on 10.0.4.17 and the replica on 10.0.4.18.",
+        [("IP_ADDRESS", "10.0.4.17"), ("IP_ADDRESS", "10.0.4.18")],
+    ),
+    ("Employee record: SSN 536-22-8175, start date 2023-04-01.", [("US_SSN", "536-22-8175")]),
+    (
+        "Send the signed form to hr@acme-corp.co.uk or fax it to (415) 555-0199.",
+        [("EMAIL_ADDRESS", "hr@acme-corp.co.uk"), ("PHONE_NUMBER", "(415) 555-0199")],
+    ),
+    (
+        "Dr. Sarah Johnson will present the quarterly results in Boston.",
+        [("PERSON", "Sarah Johnson")],
+    ),
+    (
+        "Refunds go to DE89 3704 0044 0532 0130 00 within ten working days.",
+        [("IBAN_CODE", "DE89 3704 0044 0532 0130 00")],
+    ),
+    (
+        "Customer Robert Miller says his Mastercard 5555 5555 5555 4444 was charged twice.",
+        [("PERSON", "Robert Miller"), ("CREDIT_CARD", "5555 5555 5555 4444")],
+    ),
+    (
+        "Questions about the API? Write to support@example.org and mention ticket 48213.",
+        [("EMAIL_ADDRESS", "support@example.org")],
+    ),
     # Negatives: technical prose that must survive redaction intact.
-    ("Install the package with pip, then run the migrations with Alembic and restart Uvicorn.",
-     []),
-    ("The FastAPI router validates the JSON body with Pydantic before calling the service.",
-     []),
+    ("Install the package with pip, then run the migrations with Alembic and restart Uvicorn.", []),
+    ("The FastAPI router validates the JSON body with Pydantic before calling the service.", []),
     ("Set MAX_WORKERS to 8 and TIMEOUT to 30 seconds in the YAML configuration file.", []),
     ("Our offices in London, Berlin and Toronto close at 6 pm on public holidays.", []),
     ("Version 2.4.1 fixes a memory leak in the HNSW index when vectors are deleted.", []),
     ("The quarterly report shows revenue grew 12 percent compared with last year.", []),
     ("Use Kubernetes secrets rather than environment variables for database passwords.", []),
     ("Call get_user(id) and check the Status field; Retry on HTTP 503 with backoff.", []),
-    ("As Ada Lovelace noted, the engine might compose elaborate pieces of music.",
-     [("PERSON", "Ada Lovelace")]),
-    ("Meeting notes: Tom Baker and Lisa Wong agreed to migrate the cluster to Qdrant.",
-     [("PERSON", "Tom Baker"), ("PERSON", "Lisa Wong")]),
+    (
+        "As Ada Lovelace noted, the engine might compose elaborate pieces of music.",
+        [("PERSON", "Ada Lovelace")],
+    ),
+    (
+        "Meeting notes: Tom Baker and Lisa Wong agreed to migrate the cluster to Qdrant.",
+        [("PERSON", "Tom Baker"), ("PERSON", "Lisa Wong")],
+    ),
     ("Troubleshooting: if Celery workers stall, check Redis memory and restart Flower.", []),
-    ("Signed off by Carlos Mendez, release manager, on behalf of the Platform team.",
-     [("PERSON", "Carlos Mendez")]),
-    ("Ping the router at 2001:db8::7334 from the bastion host before opening a ticket.",
-     [("IP_ADDRESS", "2001:db8::7334")]),
+    (
+        "Signed off by Carlos Mendez, release manager, on behalf of the Platform team.",
+        [("PERSON", "Carlos Mendez")],
+    ),
+    (
+        "Ping the router at 2001:db8::7334 from the bastion host before opening a ticket.",
+        [("IP_ADDRESS", "2001:db8::7334")],
+    ),
     ("If the nightly build fails, ask Priya before re-running it.", [("PERSON", "Priya")]),
 ]
 # Measured with the default entities and threshold: precision 1.00, recall 0.96 (the
@@ -104,8 +130,12 @@ def test_construction_is_cheap_and_loads_nothing() -> None:
     assert not redact.engines_loaded()
     assert isinstance(r, Stage)
     assert r.name == "redact"
-    assert r.config == {"entities": ["EMAIL_ADDRESS"], "language": "en",
-                        "operator": "mask", "score_threshold": 0.4}
+    assert r.config == {
+        "entities": ["EMAIL_ADDRESS"],
+        "language": "en",
+        "operator": "mask",
+        "score_threshold": 0.4,
+    }
 
 
 def test_engines_are_shared(redactor: PresidioRedactor) -> None:
@@ -123,12 +153,22 @@ def test_supported_entities_are_known_to_presidio(redactor: PresidioRedactor) ->
 
 def test_replace_tags_every_default_entity(redactor: PresidioRedactor) -> None:
     [text], report = run(redactor, TEXT + " SSN 536-22-8175, host 10.0.4.17.")
-    assert text == ("Contact <PERSON> at <EMAIL_ADDRESS> or <PHONE_NUMBER>. "
-                    "Pay with card <CREDIT_CARD> or to IBAN <IBAN_CODE>. "
-                    "SSN <US_SSN>, host <IP_ADDRESS>.")
-    assert report.counts == {"redact": {
-        "PERSON": 1, "EMAIL_ADDRESS": 1, "PHONE_NUMBER": 1, "CREDIT_CARD": 1, "IBAN_CODE": 1,
-        "US_SSN": 1, "IP_ADDRESS": 1}}
+    assert text == (
+        "Contact <PERSON> at <EMAIL_ADDRESS> or <PHONE_NUMBER>. "
+        "Pay with card <CREDIT_CARD> or to IBAN <IBAN_CODE>. "
+        "SSN <US_SSN>, host <IP_ADDRESS>."
+    )
+    assert report.counts == {
+        "redact": {
+            "PERSON": 1,
+            "EMAIL_ADDRESS": 1,
+            "PHONE_NUMBER": 1,
+            "CREDIT_CARD": 1,
+            "IBAN_CODE": 1,
+            "US_SSN": 1,
+            "IP_ADDRESS": 1,
+        }
+    }
 
 
 @pytest.mark.parametrize("operator", SUPPORTED_OPERATORS)
@@ -171,8 +211,12 @@ def test_entity_subset_keeps_the_rest() -> None:
 
 
 def test_pieces_keep_order_metadata_and_empty_text(redactor: PresidioRedactor) -> None:
-    pieces = [Piece("", {"i": 0}), Piece(f"Mail {EMAIL}", {"i": 1}), Piece("  \n", {"i": 2}),
-              Piece("Nothing to hide here.", {"i": 3})]
+    pieces = [
+        Piece("", {"i": 0}),
+        Piece(f"Mail {EMAIL}", {"i": 1}),
+        Piece("  \n", {"i": 2}),
+        Piece("Nothing to hide here.", {"i": 3}),
+    ]
     report = StageReport()
     out = redactor(pieces, report)
     assert [p.metadata for p in out] == [{"i": 0}, {"i": 1}, {"i": 2}, {"i": 3}]
@@ -190,14 +234,22 @@ def test_long_text_is_windowed_with_correct_offsets(redactor: PresidioRedactor) 
     assert report.counts == {"redact": {"EMAIL_ADDRESS": 1, "CREDIT_CARD": 1}}
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"entities": ["EMAIL", "PERSON"]}, r"unknown redaction entities \['EMAIL'\]; choose from "),
-    ({"entities": []}, "no entities; choose from PERSON, EMAIL_ADDRESS"),
-    ({"operator": "encrypt"}, "unknown redaction operator 'encrypt'; choose from replace, "
-                              "mask, hash, drop"),
-    ({"language": "de"}, "unsupported redaction language 'de'; choose from en"),
-    ({"score_threshold": 1.5}, "score_threshold must be within 0..1"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"entities": ["EMAIL", "PERSON"]},
+            r"unknown redaction entities \['EMAIL'\]; choose from ",
+        ),
+        ({"entities": []}, "no entities; choose from PERSON, EMAIL_ADDRESS"),
+        (
+            {"operator": "encrypt"},
+            "unknown redaction operator 'encrypt'; choose from replace, mask, hash, drop",
+        ),
+        ({"language": "de"}, "unsupported redaction language 'de'; choose from en"),
+        ({"score_threshold": 1.5}, "score_threshold must be within 0..1"),
+    ],
+)
 def test_bad_config_raises_value_error(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         PresidioRedactor(**kwargs)
@@ -208,8 +260,9 @@ def test_technical_words_are_not_people(redactor: PresidioRedactor) -> None:
     assert run(redactor, text)[0] == [text]
 
 
-def test_no_network_during_analysis(redactor: PresidioRedactor,
-                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_network_during_analysis(
+    redactor: PresidioRedactor, monkeypatch: pytest.MonkeyPatch
+) -> None:
     attempts: list[object] = []
 
     def refuse(*args: object, **kwargs: object) -> None:
@@ -229,6 +282,7 @@ def test_no_network_during_analysis(redactor: PresidioRedactor,
 
 def score(r: PresidioRedactor) -> tuple[float, float]:
     """Precision and recall of spans; a span counts if it overlaps one of the same type."""
+
     def overlaps(a: tuple[str, int, int], b: tuple[str, int, int]) -> bool:
         return a[0] == b[0] and a[1] < b[2] and b[1] < a[2]
 
