@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -27,19 +28,12 @@ err = Console(stderr=True)
 FINAL = {"indexed", "failed", "superseded"}
 
 
-def _runtime(*, workers: bool, warm_redactor: bool = True):  # type: ignore[no-untyped-def]
+def _runtime(*, workers: bool, warm_ingest: bool = True):  # type: ignore[no-untyped-def]
     from core.runtime import Runtime
 
     apply_offline_defaults()
-    settings = get_settings()
-    rt = Runtime(settings)
-    rt.db.migrate()
-    rt.embedder().warm_up()
-    if warm_redactor and settings.redaction_enabled:
-        rt.redactor(None).warm_up()
-    if workers:
-        rt.workers.start()
-    rt.ready = True
+    rt = Runtime(get_settings())
+    rt.start(workers=workers, warm_ingest=warm_ingest)
     return rt
 
 
@@ -145,53 +139,71 @@ def ingest(
         console.print(f"{len(queued)} queued, {skipped} unchanged, {len(rejected)} rejected")
         if not wait or not queued:
             raise typer.Exit(1 if rejected else 0)
-        statuses = _wait_for(rt, queued)
+        started = time.monotonic()
+        states = _wait_for(rt, queued)
+        wall = time.monotonic() - started
     finally:
         rt.close()
-    _print_outcome(statuses, queued)
-    failed = sum(1 for st, _ in statuses.values() if st == "failed")
+    _print_outcome(states, queued, wall)
+    failed = sum(1 for st in states.values() if st.status == "failed")
     raise typer.Exit(1 if failed or rejected else 0)
 
 
-def _wait_for(rt, queued: dict[str, str]) -> dict[str, tuple[str, str | None]]:  # type: ignore[no-untyped-def]
+@dataclass
+class RevisionState:
+    status: str
+    error: str | None
+    chunks: int
+    seconds: dict[str, float]
+
+
+def _wait_for(rt, queued: dict[str, str]) -> dict[str, RevisionState]:  # type: ignore[no-untyped-def]
     from sqlalchemy import select
 
     from core.catalog.models import DocumentRevision
 
-    statuses: dict[str, tuple[str, str | None]] = {}
+    columns = TextColumn("[bold]ingesting"), BarColumn(), MofNCompleteColumn()
     with Progress(
-        TextColumn("[bold]ingesting"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[current]}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
+        *columns, TextColumn("{task.fields[current]}"), TimeElapsedColumn(), console=console
     ) as progress:
         task = progress.add_task("ingest", total=len(queued), current="")
         while True:
             with rt.db.session() as s:
                 rows = s.execute(
-                    select(
-                        DocumentRevision.id, DocumentRevision.status, DocumentRevision.error
-                    ).where(DocumentRevision.id.in_(list(queued)))
-                ).all()
-            statuses = {rid: (st, error) for rid, st, error in rows}
-            done = sum(1 for st, _ in statuses.values() if st in FINAL)
-            busy = [queued[rid] for rid, (st, _) in statuses.items() if st not in FINAL]
+                    select(DocumentRevision).where(DocumentRevision.id.in_(list(queued)))
+                ).scalars()
+                states = {
+                    r.id: RevisionState(
+                        r.status, r.error, r.chunk_count, (r.report or {}).get("seconds", {})
+                    )
+                    for r in rows
+                }
+            done = sum(1 for st in states.values() if st.status in FINAL)
+            busy = [queued[rid] for rid, st in states.items() if st.status not in FINAL]
             progress.update(task, completed=done, current=(busy[0] if busy else ""))
             if done >= len(queued):
-                return statuses
+                return states
             time.sleep(0.3)
 
 
-def _print_outcome(statuses: dict[str, tuple[str, str | None]], queued: dict[str, str]) -> None:
-    table = Table("file", "status", "reason")
+def _print_outcome(
+    states: dict[str, RevisionState], queued: dict[str, str], wall_seconds: float
+) -> None:
+    table = Table("file", "status", "chunks", "reason")
+    totals: dict[str, float] = {}
     for rid, name in sorted(queued.items(), key=lambda kv: kv[1]):
-        st, error = statuses.get(rid, ("missing", None))
-        color = "green" if st == "indexed" else "red"
-        table.add_row(name, f"[{color}]{st}[/{color}]", error or "")
+        st = states.get(rid, RevisionState("missing", None, 0, {}))
+        color = "green" if st.status == "indexed" else "red"
+        table.add_row(name, f"[{color}]{st.status}[/{color}]", str(st.chunks), st.error or "")
+        for stage, secs in st.seconds.items():
+            totals[stage] = totals.get(stage, 0.0) + secs
     console.print(table)
+    indexed = [st for st in states.values() if st.status == "indexed"]
+    stages = ", ".join(f"{stage} {secs:.2f}s" for stage, secs in totals.items())
+    console.print(
+        f"{len(indexed)} documents, {sum(st.chunks for st in indexed)} chunks in "
+        f"{wall_seconds:.1f}s wall; per stage (summed over documents): {stages}"
+    )
 
 
 @app.command()
@@ -209,7 +221,7 @@ def query(
     from core.kbs import get_kb
     from retrieval.search import retrieve
 
-    rt = _runtime(workers=False, warm_redactor=False)
+    rt = _runtime(workers=False, warm_ingest=False)
     try:
         with rt.db.session() as s:
             kb_row = get_kb(session=s, name_or_id=kb)

@@ -67,11 +67,17 @@ class Runtime:
                 self._redactors[key] = PresidioRedactor(entities=list(key))
             return self._redactors[key]
 
-    def start(self, *, workers: bool = True) -> None:
+    def start(self, *, workers: bool = True, warm_ingest: bool = True) -> None:
+        """Migrate, load models, start workers. `warm_ingest=False` skips loading the
+        parser and redactor (a query-only process needs just the embedding model)."""
+        from ingest.parse import UnstructuredParser
+
         self.db.migrate()
         self.embedder().warm_up()
-        if self.settings.redaction_enabled:
-            self.redactor(None).warm_up()
+        if warm_ingest:
+            UnstructuredParser().warm_up()
+            if self.settings.redaction_enabled:
+                self.redactor(None).warm_up()
         if workers:
             self.workers.start()
         self.ready = True

@@ -1,0 +1,25 @@
+# One image for every role (api, worker, scheduler); the command picks the role.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
+    HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 RAGOPS_DATA_DIR=/data
+WORKDIR /app
+
+COPY pyproject.toml constraints.txt requirements-pdf.txt README.md ./
+COPY core core
+COPY ingest ingest
+COPY index index
+COPY retrieval retrieval
+COPY eval eval
+COPY api api
+# constraints.txt pins torch; use a CPU wheel index here for a CPU image, or the default
+# CUDA build for the GPU worker image.
+RUN pip install --no-cache-dir -c constraints.txt . \
+ && pip install --no-cache-dir --no-deps -r requirements-pdf.txt
+COPY samples samples
+
+VOLUME /data
+EXPOSE 8000
+HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=5 \
+  CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/readyz').status != 200)"
+CMD ["ragops", "serve", "--host", "0.0.0.0", "--port", "8000"]
