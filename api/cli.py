@@ -55,6 +55,8 @@ def serve(
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # Presidio logs one line per recognizer (and warns about languages we don't load).
+    logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
     uvicorn.run(create_app(get_settings()), host=host, port=port, log_level=log_level)
 
 

@@ -43,6 +43,9 @@ DEFAULT_REDACT_ENTITIES = [
     "US_SSN",
 ]
 
+# Brokers the worker is tested against; the `s` forms are the same brokers over TLS.
+CELERY_BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps")
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RAGOPS_", env_file=".env", extra="ignore")
@@ -76,10 +79,35 @@ class Settings(BaseSettings):
     job_lease_seconds: float = Field(60.0, gt=0)
     job_poll_seconds: float = Field(0.5, gt=0)
 
+    # Scale-out (Celery). Set a broker URL and every committed job is also sent as a
+    # Celery message to `ragops worker` processes; the catalog row stays the source of
+    # truth, so in-process threads (RAGOPS_WORKERS) may still run beside them and a job
+    # still runs once. An API in Celery mode normally runs with RAGOPS_WORKERS=0.
+    celery_broker_url: str | None = None
+    celery_queue: str = "ragops"
+    # How often each `ragops worker` re-sends messages for jobs that are overdue by this
+    # long (a message lost with a broker restart, a worker killed mid-job).
+    celery_redispatch_seconds: float = Field(30.0, gt=0)
+
     @field_validator("data_dir")
     @classmethod
     def _absolute_data_dir(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @field_validator("celery_broker_url")
+    @classmethod
+    def _broker_scheme(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        scheme = value.split("://", 1)[0].lower() if "://" in value else ""
+        if scheme not in CELERY_BROKER_SCHEMES:
+            # Only the scheme is echoed: the rest of a broker URL may hold a password.
+            raise ValueError(
+                f"RAGOPS_CELERY_BROKER_URL has scheme {scheme + '://' if scheme else '(none)'}, "
+                "which is not a supported broker; use redis://host:6379/0 (Redis) or "
+                "amqp://user:password@host:5672// (RabbitMQ)"
+            )
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

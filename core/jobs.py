@@ -5,6 +5,10 @@ expire and another worker (or the restarted process) claims it again. Claiming i
 conditional UPDATE, so it is atomic on SQLite and PostgreSQL alike and two workers never
 run the same attempt. Failures retry with exponential backoff up to `max_attempts`;
 `PermanentJobError`s (bad input) fail at once with their reason.
+
+Scale-out: with a `dispatcher` set (core/dispatch.py), every committed job and every
+retry is also announced to Celery workers, which claim that one row with the same
+conditional UPDATE (`claim_specific`); a message delivered twice finds the row taken.
 """
 
 from __future__ import annotations
@@ -18,12 +22,12 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import Row, and_, event, or_, select, update
 from sqlalchemy.orm import Session
 
-from core.catalog.models import Job, JobStatus, utcnow
+from core.catalog.models import Job, JobStatus, new_id, utcnow
 from core.db import Database
 
 log = logging.getLogger(__name__)
@@ -47,6 +51,26 @@ class JobContext:
 
 Handler = Callable[[dict[str, Any], JobContext], str | None]
 
+# Session.info keys: job ids to announce once the caller's transaction commits.
+_PENDING = "ragops.jobs.pending_dispatch"
+_HOOKED = "ragops.jobs.dispatch_hooked"
+
+
+class Dispatcher(Protocol):
+    """Announces runnable jobs to out-of-process workers (Celery: core/dispatch.py).
+
+    A message carries only the job id; the row decides whether anything runs, so a lost
+    or duplicated message is harmless (see `core.dispatch.redispatch_stale`).
+    """
+
+    def send(self, job_id: str, *, countdown: float = 0.0) -> None:
+        """Ask a worker to run `job_id` in `countdown` seconds. Raises on broker errors."""
+        ...
+
+    def close(self) -> None:
+        """Release broker connections."""
+        ...
+
 
 class JobQueue:
     def __init__(
@@ -62,6 +86,7 @@ class JobQueue:
         self.backoff_seconds = backoff_seconds
         self.max_attempts = max_attempts
         self.wakeup = threading.Event()
+        self.dispatcher: Dispatcher | None = None
 
     # -- submitting -------------------------------------------------------------------
     def submit(
@@ -75,6 +100,7 @@ class JobQueue:
     ) -> Job:
         """Add a job inside the caller's transaction (it runs once that commits)."""
         job = Job(
+            id=new_id(),  # known now, so the after-commit hook needs no flush or query
             kind=kind,
             payload=payload,
             kb_id=kb_id,
@@ -82,8 +108,40 @@ class JobQueue:
             run_after=utcnow(),
         )
         session.add(job)
+        if self.dispatcher is not None:
+            self._dispatch_after_commit(session, job.id)
         self.wakeup.set()
         return job
+
+    def _dispatch_after_commit(self, session: Session, job_id: str) -> None:
+        """Announce the job only after COMMIT: a worker told earlier would not see the row
+        yet, and a rolled-back job must never be announced at all."""
+        session.info.setdefault(_PENDING, []).append(job_id)
+        if session.info.get(_HOOKED):
+            return
+        session.info[_HOOKED] = True
+
+        def after_commit(s: Session) -> None:
+            for pending in s.info.pop(_PENDING, []):
+                self.dispatch(pending)
+
+        def after_rollback(s: Session) -> None:
+            s.info.pop(_PENDING, None)
+
+        event.listen(session, "after_commit", after_commit)
+        event.listen(session, "after_rollback", after_rollback)
+
+    def dispatch(self, job_id: str, *, countdown: float = 0.0) -> bool:
+        """Send a run message if a dispatcher is set. Never raises: the row is already
+        durable, and `redispatch_stale` re-sends what a broker outage swallowed."""
+        if self.dispatcher is None:
+            return False
+        try:
+            self.dispatcher.send(job_id, countdown=countdown)
+        except Exception:  # noqa: BLE001
+            log.exception("could not dispatch job %s; it is re-sent once it is overdue", job_id)
+            return False
+        return True
 
     # -- claiming ---------------------------------------------------------------------
     def _claimable(self, now):  # type: ignore[no-untyped-def]
@@ -92,46 +150,78 @@ class JobQueue:
             and_(Job.status == JobStatus.RUNNING, Job.lease_until < now),
         )
 
+    def _candidates(self, now, kinds: set[str] | None):  # type: ignore[no-untyped-def]
+        query = select(Job.id, Job.attempts, Job.max_attempts, Job.status).where(
+            self._claimable(now)
+        )
+        return query.where(Job.kind.in_(kinds)) if kinds else query
+
     def claim(self, owner: str, kinds: set[str] | None = None) -> Job | None:
         """Take the oldest runnable job (or one whose worker's lease expired)."""
         now = utcnow()
         with self.db.session() as s:
-            query = select(Job.id, Job.attempts, Job.max_attempts, Job.status).where(
-                self._claimable(now)
-            )
-            if kinds:
-                query = query.where(Job.kind.in_(kinds))
-            candidates = s.execute(query.order_by(Job.created_at).limit(8)).all()
-        for job_id, attempts, max_attempts, status in candidates:
-            with self.db.session() as s:
-                if status == JobStatus.RUNNING and attempts >= max_attempts:
-                    # Its worker died on the last attempt: stop here, with the reason.
-                    s.execute(
-                        update(Job)
-                        .where(Job.id == job_id, self._claimable(now))
-                        .values(
-                            status=JobStatus.FAILED,
-                            finished_at=now,
-                            lease_owner=None,
-                            error=f"worker lost during attempt {attempts} of "
-                            f"{max_attempts}; giving up",
-                        )
-                    )
-                    continue
-                claimed = s.execute(
+            query = self._candidates(now, kinds).order_by(Job.created_at).limit(8)
+            candidates = s.execute(query).all()
+        for candidate in candidates:
+            job = self._take(candidate, owner, now)
+            if job is not None:
+                return job
+        return None
+
+    def claim_specific(self, job_id: str, owner: str, kinds: set[str] | None = None) -> Job | None:
+        """Take exactly this job if it is runnable now (what a Celery message asks for).
+
+        None when it is finished, gone, running under a live lease, not due yet, or of a
+        kind outside `kinds`; `due_in` tells those cases apart.
+        """
+        now = utcnow()
+        with self.db.session() as s:
+            candidate = s.execute(self._candidates(now, kinds).where(Job.id == job_id)).first()
+        return self._take(candidate, owner, now) if candidate is not None else None
+
+    def _take(self, candidate: Row[Any], owner: str, now) -> Job | None:  # type: ignore[no-untyped-def]
+        """The one conditional UPDATE both claim paths share: at most one owner wins."""
+        job_id, attempts, max_attempts, status = candidate
+        with self.db.session() as s:
+            if status == JobStatus.RUNNING and attempts >= max_attempts:
+                # Its worker died on the last attempt: stop here, with the reason.
+                s.execute(
                     update(Job)
                     .where(Job.id == job_id, self._claimable(now))
                     .values(
-                        status=JobStatus.RUNNING,
-                        lease_owner=owner,
-                        lease_until=now + self.lease,
-                        attempts=Job.attempts + 1,
+                        status=JobStatus.FAILED,
+                        finished_at=now,
+                        lease_owner=None,
+                        error=f"worker lost during attempt {attempts} of {max_attempts}; giving up",
                     )
-                ).rowcount
-            if claimed == 1:
-                with self.db.session() as s:
-                    return s.get(Job, job_id)
-        return None
+                )
+                return None
+            claimed = s.execute(
+                update(Job)
+                .where(Job.id == job_id, self._claimable(now))
+                .values(
+                    status=JobStatus.RUNNING,
+                    lease_owner=owner,
+                    lease_until=now + self.lease,
+                    attempts=Job.attempts + 1,
+                )
+            ).rowcount
+        if claimed != 1:
+            return None
+        with self.db.session() as s:
+            return s.get(Job, job_id)
+
+    def due_in(self, job_id: str) -> float | None:
+        """Seconds until this job could be claimed (0 if it can now); None once it is
+        finished or gone. For a running job that is when its current lease runs out."""
+        with self.db.session() as s:
+            row = s.execute(
+                select(Job.status, Job.run_after, Job.lease_until).where(Job.id == job_id)
+            ).first()
+        if row is None or row.status not in (JobStatus.QUEUED, JobStatus.RUNNING):
+            return None
+        at = row.run_after if row.status == JobStatus.QUEUED else row.lease_until
+        return max(0.0, (at - utcnow()).total_seconds()) if at is not None else 0.0
 
     # -- while running ----------------------------------------------------------------
     def report_progress(self, job_id: str, owner: str, fraction: float, message: str) -> None:
@@ -176,7 +266,9 @@ class JobQueue:
             )
 
     def fail(self, job_id: str, owner: str, error: str, *, permanent: bool) -> bool:
-        """Record a failed attempt. Returns True when the job will be retried."""
+        """Record a failed attempt. Returns True when the job will be retried (and, with
+        a dispatcher, a run message is sent due when the backoff ends)."""
+        delay = 0.0
         with self.db.session() as s:
             job = s.get(Job, job_id)
             if job is None or job.lease_owner != owner:
@@ -192,7 +284,9 @@ class JobQueue:
             else:
                 job.status = JobStatus.FAILED
                 job.finished_at = utcnow()
-            return retry
+        if retry:
+            self.dispatch(job_id, countdown=delay)
+        return retry
 
 
 class WorkerPool:
@@ -214,6 +308,7 @@ class WorkerPool:
         self._running: dict[str, str] = {}  # job id -> owner
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
+        self._heartbeat: threading.Thread | None = None
 
     def register(
         self,
@@ -238,9 +333,18 @@ class WorkerPool:
             )
             t.start()
             self._threads.append(t)
-        hb = threading.Thread(target=self._heartbeat_loop, name="ragops-heartbeat", daemon=True)
-        hb.start()
-        self._threads.append(hb)
+        self.start_heartbeat()
+
+    def start_heartbeat(self) -> None:
+        """Renew the leases of running jobs; a Celery worker runs jobs without polling
+        threads but still needs this, or a long job would look abandoned."""
+        if self._heartbeat is not None and self._heartbeat.is_alive():
+            return
+        self._stop.clear()
+        self._heartbeat = threading.Thread(
+            target=self._heartbeat_loop, name="ragops-heartbeat", daemon=True
+        )
+        self._heartbeat.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
@@ -248,6 +352,9 @@ class WorkerPool:
         for t in self._threads:
             t.join(timeout)
         self._threads.clear()
+        if self._heartbeat is not None:
+            self._heartbeat.join(timeout)
+            self._heartbeat = None
 
     @property
     def alive(self) -> bool:
@@ -258,6 +365,20 @@ class WorkerPool:
         job = self.queue.claim(owner, set(self.handlers))
         if job is None:
             return False
+        self._execute(job, owner)
+        return True
+
+    def run_job(self, job_id: str, owner: str) -> bool:
+        """Run exactly this job, the way `run_one` would; False when it was not runnable
+        (see `JobQueue.claim_specific`). This is what a Celery message triggers."""
+        job = self.queue.claim_specific(job_id, owner, set(self.handlers))
+        if job is None:
+            return False
+        self._execute(job, owner)
+        return True
+
+    def _execute(self, job: Job, owner: str) -> None:
+        """Run a claimed job's handler and record the outcome (complete, retry or fail)."""
         with self._lock:
             self._running[job.id] = owner
         try:
@@ -285,7 +406,6 @@ class WorkerPool:
         finally:
             with self._lock:
                 self._running.pop(job.id, None)
-        return True
 
     def _loop(self, owner: str) -> None:
         while not self._stop.is_set():
