@@ -11,7 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from api import errors
 from api.deps import require_key
-from api.routes import documents, health, kbs, retrieve
+from api.routes import documents, health, kbs, retrieve, versions
 from core.config import Settings, get_settings
 from core.runtime import Runtime
 
@@ -48,5 +48,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     v1.include_router(kbs.router)
     v1.include_router(documents.router)
     v1.include_router(retrieve.router)
+    v1.include_router(versions.router)
     app.include_router(v1)
     return app

@@ -259,6 +259,43 @@ def query(
     console.print(table)
 
 
+@app.command()
+def worker(
+    concurrency: Annotated[
+        int, typer.Option(min=1, help="Jobs run at once (threads sharing the models)")
+    ] = 1,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
+) -> None:
+    """Run a Celery worker: load the models once, then run jobs sent through the broker.
+
+    Needs RAGOPS_CELERY_BROKER_URL (redis://... or amqp://...). Run one process per GPU;
+    give the API RAGOPS_WORKERS=0 so only these processes ingest.
+
+    Example: RAGOPS_CELERY_BROKER_URL=redis://127.0.0.1:6379/0 ragops worker --concurrency 2
+    """
+    from pydantic import ValidationError
+
+    from core.celery_app import run_worker
+
+    apply_offline_defaults()
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        err.print(f"[red]error:[/red] {exc.errors()[0]['msg']}")
+        raise typer.Exit(2) from exc
+    if not settings.celery_broker_url:
+        err.print(
+            "[red]error:[/red] RAGOPS_CELERY_BROKER_URL is not set; set "
+            "RAGOPS_CELERY_BROKER_URL=redis://127.0.0.1:6379/0 (or amqp://...) or run "
+            "`ragops serve`, which has in-process workers"
+        )
+        raise typer.Exit(2)
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    run_worker(settings, concurrency=concurrency, log_level=log_level)
+
+
 def main() -> None:
     app()
 

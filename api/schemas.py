@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -24,6 +24,12 @@ class ChunkingUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     chunk_size: int | None = Field(None, gt=0)
     chunk_overlap: int | None = Field(None, ge=0)
+
+
+class CleaningUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    unicode_normalization: Literal["NFKC", "NFC", "none"] | None = None
+    drop_duplicate_chunks: bool | None = None
 
 
 class KnowledgeBaseUpdate(BaseModel):
@@ -115,6 +121,9 @@ class RetrieveRequest(BaseModel):
         "or upload metadata; a list value matches any of its items",
     )
     score_threshold: float | None = Field(None, ge=-1.0, le=1.0)
+    index_version: int | None = Field(
+        None, ge=1, description="Pin a ready or live version; default: the live one"
+    )
 
 
 class RetrievedChunkPublic(BaseModel):
@@ -129,3 +138,49 @@ class RetrievedChunkPublic(BaseModel):
 class RetrieveResponse(BaseModel):
     index_version: int | None
     results: list[RetrievedChunkPublic]
+
+
+class VersionCreate(BaseModel):
+    """Any subset; everything not given is taken from the KB's current config."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    embedding_model: str | None = Field(None, examples=["/models/my-finetuned-minilm"])
+    chunking: ChunkingUpdate | None = None
+    cleaning: CleaningUpdate | None = None
+    redaction: RedactionConfig | None = None
+    backend: Literal["faiss", "qdrant"] | None = None
+    index_params: dict[str, Any] | None = Field(
+        None,
+        examples=[{"index_type": "hnsw", "M": 32}],
+        description="FAISS: index_type flat | hnsw | ivfpq and its parameters",
+    )
+
+
+class VersionPublic(BaseModel):
+    number: int
+    status: str
+    backend: str
+    embedding_model: str
+    dimension: int
+    config: dict[str, Any]
+    index_params: dict[str, Any]
+    progress: float
+    vector_count: int
+    stats: dict[str, Any]
+    error: str | None
+    job_id: str | None
+    created_at: datetime
+    ready_at: datetime | None
+    promoted_at: datetime | None
+    retired_at: datetime | None
+    purged_at: datetime | None
+
+
+class VersionList(BaseModel):
+    live_version: int | None
+    versions: list[VersionPublic]
+
+
+class JobAccepted(BaseModel):
+    job_id: str

@@ -69,8 +69,17 @@ class Settings(BaseSettings):
     redaction_enabled: bool = True
     redaction_entities: list[str] = Field(default_factory=lambda: list(DEFAULT_REDACT_ENTITIES))
 
-    # Index
-    faiss_index_type: Literal["flat"] = "flat"
+    # Index versions
+    index_backend: Literal["faiss", "qdrant"] = "faiss"
+    faiss_index_type: Literal["flat", "hnsw", "ivfpq"] = "flat"
+    # Qdrant server (cluster) by URL; empty means local mode under data_dir/qdrant
+    # (single process, for small or offline use).
+    qdrant_url: str | None = None
+    qdrant_api_key: str | None = None
+    # Garbage collection keeps the index data of this many most recently retired versions.
+    keep_retired_versions: int = Field(2, ge=0)
+    # Documents embedded per index write while building a version.
+    build_batch_documents: int = Field(32, gt=0)
 
     # Jobs
     workers: int = Field(2, ge=0)
@@ -131,6 +140,10 @@ class Settings(BaseSettings):
     @property
     def index_dir(self) -> Path:
         return self.data_dir / "indexes"
+
+    @property
+    def qdrant_path(self) -> Path:
+        return self.data_dir / "qdrant"
 
 
 @lru_cache

@@ -21,10 +21,10 @@ import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Row, and_, event, or_, select, update
+from sqlalchemy import Row, Select, and_, event, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.catalog.models import Job, JobStatus, new_id, utcnow
@@ -150,7 +150,7 @@ class JobQueue:
             and_(Job.status == JobStatus.RUNNING, Job.lease_until < now),
         )
 
-    def _candidates(self, now, kinds: set[str] | None):  # type: ignore[no-untyped-def]
+    def _candidates(self, now: datetime, kinds: set[str] | None) -> Select[Any]:
         query = select(Job.id, Job.attempts, Job.max_attempts, Job.status).where(
             self._claimable(now)
         )
@@ -179,7 +179,7 @@ class JobQueue:
             candidate = s.execute(self._candidates(now, kinds).where(Job.id == job_id)).first()
         return self._take(candidate, owner, now) if candidate is not None else None
 
-    def _take(self, candidate: Row[Any], owner: str, now) -> Job | None:  # type: ignore[no-untyped-def]
+    def _take(self, candidate: Row[Any], owner: str, now: datetime) -> Job | None:
         """The one conditional UPDATE both claim paths share: at most one owner wins."""
         job_id, attempts, max_attempts, status = candidate
         with self.db.session() as s:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from core.blobs import LocalBlobStore
 from core.catalog.embedding_cache import CatalogEmbeddingCache
 from core.config import Settings, apply_offline_defaults
 from core.db import Database
+from core.dispatch import make_dispatcher
 from core.jobs import JobQueue, WorkerPool
 
 if TYPE_CHECKING:
@@ -39,7 +40,11 @@ class Runtime:
             backoff_seconds=settings.job_backoff_seconds,
             max_attempts=settings.job_max_attempts,
         )
-        self.indexes: IndexStore = IndexStore(settings.index_dir, self.db)
+        # Celery mode: committed jobs are also announced to `ragops worker` processes.
+        self.jobs.dispatcher = make_dispatcher(settings)
+        self.indexes: IndexStore = IndexStore(
+            settings.index_dir, self.db, qdrant=self.qdrant_client
+        )
         self.embedding_cache = CatalogEmbeddingCache(self.db)
         self.workers = WorkerPool(
             self.jobs, threads=settings.workers, poll_seconds=settings.job_poll_seconds
@@ -57,6 +62,14 @@ class Runtime:
             device=self.settings.embedding_device,
             batch_size=self.settings.embedding_batch_size,
         )
+
+    def qdrant_client(self) -> Any:
+        """The deployment's Qdrant: a server (cluster) by URL, else local mode on disk."""
+        from index.qdrant_index import make_client
+
+        if self.settings.qdrant_url:
+            return make_client(url=self.settings.qdrant_url, api_key=self.settings.qdrant_api_key)
+        return make_client(path=self.settings.qdrant_path)
 
     def redactor(self, entities: list[str] | None) -> PresidioRedactor:
         from ingest.redact import PresidioRedactor
@@ -85,4 +98,6 @@ class Runtime:
     def close(self) -> None:
         self.ready = False
         self.workers.stop()
+        if self.jobs.dispatcher is not None:
+            self.jobs.dispatcher.close()
         self.db.dispose()

@@ -12,9 +12,10 @@ from __future__ import annotations
 import fcntl
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import update
 
@@ -25,9 +26,13 @@ from index.faiss_index import FaissIndex
 
 
 class IndexStore:
-    def __init__(self, root: Path, db: Database) -> None:
+    """`qdrant` is a zero-argument factory for the deployment's QdrantClient (server by
+    URL or local mode on a path), called only when a Qdrant-backed version is opened."""
+
+    def __init__(self, root: Path, db: Database, qdrant: Callable[[], Any] | None = None) -> None:
         self.root = root
         self.db = db
+        self._qdrant_factory = qdrant
         self._cache: dict[str, tuple[int, VectorIndex]] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
@@ -35,10 +40,37 @@ class IndexStore:
     def path_for(self, version: IndexVersion) -> Path:
         return self.root / version.kb_id / f"v{version.number}-{version.id[:8]}"
 
+    def qdrant_client(self) -> Any:
+        if self._qdrant_factory is None:
+            raise ValueError("no Qdrant client configured for this index store")
+        return self._qdrant_factory()
+
     def _open(self, version: IndexVersion) -> VectorIndex:
+        if version.backend == "qdrant":
+            from index.qdrant_index import QdrantIndex, collection_name
+
+            return QdrantIndex.open(
+                self.qdrant_client(),
+                collection_name(version.kb_id, version.number, version.id),
+                version.dimension,
+            )
         if version.backend != "faiss":
-            raise ValueError(f"index backend {version.backend!r} is not available yet; use faiss")
-        return FaissIndex.open(self.path_for(version), version.dimension)
+            raise ValueError(f"unknown index backend {version.backend!r}; use faiss or qdrant")
+        params = dict(version.index_params or {})
+        index_type = params.pop("index_type", "flat")
+        return FaissIndex.open(
+            self.path_for(version), version.dimension, index_type=index_type, index_params=params
+        )
+
+    def point_alias(self, kb: Any, version: IndexVersion) -> None:
+        """Qdrant: the KB's alias names the live version's collection."""
+        from index.qdrant_index import collection_name, set_alias
+
+        set_alias(
+            self.qdrant_client(),
+            f"ragops_{kb.id}_live",
+            collection_name(version.kb_id, version.number, version.id),
+        )
 
     def reader(self, version: IndexVersion) -> VectorIndex:
         """The snapshot for `version` as of its catalog generation (never half-written)."""
@@ -86,12 +118,13 @@ class IndexStore:
                 fcntl.flock(lock_file, fcntl.LOCK_UN)
 
     def drop(self, version: IndexVersion) -> None:
+        """Delete a version's index data (FAISS files or the Qdrant collection)."""
         with self._guard:
             self._cache.pop(version.id, None)
+        if version.backend == "qdrant":
+            self._open(version).drop()
         shutil.rmtree(self.path_for(version), ignore_errors=True)
 
-    def drop_kb(self, kb_id: str) -> None:
-        with self._guard:
-            for key in list(self._cache):
-                self._cache.pop(key, None)
-        shutil.rmtree(self.root / kb_id, ignore_errors=True)
+    def drop_all(self, versions: list[IndexVersion]) -> None:
+        for version in versions:
+            self.drop(version)

@@ -13,9 +13,11 @@ _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u3000]+")
 _BLANK_LINES = re.compile(r"\n\s*\n+")
 
 
-def normalise_text(text: str) -> str:
-    """NFKC, no control or zero-width characters, single spaces, at most one blank line."""
-    text = unicodedata.normalize("NFKC", text)
+def normalise_text(text: str, form: str = "NFKC") -> str:
+    """Unicode form (NFKC by default), no control or zero-width characters, single
+    spaces, at most one blank line."""
+    if form != "none":
+        text = unicodedata.normalize(form, text)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = _CONTROL.sub("", text)
     text = _SPACES.sub(" ", text)
@@ -31,14 +33,21 @@ class Cleaner:
 
     name = "clean"
 
+    def __init__(self, unicode_normalization: str = "NFKC") -> None:
+        if unicode_normalization not in {"NFKC", "NFC", "none"}:
+            raise ValueError(
+                f"unicode_normalization must be NFKC, NFC or none, got {unicode_normalization!r}"
+            )
+        self.form = unicode_normalization
+
     @property
     def config(self) -> dict[str, Any]:
-        return {"unicode": "NFKC", "whitespace": "collapse"}
+        return {"unicode": self.form, "whitespace": "collapse"}
 
     def __call__(self, pieces: list[Piece], report: StageReport) -> list[Piece]:
         out: list[Piece] = []
         for piece in pieces:
-            text = normalise_text(piece.text)
+            text = normalise_text(piece.text, self.form)
             if not text:
                 report.add(self.name, "empty_elements_dropped")
                 continue

@@ -4,7 +4,7 @@ hashed into chunk ids so a config change never mixes chunk sets."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -37,12 +37,20 @@ class RedactionConfig(BaseModel):
     )
 
 
+class CleaningConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    unicode_normalization: Literal["NFKC", "NFC", "none"] = "NFKC"
+    drop_duplicate_chunks: bool = Field(True, description="Remove exact repeats in a document")
+
+
 class IngestionConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     chunking: ChunkingConfig
     redaction: RedactionConfig
     embedding_model: str
+    cleaning: CleaningConfig = Field(default_factory=CleaningConfig)
 
     @classmethod
     def defaults(cls, settings: Settings) -> IngestionConfig:

@@ -53,6 +53,13 @@ def _config_from(base: IngestionConfig, changes: dict[str, Any]) -> IngestionCon
         raise InvalidInput(detail) from exc
 
 
+def validated_config(
+    rt: Runtime, base: IngestionConfig, changes: dict[str, Any]
+) -> IngestionConfig:
+    """`base` with `changes` applied, checked against the real model and Presidio."""
+    return _validated(rt, _config_from(base, changes))
+
+
 def create_kb(
     rt: Runtime, *, name: str, description: str = "", changes: dict[str, Any] | None = None
 ) -> KnowledgeBase:
@@ -84,12 +91,12 @@ def update_kb(
         kb = get_kb(session=s, name_or_id=name_or_id)
         current = IngestionConfig.model_validate(kb.config)
         has_index = s.execute(select(exists().where(IndexVersion.kb_id == kb.id))).scalar()
-    config = _validated(rt, _config_from(current, changes or {}))
-    if has_index and config.embedding_model != current.embedding_model:
+    config = validated_config(rt, current, changes or {})
+    if has_index and config != current:
         raise Conflict(
-            f"knowledge base {kb.name!r} already has an index built with "
-            f"{current.embedding_model!r}; changing the embedding model needs a new index "
-            "version, not an edit"
+            f"knowledge base {kb.name!r} already has an index; to change its embedding "
+            "model, chunking, cleaning or redaction build a new index version "
+            f"(POST /v1/kbs/{kb.name}/versions with the changes), then promote it"
         )
     with rt.db.session() as s:
         kb = get_kb(session=s, name_or_id=name_or_id)
@@ -110,6 +117,9 @@ def delete_kb(rt: Runtime, *, name_or_id: str) -> None:
                 .where(Document.kb_id == kb_id)
             ).scalars()
         )
+        versions = list(
+            s.execute(select(IndexVersion).where(IndexVersion.kb_id == kb_id)).scalars()
+        )
         s.delete(kb)
         s.flush()
         still_used = set(
@@ -119,6 +129,6 @@ def delete_kb(rt: Runtime, *, name_or_id: str) -> None:
                 )
             ).scalars()
         )
-    rt.indexes.drop_kb(kb_id)
+    rt.indexes.drop_all(versions)
     for sha in shas - still_used:
         rt.blobs.delete(sha)

@@ -46,6 +46,11 @@ class IngestPipeline:
         spec += [[s.name, s.config] for s in self.stages]
         return sha256_hex(json.dumps(spec, sort_keys=True, default=str))
 
+    def embed(self, pieces: list[Piece], report: StageReport) -> list[Piece]:
+        """Only the final embed stage: for chunks this config already produced (their
+        vectors usually come straight from the embedding cache)."""
+        return self.stages[-1](pieces, report)
+
     def run(
         self,
         data: bytes,
@@ -81,7 +86,7 @@ def build_pipeline(
 ) -> IngestPipeline:
     from ingest.parse import UnstructuredParser
 
-    stages: list[Stage] = [Cleaner()]
+    stages: list[Stage] = [Cleaner(config.cleaning.unicode_normalization)]
     if config.redaction.enabled:
         stages.append(redactor_factory(config.redaction.entities))
     stages += [
@@ -91,7 +96,8 @@ def build_pipeline(
             chunk_overlap=config.chunking.chunk_overlap,
             max_tokens=embedder.max_tokens,
         ),
-        ExactDeduplicator(),
-        EmbedStage(embedder, cache),
     ]
+    if config.cleaning.drop_duplicate_chunks:
+        stages.append(ExactDeduplicator())
+    stages.append(EmbedStage(embedder, cache))
     return IngestPipeline(UnstructuredParser(), stages)

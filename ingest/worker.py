@@ -1,12 +1,17 @@
-"""The ingestion job: one document revision through the pipeline into every live or
-building index version of its knowledge base. Safe to retry: chunk ids are deterministic
-and index upserts idempotent."""
+"""The ingestion jobs. `ingest_revision` takes one document revision into every active
+(non-retired) index version of its KB, each with that version's own config, so a version
+building in the background never misses a change. `build_version` fills a new version
+from the KB's current documents; `gc_versions` removes retired versions' data. All are
+safe to retry: chunk ids are deterministic and index upserts idempotent."""
 
 from __future__ import annotations
 
 import logging
+import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -22,14 +27,14 @@ from core.catalog.models import (
 )
 from core.errors import StageFailed
 from core.jobs import JobContext, PermanentJobError
-from core.types import Piece, sha256_hex
+from core.types import Piece, StageReport, sha256_hex
+from index.versions import BUILD_JOB, GC_JOB, active_versions
 from ingest.config import IngestionConfig
 from ingest.documents import INGEST_JOB
-from ingest.pipeline import STAGE_STATUS, build_pipeline
+from ingest.pipeline import STAGE_STATUS, IngestPipeline, build_pipeline
 
 if TYPE_CHECKING:
     from core.runtime import Runtime
-    from ingest.embed import Embedder
 
 log = logging.getLogger(__name__)
 
@@ -42,34 +47,152 @@ def chunk_id(
     return sha256_hex(f"{kb_id}:{document_id}:{revision_id}:{position}:{config_hash}")[:32]
 
 
-def ensure_live_version(
-    rt: Runtime, *, kb: KnowledgeBase, config: IngestionConfig, embedder: Embedder, config_hash: str
+def pipeline_for(rt: Runtime, config: IngestionConfig) -> IngestPipeline:
+    return build_pipeline(
+        config,
+        embedder=rt.embedder(config.embedding_model),
+        cache=rt.embedding_cache,
+        redactor_factory=rt.redactor,
+    )
+
+
+@dataclass
+class RevisionRef:
+    kb_id: str
+    document_id: str
+    revision_id: str
+    filename: str
+    media_type: str
+    sha: str
+    metadata: dict[str, Any]
+
+
+def revision_chunks(
+    rt: Runtime,
+    pipeline: IngestPipeline,
+    ref: RevisionRef,
+    *,
+    report: StageReport,
+    on_stage: Any = None,
+) -> list[Piece]:
+    """The revision's chunks under this pipeline config, with vectors. Chunks this config
+    already produced are reused (their vectors come from the embedding cache); otherwise
+    the raw bytes go through the whole pipeline and the chunk rows are written."""
+    config_hash = pipeline.config_hash
+    with rt.db.session() as s:
+        rows = list(
+            s.execute(
+                select(Chunk)
+                .where(Chunk.revision_id == ref.revision_id, Chunk.config_hash == config_hash)
+                .order_by(Chunk.position)
+            ).scalars()
+        )
+    if rows:
+        pieces = [
+            Piece(text=r.text, metadata=dict(r.metadata_), id=r.id, token_count=r.token_count)
+            for r in rows
+        ]
+        return pipeline.embed(pieces, report)
+    try:
+        data = rt.blobs.get(ref.sha)
+    except FileNotFoundError as exc:
+        raise PermanentJobError(
+            f"raw bytes of {ref.filename!r} are missing from the blob store"
+        ) from exc
+    result = pipeline.run(data, media_type=ref.media_type, filename=ref.filename, on_stage=on_stage)
+    report.counts.update(result.report.counts)
+    report.seconds.update(result.report.seconds)
+    if not result.chunks:
+        raise StageFailed(
+            "chunk", "no text left to index after cleaning and redaction", document=ref.filename
+        )
+    for piece in result.chunks:
+        piece.id = chunk_id(
+            kb_id=ref.kb_id,
+            document_id=ref.document_id,
+            revision_id=ref.revision_id,
+            position=piece.metadata["position"],
+            config_hash=config_hash,
+        )
+    try:
+        with rt.db.session() as s:
+            s.execute(
+                delete(Chunk).where(
+                    Chunk.revision_id == ref.revision_id, Chunk.config_hash == config_hash
+                )
+            )
+            s.add_all(
+                Chunk(
+                    id=p.id,
+                    kb_id=ref.kb_id,
+                    document_id=ref.document_id,
+                    revision_id=ref.revision_id,
+                    position=p.metadata["position"],
+                    text=p.text,
+                    text_hash=p.text_hash,
+                    token_count=p.token_count or 0,
+                    metadata_=p.metadata,
+                    config_hash=config_hash,
+                )
+                for p in result.chunks
+            )
+    except IntegrityError as exc:
+        raise PermanentJobError(
+            f"{ref.filename!r} was deleted while it was being ingested"
+        ) from exc
+    return result.chunks
+
+
+def payloads_for(ref: RevisionRef, chunks: list[Piece]) -> list[dict[str, Any]]:
+    base = {k: v for k, v in ref.metadata.items() if isinstance(v, str | int | float | bool)}
+    return [
+        {
+            **base,
+            "document_id": ref.document_id,
+            "revision_id": ref.revision_id,
+            "filename": ref.filename,
+            "page_number": p.metadata.get("page_number"),
+            "section": p.metadata.get("section"),
+        }
+        for p in chunks
+    ]
+
+
+def _is_current(rt: Runtime, ref: RevisionRef) -> bool:
+    with rt.db.session() as s:
+        doc = s.get(Document, ref.document_id)
+        return doc is not None and doc.current_revision_id == ref.revision_id
+
+
+def ensure_versions(
+    rt: Runtime, kb: KnowledgeBase, config: IngestionConfig, pipeline: IngestPipeline
 ) -> list[IndexVersion]:
-    """The KB's non-retired versions; the first upload creates version 1 and makes it live."""
+    """The KB's active versions; the first upload creates version 1 and makes it live."""
     for _ in range(3):
         with rt.db.session() as s:
-            versions = list(
-                s.execute(
-                    select(IndexVersion)
-                    .where(
-                        IndexVersion.kb_id == kb.id, IndexVersion.status != VersionStatus.RETIRED
-                    )
-                    .order_by(IndexVersion.number)
-                ).scalars()
-            )
-            if versions:
-                return versions
+            versions = active_versions(session=s, kb_id=kb.id)
+        if versions:
+            return versions
+        embedder = rt.embedder(config.embedding_model)
+        params: dict[str, Any] = (
+            {"index_type": rt.settings.faiss_index_type}
+            if rt.settings.index_backend == "faiss"
+            else {}
+        )
         try:
             with rt.db.session() as s:
                 version = IndexVersion(
                     kb_id=kb.id,
                     number=1,
                     status=VersionStatus.LIVE,
-                    backend="faiss",
+                    backend=rt.settings.index_backend,
                     embedding_model=config.embedding_model,
                     dimension=embedder.dimension,
                     config=config.model_dump(),
-                    config_hash=config_hash,
+                    config_hash=pipeline.config_hash,
+                    index_params=params,
+                    progress=1.0,
+                    ready_at=utcnow(),
                     promoted_at=utcnow(),
                 )
                 s.add(version)
@@ -103,111 +226,79 @@ def ingest_revision(rt: Runtime, payload: dict[str, Any], ctx: JobContext) -> st
             return "superseded by a newer revision before it was processed"
         if rev.status == RevisionStatus.INDEXED:
             return "already indexed"
-        config = IngestionConfig.model_validate(kb.config)
-        filename, media_type, sha = doc.filename, rev.media_type, rev.content_sha256
-        document_id, metadata = doc.id, dict(doc.metadata_ or {})
-    try:
-        data = rt.blobs.get(sha)
-    except FileNotFoundError as exc:
-        raise PermanentJobError(
-            f"raw bytes of {filename!r} are missing from the blob store"
-        ) from exc
-
-    embedder = rt.embedder(config.embedding_model)
-    pipeline = build_pipeline(
-        config, embedder=embedder, cache=rt.embedding_cache, redactor_factory=rt.redactor
-    )
+        kb_config = IngestionConfig.model_validate(kb.config)
+        ref = RevisionRef(
+            kb.id,
+            doc.id,
+            rev.id,
+            doc.filename,
+            rev.media_type,
+            rev.content_sha256,
+            dict(doc.metadata_ or {}),
+        )
 
     def on_stage(stage: str) -> None:
         _set_status(rt, revision_id, STAGE_STATUS.get(stage, RevisionStatus.PARSING))
         done = _STAGE_ORDER.index(stage) if stage in _STAGE_ORDER else 0
-        ctx.progress(done / (len(_STAGE_ORDER) + 1), f"{stage} {filename}")
+        ctx.progress(done / (len(_STAGE_ORDER) + 1), f"{stage} {ref.filename}")
 
-    result = pipeline.run(data, media_type=media_type, filename=filename, on_stage=on_stage)
-    if not result.chunks:
-        raise StageFailed(
-            "chunk", "no text left to index after cleaning and redaction", document=filename
-        )
-    config_hash = pipeline.config_hash
-    chunks: list[Piece] = result.chunks
-    for piece in chunks:
-        piece.id = chunk_id(
-            kb_id=kb.id,
-            document_id=document_id,
-            revision_id=revision_id,
-            position=piece.metadata["position"],
-            config_hash=config_hash,
-        )
+    versions = ensure_versions(rt, kb, kb_config, pipeline_for(rt, kb_config))
+    # One pipeline run per distinct config; versions that differ only in backend or index
+    # type share chunks and vectors.
+    groups: dict[str, tuple[IngestPipeline, list[IndexVersion]]] = {}
+    for version in versions:
+        pipeline = pipeline_for(rt, IngestionConfig.model_validate(version.config))
+        groups.setdefault(pipeline.config_hash, (pipeline, []))[1].append(version)
 
-    ctx.progress(0.9, f"indexing {filename}")
-    try:
+    reports: dict[str, StageReport] = {}
+    total_chunks = 0
+    for config_hash, (pipeline, group) in groups.items():
+        report = reports[config_hash] = StageReport()
+        chunks = revision_chunks(rt, pipeline, ref, report=report, on_stage=on_stage)
+        _set_status(rt, revision_id, RevisionStatus.INDEXING)
+        ctx.progress(0.9, f"indexing {ref.filename}")
         with rt.db.session() as s:
-            s.execute(delete(Chunk).where(Chunk.revision_id == revision_id))
-            s.add_all(
-                Chunk(
-                    id=p.id,
-                    kb_id=kb.id,
-                    document_id=document_id,
-                    revision_id=revision_id,
-                    position=p.metadata["position"],
-                    text=p.text,
-                    text_hash=p.text_hash,
-                    token_count=p.token_count or 0,
-                    metadata_=p.metadata,
-                )
-                for p in chunks
+            old_ids = list(
+                s.execute(
+                    select(Chunk.id).where(
+                        Chunk.document_id == ref.document_id,
+                        Chunk.revision_id != ref.revision_id,
+                        Chunk.config_hash == config_hash,
+                    )
+                ).scalars()
             )
+        matrix = np.vstack([p.embedding for p in chunks]).astype(np.float32)
+        payloads = payloads_for(ref, chunks)
+        for version in group:
+            with rt.indexes.writer(version) as index:
+                if not _is_current(rt, ref):
+                    break  # replaced or deleted meanwhile: the newer job owns the index now
+                # New vectors in and the old revision's out, in one published snapshot.
+                index.upsert([p.id for p in chunks], matrix, payloads)
+                index.delete(old_ids)
+        if any(v.status == VersionStatus.LIVE for v in group) or not total_chunks:
+            total_chunks = len(chunks)
+            live_report = report
+
+    with rt.db.session() as s:
+        doc = s.get(Document, ref.document_id)
+        if doc is None or doc.current_revision_id != ref.revision_id:
             s.execute(
                 update(DocumentRevision)
                 .where(DocumentRevision.id == revision_id)
-                .values(status=RevisionStatus.INDEXING)
+                .values(status=RevisionStatus.SUPERSEDED)
             )
-    except IntegrityError as exc:
-        raise PermanentJobError(f"{filename!r} was deleted while it was being ingested") from exc
-
-    versions = ensure_live_version(
-        rt, kb=kb, config=config, embedder=embedder, config_hash=config_hash
-    )
-    with rt.db.session() as s:
-        old_ids = list(
-            s.execute(
-                select(Chunk.id).where(
-                    Chunk.document_id == document_id, Chunk.revision_id != revision_id
-                )
-            ).scalars()
+            return f"{ref.filename}: replaced or deleted while it was being ingested"
+        s.execute(
+            delete(Chunk).where(
+                Chunk.document_id == ref.document_id, Chunk.revision_id != ref.revision_id
+            )
         )
-    ids = [p.id for p in chunks]
-    vectors = [p.embedding for p in chunks]
-    base_payload = {k: v for k, v in metadata.items() if isinstance(v, str | int | float | bool)}
-    payloads = [
-        {
-            **base_payload,
-            "document_id": document_id,
-            "revision_id": revision_id,
-            "filename": filename,
-            "page_number": p.metadata.get("page_number"),
-            "section": p.metadata.get("section"),
-        }
-        for p in chunks
-    ]
-    import numpy as np
-
-    matrix = np.vstack(vectors).astype(np.float32)
-    for version in versions:
-        if version.embedding_model != config.embedding_model:
-            continue  # other models are rebuilt by their own version build jobs
-        with rt.indexes.writer(version) as index:
-            # New vectors go in and the old revision's go out in one published snapshot.
-            index.upsert(ids, matrix, payloads)
-            index.delete(old_ids)
-
-    with rt.db.session() as s:
-        s.execute(delete(Chunk).where(Chunk.id.in_(old_ids)))
         s.execute(
             update(DocumentRevision)
             .where(
-                DocumentRevision.document_id == document_id,
-                DocumentRevision.id != revision_id,
+                DocumentRevision.document_id == ref.document_id,
+                DocumentRevision.id != ref.revision_id,
                 DocumentRevision.status == RevisionStatus.INDEXED,
             )
             .values(status=RevisionStatus.SUPERSEDED)
@@ -218,21 +309,164 @@ def ingest_revision(rt: Runtime, payload: dict[str, Any], ctx: JobContext) -> st
             .values(
                 status=RevisionStatus.INDEXED,
                 indexed_at=utcnow(),
-                chunk_count=len(chunks),
+                chunk_count=total_chunks,
                 error=None,
-                report={"counts": result.report.counts, "seconds": result.report.seconds},
+                report={"counts": live_report.counts, "seconds": live_report.seconds},
             )
         )
-    return f"indexed {filename}: {len(chunks)} chunks"
+    return f"indexed {ref.filename}: {total_chunks} chunks in {len(versions)} version(s)"
+
+
+def build_version(rt: Runtime, payload: dict[str, Any], ctx: JobContext) -> str:
+    """Fill a `building` version from the KB's current indexed revisions, in batches,
+    then mark it `ready`. Pending revisions are added by their own ingest jobs (this
+    version is active, so they include it); a revision replaced mid-build is skipped."""
+    started = time.perf_counter()
+    with rt.db.session() as s:
+        version = s.get(IndexVersion, payload["version_id"])
+        if version is None or version.status != VersionStatus.BUILDING:
+            return "version is no longer building; nothing to do"
+        config = IngestionConfig.model_validate(version.config)
+        rows = s.execute(
+            select(Document, DocumentRevision)
+            .join(DocumentRevision, DocumentRevision.id == Document.current_revision_id)
+            .where(
+                Document.kb_id == version.kb_id, DocumentRevision.status == RevisionStatus.INDEXED
+            )
+            .order_by(Document.filename)
+        ).all()
+        refs = [
+            RevisionRef(
+                version.kb_id,
+                d.id,
+                r.id,
+                d.filename,
+                r.media_type,
+                r.content_sha256,
+                dict(d.metadata_ or {}),
+            )
+            for d, r in rows
+        ]
+    pipeline = pipeline_for(rt, config)
+    with rt.db.session() as s:
+        s.execute(
+            update(IndexVersion)
+            .where(IndexVersion.id == version.id)
+            .values(config_hash=pipeline.config_hash, progress=0.0, error=None)
+        )
+    report = StageReport()
+    failures: list[str] = []
+    chunks_total = 0
+    batch = max(1, rt.settings.build_batch_documents)
+    for start in range(0, len(refs), batch):
+        if _retired(rt, version.id):
+            return f"version {version.number} was retired during its build; stopped"
+        prepared: list[tuple[RevisionRef, list[Piece]]] = []
+        for ref in refs[start : start + batch]:
+            try:
+                prepared.append((ref, revision_chunks(rt, pipeline, ref, report=report)))
+            except (StageFailed, PermanentJobError) as exc:
+                failures.append(f"{ref.filename}: {exc}")
+        with rt.indexes.writer(version) as index:
+            for ref, chunks in prepared:
+                if not _is_current(rt, ref):
+                    continue
+                index.upsert(
+                    [p.id for p in chunks],
+                    np.vstack([p.embedding for p in chunks]).astype(np.float32),
+                    payloads_for(ref, chunks),
+                )
+                chunks_total += len(chunks)
+        done = min(len(refs), start + batch)
+        with rt.db.session() as s:
+            s.execute(
+                update(IndexVersion)
+                .where(IndexVersion.id == version.id)
+                .values(progress=done / max(1, len(refs)))
+            )
+        ctx.progress(done / max(1, len(refs)), f"version {version.number}: {done}/{len(refs)}")
+    stats = {
+        "documents": len(refs) - len(failures),
+        "chunks": chunks_total,
+        "failed_documents": failures[:50],
+        "seconds": report.seconds,
+        "build_seconds": round(time.perf_counter() - started, 3),
+    }
+    with rt.db.session() as s:
+        s.execute(
+            update(IndexVersion)
+            .where(IndexVersion.id == version.id, IndexVersion.status == VersionStatus.BUILDING)
+            .values(
+                status=VersionStatus.READY,
+                progress=1.0,
+                ready_at=utcnow(),
+                stats=stats,
+                error=("; ".join(failures)[:2000] or None),
+            )
+        )
+    return f"version {version.number} ready: {chunks_total} chunks from {len(refs)} documents"
+
+
+def _retired(rt: Runtime, version_id: str) -> bool:
+    with rt.db.session() as s:
+        v = s.get(IndexVersion, version_id)
+        return v is None or v.status == VersionStatus.RETIRED
+
+
+def gc_versions(rt: Runtime, payload: dict[str, Any], ctx: JobContext) -> str:
+    """Drop the index data of retired versions beyond the newest `keep_retired_versions`
+    per KB, and chunk rows no active version uses."""
+    keep = rt.settings.keep_retired_versions
+    with rt.db.session() as s:
+        query = select(IndexVersion).where(
+            IndexVersion.status == VersionStatus.RETIRED, IndexVersion.purged_at.is_(None)
+        )
+        if payload.get("kb_id"):
+            query = query.where(IndexVersion.kb_id == payload["kb_id"])
+        retired = list(s.execute(query.order_by(IndexVersion.retired_at.desc())).scalars())
+    seen: dict[str, int] = {}
+    purged = []
+    for version in retired:
+        seen[version.kb_id] = seen.get(version.kb_id, 0) + 1
+        if seen[version.kb_id] <= keep:
+            continue
+        rt.indexes.drop(version)
+        with rt.db.session() as s:
+            s.execute(
+                update(IndexVersion)
+                .where(IndexVersion.id == version.id)
+                .values(purged_at=utcnow(), vector_count=0)
+            )
+        purged.append(version)
+    for kb_id in {v.kb_id for v in purged}:
+        with rt.db.session() as s:
+            in_use = {v.config_hash for v in active_versions(session=s, kb_id=kb_id)}
+            s.execute(delete(Chunk).where(Chunk.kb_id == kb_id, Chunk.config_hash.not_in(in_use)))
+    return f"purged {len(purged)} retired version(s)"
 
 
 def record_failure(rt: Runtime, payload: dict[str, Any], reason: str) -> None:
     _set_status(rt, payload["revision_id"], RevisionStatus.FAILED, error=reason)
 
 
+def record_build_failure(rt: Runtime, payload: dict[str, Any], reason: str) -> None:
+    with rt.db.session() as s:
+        s.execute(
+            update(IndexVersion)
+            .where(IndexVersion.id == payload["version_id"])
+            .values(error=reason)
+        )
+
+
 def register_handlers(rt: Runtime) -> None:
     rt.workers.register(
         INGEST_JOB,
-        lambda payload, ctx: ingest_revision(rt, payload, ctx),
-        on_final_failure=lambda payload, reason: record_failure(rt, payload, reason),
+        lambda p, ctx: ingest_revision(rt, p, ctx),
+        on_final_failure=lambda p, reason: record_failure(rt, p, reason),
     )
+    rt.workers.register(
+        BUILD_JOB,
+        lambda p, ctx: build_version(rt, p, ctx),
+        on_final_failure=lambda p, reason: record_build_failure(rt, p, reason),
+    )
+    rt.workers.register(GC_JOB, lambda p, ctx: gc_versions(rt, p, ctx))

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from core.catalog.models import Chunk, Document, DocumentRevision
 from core.errors import InvalidInput
-from core.kbs import live_version
+from index.versions import queryable_version
 
 if TYPE_CHECKING:
     from core.catalog.models import KnowledgeBase
@@ -59,6 +59,7 @@ def retrieve(
     top_k: int = 5,
     filters: dict[str, Any] | None = None,
     score_threshold: float | None = None,
+    index_version: int | None = None,
 ) -> RetrievalResult:
     query = query.strip()
     if not query:
@@ -67,7 +68,7 @@ def retrieve(
         raise InvalidInput(f"top_k must be between 1 and {MAX_TOP_K}, got {top_k}")
     filters = check_filters(filters)
     with rt.db.session() as s:
-        version = live_version(session=s, kb_id=kb.id)
+        version = queryable_version(session=s, kb=kb, number=index_version)
     if version is None:
         return RetrievalResult(index_version=None, results=[])
     # Resolve the version once; the snapshot stays valid even if a writer publishes

@@ -22,6 +22,7 @@ def retrieve_chunks(kb: str, body: RetrieveRequest, rt: RuntimeDep) -> RetrieveR
         top_k=body.top_k,
         filters=body.filters,
         score_threshold=body.score_threshold,
+        index_version=body.index_version,
     )
     return RetrieveResponse(
         index_version=result.index_version,

@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -143,11 +144,24 @@ class Chunk(Base):
     text_hash: Mapped[str] = mapped_column(String(64))
     token_count: Mapped[int] = mapped_column(Integer)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+    # The pipeline config hash that produced it: index versions with the same hash share
+    # chunks; a version with other chunking or another model has its own.
+    config_hash: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
 
 
 class IndexVersion(Base):
     __tablename__ = "index_versions"
-    __table_args__ = (UniqueConstraint("kb_id", "number", name="uq_version_number"),)
+    __table_args__ = (
+        UniqueConstraint("kb_id", "number", name="uq_version_number"),
+        # Exactly one live version per KB, enforced by the database itself.
+        Index(
+            "uq_one_live_version",
+            "kb_id",
+            unique=True,
+            sqlite_where=text("status = 'live'"),
+            postgresql_where=text("status = 'live'"),
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     kb_id: Mapped[str] = mapped_column(ForeignKey("knowledge_bases.id", ondelete="CASCADE"))
@@ -162,8 +176,19 @@ class IndexVersion(Base):
     vector_count: Mapped[int] = mapped_column(Integer, default=0)
     # Bumped on every write, so readers in other processes know to reload.
     generation: Mapped[int] = mapped_column(Integer, default=0)
+    # FAISS: {"index_type": "flat" | "hnsw" | "ivfpq", ...}; Qdrant: {}.
+    index_params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Build progress (0..1), documents/chunks counted, seconds per stage, last error.
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    stats: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    job_id: Mapped[str | None] = mapped_column(String(32), default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    ready_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
     promoted_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+    retired_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+    # Set when garbage collection removed the index data of a retired version.
+    purged_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
 
 
 class Job(Base):

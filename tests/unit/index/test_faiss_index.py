@@ -1,7 +1,9 @@
+import json
+
 import numpy as np
 import pytest
 
-from index.faiss_index import FaissIndex
+from index.faiss_index import FaissIndex, faiss_id
 
 pytestmark = pytest.mark.unit
 
@@ -76,3 +78,181 @@ def test_wrong_dimension_is_rejected(index):
         index.upsert([cid(9)], np.ones((1, 4), dtype=np.float32), [{}])
     with pytest.raises(ValueError, match="dimension"):
         index.search(np.ones(4, dtype=np.float32), 1)
+
+
+# -- index types, params, persistence -------------------------------------------------
+
+
+def random_unit(n: int, dim: int, seed: int = 0) -> np.ndarray:
+    v = np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize(
+    ("index_type", "params", "message"),
+    [
+        ("annoy", None, "index_type 'annoy' is not one of flat, hnsw, ivfpq"),
+        ("flat", {"M": 8}, r"unknown flat index_params \['M'\]; allowed: none"),
+        ("hnsw", {"nlist": 8}, r"allowed: M, ef_construction, ef_search"),
+        ("hnsw", {"M": 0}, "M=0 must be a positive integer"),
+        ("hnsw", {"M": "32"}, "must be a positive integer"),
+        ("ivfpq", {"m": 5}, "m=5 must divide the dimension 16"),
+        ("ivfpq", {"nbits": 20}, "nbits=20 must be at most 16"),
+    ],
+)
+def test_bad_index_type_or_params_are_rejected(tmp_path, index_type, params, message):
+    with pytest.raises(ValueError, match=message):
+        FaissIndex.open(tmp_path / "v", 16, index_type=index_type, index_params=params)
+
+
+def test_type_and_params_are_persisted_and_enforced(tmp_path):
+    ix = FaissIndex.open(tmp_path / "v", 8, index_type="hnsw", index_params={"M": 8})
+    ix.upsert([cid(1)], random_unit(1, 8), [{}])
+    ix.save()
+    meta = json.loads((tmp_path / "v" / "meta.json").read_text())
+    assert meta["index_type"] == "hnsw" and meta["index_params"]["M"] == 8
+    with pytest.raises(ValueError, match="holds a 'hnsw' index, not 'flat'"):
+        FaissIndex.open(tmp_path / "v", 8)
+    with pytest.raises(ValueError, match="M can only change by building a new version"):
+        FaissIndex.open(tmp_path / "v", 8, index_type="hnsw", index_params={"M": 16})
+    saved = FaissIndex.open(tmp_path / "v", 8, index_type="hnsw")
+    assert saved.index_params["M"] == 8
+    tuned = FaissIndex.open(tmp_path / "v", 8, index_type="hnsw", index_params={"ef_search": 200})
+    assert tuned.index_params == {**saved.index_params, "ef_search": 200}
+
+
+def test_directories_saved_before_meta_json_open_as_flat(tmp_path):
+    import faiss
+
+    legacy = tmp_path / "v"
+    legacy.mkdir()
+    raw = faiss.IndexIDMap2(faiss.IndexFlatIP(3))
+    raw.add_with_ids(unit(1, 0, 0).reshape(1, -1), np.array([faiss_id(cid(1))], dtype=np.int64))
+    faiss.write_index(raw, str(legacy / "index.faiss"))
+    (legacy / "payloads.json").write_text(
+        json.dumps({str(faiss_id(cid(1))): {"chunk_id": cid(1), "document_id": "a"}})
+    )
+    ix = FaissIndex.open(legacy, 3)
+    assert ix.search(unit(1, 0, 0), 1)[0].payload["document_id"] == "a"
+    with pytest.raises(ValueError, match="holds a 'flat' index"):
+        FaissIndex.open(legacy, 3, index_type="hnsw")
+    ix.upsert([cid(2)], unit(0, 1, 0).reshape(1, -1), [{}])
+    ix.save()
+    assert FaissIndex.open(legacy, 3).count() == 2
+
+
+def _saved_flat(path):
+    ix = FaissIndex.open(path, 3)
+    ix.upsert([cid(1), cid(2)], np.vstack([unit(1, 0, 0), unit(0, 1, 0)]), [{"v": 1}, {"v": 1}])
+    ix.save()
+    return ix
+
+
+def _assert_old_snapshot(path):
+    again = FaissIndex.open(path, 3)
+    assert again.count() == 2
+    assert {h.chunk_id for h in again.search(unit(1, 1, 0), 5)} == {cid(1), cid(2)}
+    assert all(h.payload["v"] == 1 for h in again.search(unit(1, 1, 0), 5))
+
+
+def test_crash_while_writing_the_index_keeps_the_previous_snapshot(tmp_path, monkeypatch):
+    import faiss
+
+    path = tmp_path / "v"
+    ix = _saved_flat(path)
+    ix.delete([cid(1)])
+    ix.upsert([cid(3)], unit(0, 0, 1).reshape(1, -1), [{"v": 2}])
+
+    def torn_write(index, filename):
+        with open(filename, "wb") as fh:
+            fh.write(b"half an index")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(faiss, "write_index", torn_write)
+    with pytest.raises(OSError, match="disk full"):
+        ix.save()
+    _assert_old_snapshot(path)
+
+
+def test_crash_before_the_commit_point_keeps_the_previous_snapshot(tmp_path, monkeypatch):
+    path = tmp_path / "v"
+    ix = _saved_flat(path)
+    ix.delete([cid(1), cid(2)])
+    real_dump = json.dump
+    calls = []
+
+    def dump_then_crash_on_meta(obj, fh, **kwargs):
+        calls.append(obj)
+        if "files" in obj:  # meta.json: everything else is already on disk
+            fh.write('{"files": ')
+            raise KeyboardInterrupt
+        real_dump(obj, fh, **kwargs)
+
+    monkeypatch.setattr(json, "dump", dump_then_crash_on_meta)
+    with pytest.raises(KeyboardInterrupt):
+        ix.save()
+    monkeypatch.setattr(json, "dump", real_dump)
+    assert len(calls) == 2
+    _assert_old_snapshot(path)
+    # the next good save cleans up what the crashed one left behind
+    ix.save()
+    names = {p.name for p in path.iterdir()}
+    assert not [n for n in names if n.startswith(".meta-")]
+    assert len([n for n in names if n.startswith("index-")]) == 2  # current + previous
+    assert FaissIndex.open(path, 3).count() == 0
+
+
+def test_hnsw_deletes_are_tombstones_until_a_rebuild(tmp_path):
+    ix = FaissIndex.open(tmp_path / "v", 8, index_type="hnsw", index_params={"M": 8})
+    vectors = random_unit(100, 8)
+    ids = [cid(i) for i in range(100)]
+    ix.upsert(ids, vectors, [{"n": i} for i in range(100)])
+    ix.delete(ids[:10])
+    ix.upsert(ids[10:15], vectors[10:15], [{"n": -1}] * 5)  # updates: tombstone + add
+    engine = ix._engine
+    assert ix.count() == 90 and engine.tombstones == 15 and engine.index.ntotal == 105
+    assert ids[3] not in {h.chunk_id for h in ix.search(vectors[3], 20)}
+    assert ix.search(vectors[12], 1)[0].payload["n"] == -1
+    ix.save()
+    assert ix._engine.tombstones == 15  # 15/105 is under the 20% rebuild ratio
+    ix.delete(ids[15:30])
+    ix.save()  # 30/105 tombstones: rebuilt from the live vectors
+    assert ix._engine.tombstones == 0 and ix._engine.index.ntotal == 75
+    again = FaissIndex.open(tmp_path / "v", 8, index_type="hnsw")
+    assert again.count() == 75
+    assert again.search(vectors[50], 1)[0].chunk_id == ids[50]
+
+
+def test_hnsw_graph_filter_path_falls_back_to_exact_when_it_runs_dry(tmp_path, monkeypatch):
+    monkeypatch.setattr("index.faiss_index.EXACT_FILTER_MAX", 0)
+    ix = FaissIndex.open(tmp_path / "v", 8, index_type="hnsw", index_params={"M": 4})
+    vectors = random_unit(500, 8)
+    ix.upsert([cid(i) for i in range(500)], vectors, [{"odd": i % 2, "n": i} for i in range(500)])
+    hits = ix.search(vectors[7], 5, {"odd": 1})
+    assert hits[0].chunk_id == cid(7) and all(h.payload["odd"] == 1 for h in hits)
+    assert [h.chunk_id for h in ix.search(vectors[0], 5, {"n": [3, 400]})] != []
+    assert {h.chunk_id for h in ix.search(vectors[0], 5, {"n": [3, 400]})} == {cid(3), cid(400)}
+
+
+def test_ivfpq_serves_exactly_until_trained_then_trains_at_save(tmp_path):
+    params = {"nlist": 4, "m": 4, "nbits": 4, "nprobe": 1}
+    ix = FaissIndex.open(tmp_path / "v", 8, index_type="ivfpq", index_params=params)
+    assert ix.training_threshold == 256 and not ix.trained
+    vectors = random_unit(300, 8)
+    ids = [cid(i) for i in range(300)]
+    ix.upsert(ids[:200], vectors[:200], [{"n": i} for i in range(200)])
+    ix.save()
+    assert not ix.trained  # 200 < 256: still exact, and says so
+    assert json.loads((tmp_path / "v" / "meta.json").read_text())["trained"] is False
+    ix.upsert(ids[200:], vectors[200:], [{"n": i} for i in range(200, 300)])
+    ix.save()
+    assert ix.trained
+    clone = ix.copy()
+    clone.delete(ids[:100])
+    assert ix.count() == 300 and clone.count() == 200 and clone.trained
+    # nprobe=1 alone would miss most of these; a selective filter widens to every list
+    wanted = [cid(i) for i in range(0, 300, 37)]
+    hits = ix.search(vectors[0], 20, {"n": list(range(0, 300, 37))})
+    assert sorted(h.chunk_id for h in hits) == sorted(wanted)
+    reopened = FaissIndex.open(tmp_path / "v", 8, index_type="ivfpq", index_params=params)
+    assert reopened.trained and reopened.count() == 300

@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.deps import RuntimeDep
+from api.schemas import JobAccepted, VersionCreate, VersionList, VersionPublic
+from core.catalog.models import IndexVersion, VersionStatus
+from core.kbs import get_kb
+from index import versions as lifecycle
+
+router = APIRouter(prefix="/kbs/{kb}", tags=["index versions"])
+
+
+def to_public(v: IndexVersion) -> VersionPublic:
+    return VersionPublic(
+        number=v.number,
+        status=v.status,
+        backend=v.backend,
+        embedding_model=v.embedding_model,
+        dimension=v.dimension,
+        config=v.config,
+        index_params=v.index_params or {},
+        progress=round(v.progress, 4),
+        vector_count=v.vector_count,
+        stats=v.stats or {},
+        error=v.error,
+        job_id=v.job_id,
+        created_at=v.created_at,
+        ready_at=v.ready_at,
+        promoted_at=v.promoted_at,
+        retired_at=v.retired_at,
+        purged_at=v.purged_at,
+    )
+
+
+@router.get("/versions", response_model=VersionList)
+def list_versions(kb: str, rt: RuntimeDep) -> VersionList:
+    with rt.db.session() as s:
+        kb_row = get_kb(session=s, name_or_id=kb)
+        rows = lifecycle.list_versions(session=s, kb=kb_row)
+    live = next((v.number for v in rows if v.status == VersionStatus.LIVE), None)
+    return VersionList(live_version=live, versions=[to_public(v) for v in rows])
+
+
+@router.post("/versions", status_code=202, response_model=VersionPublic)
+def create_version(kb: str, body: VersionCreate, rt: RuntimeDep) -> VersionPublic:
+    """Build a new version from the KB's current documents in the background; the live
+    version keeps serving. Poll GET .../versions/{v} for progress, then promote it."""
+    with rt.db.session() as s:
+        kb_row = get_kb(session=s, name_or_id=kb)
+    changes = body.model_dump(
+        include={"embedding_model", "chunking", "cleaning", "redaction"}, exclude_none=True
+    )
+    version = lifecycle.create_version(
+        rt, kb=kb_row, changes=changes, backend=body.backend, index_params=body.index_params
+    )
+    return to_public(version)
+
+
+@router.get("/versions/{number}", response_model=VersionPublic)
+def get_version(kb: str, number: int, rt: RuntimeDep) -> VersionPublic:
+    with rt.db.session() as s:
+        kb_row = get_kb(session=s, name_or_id=kb)
+        return to_public(lifecycle.get_version(session=s, kb=kb_row, number=number))
+
+
+@router.post("/versions/{number}/promote", response_model=VersionPublic)
+def promote(kb: str, number: int, rt: RuntimeDep) -> VersionPublic:
+    """Make a ready version live, atomically; the previous live version stays ready."""
+    with rt.db.session() as s:
+        kb_row = get_kb(session=s, name_or_id=kb)
+    return to_public(lifecycle.promote(rt, kb=kb_row, number=number))
+
+
+@router.post("/rollback", response_model=VersionPublic)
+def rollback(kb: str, rt: RuntimeDep) -> VersionPublic:
+    """Make the previously live version live again."""
+    with rt.db.session() as s:
+        kb_row = get_kb(session=s, name_or_id=kb)
+    return to_public(lifecycle.rollback(rt, kb=kb_row))
+
+
+@router.delete("/versions/{number}", response_model=VersionPublic)
+def retire(kb: str, number: int, rt: RuntimeDep) -> VersionPublic:
+    """Retire a version (409 for the live one); its data goes at the next GC."""
+    with rt.db.session() as s:
+        kb_row = get_kb(session=s, name_or_id=kb)
+    return to_public(lifecycle.retire(rt, kb=kb_row, number=number))
+
+
+@router.post("/versions/gc", status_code=202, response_model=JobAccepted)
+def garbage_collect(kb: str, rt: RuntimeDep) -> JobAccepted:
+    """Queue garbage collection of this KB's retired versions (keep the newest
+    RAGOPS_KEEP_RETIRED_VERSIONS)."""
+    with rt.db.session() as s:
+        kb_row = get_kb(session=s, name_or_id=kb)
+    return JobAccepted(job_id=lifecycle.submit_gc(rt, kb=kb_row))

@@ -1,0 +1,261 @@
+"""Index version lifecycle: build → ready → live → retired, one live version per KB.
+
+Promotion and rollback are one catalog transaction (a partial unique index makes a
+second live version impossible), so a reader resolves either the old or the new live
+version, never neither. Readers hold the snapshot they resolved, so in-flight queries
+finish on the version they started on. Retired versions keep their index data until
+garbage collection (keep the newest `keep_retired_versions`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select
+
+from core.catalog.models import IndexVersion, KnowledgeBase, VersionStatus, utcnow
+from core.errors import Conflict, InvalidInput, NotFound
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from core.runtime import Runtime
+
+BUILD_JOB = "build_version"
+GC_JOB = "gc_versions"
+BACKENDS = ("faiss", "qdrant")
+
+
+def get_version(*, session: Session, kb: KnowledgeBase, number: int) -> IndexVersion:
+    version = session.execute(
+        select(IndexVersion).where(IndexVersion.kb_id == kb.id, IndexVersion.number == number)
+    ).scalar_one_or_none()
+    if version is None:
+        raise NotFound(f"index version {number} not found in knowledge base {kb.name!r}")
+    return version
+
+
+def list_versions(*, session: Session, kb: KnowledgeBase) -> list[IndexVersion]:
+    return list(
+        session.execute(
+            select(IndexVersion).where(IndexVersion.kb_id == kb.id).order_by(IndexVersion.number)
+        ).scalars()
+    )
+
+
+def active_versions(*, session: Session, kb_id: str) -> list[IndexVersion]:
+    """Versions that receive document changes: everything not retired."""
+    return list(
+        session.execute(
+            select(IndexVersion)
+            .where(IndexVersion.kb_id == kb_id, IndexVersion.status != VersionStatus.RETIRED)
+            .order_by(IndexVersion.number)
+        ).scalars()
+    )
+
+
+def queryable_version(
+    *, session: Session, kb: KnowledgeBase, number: int | None
+) -> IndexVersion | None:
+    """The live version, or a pinned one that is ready or live."""
+    if number is None:
+        return session.execute(
+            select(IndexVersion).where(
+                IndexVersion.kb_id == kb.id, IndexVersion.status == VersionStatus.LIVE
+            )
+        ).scalar_one_or_none()
+    version = get_version(session=session, kb=kb, number=number)
+    if version.status not in (VersionStatus.READY, VersionStatus.LIVE):
+        raise Conflict(
+            f"index version {number} of {kb.name!r} is {version.status}"
+            + (
+                f" ({version.progress:.0%} built)"
+                if version.status == VersionStatus.BUILDING
+                else ""
+            )
+            + "; only ready or live versions can be queried"
+        )
+    return version
+
+
+def create_version(
+    rt: Runtime,
+    *,
+    kb: KnowledgeBase,
+    changes: dict[str, Any],
+    backend: str | None = None,
+    index_params: dict[str, Any] | None = None,
+) -> IndexVersion:
+    """Register a new version built from the KB's current documents, and queue its build.
+
+    `changes` overrides the KB's ingestion config (embedding_model, chunking, cleaning).
+    """
+    from ingest.config import IngestionConfig
+    from ingest.knowledge_bases import validated_config
+
+    backend = backend or rt.settings.index_backend
+    if backend not in BACKENDS:
+        raise InvalidInput(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    config = validated_config(rt, IngestionConfig.model_validate(kb.config), changes)
+    embedder = rt.embedder(config.embedding_model)
+    params = check_index_params(rt, backend, index_params, dimension=embedder.dimension)
+    with rt.db.session() as s:
+        number = (
+            s.execute(
+                select(func.max(IndexVersion.number)).where(IndexVersion.kb_id == kb.id)
+            ).scalar()
+            or 0
+        ) + 1
+        version = IndexVersion(
+            kb_id=kb.id,
+            number=number,
+            status=VersionStatus.BUILDING,
+            backend=backend,
+            embedding_model=config.embedding_model,
+            dimension=embedder.dimension,
+            config=config.model_dump(),
+            config_hash="",
+            index_params=params,
+        )
+        s.add(version)
+        s.flush()
+        job = rt.jobs.submit(s, kind=BUILD_JOB, payload={"version_id": version.id}, kb_id=kb.id)
+        s.flush()
+        version.job_id = job.id
+    return version
+
+
+def check_index_params(
+    rt: Runtime, backend: str, index_params: dict[str, Any] | None, *, dimension: int
+) -> dict[str, Any]:
+    """Validated index params, stored on the version (FAISS: index_type + its knobs)."""
+    from index.faiss_index import INDEX_TYPES, resolve_params
+
+    params = dict(index_params or {})
+    if backend == "qdrant":
+        if params:
+            raise InvalidInput(
+                "index_params are not supported for the qdrant backend "
+                "(HNSW settings are the server's); remove them"
+            )
+        return params
+    index_type = params.pop("index_type", rt.settings.faiss_index_type)
+    if index_type not in INDEX_TYPES:
+        raise InvalidInput(
+            f"index_params.index_type must be one of {', '.join(INDEX_TYPES)}, got {index_type!r}"
+        )
+    try:
+        resolve_params(index_type, dimension, params)
+    except ValueError as exc:
+        raise InvalidInput(f"index_params: {exc}") from exc
+    return {"index_type": index_type, **params}
+
+
+def promote(rt: Runtime, *, kb: KnowledgeBase, number: int) -> IndexVersion:
+    """Make a ready version live in one transaction; the old live one becomes ready
+    (still maintained, so rollback is instant)."""
+    with rt.db.session() as s:
+        version = get_version(session=s, kb=kb, number=number)
+        if version.status == VersionStatus.LIVE:
+            return version
+        if version.status != VersionStatus.READY:
+            detail = (
+                f" ({version.progress:.0%} built)"
+                if version.status == VersionStatus.BUILDING
+                else ""
+            )
+            raise Conflict(
+                f"index version {number} is {version.status}{detail}; only a "
+                "ready version can be promoted"
+            )
+        _switch_live(s, kb_id=kb.id, to=version)
+    _sync_alias(rt, kb, version)
+    return version
+
+
+def rollback(rt: Runtime, *, kb: KnowledgeBase) -> IndexVersion:
+    """Re-point live at the version that was live before the current one."""
+    with rt.db.session() as s:
+        current = s.execute(
+            select(IndexVersion).where(
+                IndexVersion.kb_id == kb.id, IndexVersion.status == VersionStatus.LIVE
+            )
+        ).scalar_one_or_none()
+        previous = s.execute(
+            select(IndexVersion)
+            .where(
+                IndexVersion.kb_id == kb.id,
+                IndexVersion.status == VersionStatus.READY,
+                IndexVersion.promoted_at.is_not(None),
+            )
+            .order_by(IndexVersion.promoted_at.desc())
+            .limit(1)
+        ).scalar_one_or_none()
+        if previous is None:
+            raise Conflict(
+                f"knowledge base {kb.name!r} has no earlier live version that is "
+                "still maintained; nothing to roll back to"
+            )
+        _switch_live(s, kb_id=kb.id, to=previous, demote_promoted_at=current)
+    _sync_alias(rt, kb, previous)
+    return previous
+
+
+def _switch_live(
+    s: Session, *, kb_id: str, to: IndexVersion, demote_promoted_at: IndexVersion | None = None
+) -> None:
+    now = utcnow()
+    live = s.execute(
+        select(IndexVersion).where(
+            IndexVersion.kb_id == kb_id, IndexVersion.status == VersionStatus.LIVE
+        )
+    ).scalar_one_or_none()
+    if live is not None:
+        live.status = VersionStatus.READY
+        if demote_promoted_at is not None and live.id == demote_promoted_at.id:
+            # Rolled back: it should not be the target of the next rollback.
+            live.promoted_at = None
+        s.flush()  # the partial unique index allows one live row at a time
+    to.status = VersionStatus.LIVE
+    to.promoted_at = now
+    kb = s.get(KnowledgeBase, kb_id)
+    if kb is not None:
+        # New documents and the next build start from what is live.
+        kb.config = {
+            **kb.config,
+            **{
+                k: v
+                for k, v in to.config.items()
+                if k in ("chunking", "embedding_model", "cleaning")
+            },
+        }
+
+
+def _sync_alias(rt: Runtime, kb: KnowledgeBase, version: IndexVersion) -> None:
+    """Qdrant: point the KB's collection alias at the live version's collection, so
+    clients that query Qdrant directly follow promotions too."""
+    if version.backend == "qdrant":
+        rt.indexes.point_alias(kb, version)
+
+
+def retire(rt: Runtime, *, kb: KnowledgeBase, number: int) -> IndexVersion:
+    with rt.db.session() as s:
+        version = get_version(session=s, kb=kb, number=number)
+        if version.status == VersionStatus.LIVE:
+            raise Conflict(
+                f"index version {number} is live; promote another version or "
+                "roll back before retiring it"
+            )
+        if version.status != VersionStatus.RETIRED:
+            version.status = VersionStatus.RETIRED
+            version.retired_at = utcnow()
+    return version
+
+
+def submit_gc(rt: Runtime, *, kb: KnowledgeBase | None = None) -> str:
+    with rt.db.session() as s:
+        job = rt.jobs.submit(
+            s, kind=GC_JOB, payload={"kb_id": kb.id if kb else None}, kb_id=kb.id if kb else None
+        )
+        s.flush()
+        return job.id

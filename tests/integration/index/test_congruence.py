@@ -1,0 +1,103 @@
+"""Same operations on FAISS and Qdrant (local mode), then compare hit ids.
+
+Exact backends (FAISS flat, Qdrant's brute-force local mode) must agree on every top-10;
+HNSW must reach recall@10 >= 0.95 against flat.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from qdrant_client import QdrantClient
+
+from index.base import VectorIndex
+from index.faiss_index import FaissIndex
+from index.qdrant_index import QdrantIndex
+
+pytestmark = pytest.mark.integration
+
+N, DIM, K = 2000, 64, 10
+FILTERS: list[dict[str, Any] | None] = [
+    None,
+    {"document_id": "d3"},
+    {"document_id": ["d1", "d7", "d11"]},
+    {"section": "s2", "page_number": [1, 2, 3, 4, 5]},
+    {"page_number": 7},
+    {"document_id": "nope"},
+]
+
+
+def payload(i: int) -> dict[str, Any]:
+    return {"document_id": f"d{i % 20}", "page_number": i % 40, "section": f"s{i % 3}"}
+
+
+def apply_operations(indexes: list[VectorIndex]) -> None:
+    """Bulk load, then deletes, vector updates, payload updates and re-adds."""
+    rng = np.random.default_rng(2024)
+    vectors = rng.standard_normal((N, DIM)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ids = [f"{i:032x}" for i in range(N)]
+    moved = rng.standard_normal((100, DIM)).astype(np.float32)
+    moved /= np.linalg.norm(moved, axis=1, keepdims=True)
+    for ix in indexes:
+        ix.upsert(ids, vectors, [payload(i) for i in range(N)])
+        ix.delete(ids[0:300:3] + ["not-there"])
+        ix.upsert(ids[1000:1100], moved, [payload(i + 1) for i in range(1000, 1100)])
+        ix.upsert(ids[1500:1550], vectors[1500:1550], [{"document_id": "d3"}] * 50)
+        ix.delete(ids[1900:1950])
+        ix.upsert(ids[0:30:3], vectors[0:30:3], [payload(i) for i in range(0, 30, 3)])
+        ix.save()
+
+
+def queries() -> np.ndarray:
+    q = np.random.default_rng(99).standard_normal((25, DIM)).astype(np.float32)
+    return q / np.linalg.norm(q, axis=1, keepdims=True)
+
+
+def top_ids(ix: VectorIndex, query: np.ndarray, filters: dict[str, Any] | None) -> list[str]:
+    return [h.chunk_id for h in ix.search(query, K, filters)]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, VectorIndex]:
+    root: Path = tmp_path_factory.mktemp("congruence")
+    client = QdrantClient(location=":memory:")
+    indexes: dict[str, VectorIndex] = {
+        "flat": FaissIndex.open(root / "flat", DIM),
+        "hnsw": FaissIndex.open(root / "hnsw", DIM, index_type="hnsw"),
+        "qdrant": QdrantIndex.open(client, "congruence", DIM),
+    }
+    apply_operations(list(indexes.values()))
+    return indexes
+
+
+def test_counts_agree(built: dict[str, VectorIndex]) -> None:
+    expected = N - 100 + 10 - 50
+    assert {name: ix.count() for name, ix in built.items()} == dict.fromkeys(built, expected)
+
+
+@pytest.mark.parametrize("filters", FILTERS, ids=lambda f: str(f))
+def test_flat_and_qdrant_return_the_same_hits(
+    built: dict[str, VectorIndex], filters: dict[str, Any] | None
+) -> None:
+    for query in queries():
+        flat = built["flat"].search(query, K, filters)
+        qdrant = built["qdrant"].search(query, K, filters)
+        assert [h.chunk_id for h in qdrant] == [h.chunk_id for h in flat]
+        assert [h.score for h in qdrant] == pytest.approx([h.score for h in flat], abs=1e-5)
+        assert [h.payload for h in qdrant] == [h.payload for h in flat]
+
+
+@pytest.mark.parametrize("filters", FILTERS, ids=lambda f: str(f))
+def test_hnsw_recall_against_flat(
+    built: dict[str, VectorIndex], filters: dict[str, Any] | None
+) -> None:
+    found = wanted = 0
+    for query in queries():
+        exact = set(top_ids(built["flat"], query, filters))
+        found += len(exact & set(top_ids(built["hnsw"], query, filters)))
+        wanted += len(exact)
+    assert found >= 0.95 * wanted
