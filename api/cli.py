@@ -8,7 +8,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -257,6 +257,181 @@ def query(
             str(i), f"{r.score:.3f}", r.filename, str(r.metadata.get("page_number") or ""), snippet
         )
     console.print(table)
+
+
+def _kb_row(rt, kb: str):  # type: ignore[no-untyped-def]
+    from core.kbs import get_kb
+
+    with rt.db.session() as s:
+        return get_kb(session=s, name_or_id=kb)
+
+
+def _fail(exc: Exception) -> NoReturn:
+    err.print(f"[red]error:[/red] {getattr(exc, 'message', exc)}")
+    raise typer.Exit(2) from exc
+
+
+def _version_table(kb: str, rows: list) -> Table:  # type: ignore[type-arg]
+    table = Table(
+        "version",
+        "status",
+        "backend",
+        "model",
+        "chunking",
+        "progress",
+        "vectors",
+        title=f"{kb}: index versions",
+    )
+    for v in rows:
+        chunking = v.config.get("chunking", {})
+        table.add_row(
+            str(v.number),
+            v.status,
+            f"{v.backend}:{v.index_params.get('index_type', '')}".rstrip(":"),
+            v.embedding_model,
+            f"{chunking.get('chunk_size')}/{chunking.get('chunk_overlap')}",
+            f"{v.progress:.0%}",
+            str(v.vector_count),
+        )
+    return table
+
+
+@app.command()
+def versions(kb: Annotated[str, typer.Option("--kb", help="Knowledge base name")]) -> None:
+    """List a knowledge base's index versions.
+
+    Example: ragops versions --kb sample
+    """
+    from core.errors import RagopsError
+    from index.versions import list_versions
+
+    rt = _runtime(workers=False, warm_ingest=False)
+    try:
+        kb_row = _kb_row(rt, kb)
+        with rt.db.session() as s:
+            rows = list_versions(session=s, kb=kb_row)
+    except RagopsError as exc:
+        _fail(exc)
+    finally:
+        rt.close()
+    console.print(_version_table(kb, rows))
+
+
+@app.command()
+def build(
+    kb: Annotated[str, typer.Option("--kb", help="Knowledge base name")],
+    embedding_model: Annotated[str | None, typer.Option(help="Packaged name or local path")] = None,
+    chunk_size: Annotated[int | None, typer.Option(min=1, help="Model tokens")] = None,
+    chunk_overlap: Annotated[int | None, typer.Option(min=0)] = None,
+    backend: Annotated[str | None, typer.Option(help="faiss or qdrant")] = None,
+    index_type: Annotated[str | None, typer.Option(help="FAISS: flat, hnsw or ivfpq")] = None,
+    promote_when_ready: Annotated[
+        bool, typer.Option("--promote", help="Promote when ready")
+    ] = False,
+    wait: Annotated[bool, typer.Option(help="Build here and wait (else queue it)")] = True,
+) -> None:
+    """Build a new index version from the KB's current documents while the live one serves.
+
+    Example: ragops build --kb sample --chunk-size 128 --promote
+    """
+    from core.errors import RagopsError
+    from index.versions import create_version, get_version, promote
+
+    changes: dict = {}  # type: ignore[type-arg]
+    if embedding_model:
+        changes["embedding_model"] = embedding_model
+    chunking = {
+        k: v
+        for k, v in {"chunk_size": chunk_size, "chunk_overlap": chunk_overlap}.items()
+        if v is not None
+    }
+    if chunking:
+        changes["chunking"] = chunking
+    params = {"index_type": index_type} if index_type else None
+    rt = _runtime(workers=wait)
+    try:
+        kb_row = _kb_row(rt, kb)
+        version = create_version(
+            rt, kb=kb_row, changes=changes, backend=backend, index_params=params
+        )
+        console.print(f"building version {version.number} of {kb}")
+        if not wait:
+            return
+        with Progress(
+            TextColumn(f"[bold]version {version.number}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TimeElapsedColumn(),
+            console=console,
+        ) as progress:
+            task = progress.add_task("build", total=1.0)
+            while True:
+                with rt.db.session() as s:
+                    current = get_version(session=s, kb=kb_row, number=version.number)
+                progress.update(task, completed=current.progress)
+                if current.status != "building" or current.error:
+                    break
+                time.sleep(0.3)
+        if current.status != "ready":
+            _fail(
+                RuntimeError(
+                    f"version {version.number} is {current.status}: "
+                    f"{current.error or 'build did not finish'}"
+                )
+            )
+        stats = current.stats
+        console.print(
+            f"version {version.number} ready: {stats.get('documents')} documents, "
+            f"{stats.get('chunks')} chunks in {stats.get('build_seconds')}s"
+        )
+        if promote_when_ready:
+            promote(rt, kb=kb_row, number=version.number)
+            console.print(f"version {version.number} is live")
+    except RagopsError as exc:
+        _fail(exc)
+    finally:
+        rt.close()
+
+
+@app.command(name="promote")
+def promote_cmd(
+    version: Annotated[int, typer.Argument(help="Version number to make live")],
+    kb: Annotated[str, typer.Option("--kb", help="Knowledge base name")],
+) -> None:
+    """Make a ready index version live (atomically; the old one stays ready).
+
+    Example: ragops promote 2 --kb sample
+    """
+    from core.errors import RagopsError
+    from index.versions import promote
+
+    rt = _runtime(workers=False, warm_ingest=False)
+    try:
+        v = promote(rt, kb=_kb_row(rt, kb), number=version)
+    except RagopsError as exc:
+        _fail(exc)
+    finally:
+        rt.close()
+    console.print(f"version {v.number} of {kb} is live")
+
+
+@app.command(name="rollback")
+def rollback_cmd(kb: Annotated[str, typer.Option("--kb", help="Knowledge base name")]) -> None:
+    """Make the previously live index version live again.
+
+    Example: ragops rollback --kb sample
+    """
+    from core.errors import RagopsError
+    from index.versions import rollback
+
+    rt = _runtime(workers=False, warm_ingest=False)
+    try:
+        v = rollback(rt, kb=_kb_row(rt, kb))
+    except RagopsError as exc:
+        _fail(exc)
+    finally:
+        rt.close()
+    console.print(f"rolled back: version {v.number} of {kb} is live")
 
 
 @app.command()

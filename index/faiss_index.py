@@ -125,6 +125,14 @@ def _read_meta(path: Path) -> dict[str, Any] | None:
     return None
 
 
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
 def _fsync_file(path: Path | str) -> None:
     with open(path, "rb") as fh:
         os.fsync(fh.fileno())
@@ -435,6 +443,9 @@ class FaissIndex:
                 engine = _FlatEngine(dimension)
         self._engine: _Engine = engine
         self._payloads: dict[int, dict[str, Any]] = payloads or {}
+        # filter key → {payload value → sorted ids}, built on first use and dropped by any
+        # write; None for a key whose values are unhashable (those filters scan instead)
+        self._postings: dict[str, dict[Any, np.ndarray] | None] = {}
 
     @property
     def trained(self) -> bool:
@@ -604,6 +615,7 @@ class FaissIndex:
         rows = np.fromiter(latest.values(), dtype=np.int64, count=len(latest))
         int_ids = np.array([faiss_id(c) for c in latest], dtype=np.int64)
         self._remove(int_ids)
+        self._postings = {}
         self._engine.add(int_ids, np.ascontiguousarray(vectors[rows]))
         for int_id, chunk_id, row in zip(int_ids.tolist(), latest, rows.tolist(), strict=True):
             self._payloads[int_id] = {**payloads[row], "chunk_id": chunk_id}
@@ -617,10 +629,45 @@ class FaissIndex:
         if not present:
             return
         self._engine.remove(np.array(present, dtype=np.int64))
+        self._postings = {}
         for i in present:
             del self._payloads[i]
 
     # -- reads ------------------------------------------------------------------------
+    def _allowed(self, filters: dict[str, Any]) -> np.ndarray:
+        """Ids whose payload passes `matches(payload, filters)`, from per-key postings so
+        a filtered query costs O(matching ids), not a scan of every payload."""
+        result: np.ndarray | None = None
+        for key, want in filters.items():
+            wants = want if isinstance(want, list) else [want]
+            postings = self._postings_for(key)
+            if postings is None or not all(_hashable(w) for w in wants):
+                ids = [i for i, p in self._payloads.items() if matches(p, {key: want})]
+                found = np.array(sorted(ids), dtype=np.int64)
+            else:
+                parts = [postings[w] for w in wants if w in postings]
+                found = np.unique(np.concatenate(parts)) if parts else np.empty(0, np.int64)
+            result = found if result is None else np.intersect1d(result, found, assume_unique=True)
+            if result.size == 0:
+                break
+        return result if result is not None else np.empty(0, np.int64)
+
+    def _postings_for(self, key: str) -> dict[Any, np.ndarray] | None:
+        if key in self._postings:
+            return self._postings[key]
+        lists: dict[Any, list[int]] | None = {}
+        for i, payload in self._payloads.items():
+            value = payload.get(key)  # missing counts as None, as in `matches`
+            if not _hashable(value):
+                lists = None
+                break
+            lists.setdefault(value, []).append(i)
+        postings = None
+        if lists is not None:
+            postings = {v: np.array(sorted(ids), dtype=np.int64) for v, ids in lists.items()}
+        self._postings[key] = postings
+        return postings
+
     def count(self) -> int:
         return len(self._payloads)
 
@@ -635,10 +682,9 @@ class FaissIndex:
             return []
         allowed = None
         if filters:
-            allowed_ids = [i for i, p in self._payloads.items() if matches(p, filters)]
-            if not allowed_ids:
+            allowed = self._allowed(filters)
+            if allowed.size == 0:
                 return []
-            allowed = np.array(allowed_ids, dtype=np.int64)
         k = min(top_k, n if allowed is None else len(allowed))
         hits = []
         for int_id, score in self._engine.search(query, k, allowed):

@@ -66,6 +66,8 @@ def make_client(
     """
     from qdrant_client import QdrantClient
 
+    if url and path is not None:
+        raise ValueError("give a Qdrant server url or a local-mode path, not both")
     if url:
         with _translated(f"connect to Qdrant at {url}"):
             return QdrantClient(url=url, api_key=api_key)

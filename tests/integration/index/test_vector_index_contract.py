@@ -110,9 +110,7 @@ class VectorIndexContract:
         assert {h.chunk_id for h in hits} == {cid(1), cid(4)}
         assert index.search(axis(0), 5, {"section": []}) == []
 
-    def test_upsert_is_idempotent_and_replaces_vector_and_payload(
-        self, index: VectorIndex
-    ) -> None:
+    def test_upsert_is_idempotent_and_replaces_vector_and_payload(self, index: VectorIndex) -> None:
         index.upsert([cid(1)], np.vstack([axis(5)]), [{"document_id": "a2"}])
         index.upsert([cid(1)], np.vstack([axis(5)]), [{"document_id": "a2"}])
         assert index.count() == 4
@@ -240,7 +238,7 @@ class TestFaissIvfPq(VectorIndexContract):
 
 
 class TestQdrantMemory(VectorIndexContract):
-    """":memory:" has no storage to reopen from: reopening is a second handle on the same
+    """ ":memory:" has no storage to reopen from: reopening is a second handle on the same
     client, which is what a server deployment does on every request."""
 
     @pytest.fixture

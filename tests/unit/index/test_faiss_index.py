@@ -256,3 +256,16 @@ def test_ivfpq_serves_exactly_until_trained_then_trains_at_save(tmp_path):
     assert sorted(h.chunk_id for h in hits) == sorted(wanted)
     reopened = FaissIndex.open(tmp_path / "v", 8, index_type="ivfpq", index_params=params)
     assert reopened.trained and reopened.count() == 300
+
+
+def test_filter_postings_agree_with_matches_and_follow_writes(index):
+    index.upsert([cid(4)], unit(0, 0, 1).reshape(1, -1), [{"tags": ["x"], "page_number": 2}])
+    assert index.search(unit(0, 0, 1), 5, {"document_id": None})[0].chunk_id == cid(4)
+    assert [h.chunk_id for h in index.search(unit(0, 0, 1), 5, {"tags": ["x"]})] == []
+    assert [h.chunk_id for h in index.search(unit(0, 0, 1), 5, {"tags": [["x"]]})] == [cid(4)]
+    before = {h.chunk_id for h in index.search(unit(0, 1, 0), 5, {"page_number": 2})}
+    assert before == {cid(2), cid(4)}
+    index.delete([cid(2)])
+    index.upsert([cid(1)], unit(1, 0, 0).reshape(1, -1), [{"page_number": 2}])
+    after = {h.chunk_id for h in index.search(unit(0, 1, 0), 5, {"page_number": [2, 99]})}
+    assert after == {cid(1), cid(4)}
