@@ -86,6 +86,8 @@ class JobQueue:
         self.backoff_seconds = backoff_seconds
         self.max_attempts = max_attempts
         self.wakeup = threading.Event()
+        # Called with a job that failed because its worker died on the last attempt.
+        self.on_abandoned: Callable[[Job], None] | None = None
         self.dispatcher: Dispatcher | None = None
 
     # -- submitting -------------------------------------------------------------------
@@ -182,20 +184,10 @@ class JobQueue:
     def _take(self, candidate: Row[Any], owner: str, now: datetime) -> Job | None:
         """The one conditional UPDATE both claim paths share: at most one owner wins."""
         job_id, attempts, max_attempts, status = candidate
+        if status == JobStatus.RUNNING and attempts >= max_attempts:
+            self._abandon(job_id, attempts, max_attempts, now)
+            return None
         with self.db.session() as s:
-            if status == JobStatus.RUNNING and attempts >= max_attempts:
-                # Its worker died on the last attempt: stop here, with the reason.
-                s.execute(
-                    update(Job)
-                    .where(Job.id == job_id, self._claimable(now))
-                    .values(
-                        status=JobStatus.FAILED,
-                        finished_at=now,
-                        lease_owner=None,
-                        error=f"worker lost during attempt {attempts} of {max_attempts}; giving up",
-                    )
-                )
-                return None
             claimed = s.execute(
                 update(Job)
                 .where(Job.id == job_id, self._claimable(now))
@@ -210,6 +202,20 @@ class JobQueue:
             return None
         with self.db.session() as s:
             return s.get(Job, job_id)
+
+    def _abandon(self, job_id: str, attempts: int, max_attempts: int, now: datetime) -> None:
+        """Its worker died on the last attempt: fail it with the reason, and let the
+        domain record that reason too (`on_abandoned`, set by the WorkerPool)."""
+        reason = f"worker lost during attempt {attempts} of {max_attempts}; giving up"
+        with self.db.session() as s:
+            failed = s.execute(
+                update(Job)
+                .where(Job.id == job_id, self._claimable(now))
+                .values(status=JobStatus.FAILED, finished_at=now, lease_owner=None, error=reason)
+            ).rowcount
+            job = s.get(Job, job_id) if failed == 1 else None
+        if job is not None and self.on_abandoned is not None:
+            self.on_abandoned(job)
 
     def due_in(self, job_id: str) -> float | None:
         """Seconds until this job could be claimed (0 if it can now); None once it is
@@ -303,12 +309,21 @@ class WorkerPool:
         self.poll_seconds = poll_seconds
         self.handlers: dict[str, Handler] = {}
         self.on_final_failure: dict[str, Callable[[dict[str, Any], str], None]] = {}
+        queue.on_abandoned = self._record_abandoned
         self.owner_prefix = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._stop = threading.Event()
         self._running: dict[str, str] = {}  # job id -> owner
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._heartbeat: threading.Thread | None = None
+
+    def _record_abandoned(self, job: Job) -> None:
+        hook = self.on_final_failure.get(job.kind)
+        if hook is not None:
+            try:
+                hook(job.payload, job.error or "worker lost")
+            except Exception:  # noqa: BLE001
+                log.exception("recording the failure of abandoned job %s failed", job.id)
 
     def register(
         self,

@@ -144,8 +144,11 @@ def test_progress_is_recorded_and_extends_the_lease(queue):
     assert row.lease_until > before
 
 
-def test_lost_worker_on_last_attempt_fails_the_job(queue):
+def test_lost_worker_on_last_attempt_fails_the_job_and_records_why(queue):
     (job_id,) = submit(queue)
+    recorded = []
+    pool = WorkerPool(queue, threads=0)
+    pool.register("work", lambda p, ctx: "ok", on_final_failure=lambda p, r: recorded.append(r))
     with queue.db.session() as s:
         s.execute(
             update(Job)
@@ -161,3 +164,4 @@ def test_lost_worker_on_last_attempt_fails_the_job(queue):
     with queue.db.session() as s:
         row = s.get(Job, job_id)
     assert row.status == JobStatus.FAILED and "worker lost" in row.error
+    assert recorded == [row.error]
