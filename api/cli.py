@@ -435,6 +435,36 @@ def rollback_cmd(kb: Annotated[str, typer.Option("--kb", help="Knowledge base na
 
 
 @app.command()
+def scheduler(
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
+) -> None:
+    """Run the periodic jobs (GC of retired versions, reconciliation, Celery re-dispatch).
+
+    Run one or several: a lease in the catalog makes exactly one act at a time.
+
+    Example: ragops scheduler
+    """
+    from eval.scheduler import SchedulerService
+
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    rt = _runtime(workers=False, warm_ingest=False)
+    service = SchedulerService(rt)
+    sched = service.build(blocking=True)
+    console.print(
+        f"scheduler started: {', '.join(f'{k} every {v:g}s' for k, v in service.intervals.items())}"
+    )
+    try:
+        sched.start()
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        service.lease.release()
+        rt.close()
+
+
+@app.command()
 def worker(
     concurrency: Annotated[
         int, typer.Option(min=1, help="Jobs run at once (threads sharing the models)")

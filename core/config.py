@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     qdrant_api_key: str | None = None
     # Garbage collection keeps the index data of this many most recently retired versions.
     keep_retired_versions: int = Field(2, ge=0)
+    # Scheduler (`ragops scheduler`)
+    gc_interval_seconds: float = Field(3600.0, gt=0)
+    reconcile_interval_seconds: float = Field(300.0, gt=0)
+    scheduler_lease_seconds: float = Field(60.0, gt=0)
     # Documents embedded per index write while building a version.
     build_batch_documents: int = Field(32, gt=0)
 

@@ -221,3 +221,13 @@ class EmbeddingCacheEntry(Base):
     model_digest: Mapped[str] = mapped_column(String(64), primary_key=True)
     text_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     vector: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Lease(Base):
+    """A named, expiring lock held by one process (e.g. the acting scheduler)."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(128))
+    expires_at: Mapped[datetime] = mapped_column(DateTime)

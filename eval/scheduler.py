@@ -1,0 +1,172 @@
+"""The deployment's scheduler (`ragops scheduler`): APScheduler with its job store in the
+catalog, and a catalog lease so that, however many scheduler processes run, exactly one
+acts on each tick. Ticks only queue or nudge durable jobs; workers do the work.
+
+Periodic jobs:
+- `gc`: queue garbage collection of retired index versions (`RAGOPS_GC_INTERVAL_SECONDS`).
+- `reconcile`: fail revisions and builds whose job ended without finishing them.
+- `redispatch` (Celery mode): re-send messages for queued jobs that are overdue.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select, update
+
+from core.catalog.models import (
+    DocumentRevision,
+    IndexVersion,
+    Job,
+    JobStatus,
+    RevisionStatus,
+    VersionStatus,
+)
+from core.leases import CatalogLease
+
+if TYPE_CHECKING:
+    from apscheduler.schedulers.base import BaseScheduler
+
+    from core.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+LEASE_NAME = "scheduler"
+_ACTIVE: SchedulerService | None = None  # the process's service, for job-store references
+
+
+def run_tick(name: str) -> None:
+    """Entry point stored in the job store (a module-level reference survives restarts)."""
+    if _ACTIVE is not None:
+        _ACTIVE.tick(name)
+
+
+class SchedulerService:
+    def __init__(self, rt: Runtime, *, persistent: bool = True) -> None:
+        self.rt = rt
+        self.persistent = persistent
+        s = rt.settings
+        self.lease = CatalogLease(rt.db, LEASE_NAME, ttl_seconds=s.scheduler_lease_seconds)
+        self.intervals = {"gc": s.gc_interval_seconds, "reconcile": s.reconcile_interval_seconds}
+        if s.celery_broker_url:
+            self.intervals["redispatch"] = s.celery_redispatch_seconds
+        self.scheduler: BaseScheduler | None = None
+
+    # -- what a tick does ---------------------------------------------------------------
+    def tick(self, name: str) -> bool:
+        """Run one periodic job if this process holds the lease; True when it acted."""
+        if not self.lease.acquire():
+            return False
+        try:
+            getattr(self, f"_{name}")()
+        except Exception:  # noqa: BLE001 - one failed tick must not stop the scheduler
+            log.exception("scheduled job %s failed", name)
+        return True
+
+    def _gc(self) -> None:
+        from index.versions import GC_JOB, submit_gc
+
+        with self.rt.db.session() as s:
+            pending = s.execute(
+                select(Job.id).where(
+                    Job.kind == GC_JOB, Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING])
+                )
+            ).first()
+        if pending is None:
+            submit_gc(self.rt)
+
+    def _reconcile(self) -> None:
+        from index.versions import BUILD_JOB
+        from ingest.documents import INGEST_JOB
+
+        final = (RevisionStatus.INDEXED, RevisionStatus.FAILED, RevisionStatus.SUPERSEDED)
+        with self.rt.db.session() as s:
+            open_jobs = {
+                (j.kind, j.payload.get("revision_id") or j.payload.get("version_id"))
+                for j in s.execute(
+                    select(Job).where(
+                        Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]),
+                        Job.kind.in_([INGEST_JOB, BUILD_JOB]),
+                    )
+                ).scalars()
+            }
+            stuck = [
+                r.id
+                for r in s.execute(
+                    select(DocumentRevision).where(DocumentRevision.status.not_in(final))
+                ).scalars()
+                if (INGEST_JOB, r.id) not in open_jobs
+            ]
+            if stuck:
+                s.execute(
+                    update(DocumentRevision)
+                    .where(DocumentRevision.id.in_(stuck))
+                    .values(
+                        status=RevisionStatus.FAILED,
+                        error="its ingestion job ended without finishing it; use reprocess",
+                    )
+                )
+            builds = [
+                v.id
+                for v in s.execute(
+                    select(IndexVersion).where(
+                        IndexVersion.status == VersionStatus.BUILDING, IndexVersion.error.is_(None)
+                    )
+                ).scalars()
+                if (BUILD_JOB, v.id) not in open_jobs
+            ]
+            if builds:
+                s.execute(
+                    update(IndexVersion)
+                    .where(IndexVersion.id.in_(builds))
+                    .values(
+                        error="its build job ended without finishing it; retire it and build again"
+                    )
+                )
+        if stuck or builds:
+            log.warning(
+                "reconcile: %d revisions and %d builds had no job left", len(stuck), len(builds)
+            )
+
+    def _redispatch(self) -> None:
+        from core.dispatch import redispatch_stale
+
+        redispatch_stale(self.rt.jobs, self.rt.settings.celery_redispatch_seconds)
+
+    # -- running ------------------------------------------------------------------------
+    def build(self, *, blocking: bool) -> BaseScheduler:
+        from apscheduler.jobstores.memory import MemoryJobStore
+        from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+        from apscheduler.schedulers.background import BackgroundScheduler
+        from apscheduler.schedulers.blocking import BlockingScheduler
+
+        global _ACTIVE
+        _ACTIVE = self
+        store: Any = (
+            SQLAlchemyJobStore(engine=self.rt.db.engine, tablename="apscheduler_jobs")
+            if self.persistent
+            else MemoryJobStore()
+        )
+        cls = BlockingScheduler if blocking else BackgroundScheduler
+        scheduler = cls(
+            jobstores={"default": store},
+            timezone="UTC",
+            job_defaults={"coalesce": True, "max_instances": 1},
+        )
+        for name, seconds in self.intervals.items():
+            scheduler.add_job(
+                "eval.scheduler:run_tick",
+                "interval",
+                seconds=seconds,
+                args=[name],
+                id=f"ragops-{name}",
+                replace_existing=True,
+            )
+        self.scheduler = scheduler
+        return scheduler
+
+    def jobs(self) -> list[dict[str, Any]]:
+        if self.scheduler is None:
+            return []
+        return [{"id": j.id, "next_run_time": j.next_run_time} for j in self.scheduler.get_jobs()]
