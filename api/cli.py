@@ -465,6 +465,52 @@ def scheduler(
 
 
 @app.command()
+def check() -> None:
+    """Check that this deployment's services answer: catalog, and when configured the
+    Celery broker and the Qdrant server. Exit 1 names what is down (for health checks).
+
+    Example: ragops check
+    """
+    from sqlalchemy import text
+
+    from core.db import Database
+
+    apply_offline_defaults()
+    settings = get_settings()
+    problems: list[str] = []
+    db = Database(settings.catalog_url)
+    try:
+        with db.session() as s:
+            s.execute(text("SELECT 1"))
+    except Exception as exc:  # noqa: BLE001 - report, don't crash
+        problems.append(f"catalog: {exc.__class__.__name__}: {exc}")
+    finally:
+        db.dispose()
+    if settings.celery_broker_url:
+        from kombu import Connection
+
+        try:
+            with Connection(settings.celery_broker_url, connect_timeout=5) as conn:
+                conn.ensure_connection(max_retries=1)
+        except Exception as exc:  # noqa: BLE001
+            problems.append(f"broker: {exc.__class__.__name__}: {exc}")
+    if settings.qdrant_url:
+        from index.qdrant_index import make_client
+
+        try:
+            make_client(
+                url=settings.qdrant_url, api_key=settings.qdrant_api_key or None
+            ).get_collections()
+        except Exception as exc:  # noqa: BLE001
+            problems.append(f"qdrant: {exc.__class__.__name__}: {exc}")
+    for problem in problems:
+        err.print(f"[red]down[/red] {problem}")
+    if problems:
+        raise typer.Exit(1)
+    console.print("ok")
+
+
+@app.command()
 def worker(
     concurrency: Annotated[
         int, typer.Option(min=1, help="Jobs run at once (threads sharing the models)")

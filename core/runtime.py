@@ -68,7 +68,7 @@ class Runtime:
         from index.qdrant_index import make_client
 
         if self.settings.qdrant_url:
-            return make_client(url=self.settings.qdrant_url, api_key=self.settings.qdrant_api_key)
+            return make_client(url=self.settings.qdrant_url, api_key=self.settings.qdrant_api_key or None)
         return make_client(path=self.settings.qdrant_path)
 
     def redactor(self, entities: list[str] | None) -> PresidioRedactor:
