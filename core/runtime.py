@@ -4,6 +4,7 @@ store, workers and loaded models for a process (API server, CLI or worker)."""
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -68,7 +69,9 @@ class Runtime:
         from index.qdrant_index import make_client
 
         if self.settings.qdrant_url:
-            return make_client(url=self.settings.qdrant_url, api_key=self.settings.qdrant_api_key or None)
+            return make_client(
+                url=self.settings.qdrant_url, api_key=self.settings.qdrant_api_key or None
+            )
         return make_client(path=self.settings.qdrant_path)
 
     def redactor(self, entities: list[str] | None) -> PresidioRedactor:
@@ -100,4 +103,7 @@ class Runtime:
         self.workers.stop()
         if self.jobs.dispatcher is not None:
             self.jobs.dispatcher.close()
+        if "index.qdrant_index" in sys.modules and not self.settings.qdrant_url:
+            # Local mode holds a folder lock until closed; release it for the next process.
+            sys.modules["index.qdrant_index"].close_client(self.settings.qdrant_path)
         self.db.dispose()

@@ -13,8 +13,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def check(tmp_path, **env):
     environ = {**os.environ, "RAGOPS_DATA_DIR": str(tmp_path), **env}
-    return subprocess.run([sys.executable, "-m", "api.cli", "check"], cwd=ROOT, env=environ,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "api.cli", "check"],
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_check_passes_when_services_answer(tmp_path):
@@ -27,7 +33,10 @@ def test_check_passes_when_services_answer(tmp_path):
 
 
 def test_check_names_what_is_down(tmp_path):
-    r = check(tmp_path, RAGOPS_CELERY_BROKER_URL="redis://127.0.0.1:9/0",
-              RAGOPS_DATABASE_URL="postgresql+psycopg://nobody@127.0.0.1:9/none")
+    r = check(
+        tmp_path,
+        RAGOPS_CELERY_BROKER_URL="redis://127.0.0.1:9/0",
+        RAGOPS_DATABASE_URL="postgresql+psycopg://nobody@127.0.0.1:9/none",
+    )
     assert r.returncode == 1
     assert "down catalog" in r.stderr.replace("\n", " ") and "broker" in r.stderr

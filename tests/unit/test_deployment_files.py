@@ -21,7 +21,8 @@ def compose():
 
 def test_all_roles_and_backing_services_are_there(compose):
     assert {"api", "worker", "worker-gpu", "scheduler", "postgres", "redis", "qdrant"} <= set(
-        compose["services"])
+        compose["services"]
+    )
 
 
 def test_services_have_healthchecks_and_wait_for_healthy_dependencies(compose):
@@ -59,10 +60,15 @@ def test_settings_are_wired_for_scale_out(compose):
     device = gpu["deploy"]["resources"]["reservations"]["devices"][0]
     assert device["capabilities"] == ["gpu"] and device["driver"] == "nvidia"
     # Settings accept what compose passes (production requires a real key).
-    Settings(_env_file=None, environment="production", admin_key="k" * 16,
-             database_url="postgresql+psycopg://u:p@postgres:5432/ragops",
-             celery_broker_url="redis://redis:6379/0", index_backend="qdrant",
-             qdrant_url="http://qdrant:6333")
+    Settings(
+        _env_file=None,
+        environment="production",
+        admin_key="k" * 16,
+        database_url="postgresql+psycopg://u:p@postgres:5432/ragops",
+        celery_broker_url="redis://redis:6379/0",
+        index_backend="qdrant",
+        qdrant_url="http://qdrant:6333",
+    )
 
 
 def test_dockerfile_installs_with_the_torch_constraint():

@@ -231,3 +231,70 @@ def test_zero_downtime_reembedding_with_another_model(loaded, tmp_path):
     assert len(during_build) >= 5
     assert {s[2] for s in samples} == {1, 2}
     assert top_filename(c, "kb", QUERIES[2][0]) == QUERIES[2][1]
+
+
+def test_qdrant_version_behind_an_alias(loaded):
+    from index.qdrant_index import collection_name, resolve_alias
+
+    c = loaded
+    r = c.post("/v1/kbs/kb/versions", json={"backend": "qdrant"})
+    assert r.status_code == 202, r.text
+    v2 = wait_version(c, 2)
+    assert (
+        v2["backend"] == "qdrant"
+        and v2["vector_count"] == c.get("/v1/kbs/kb/versions/1").json()["vector_count"]
+    )
+    assert c.post("/v1/kbs/kb/versions/2/promote").status_code == 200
+    for query, expected in QUERIES:
+        assert top_filename(c, "kb", query) == expected, query
+    filtered = c.post(
+        "/v1/kbs/kb/retrieve",
+        json={"query": QUERIES[0][0], "filters": {"filename": ["sourdough.md", "honeybees.docx"]}},
+    )
+    assert {h["filename"] for h in filtered.json()["results"]} <= {"sourdough.md", "honeybees.docx"}
+
+    rt = c.app.state.runtime
+    kb = c.get("/v1/kbs/kb").json()
+    with rt.db.session() as s:
+        from core.catalog.models import IndexVersion
+
+        row = s.query(IndexVersion).filter_by(kb_id=kb["id"], number=2).one()
+    assert resolve_alias(rt.qdrant_client(), f"ragops_{kb['id']}_live") == collection_name(
+        row.kb_id, row.number, row.id
+    )
+
+    # New documents reach the Qdrant version too.
+    c.post(
+        "/v1/kbs/kb/documents",
+        files=[
+            (
+                "files",
+                (
+                    "ferry.md",
+                    make_md(
+                        "Ferry", ["The island ferry leaves the eastern quay at nine every morning."]
+                    ),
+                ),
+            )
+        ],
+    )
+    wait_for_documents(c, "kb", expected=7)
+    assert top_filename(c, "kb", "when does the island ferry leave") == "ferry.md"
+    assert c.post("/v1/kbs/kb/rollback").json()["number"] == 1
+    assert top_filename(c, "kb", "when does the island ferry leave") == "ferry.md"
+
+
+def test_qdrant_as_the_default_backend(tmp_path):
+    settings = make_settings(tmp_path / "data", index_backend="qdrant")
+    with TestClient(create_app(settings)) as c:
+        c.post("/v1/kbs", json={"name": "q"})
+        files = [("files", (p.name, p.read_bytes())) for p in build_corpus(tmp_path / "corpus")]
+        c.post("/v1/kbs/q/documents", files=files)
+        wait_for_documents(c, "q", expected=6)
+        assert c.get("/v1/kbs/q/versions/1").json()["backend"] == "qdrant"
+        for query, expected in QUERIES:
+            assert top_filename(c, "q", query) == expected, query
+        doc = c.get("/v1/kbs/q/documents").json()["documents"][0]
+        assert c.delete(f"/v1/kbs/q/documents/{doc['id']}").status_code == 204
+        hits = c.post("/v1/kbs/q/retrieve", json={"query": "anything", "top_k": 50}).json()
+        assert doc["filename"] not in {h["filename"] for h in hits["results"]}
