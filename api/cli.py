@@ -547,6 +547,53 @@ def worker(
     run_worker(settings, concurrency=concurrency, log_level=log_level)
 
 
+bench_app = typer.Typer(
+    help="Benchmarks: figures as ratios against a baseline run alongside.", no_args_is_help=True
+)
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("ingest")
+def bench_ingest(
+    docs: Annotated[int, typer.Option(min=1, help="Documents in the generated corpus")] = 40,
+    words: Annotated[int, typer.Option(min=50, help="Words per document")] = 600,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Our ingestion vs llama-index's IngestionPipeline on the same corpus and model.
+
+    Example: ragops bench ingest --docs 40
+    """
+    try:
+        from eval.bench.ingest import run
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        _fail(RuntimeError(f"{exc}; install the bench extra: pip install 'ragops[bench]'"))
+    apply_offline_defaults()
+    report = run(docs, words)
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return
+    table = Table(
+        "pipeline",
+        "seconds",
+        "chunks",
+        "docs/s",
+        "× baseline",
+        "seconds per stage",
+        title=f"ingest: {report['documents']} docs, {report['words']} words",
+    )
+    for name, row in report["rows"].items():
+        stages = ", ".join(f"{k} {v:.2f}" for k, v in (row.get("stages") or {}).items())
+        table.add_row(
+            name,
+            f"{row['seconds']:.2f}",
+            str(row["chunks"]),
+            f"{row['docs_per_s']}",
+            f"{row['speed_vs_baseline']}",
+            stages,
+        )
+    console.print(table)
+
+
 def main() -> None:
     app()
 
