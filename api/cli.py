@@ -594,6 +594,23 @@ def bench_ingest(
     console.print(table)
 
 
+@bench_app.command("index")
+def bench_index(
+    n: Annotated[int, typer.Option(min=100, help="Chunks to index")] = 20_000,
+    queries: Annotated[int, typer.Option(min=10, help="Queries per mode")] = 500,
+    data: Annotated[str, typer.Option(help="random or clustered vectors")] = "random",
+) -> None:
+    """Search latency and recall: FAISS flat / hnsw / ivfpq and Qdrant local, same chunks.
+
+    Example: ragops bench index --n 20000 --queries 500
+    """
+    from eval.bench.index_latency import main as bench_main
+
+    if data not in ("random", "clustered"):
+        raise typer.BadParameter("use random or clustered", param_hint="--data")
+    bench_main(["--n", str(n), "--queries", str(queries), "--data", data])
+
+
 def main() -> None:
     app()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import numpy as np
@@ -15,13 +16,101 @@ class Hit:
     payload: dict[str, Any] = field(default_factory=dict)
 
 
+RANGE_OPS = ("gt", "gte", "lt", "lte")
+_SCALAR = str | int | float | bool
+
+
+def _as_datetime(value: Any) -> datetime | None:
+    """An ISO 8601 date or date-time as naive UTC, or None when `value` is not one."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    return parsed
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def check_filters(filters: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Validate filter shapes; ValueError names the key and what was wrong.
+
+    - `{"field": value}`: equality with a string, number or boolean;
+    - `{"field": [a, b]}`: any of a non-empty list of those;
+    - `{"field": {"gte": 1, "lt": 5}}`: a range with `gt`/`gte`/`lt`/`lte` bounds, all
+      numbers or all ISO 8601 dates/date-times (`"2024-03-01"`, `"2024-03-01T12:00:00Z"`).
+    """
+    if not filters:
+        return None
+    for key, want in filters.items():
+        if isinstance(want, dict):
+            unknown = sorted(set(want) - set(RANGE_OPS))
+            if not want or unknown:
+                raise ValueError(
+                    f"filter {key!r}: a range takes gt, gte, lt, lte"
+                    + (f"; unknown {unknown}" if unknown else "; none given")
+                )
+            bounds = list(want.values())
+            if all(is_number(b) for b in bounds):
+                continue
+            if all(_as_datetime(b) is not None for b in bounds):
+                continue
+            raise ValueError(
+                f"filter {key!r}: range bounds must be all numbers or all ISO 8601 dates "
+                f"(e.g. '2024-03-01'), got {want!r}"
+            )
+        ok = isinstance(want, _SCALAR) or (
+            isinstance(want, list) and want and all(isinstance(v, _SCALAR) for v in want)
+        )
+        if not ok:
+            raise ValueError(
+                f"filter {key!r}: expected a string, number, boolean, a non-empty list of "
+                f"them or a range object like {{'gte': 1, 'lt': 5}}, got {want!r}"
+            )
+    return filters
+
+
+def _in_range(have: Any, bounds: dict[str, Any]) -> bool:
+    if all(is_number(b) for b in bounds.values()):
+        if not is_number(have):
+            return False
+        value: Any = have
+        limits: dict[str, Any] = bounds
+    else:
+        value = _as_datetime(have)
+        if value is None:
+            return False
+        limits = {op: _as_datetime(b) for op, b in bounds.items()}
+    for op, limit in limits.items():
+        if limit is None:
+            return False
+        if (
+            (op == "gt" and not value > limit)
+            or (op == "gte" and not value >= limit)
+            or (op == "lt" and not value < limit)
+            or (op == "lte" and not value <= limit)
+        ):
+            return False
+    return True
+
+
 def matches(payload: dict[str, Any], filters: dict[str, Any] | None) -> bool:
-    """Equality filters; a list value means 'any of these'."""
+    """Every filter must hold (see `check_filters` for the shapes): equality; a list
+    means 'any of these'; a dict is a numeric or date range (a missing or non-numeric /
+    non-date value never matches a range)."""
     if not filters:
         return True
     for key, want in filters.items():
         have = payload.get(key)
-        if isinstance(want, list):
+        if isinstance(want, dict):
+            if not _in_range(have, want):
+                return False
+        elif isinstance(want, list):
             if have not in want:
                 return False
         elif have != want:
@@ -56,7 +145,11 @@ class VectorIndex(Protocol):
         self, vector: np.ndarray, top_k: int, filters: dict[str, Any] | None = None
     ) -> list[Hit]: ...
     def count(self) -> int: ...
-    def save(self) -> None: ...
+    def save(self) -> None:
+        """Persist atomically; a no-op for backends whose writes persist per call."""
+        ...
+
     def copy(self) -> VectorIndex:
-        """A deep copy that can be mutated while readers keep searching the original."""
+        """A deep copy that can be mutated while readers keep searching the original;
+        server-backed indexes whose writes persist per call (Qdrant) return self."""
         ...

@@ -90,7 +90,13 @@ class IndexStore:
 
     @contextmanager
     def writer(self, version: IndexVersion) -> Iterator[VectorIndex]:
-        """Yield a private copy to mutate; on success save it and publish it."""
+        """Yield a private copy to mutate; on success save it and publish it.
+
+        FAISS: the copy is private, so a failed write publishes nothing. Qdrant: `copy()`
+        is the collection itself and each call persists at once, so a failed write may
+        leave its earlier batches applied; that is safe because writes are idempotent by
+        chunk id and a retried job converges.
+        """
         path = self.path_for(version)
         path.mkdir(parents=True, exist_ok=True)
         with self._lock_for(version.id), open(path / ".lock", "w") as lock_file:
