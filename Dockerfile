@@ -5,7 +5,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
     HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 RAGOPS_DATA_DIR=/data
 WORKDIR /app
 
-COPY pyproject.toml constraints.txt requirements-pdf.txt README.md ./
+COPY pyproject.toml constraints.txt requirements-nodeps.txt README.md ./
 COPY core core
 COPY ingest ingest
 COPY index index
@@ -15,7 +15,7 @@ COPY api api
 # constraints.txt pins torch; use a CPU wheel index here for a CPU image, or the default
 # CUDA build for the GPU worker image.
 RUN pip install --no-cache-dir -c constraints.txt . \
- && pip install --no-cache-dir --no-deps -r requirements-pdf.txt
+ && pip install --no-cache-dir --no-deps -r requirements-nodeps.txt
 COPY samples samples
 
 VOLUME /data

@@ -14,14 +14,13 @@ export TRANSFORMERS_OFFLINE := 1
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml constraints.txt requirements-pdf.txt
+$(STAMP): pyproject.toml constraints.txt requirements-nodeps.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip setuptools wheel
 	# torch is pinned in constraints.txt: the CPU wheel on disk, not gigabytes of CUDA.
 	$(BIN)/pip install -q -c constraints.txt -e ".[dev]"
-	# unstructured's fast PDF path imports unstructured-inference, whose declared deps
-	# pull torchvision/timm; install it alone (its real run-time needs are in pyproject).
-	$(BIN)/pip install -q --no-deps -r requirements-pdf.txt
+	# Packages whose declared deps would break the pinned set (see the file).
+	$(BIN)/pip install -q --no-deps -r requirements-nodeps.txt
 	touch $(STAMP)
 
 run: $(STAMP)

@@ -11,7 +11,17 @@ from fastapi.concurrency import run_in_threadpool
 
 from api import errors
 from api.deps import require_key
-from api.routes import documents, health, kbs, retrieve, versions
+from api.routes import (
+    answers,
+    dify,
+    documents,
+    health,
+    kbs,
+    openai_compat,
+    prompts,
+    retrieve,
+    versions,
+)
 from core.config import Settings, get_settings
 from core.runtime import Runtime
 
@@ -48,6 +58,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     v1.include_router(kbs.router)
     v1.include_router(documents.router)
     v1.include_router(retrieve.router)
+    v1.include_router(retrieve.multi_router)
     v1.include_router(versions.router)
+    v1.include_router(answers.router)
+    v1.include_router(prompts.router)
     app.include_router(v1)
+    # Façades with their own auth and error shapes (OpenAI's, Dify's).
+    app.include_router(openai_compat.router)
+    app.include_router(dify.router)
     return app

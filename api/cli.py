@@ -94,7 +94,7 @@ def ingest(
     """
     from core.errors import NotFound, RagopsError
     from core.kbs import get_kb
-    from ingest.documents import check_upload, submit_upload
+    from ingest.documents import check_uploaded_file, submit_upload
     from ingest.knowledge_bases import create_kb
 
     meta = None
@@ -122,20 +122,36 @@ def ingest(
         rejected: list[tuple[str, str]] = []
         queued: dict[str, str] = {}  # revision id -> filename
         skipped = 0
+        limits = rt.archive_limits()
         for path, name in files:
             try:
-                data = path.read_bytes()
-                media_type = check_upload(name, data, max_bytes=rt.settings.max_file_bytes)
-                outcome = submit_upload(
-                    rt, kb=kb_row, filename=name, data=data, media_type=media_type, metadata=meta
+                checked = check_uploaded_file(
+                    name,
+                    path.read_bytes(),
+                    max_bytes=rt.settings.max_file_bytes,
+                    archive_limits=limits,
                 )
             except RagopsError as exc:
                 rejected.append((name, exc.message))
                 continue
-            if outcome.duplicate and outcome.status in FINAL:
-                skipped += 1
-            else:
-                queued[outcome.revision_id] = name
+            rejected += checked.skipped
+            for doc_name, data, media_type in checked.documents:
+                try:
+                    outcome = submit_upload(
+                        rt,
+                        kb=kb_row,
+                        filename=doc_name,
+                        data=data,
+                        media_type=media_type,
+                        metadata=meta,
+                    )
+                except RagopsError as exc:
+                    rejected.append((doc_name, exc.message))
+                    continue
+                if outcome.duplicate and outcome.status in FINAL:
+                    skipped += 1
+                else:
+                    queued[outcome.revision_id] = doc_name
         for name, reason in rejected:
             err.print(f"[red]rejected[/red] {name}: {reason}")
         console.print(f"{len(queued)} queued, {skipped} unchanged, {len(rejected)} rejected")
@@ -508,6 +524,73 @@ def check() -> None:
     if problems:
         raise typer.Exit(1)
     console.print("ok")
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question")],
+    kb: Annotated[str, typer.Option("--kb", help="Knowledge base name")],
+    stream: Annotated[bool, typer.Option("--stream", help="Print tokens as they come")] = False,
+    generator: Annotated[
+        str | None, typer.Option("--generator", help="extractive, local or openai")
+    ] = None,
+    prompt: Annotated[str | None, typer.Option("--prompt", help="name or name@version")] = None,
+    top_k: Annotated[int | None, typer.Option("--top-k", min=1, max=50)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the JSON response")] = False,
+) -> None:
+    """Answer a question from a knowledge base, with citations (recorded like /answer).
+
+    Example: ragops ask "How often should I feed my starter?" --kb sample --stream
+    """
+    from core.errors import RagopsError
+    from retrieval.chain import plan_answer, run_answer, stream_answer
+
+    if stream and as_json:
+        err.print("[red]error:[/red] --stream and --json do not combine; pick one")
+        raise typer.Exit(2)
+    rt = _runtime(workers=False, warm_ingest=False)
+    try:
+        plan = plan_answer(
+            rt,
+            kb=_kb_row(rt, kb),
+            query=question,
+            top_k=top_k,
+            generator=generator,
+            prompt=prompt,
+            channel="cli",
+        )
+        if stream:
+            result = {}
+            for kind, data in stream_answer(rt, plan):
+                if kind == "token":
+                    sys.stdout.write(data)
+                    sys.stdout.flush()
+                else:
+                    result = data
+            sys.stdout.write("\n")
+        else:
+            result = run_answer(rt, plan)
+    except RagopsError as exc:
+        err.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(2) from exc
+    finally:
+        rt.close()
+    if as_json:
+        print(json.dumps(result, indent=2, ensure_ascii=False))
+        return
+    if not stream:
+        console.print(result["answer"], markup=False, highlight=False)
+    for c in result["citations"]:
+        page = f", page {c['page_number']}" if c.get("page_number") else ""
+        console.print(f"[{c['index']}] {c['filename']}{page}", markup=False, highlight=False)
+    console.print(
+        f"(answer {result['id']}; {result['generator']}, prompt "
+        f"{result['prompt']['name']}@{result['prompt']['version']}, "
+        f"index v{result['index_version']})",
+        style="dim",
+        markup=False,
+        highlight=False,
+    )
 
 
 @app.command()

@@ -22,6 +22,7 @@ STATUS = [  # most specific first
     (errors.Duplicate, 409),
     (errors.Conflict, 409),
     (errors.Overloaded, 429),
+    (errors.Unavailable, 503),
     (errors.StageFailed, 422),
 ]
 
@@ -36,6 +37,7 @@ HTTP_CODES = {
     415: "unsupported_media_type",
     422: "invalid_input",
     429: "overloaded",
+    503: "unavailable",
 }
 
 

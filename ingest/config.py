@@ -35,6 +35,12 @@ class RedactionConfig(BaseModel):
     entities: list[str] | None = Field(
         None, description="Presidio entity types to redact; default: the service's list"
     )
+    operator: Literal["replace", "mask", "hash", "drop"] = Field(
+        "replace", description="replace with <TYPE>, mask with *, salted-less sha256, or drop"
+    )
+    languages: list[Literal["en", "es", "ru"]] | None = Field(
+        None, description="Languages whose name recognizer runs; default: en, es, ru"
+    )
 
 
 class CleaningConfig(BaseModel):
@@ -51,6 +57,15 @@ class IngestionConfig(BaseModel):
     redaction: RedactionConfig
     embedding_model: str
     cleaning: CleaningConfig = Field(default_factory=CleaningConfig)
+    # Retrieval-time only (not a pipeline stage, so not in chunk ids or the pipeline
+    # hash): a local sentence-transformers CrossEncoder folder; "" clears it.
+    reranker: str | None = Field(None, description="Local CrossEncoder folder for reranking")
+
+    @model_validator(mode="after")
+    def _blank_reranker_is_none(self) -> IngestionConfig:
+        if self.reranker is not None and not self.reranker.strip():
+            self.reranker = None
+        return self
 
     @classmethod
     def defaults(cls, settings: Settings) -> IngestionConfig:

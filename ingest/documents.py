@@ -17,9 +17,10 @@ from core.catalog.models import (
     RevisionStatus,
     VersionStatus,
 )
-from core.errors import EmptyFile, InvalidInput, NotFound, TooLarge
+from core.errors import EmptyFile, InvalidInput, NotFound, TooLarge, UnsupportedType
 from core.types import sha256_hex
-from ingest.sniff import sniff_media_type
+from ingest.archive import ArchiveLimits, expand_archive
+from ingest.sniff import ZIP, sniff_media_type
 
 if TYPE_CHECKING:
     from core.runtime import Runtime
@@ -59,6 +60,48 @@ def check_upload(filename: str, data: bytes, *, max_bytes: int) -> str:
             "(RAGOPS_MAX_FILE_BYTES)"
         )
     return sniff_media_type(data, filename)
+
+
+@dataclass
+class CheckedUpload:
+    """What an uploaded file becomes: documents to store, and archive members skipped."""
+
+    documents: list[tuple[str, bytes, str]]  # (filename, bytes, media type)
+    skipped: list[tuple[str, str]]  # (member path, reason)
+
+
+def check_uploaded_file(
+    filename: str, data: bytes, *, max_bytes: int, archive_limits: ArchiveLimits
+) -> CheckedUpload:
+    """Validate an uploaded file; a ZIP archive is expanded (bomb guards first) and each
+    supported member becomes a document named `archive.zip/inner/path`. A member that is
+    empty, too large or of an unsupported type is skipped with its reason; an archive
+    that trips a guard is refused whole."""
+    if len(data) == 0:
+        raise EmptyFile(f"{filename}: file is empty (0 bytes); nothing to index")
+    if len(data) > max_bytes:
+        raise TooLarge(
+            f"{filename}: {len(data)} bytes is over the limit of {max_bytes} bytes "
+            "(RAGOPS_MAX_FILE_BYTES)"
+        )
+    media_type = sniff_media_type(data, filename, allow_archive=True)
+    if media_type != ZIP:
+        return CheckedUpload([(filename, data, media_type)], [])
+    documents: list[tuple[str, bytes, str]] = []
+    skipped: list[tuple[str, str]] = []
+    for path, member in expand_archive(data, filename, limits=archive_limits):
+        try:
+            documents.append(
+                (clean_filename(path), member, check_upload(path, member, max_bytes=max_bytes))
+            )
+        except InvalidInput as exc:
+            skipped.append((path, exc.message))
+    if not documents:
+        raise UnsupportedType(
+            f"{filename}: the archive holds no supported documents"
+            + (f" ({skipped[0][1]})" if skipped else "")
+        )
+    return CheckedUpload(documents, skipped)
 
 
 def submit_upload(

@@ -90,6 +90,8 @@ class Embedder:
         self.device = "cpu"
         self.precision = "fp32"
         self._digest: str | None = None
+        self._counter: Any = None  # tokenizer used only for counting (see tokenize)
+        self._counter_lock = threading.Lock()
 
     def warm_up(self) -> None:
         if self._model is not None:
@@ -141,7 +143,26 @@ class Embedder:
         return len(self.tokenize(text))
 
     def tokenize(self, text: str) -> list[int]:
-        return self.model.tokenizer.encode(text, add_special_tokens=False, verbose=False)
+        """Token ids without special tokens. Uses a private copy of the tokenizer: the
+        model's own is re-configured (padding, truncation) by every `encode` call, so
+        counting with it from another thread races with embedding."""
+        if self._counter is None:
+            with self._counter_lock:
+                if self._counter is None:
+                    from transformers import AutoTokenizer
+
+                    counter = AutoTokenizer.from_pretrained(str(self.path))
+                    backend = getattr(counter, "backend_tokenizer", None)
+                    if backend is not None:
+                        # tokenizer.json may carry the model's padding/truncation; a
+                        # count must see every token.
+                        backend.no_padding()
+                        backend.no_truncation()
+                    self._counter = counter
+        backend = getattr(self._counter, "backend_tokenizer", None)
+        if backend is not None:
+            return backend.encode(text, add_special_tokens=False).ids
+        return self._counter.encode(text, add_special_tokens=False, verbose=False)
 
     @property
     def digest(self) -> str:

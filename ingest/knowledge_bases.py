@@ -33,6 +33,10 @@ def _validated(rt: Runtime, config: IngestionConfig) -> IngestionConfig:
             f"-token limit of embedding model {config.embedding_model!r}; the rest of each "
             "chunk would be silently truncated"
         )
+    if config.reranker is not None:
+        from retrieval.rerank import check_reranker_path
+
+        check_reranker_path(config.reranker)
     unknown = sorted(set(config.redaction.entities or []) - set(SUPPORTED_ENTITIES))
     if unknown:
         raise InvalidInput(
@@ -92,7 +96,8 @@ def update_kb(
         current = IngestionConfig.model_validate(kb.config)
         has_index = s.execute(select(exists().where(IndexVersion.kb_id == kb.id))).scalar()
     config = validated_config(rt, current, changes or {})
-    if has_index and config != current:
+    # The reranker is used at query time only, so it may change under an existing index.
+    if has_index and config.model_copy(update={"reranker": current.reranker}) != current:
         raise Conflict(
             f"knowledge base {kb.name!r} already has an index; to change its embedding "
             "model, chunking, cleaning or redaction build a new index version "

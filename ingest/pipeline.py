@@ -12,7 +12,7 @@ from core.types import Piece, StageReport, sha256_hex
 from ingest.base import Stage
 from ingest.chunk import SentenceChunker
 from ingest.clean import Cleaner, ExactDeduplicator
-from ingest.config import IngestionConfig
+from ingest.config import IngestionConfig, RedactionConfig
 from ingest.embed import Embedder, EmbeddingCache, EmbedStage
 
 # Status a revision shows while a stage runs (see core.catalog.models.RevisionStatus).
@@ -82,13 +82,16 @@ def build_pipeline(
     *,
     embedder: Embedder,
     cache: EmbeddingCache | None,
-    redactor_factory: Callable[[list[str] | None], Stage],
+    redactor_factory: Callable[[RedactionConfig], Stage],
+    parser: Any | None = None,
 ) -> IngestPipeline:
+    """`parser` defaults to an in-process UnstructuredParser; the runtime passes its
+    shared isolated one."""
     from ingest.parse import UnstructuredParser
 
     stages: list[Stage] = [Cleaner(config.cleaning.unicode_normalization)]
     if config.redaction.enabled:
-        stages.append(redactor_factory(config.redaction.entities))
+        stages.append(redactor_factory(config.redaction))
     stages += [
         SentenceChunker(
             embedder.tokenize,
@@ -100,4 +103,4 @@ def build_pipeline(
     if config.cleaning.drop_duplicate_chunks:
         stages.append(ExactDeduplicator())
     stages.append(EmbedStage(embedder, cache))
-    return IngestPipeline(UnstructuredParser(), stages)
+    return IngestPipeline(parser or UnstructuredParser(), stages)

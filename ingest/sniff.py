@@ -2,8 +2,11 @@
 
 The file name and the client's Content-Type lie often enough (a PDF saved as `.txt`, a
 `.docx` that is really a ZIP of images) that the parser is chosen from the content. No
-libmagic: Debian's `libmagic1` is not always present, and the six formats we accept are
-cheap to recognise directly. The name only breaks the Markdown-vs-plain-text tie.
+libmagic: Debian's `libmagic1` is not always present, and the formats we accept are
+cheap to recognise directly: magic bytes (PDF, RTF, OLE2 for Outlook MSG), the part
+names inside a ZIP (DOCX/PPTX/XLSX, ODT's `mimetype` member), RFC 822 headers (EML),
+a successful parse (JSON), a consistent delimiter (CSV). The name only breaks the
+Markdown-vs-plain-text tie and lets a two-row table count as CSV.
 
 Example::
 
@@ -13,7 +16,9 @@ Example::
 from __future__ import annotations
 
 import codecs
+import csv
 import io
+import json
 import re
 import zipfile
 
@@ -25,9 +30,32 @@ PPTX = "application/vnd.openxmlformats-officedocument.presentationml.presentatio
 HTML = "text/html"
 MARKDOWN = "text/markdown"
 TEXT = "text/plain"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+CSV = "text/csv"
+EML = "message/rfc822"
+MSG = "application/vnd.ms-outlook"
+JSON = "application/json"
+RTF = "application/rtf"
+ODT = "application/vnd.oasis.opendocument.text"
+# Not a document: `check_upload` expands it (see ingest.archive) when archives are allowed.
+ZIP = "application/zip"
 
-SUPPORTED_MEDIA_TYPES: tuple[str, ...] = (PDF, DOCX, PPTX, HTML, MARKDOWN, TEXT)
-SUPPORTED_LABEL = "PDF, DOCX, PPTX, HTML, Markdown, plain text"
+SUPPORTED_MEDIA_TYPES: tuple[str, ...] = (
+    PDF,
+    DOCX,
+    PPTX,
+    XLSX,
+    ODT,
+    RTF,
+    HTML,
+    MARKDOWN,
+    TEXT,
+    CSV,
+    JSON,
+    EML,
+    MSG,
+)
+SUPPORTED_LABEL = "PDF, DOCX, PPTX, XLSX, ODT, RTF, HTML, Markdown, plain text, CSV, JSON, EML, MSG"
 
 # Readers (Acrobat included) accept a few bytes of junk before the PDF header; so do we.
 _PDF_HEADER_WINDOW = 1024
@@ -45,11 +73,35 @@ _BOMS: tuple[tuple[bytes, str], ...] = (
 )
 
 # Leading bytes of formats people upload by mistake, so the error says what we saw.
+_OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _BINARY_SIGNATURES: tuple[tuple[bytes, str], ...] = (
-    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "legacy Microsoft Office file (save it as DOCX/PPTX)"),
-    (b"{\\rtf", "RTF document"),
+    (_OLE2, "legacy Microsoft Office file (save it as DOCX/PPTX/XLSX)"),
     (b"%!PS", "PostScript document"),
 )
+# An Outlook .msg is an OLE2 file whose MAPI properties live in `__substg1.0_*` streams;
+# directory entry names are UTF-16LE.
+_MSG_STREAM = "__substg1.0_".encode("utf-16-le")
+
+# The `mimetype` member of OpenDocument-style ZIPs (ODF, EPUB) that we refuse, and why.
+_ODF = "application/vnd.oasis.opendocument"
+_OTHER_ZIP_DOCUMENTS = {
+    f"{_ODF}.spreadsheet": "an OpenDocument spreadsheet (save it as XLSX)",
+    f"{_ODF}.presentation": "an OpenDocument presentation (save it as PPTX)",
+    "application/epub+zip": "an EPUB e-book (convert it to PDF or HTML)",
+}
+
+# RFC 5322 header lines; a message must carry at least two of these, one identifying it.
+_HEADER_LINE_RE = re.compile(rb"^([!-9;-~]+):[ \t]*(.*)$")
+_MAIL_HEADERS = {
+    b"from", b"to", b"cc", b"subject", b"date", b"message-id", b"received",
+    b"mime-version", b"return-path", b"delivered-to", b"reply-to", b"x-mailer",
+}  # fmt: skip
+_MAIL_IDENTIFYING = {b"from", b"received", b"message-id", b"mime-version", b"return-path"}
+_EML_HEAD_BYTES = 16 * 1024
+
+# CSV: rows sampled, and delimiters tried (not '|': that is a Markdown table).
+_CSV_SAMPLE_ROWS = 50
+_CSV_DELIMITERS = ",;\t"
 
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 _LEADING_COMMENTS_RE = re.compile(r"^(?:\s*<!--.*?-->)*\s*", re.DOTALL)
@@ -77,12 +129,18 @@ _MD_WEAK = (
 )
 
 
-def sniff_media_type(data: bytes, filename: str | None = None) -> str:
+def sniff_media_type(
+    data: bytes, filename: str | None = None, *, allow_archive: bool = False
+) -> str:
     """Return one of `SUPPORTED_MEDIA_TYPES` for `data`, judged by its content.
 
-    Raises `EmptyFile` for zero bytes and `UnsupportedType` for anything else we cannot
-    parse (images, executables, other archives, spreadsheets, undecodable text), with a
-    message that names the file, what was detected and what is supported.
+    A plain ZIP archive is `ZIP` when `allow_archive` (the caller expands it with
+    `ingest.archive.expand_archive`), otherwise refused.
+
+    Raises `EmptyFile` for zero bytes, `ArchiveRejected` for an Office/ODT file whose
+    ZIP container is a bomb, and `UnsupportedType` for anything else we cannot parse
+    (images, executables, legacy Office, undecodable text), with a message that names
+    the file, what was detected and what is supported.
     """
     name = filename or "upload"
     if not data:
@@ -90,10 +148,16 @@ def sniff_media_type(data: bytes, filename: str | None = None) -> str:
     if b"%PDF-" in data[:_PDF_HEADER_WINDOW]:
         return PDF
     if data.startswith((b"PK\x03\x04", b"PK\x05\x06")):
-        return _sniff_zip(data, name)
+        return _sniff_zip(data, name, allow_archive=allow_archive)
+    if data.startswith(b"{\\rtf"):
+        return RTF
+    if data.startswith(_OLE2) and _MSG_STREAM in data:
+        return MSG
     for signature, what in _BINARY_SIGNATURES:
         if data.startswith(signature):
             raise _unsupported(name, what)
+    if _looks_like_email(data):
+        return EML  # before decoding: a message body may be 8-bit Latin-1
 
     text = _try_decode(data)
     if text is None:
@@ -115,22 +179,40 @@ def _unsupported(name: str, detected: str) -> UnsupportedType:
     )
 
 
-def _sniff_zip(data: bytes, name: str) -> str:
-    """OOXML files are ZIPs; the part names tell Word from PowerPoint from Excel."""
+def _sniff_zip(data: bytes, name: str, *, allow_archive: bool) -> str:
+    """OOXML files are ZIPs; the part names tell Word from PowerPoint from Excel.
+    OpenDocument files name their type in a stored `mimetype` member."""
+    from ingest.archive import check_container
+
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             parts = set(archive.namelist())
-    except (zipfile.BadZipFile, ValueError, OSError):
+            mimetype = ""
+            if "mimetype" in parts and archive.getinfo("mimetype").file_size < 256:
+                mimetype = archive.read("mimetype").decode("ascii", "replace").strip()
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError):
         raise _unsupported(name, "a damaged or truncated ZIP/Office file") from None
+    media_type: str | None = None
     if "[Content_Types].xml" in parts:
         if "word/document.xml" in parts:
-            return DOCX
-        if "ppt/presentation.xml" in parts:
-            return PPTX
-        if "xl/workbook.xml" in parts:
-            raise _unsupported(name, "an XLSX spreadsheet")
-    if "mimetype" in parts:
-        raise _unsupported(name, "an OpenDocument file (save it as DOCX/PPTX)")
+            media_type = DOCX
+        elif "ppt/presentation.xml" in parts:
+            media_type = PPTX
+        elif "xl/workbook.xml" in parts:
+            media_type = XLSX
+    elif mimetype == ODT:
+        if "content.xml" not in parts:
+            raise _unsupported(name, "a damaged OpenDocument text (it has no content.xml)")
+        media_type = ODT
+    elif mimetype in _OTHER_ZIP_DOCUMENTS:
+        raise _unsupported(name, _OTHER_ZIP_DOCUMENTS[mimetype])
+    elif mimetype.startswith(_ODF):
+        raise _unsupported(name, f"an OpenDocument file of type {mimetype!r}")
+    if media_type is not None:
+        check_container(data, name)  # a 40 KB DOCX must not inflate to gigabytes
+        return media_type
+    if allow_archive:
+        return ZIP
     raise _unsupported(name, "a ZIP archive")
 
 
@@ -172,12 +254,71 @@ def _sniff_text(text: str, filename: str | None) -> str:
     if start[:4].lower() == "<svg":
         raise _unsupported(filename or "upload", "an SVG image")
 
-    named_md = (filename or "").lower().endswith((".md", ".markdown"))
+    lower_name = (filename or "").lower()
+    named_md = lower_name.endswith((".md", ".markdown"))
     if _HTML_FRAGMENT_RE.match(start) and not named_md:
         return HTML
+    if start[:1] in ("{", "[") and _is_json(text, filename):
+        return JSON
+    if not named_md and _looks_like_csv(head, named=lower_name.endswith((".csv", ".tsv"))):
+        return CSV
     if named_md or _looks_like_markdown(head):
         return MARKDOWN
     return TEXT
+
+
+def _is_json(text: str, filename: str | None) -> bool:
+    try:
+        json.loads(text)
+    except RecursionError:
+        raise _unsupported(filename or "upload", "JSON nested too deeply to read") from None
+    except ValueError:
+        return False
+    return True
+
+
+def _looks_like_csv(head: str, *, named: bool) -> bool:
+    """Rows split by one delimiter into the same number (>= 2) of fields, no blank lines
+    between them (prose has paragraphs), at least three rows (two for a `.csv` name)."""
+    lines = head.splitlines()
+    if len(head) == _SNIFF_CHARS and len(lines) > 1:
+        lines = lines[:-1]  # the sample may cut the last row
+    lines = lines[: _CSV_SAMPLE_ROWS * 4]
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if len(lines) < (2 if named else 3) or any(not line.strip() for line in lines):
+        return False
+    sample = "\n".join(lines)
+    try:
+        dialect = csv.Sniffer().sniff(sample, delimiters=_CSV_DELIMITERS)
+        rows = list(csv.reader(io.StringIO(sample), dialect))[:_CSV_SAMPLE_ROWS]
+    except (csv.Error, ValueError):
+        return False
+    if len(rows) < (2 if named else 3):
+        return False
+    widths = {len(row) for row in rows}
+    return len(widths) == 1 and widths.pop() >= 2
+
+
+def _looks_like_email(data: bytes) -> bool:
+    """RFC 822: a block of `Name: value` header lines (with folded continuations) ending in
+    a blank line, naming at least two mail headers, one of which identifies a message."""
+    head = data[:_EML_HEAD_BYTES]
+    if not head[:1].isalpha():
+        return False
+    seen: set[bytes] = set()
+    lines = head.split(b"\n")
+    for line in lines[:-1]:  # the last one may be cut by the sample
+        line = line.rstrip(b"\r")
+        if not line:
+            return len(seen & _MAIL_HEADERS) >= 2 and bool(seen & _MAIL_IDENTIFYING)
+        if line[:1] in (b" ", b"\t") and seen:
+            continue  # folded header
+        match = _HEADER_LINE_RE.match(line)
+        if match is None:
+            return False
+        seen.add(match.group(1).lower())
+    return False
 
 
 def _looks_like_markdown(text: str) -> bool:

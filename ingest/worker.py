@@ -53,6 +53,7 @@ def pipeline_for(rt: Runtime, config: IngestionConfig) -> IngestPipeline:
         embedder=rt.embedder(config.embedding_model),
         cache=rt.embedding_cache,
         redactor_factory=rt.redactor,
+        parser=rt.parser(),
     )
 
 

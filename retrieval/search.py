@@ -1,21 +1,55 @@
-"""Dense retrieval against a knowledge base's live index version, with citations."""
+"""Retrieval against a knowledge base's live (or pinned) index version, with citations.
+
+Modes:
+- `dense`: the vector index alone; `score` is the cosine similarity.
+- `hybrid`: BM25 over the same version's chunks (see `retrieval.bm25`) fused with the dense
+  list by weighted reciprocal rank fusion. The dense list's weight depends on the query
+  language and the embedding model (`retrieval.fusion.dense_weight`): an English-only
+  model gets a small vote on Spanish and Russian queries, so it cannot drag hybrid below
+  BM25 alone. `score` is the fused score scaled to (0, 1] (1 = ranked first by every list).
+
+Then, optionally: a CrossEncoder `rerank` of the best candidates (`score` becomes the
+reranker's, in [0, 1]), `mmr` diversity over the candidates' vectors, and
+`score_threshold` on the final `score`. Every hit carries a `scores` breakdown (dense,
+bm25, fused, rerank; None where that stage did not score it) and its citation:
+document, revision, filename, page/section, KB.
+
+Example::
+
+    result = retrieve(rt, kb=kb, query="¿Dónde nace el río?", mode="hybrid", top_k=5)
+    result.results[0].metadata["revision"], result.results[0].scores["bm25"]
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
 from sqlalchemy import select
 
 from core.catalog.models import Chunk, Document, DocumentRevision
 from core.errors import InvalidInput
+from index.base import check_filters as _check_filter_shapes
 from index.versions import queryable_version
+from retrieval.fusion import RRF_K, dense_weight, detect_language, mmr, rrf
+from retrieval.rerank import RERANK_CANDIDATES, get_reranker
 
 if TYPE_CHECKING:
-    from core.catalog.models import KnowledgeBase
+    from core.catalog.models import IndexVersion, KnowledgeBase
     from core.runtime import Runtime
 
 MAX_TOP_K = 100
+Mode = Literal["dense", "hybrid"]
+MODES: tuple[str, ...] = ("dense", "hybrid")
+# Hybrid measured better than dense overall and never worse per language on the
+# benchmark (tests/bench/results/retrieval.json), so it is the default.
+DEFAULT_MODE: Mode = "hybrid"
+# Candidates each list contributes before fusion / reranking / MMR: fusion needs depth
+# beyond top_k for a hit ranked low by one list and high by the other to surface.
+MIN_CANDIDATES = 30
+MAX_CANDIDATES = 200
+_HIDDEN_PAYLOAD = frozenset({"chunk_id", "document_id", "filename"})
 
 
 @dataclass
@@ -26,29 +60,92 @@ class RetrievedChunk:
     text: str
     score: float
     metadata: dict[str, Any] = field(default_factory=dict)
+    scores: dict[str, float | None] = field(default_factory=dict)
 
 
 @dataclass
 class RetrievalResult:
     index_version: int | None
     results: list[RetrievedChunk]
+    mode: str = DEFAULT_MODE
+    language: str | None = None
 
 
 def check_filters(filters: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Equality filters only: scalar values, or a list of scalars meaning 'any of'."""
-    if not filters:
-        return None
-    scalar = str | int | float | bool
-    for key, value in filters.items():
-        ok = isinstance(value, scalar) or (
-            isinstance(value, list) and value and all(isinstance(v, scalar) for v in value)
-        )
-        if not ok:
-            raise InvalidInput(
-                f"filter {key!r}: expected a string, number, boolean or a "
-                f"non-empty list of them, got {value!r}"
-            )
-    return filters
+    """Equality, 'any of' lists and numeric/date ranges (see `index.base.check_filters`);
+    InvalidInput (HTTP 422) names the bad key."""
+    try:
+        return _check_filter_shapes(filters)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from exc
+
+
+@dataclass
+class _Candidate:
+    chunk_id: str
+    payload: dict[str, Any]
+    dense: float | None = None
+    bm25: float | None = None
+    fused: float | None = None
+    rerank: float | None = None
+    score: float = 0.0
+
+
+def _dense_candidates(
+    rt: Runtime, version: IndexVersion, query: str, k: int, filters: dict[str, Any] | None
+) -> tuple[np.ndarray, list[_Candidate]]:
+    index = rt.indexes.reader(version)
+    vector = rt.embedder(version.embedding_model).encode([query])[0]
+    try:
+        hits = index.search(vector, k, filters)
+    except ValueError as exc:  # a filter this backend cannot express
+        raise InvalidInput(str(exc)) from exc
+    return vector, [_Candidate(h.chunk_id, h.payload, dense=h.score, score=h.score) for h in hits]
+
+
+def _bm25_candidates(
+    rt: Runtime, version: IndexVersion, query: str, k: int, filters: dict[str, Any] | None
+) -> list[_Candidate]:
+    bm25 = rt.bm25.for_version(version)
+    return [
+        _Candidate(bm25.ids[row], bm25.payloads[row], bm25=score, score=score)
+        for row, score in bm25.search(query, k, filters)
+    ]
+
+
+def _fuse(dense: list[_Candidate], lexical: list[_Candidate], w_dense: float) -> list[_Candidate]:
+    by_id: dict[str, _Candidate] = {c.chunk_id: c for c in dense}
+    for c in lexical:
+        if c.chunk_id in by_id:
+            by_id[c.chunk_id].bm25 = c.bm25
+        else:
+            by_id[c.chunk_id] = c
+    weights = [w_dense, 1.0]
+    best = sum(weights) / (RRF_K + 1)  # ranked first by every list
+    fused = rrf([[c.chunk_id for c in dense], [c.chunk_id for c in lexical]], weights)
+    out = []
+    for chunk_id, value in fused.items():
+        cand = by_id[chunk_id]
+        cand.fused = value / best
+        cand.score = cand.fused
+        out.append(cand)
+    return out
+
+
+def _vectors(rt: Runtime, version: IndexVersion, rows: list[tuple[Chunk, str, int]]) -> np.ndarray:
+    """The candidates' vectors: from the embedding cache (the ingest path filled it),
+    embedding only what is missing."""
+    from core.types import sha256_hex
+
+    embedder = rt.embedder(version.embedding_model)
+    hashes = [chunk.text_hash or sha256_hex(chunk.text) for chunk, _, _ in rows]
+    found = rt.embedding_cache.get_many(embedder.digest, hashes)
+    missing = [i for i, h in enumerate(hashes) if h not in found]
+    if missing:
+        fresh = embedder.encode([rows[i][0].text for i in missing])
+        for i, vector in zip(missing, fresh, strict=True):
+            found[hashes[i]] = vector
+    return np.vstack([found[h] for h in hashes]).astype(np.float32)
 
 
 def retrieve(
@@ -60,53 +157,144 @@ def retrieve(
     filters: dict[str, Any] | None = None,
     score_threshold: float | None = None,
     index_version: int | None = None,
+    mode: str | None = None,
+    mmr_diversity: bool = False,
+    mmr_lambda: float = 0.7,
+    rerank: bool | None = None,
 ) -> RetrievalResult:
+    """Best chunks first. `rerank=None` reranks when the KB has a reranker configured;
+    `rerank=True` without one is an InvalidInput."""
     query = query.strip()
     if not query:
         raise InvalidInput("query is empty; send the text to search for")
     if not 1 <= top_k <= MAX_TOP_K:
         raise InvalidInput(f"top_k must be between 1 and {MAX_TOP_K}, got {top_k}")
+    mode = mode or DEFAULT_MODE
+    if mode not in MODES:
+        raise InvalidInput(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if not 0.0 <= mmr_lambda <= 1.0:
+        raise InvalidInput(f"mmr_lambda must be between 0 and 1, got {mmr_lambda}")
     filters = check_filters(filters)
+    reranker_ref = (kb.config or {}).get("reranker")
+    if rerank and not reranker_ref:
+        raise InvalidInput(
+            f"knowledge base {kb.name!r} has no reranker; set one with PATCH /v1/kbs/"
+            f"{kb.name} {{'reranker': '/path/to/cross-encoder'}} or send rerank=false"
+        )
+    use_rerank = bool(reranker_ref) and rerank is not False
+    language = detect_language(query) if mode == "hybrid" else None
+
     with rt.db.session() as s:
         version = queryable_version(session=s, kb=kb, number=index_version)
     if version is None:
-        return RetrievalResult(index_version=None, results=[])
+        return RetrievalResult(index_version=None, results=[], mode=mode, language=language)
     # Resolve the version once; the snapshot stays valid even if a writer publishes
     # a newer one while this request runs.
-    index = rt.indexes.reader(version)
-    vector = rt.embedder(version.embedding_model).encode([query])[0]
-    hits = index.search(vector, top_k, filters)
-    if score_threshold is not None:
-        hits = [h for h in hits if h.score >= score_threshold]
-    if not hits:
-        return RetrievalResult(index_version=version.number, results=[])
+    pool = top_k
+    if mode == "hybrid" or use_rerank or mmr_diversity:
+        pool = min(MAX_CANDIDATES, max(MIN_CANDIDATES, 4 * top_k))
+    query_vector, candidates = _dense_candidates(rt, version, query, pool, filters)
+    if mode == "hybrid":
+        lexical = _bm25_candidates(rt, version, query, pool, filters)
+        w_dense = dense_weight(version.embedding_model, language or "other")
+        candidates = _fuse(candidates, lexical, w_dense)
+    if not candidates:
+        return RetrievalResult(
+            index_version=version.number, results=[], mode=mode, language=language
+        )
+
     with rt.db.session() as s:
         rows = s.execute(
             select(Chunk, Document.filename, DocumentRevision.number)
             .join(Document, Document.id == Chunk.document_id)
             .join(DocumentRevision, DocumentRevision.id == Chunk.revision_id)
-            .where(Chunk.id.in_([h.chunk_id for h in hits]))
+            .where(Chunk.id.in_([c.chunk_id for c in candidates]))
         ).all()
-        by_id = {chunk.id: (chunk, filename, number) for chunk, filename, number in rows}
-        results = []
-        for hit in hits:
-            if hit.chunk_id not in by_id:
-                continue  # deleted between the index snapshot and this lookup
-            chunk, filename, number = by_id[hit.chunk_id]
-            meta = {
-                k: v
-                for k, v in hit.payload.items()
-                if k not in {"chunk_id", "document_id", "filename"} and v is not None
-            }
-            meta["revision"] = number
-            results.append(
-                RetrievedChunk(
-                    chunk_id=chunk.id,
-                    document_id=chunk.document_id,
-                    filename=filename,
-                    text=chunk.text,
-                    score=round(hit.score, 6),
-                    metadata=meta,
-                )
+    by_id = {chunk.id: (chunk, filename, number) for chunk, filename, number in rows}
+    # Deleted between the index snapshot and this lookup: gone.
+    candidates = [c for c in candidates if c.chunk_id in by_id]
+
+    if use_rerank and candidates:
+        head = candidates[:RERANK_CANDIDATES]
+        scores = get_reranker(reranker_ref).score(query, [by_id[c.chunk_id][0].text for c in head])
+        for cand, value in zip(head, scores.tolist(), strict=True):
+            cand.rerank = float(value)
+            cand.score = float(value)
+        candidates = sorted(head, key=lambda c: -c.score) + candidates[RERANK_CANDIDATES:]
+
+    if score_threshold is not None:
+        candidates = [c for c in candidates if c.score >= score_threshold]
+    if mmr_diversity and len(candidates) > 1:
+        vectors = _vectors(rt, version, [by_id[c.chunk_id] for c in candidates])
+        order = mmr(
+            query_vector,
+            vectors,
+            [c.score for c in candidates],
+            top_k=top_k,
+            lambda_=mmr_lambda,
+        )
+        candidates = [candidates[i] for i in order]
+    candidates = candidates[:top_k]
+
+    results = []
+    for cand in candidates:
+        chunk, filename, number = by_id[cand.chunk_id]
+        meta = {k: v for k, v in cand.payload.items() if k not in _HIDDEN_PAYLOAD and v is not None}
+        meta["revision"] = number
+        meta["kb"] = kb.name
+        results.append(
+            RetrievedChunk(
+                chunk_id=chunk.id,
+                document_id=chunk.document_id,
+                filename=filename,
+                text=chunk.text,
+                score=round(cand.score, 6),
+                metadata=meta,
+                scores={
+                    "dense": _round(cand.dense),
+                    "bm25": _round(cand.bm25),
+                    "fused": _round(cand.fused),
+                    "rerank": _round(cand.rerank),
+                },
             )
-    return RetrievalResult(index_version=version.number, results=results)
+        )
+    return RetrievalResult(
+        index_version=version.number, results=results, mode=mode, language=language
+    )
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)
+
+
+@dataclass
+class MultiRetrievalResult:
+    index_versions: dict[str, int | None]
+    results: list[RetrievedChunk]
+
+
+def retrieve_many(
+    rt: Runtime, *, kbs: list[KnowledgeBase], query: str, top_k: int = 5, **options: Any
+) -> MultiRetrievalResult:
+    """Retrieve from each KB (same options), then fuse the per-KB rankings by RRF; each
+    hit names its KB in `metadata["kb"]` and keeps its own KB's `score`, with the
+    cross-KB fused value in `scores["kbs_fused"]`."""
+    if not kbs:
+        raise InvalidInput("kbs is empty; name at least one knowledge base")
+    names = [kb.name for kb in kbs]
+    if len(set(names)) != len(names):
+        raise InvalidInput(f"kbs lists a knowledge base twice: {names}")
+    per_kb = {kb.name: retrieve(rt, kb=kb, query=query, top_k=top_k, **options) for kb in kbs}
+    hits = {(name, r.chunk_id): r for name, res in per_kb.items() for r in res.results}
+    fused = rrf([[f"{name}\0{r.chunk_id}" for r in res.results] for name, res in per_kb.items()])
+    best = 1.0 / (RRF_K + 1)
+    results = []
+    for key, value in list(fused.items())[:top_k]:
+        name, chunk_id = key.split("\0", 1)
+        hit = hits[(name, chunk_id)]
+        hit.scores["kbs_fused"] = round(value / best, 6)
+        results.append(hit)
+    return MultiRetrievalResult(
+        index_versions={name: res.index_version for name, res in per_kb.items()},
+        results=results,
+    )

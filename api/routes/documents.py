@@ -19,7 +19,12 @@ from api.schemas import (
 from core.catalog.models import Document, DocumentRevision
 from core.errors import InvalidInput, NotFound, TooLarge
 from core.kbs import get_kb
-from ingest.documents import check_upload, clean_filename, delete_document, submit_upload
+from ingest.documents import (
+    check_uploaded_file,
+    clean_filename,
+    delete_document,
+    submit_upload,
+)
 
 router = APIRouter(prefix="/kbs/{kb}/documents", tags=["documents"])
 
@@ -52,14 +57,21 @@ async def upload(
     if len(files) > settings.max_request_files:
         raise TooLarge(f"{len(files)} files in one request; at most {settings.max_request_files}")
     checked: list[tuple[str, bytes, str]] = []
+    skipped: list[dict[str, str]] = []
     seen: set[str] = set()
+    limits = rt.archive_limits()
     for f in files:
         name = clean_filename(f.filename)
-        if name in seen:
-            raise InvalidInput(f"{name}: sent twice in one request")
-        seen.add(name)
         data = await f.read(settings.max_file_bytes + 1)
-        checked.append((name, data, check_upload(name, data, max_bytes=settings.max_file_bytes)))
+        result = check_uploaded_file(
+            name, data, max_bytes=settings.max_file_bytes, archive_limits=limits
+        )
+        for doc_name, doc_data, media_type in result.documents:
+            if doc_name in seen:
+                raise InvalidInput(f"{doc_name}: sent twice in one request")
+            seen.add(doc_name)
+            checked.append((doc_name, doc_data, media_type))
+        skipped += [{"filename": path, "reason": reason} for path, reason in result.skipped]
     items = []
     for name, data, media_type in checked:
         outcome = await run_in_threadpool(
@@ -72,7 +84,7 @@ async def upload(
             metadata=meta,
         )
         items.append(UploadItem(**outcome.__dict__))
-    return UploadResponse(documents=items)
+    return UploadResponse(documents=items, skipped=skipped)
 
 
 def _summary(doc: Document, rev: DocumentRevision | None) -> dict[str, Any]:

@@ -29,6 +29,7 @@ def to_public(rt: Runtime, kb: KnowledgeBase) -> KnowledgeBasePublic:
         chunking=kb.config["chunking"],
         redaction=kb.config["redaction"],
         embedding_model=kb.config["embedding_model"],
+        reranker=kb.config.get("reranker"),
         live_version=live.number if live else None,
         document_count=count or 0,
         created_at=kb.created_at,

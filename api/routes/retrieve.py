@@ -1,16 +1,40 @@
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 
 from api.deps import RuntimeDep
-from api.schemas import RetrievedChunkPublic, RetrieveRequest, RetrieveResponse
+from api.schemas import (
+    MultiRetrieveRequest,
+    MultiRetrieveResponse,
+    RetrievedChunkPublic,
+    RetrieveRequest,
+    RetrieveResponse,
+)
 from core.kbs import get_kb
-from retrieval.search import retrieve
+from retrieval.search import DEFAULT_MODE, RetrievedChunk, retrieve, retrieve_many
 
 router = APIRouter(prefix="/kbs/{kb}", tags=["retrieval"])
+multi_router = APIRouter(tags=["retrieval"])
 
 
-@router.post("/retrieve", response_model=RetrieveResponse)
+def _public(hit: RetrievedChunk) -> RetrievedChunkPublic:
+    return RetrievedChunkPublic(**hit.__dict__)
+
+
+def _options(body: RetrieveRequest | MultiRetrieveRequest) -> dict[str, Any]:
+    return {
+        "filters": body.filters,
+        "score_threshold": body.score_threshold,
+        "mode": body.mode,
+        "mmr_diversity": body.mmr,
+        "mmr_lambda": body.mmr_lambda,
+        "rerank": body.rerank,
+    }
+
+
+@router.post("/retrieve", response_model=RetrieveResponse, response_model_exclude_none=False)
 def retrieve_chunks(kb: str, body: RetrieveRequest, rt: RuntimeDep) -> RetrieveResponse:
     """Top passages of the KB's live index version, best first, with citations."""
     with rt.db.session() as s:
@@ -20,11 +44,26 @@ def retrieve_chunks(kb: str, body: RetrieveRequest, rt: RuntimeDep) -> RetrieveR
         kb=kb_row,
         query=body.query,
         top_k=body.top_k,
-        filters=body.filters,
-        score_threshold=body.score_threshold,
         index_version=body.index_version,
+        **_options(body),
     )
     return RetrieveResponse(
         index_version=result.index_version,
-        results=[RetrievedChunkPublic(**r.__dict__) for r in result.results],
+        results=[_public(r) for r in result.results],
+        mode=result.mode,
+        language=result.language,
+    )
+
+
+@multi_router.post("/retrieve", response_model=MultiRetrieveResponse)
+def retrieve_across(body: MultiRetrieveRequest, rt: RuntimeDep) -> MultiRetrieveResponse:
+    """Top passages across several KBs (each KB's live version), fused by reciprocal rank;
+    every hit names its KB in `metadata.kb`."""
+    with rt.db.session() as s:
+        kbs = [get_kb(session=s, name_or_id=name) for name in body.kbs]
+    result = retrieve_many(rt, kbs=kbs, query=body.query, top_k=body.top_k, **_options(body))
+    return MultiRetrieveResponse(
+        index_versions=result.index_versions,
+        results=[_public(r) for r in result.results],
+        mode=body.mode or DEFAULT_MODE,
     )

@@ -231,3 +231,74 @@ class Lease(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     owner: Mapped[str] = mapped_column(String(128))
     expires_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class PromptTemplate(Base):
+    """A versioned prompt: `system` plus a user `template` with `{context}` and `{query}`.
+    Versions never change; a new text is the next version of the same name."""
+
+    __tablename__ = "prompt_templates"
+    __table_args__ = (UniqueConstraint("name", "version", name="uq_prompt_name_version"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(128))
+    version: Mapped[int] = mapped_column(Integer)
+    system: Mapped[str] = mapped_column(Text)
+    template: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class AnswerSettings(Base):
+    """A knowledge base's default generator and prompt for /answer and the façades."""
+
+    __tablename__ = "kb_answer_settings"
+
+    kb_id: Mapped[str] = mapped_column(
+        ForeignKey("knowledge_bases.id", ondelete="CASCADE"), primary_key=True
+    )
+    generator: Mapped[str | None] = mapped_column(String(64), default=None)
+    prompt_name: Mapped[str | None] = mapped_column(String(128), default=None)
+    # None: the newest version of prompt_name at answer time.
+    prompt_version: Mapped[int | None] = mapped_column(Integer, default=None)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class Answer(Base):
+    """One generated answer with everything that produced it: the raw material of
+    evaluation sets (see AnswerFeedback)."""
+
+    __tablename__ = "answers"
+    __table_args__ = (Index("ix_answer_kb_created", "kb_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    kb_id: Mapped[str] = mapped_column(ForeignKey("knowledge_bases.id", ondelete="CASCADE"))
+    query: Mapped[str] = mapped_column(Text)
+    answer: Mapped[str] = mapped_column(Text)
+    # [{"index", "chunk_id", "document_id", "filename", "page_number", "section", "score"}]
+    citations: Mapped[list[Any]] = mapped_column(default=list)
+    # Every passage the generator saw: [{"index", "chunk_id", "document_id", "text", "score",
+    # "relevance"}]
+    contexts: Mapped[list[Any]] = mapped_column(default=list)
+    generator: Mapped[str] = mapped_column(String(64))
+    generator_model: Mapped[str | None] = mapped_column(String(512), default=None)
+    prompt_name: Mapped[str] = mapped_column(String(128))
+    prompt_version: Mapped[int] = mapped_column(Integer)
+    index_version: Mapped[int | None] = mapped_column(Integer, default=None)
+    # "api", "stream", "openai", "cli": which door the question came through.
+    channel: Mapped[str] = mapped_column(String(16), default="api")
+    latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    # For A/B tests between generators or prompts (not used yet).
+    arm: Mapped[str | None] = mapped_column(String(64), default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class AnswerFeedback(Base):
+    __tablename__ = "answer_feedback"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    answer_id: Mapped[str] = mapped_column(ForeignKey("answers.id", ondelete="CASCADE"), index=True)
+    rating: Mapped[int] = mapped_column(Integer)
+    comment: Mapped[str | None] = mapped_column(Text, default=None)
+    correction: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

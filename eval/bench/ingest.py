@@ -62,6 +62,7 @@ def _run_ours(rt: Any, docs: list[tuple[str, str]], *, redact: bool, cache: bool
         embedder=rt.embedder(config.embedding_model),
         cache=rt.embedding_cache if cache else None,
         redactor_factory=rt.redactor,
+        parser=rt.parser(),
     )
     seconds: dict[str, float] = {}
     chunks = 0

@@ -73,4 +73,4 @@ def test_settings_are_wired_for_scale_out(compose):
 
 def test_dockerfile_installs_with_the_torch_constraint():
     text = (ROOT / "Dockerfile").read_text()
-    assert "-c constraints.txt" in text and "requirements-pdf.txt" in text
+    assert "-c constraints.txt" in text and "requirements-nodeps.txt" in text

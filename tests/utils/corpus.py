@@ -193,3 +193,137 @@ def make_text(title: str, paragraphs: Sequence[str]) -> bytes:
     """Plain UTF-8 text: the title and headings are bare lines, paragraphs blank-separated."""
     blocks = [title] + [_split_heading(p)[1] for p in paragraphs]
     return ("\n\n".join(blocks) + "\n").encode("utf-8")
+
+
+def make_xlsx(sheets: dict[str, Sequence[Sequence[Any]]]) -> bytes:
+    """A workbook with one worksheet per entry, rows written as given (first row: header)."""
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.remove(book.active)
+    for name, rows in sheets.items():
+        sheet = book.create_sheet(name)
+        for row in rows:
+            sheet.append(list(row))
+    _fix_core_properties(book.properties, next(iter(sheets), ""))
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return _normalise_zip(buffer.getvalue())
+
+
+def make_csv(rows: Sequence[Sequence[Any]], *, delimiter: str = ",") -> bytes:
+    """UTF-8 CSV with a header row; cells are quoted only when needed."""
+    import csv
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\n")
+    writer.writerows(rows)
+    return buffer.getvalue().encode("utf-8")
+
+
+def make_eml(
+    subject: str,
+    paragraphs: Sequence[str],
+    *,
+    sender: str = "Ana García <ana@example.es>",
+    to: str = "team@example.com",
+    with_html: bool = False,
+) -> bytes:
+    """An RFC 822 message (UTF-8, quoted-printable as needed), plain text or plain + HTML."""
+    from email.message import EmailMessage
+    from email.utils import format_datetime
+
+    message = EmailMessage()
+    message["Subject"] = subject
+    message["From"] = sender
+    message["To"] = to
+    message["Date"] = format_datetime(_FIXED_TIME)
+    message["Message-ID"] = "<fixture-1@example.com>"
+    message.set_content("\n\n".join(paragraphs) + "\n")
+    if with_html:
+        body = "".join(f"<p>{html.escape(p)}</p>" for p in paragraphs)
+        message.add_alternative(f"<html><body>{body}</body></html>", subtype="html")
+    return bytes(message)
+
+
+def make_json(value: Any) -> bytes:
+    """Pretty-printed UTF-8 JSON (non-ASCII kept as is)."""
+    import json
+
+    return json.dumps(value, ensure_ascii=False, indent=2).encode("utf-8")
+
+
+def make_odt(title: str, paragraphs: Sequence[str]) -> bytes:
+    """A minimal OpenDocument text: the title as a level-1 heading, headings level 2."""
+    body = [_odt_heading(title, 1)]
+    for paragraph in paragraphs:
+        is_heading, text = _split_heading(paragraph)
+        if is_heading:
+            body.append(_odt_heading(text, 2))
+        else:
+            body.append(f"<text:p>{html.escape(text, quote=False)}</text:p>")
+    content = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<office:document-content xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0"'
+        ' xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0"'
+        ' xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" office:version="1.3">'
+        "<office:body><office:text>" + "".join(body) + "</office:text></office:body>"
+        "</office:document-content>"
+    )
+    manifest = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0"'
+        ' manifest:version="1.3">'
+        '<manifest:file-entry manifest:full-path="/"'
+        ' manifest:media-type="application/vnd.oasis.opendocument.text"/>'
+        '<manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml"/>'
+        "</manifest:manifest>"
+    )
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        # ODF rule: `mimetype` first and stored, so `file` and our sniffer can read it.
+        archive.writestr(
+            zipfile.ZipInfo("mimetype", _ZIP_TIME), "application/vnd.oasis.opendocument.text"
+        )
+        for name, data in (("content.xml", content), ("META-INF/manifest.xml", manifest)):
+            archive.writestr(
+                zipfile.ZipInfo(name, _ZIP_TIME), data, compress_type=zipfile.ZIP_DEFLATED
+            )
+    return out.getvalue()
+
+
+def _odt_heading(text: str, level: int) -> str:
+    return f'<text:h text:outline-level="{level}">{html.escape(text, quote=False)}</text:h>'
+
+
+def make_rtf(title: str, paragraphs: Sequence[str]) -> bytes:
+    """RTF with non-ASCII as `\\uN?` escapes (how Word writes Cyrillic), bold headings."""
+
+    def escape(text: str) -> str:
+        out = []
+        for char in text:
+            if char in "\\{}":
+                out.append("\\" + char)
+            elif ord(char) < 128:
+                out.append(char)
+            else:
+                code = ord(char)
+                out.append(f"\\u{code if code < 32768 else code - 65536}?")
+        return "".join(out)
+
+    lines = [r"{\rtf1\ansi\ansicpg1252\deff0{\fonttbl{\f0 Helvetica;}}", r"\f0\fs22"]
+    lines.append(r"{\b " + escape(title) + r"}\par")
+    for paragraph in paragraphs:
+        is_heading, text = _split_heading(paragraph)
+        lines.append((r"{\b " + escape(text) + "}" if is_heading else escape(text)) + r"\par")
+    lines.append("}")
+    return "\n".join(lines).encode("ascii")
+
+
+def make_zip(members: dict[str, bytes], *, compression: int = zipfile.ZIP_DEFLATED) -> bytes:
+    """A ZIP archive of `members` (path -> bytes) with fixed timestamps."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(zipfile.ZipInfo(name, _ZIP_TIME), data, compress_type=compression)
+    return out.getvalue()

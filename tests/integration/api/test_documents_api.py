@@ -63,7 +63,15 @@ def test_corpus_is_indexed_and_each_query_finds_its_document(client, corpus):
     hit = body["results"][0]
     assert hit["filename"] == "volcanoes.pdf" and hit["metadata"]["page_number"] == 2
     assert hit["metadata"]["source"] == "samples" and hit["metadata"]["revision"] == 1
-    assert set(hit) == {"chunk_id", "document_id", "filename", "text", "score", "metadata"}
+    assert set(hit) == {
+        "chunk_id",
+        "document_id",
+        "filename",
+        "text",
+        "score",
+        "metadata",
+        "scores",
+    }
 
     # Filters: the same query restricted to another document.
     only = client.post(
@@ -230,3 +238,69 @@ def test_admin_key_protects_v1_routes(tmp_path):
         assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
         assert c.get("/v1/kbs", headers={"Authorization": "Bearer nope"}).status_code == 401
         assert c.get("/v1/kbs", headers={"Authorization": "Bearer s3cret-key"}).status_code == 200
+
+
+def test_redaction_policy_per_kb_operator_and_spanish_ids(client):
+    r = client.post("/v1/kbs", json={"name": "masked", "redaction": {"operator": "mask"}})
+    assert r.status_code == 201 and r.json()["redaction"]["operator"] == "mask"
+    text = (
+        "Para la reserva escriba a lucia.garcia@example.es o llame al +34 612 345 678. "
+        "El titular del contrato tiene el DNI 12345678Z y vive en Sevilla."
+    )
+    upload(client, "masked", [("reserva.txt", text.encode())])
+    docs = wait_for_documents(client, "masked", expected=1)
+    detail = client.get(f"/v1/kbs/masked/documents/{docs['reserva.txt']['id']}").json()
+    counts = detail["revisions"][0]["report"]["counts"]
+    assert counts["redact"]["EMAIL_ADDRESS"] == 1 and counts["redact"]["ES_NIF"] == 1
+    assert counts["redact_by_language"]["es:ES_NIF"] == 1
+    hits = client.post("/v1/kbs/masked/retrieve", json={"query": "reserva contrato"}).json()
+    stored = " ".join(h["text"] for h in hits["results"])
+    assert "Sevilla" in stored and "****" in stored
+    for secret in ("lucia.garcia@example.es", "12345678Z", "612 345 678"):
+        assert secret not in stored
+    r = client.post("/v1/kbs", json={"name": "bad-op", "redaction": {"operator": "blur"}})
+    assert r.status_code == 422 and "operator" in r.json()["error"]["message"]
+
+
+def test_zip_members_become_documents_and_bombs_are_refused(client):
+    from tests.utils.corpus import make_md, make_xlsx, make_zip
+    from tests.utils.hostile import encrypted_pdf, traversal_zip, zip_bomb
+
+    client.post("/v1/kbs", json={"name": "zips"})
+    archive = make_zip(
+        {
+            "guides/ferry.md": make_md(
+                "Ferry", ["The island ferry leaves the eastern quay at nine."]
+            ),
+            "guides/horarios.docx": make_docx(
+                "Horarios", ["La biblioteca municipal abre de lunes a viernes de nueve a ocho."]
+            ),
+            "tables/prices.xlsx": make_xlsx({"Prices": [["item", "price"], ["kayak", "40"]]}),
+            "photo.bin": bytes(range(256)) * 4,
+            "locked.pdf": encrypted_pdf(),
+        }
+    )
+    r = upload(client, "zips", [("bundle.zip", archive)])
+    assert r.status_code == 202, r.text
+    body = r.json()
+    names = sorted(d["filename"] for d in body["documents"])
+    assert names == [
+        "bundle.zip/guides/ferry.md",
+        "bundle.zip/guides/horarios.docx",
+        "bundle.zip/locked.pdf",
+        "bundle.zip/tables/prices.xlsx",
+    ]
+    assert [s["filename"] for s in body["skipped"]] == ["bundle.zip/photo.bin"]
+    assert "unsupported" in body["skipped"][0]["reason"]
+    docs = wait_for_documents(client, "zips", expected=4)
+    assert "password" in docs["bundle.zip/locked.pdf"]["error"]
+    assert all(docs[n]["status"] == "indexed" for n in names if not n.endswith(".pdf"))
+    hits = client.post("/v1/kbs/zips/retrieve", json={"query": "¿cuándo abre la biblioteca?"})
+    assert hits.json()["results"][0]["filename"] == "bundle.zip/guides/horarios.docx"
+
+    for bad, guard in ((zip_bomb(), "expands"), (traversal_zip(), "outside the archive")):
+        r = upload(client, "zips", [("evil.zip", bad)])
+        assert r.status_code == 422, r.text
+        assert r.json()["error"]["code"] == "archive_rejected"
+        assert guard in r.json()["error"]["message"]
+    assert client.get("/v1/kbs/zips/documents").json()["total"] == 4

@@ -18,7 +18,8 @@ def test_bench_reports_ratios_against_the_baseline_run_alongside():
     assert rows["llama-index IngestionPipeline"]["speed_vs_baseline"] == 1.0
     assert all(row["chunks"] > 0 and row["seconds"] > 0 for row in rows.values())
     redacted, cached = rows["ragops, redaction on"], rows["ragops, re-ingest (embedding cache)"]
-    assert "redact" in redacted["stages"] and "redact" not in rows["ragops, redaction off"][
-        "stages"]
+    assert (
+        "redact" in redacted["stages"] and "redact" not in rows["ragops, redaction off"]["stages"]
+    )
     # The re-ingest is served by the embedding cache.
     assert cached["stages"]["embed"] < redacted["stages"]["embed"]

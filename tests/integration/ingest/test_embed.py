@@ -45,3 +45,30 @@ def test_digest_is_stable_and_model_lookup_is_offline_only(embedder):
     assert embedder.digest == embedder.digest and len(embedder.digest) == 64
     with pytest.raises(InvalidInput, match="not found"):
         resolve_model_path("sentence-transformers/some-hub-only-model")
+
+
+def test_token_counts_are_exact_and_safe_while_another_thread_embeds(embedder):
+    import threading
+
+    text = "Magma rises through the crust of Iceland and feeds the chamber below. " * 3
+    expected = len(
+        embedder.model.tokenizer.encode(text * 40, add_special_tokens=False, verbose=False)
+    )
+    assert embedder.count_tokens(text * 40) == expected  # no truncation or padding
+    errors: list[str] = []
+
+    def count() -> None:
+        try:
+            for _ in range(500):
+                assert embedder.count_tokens(text * 40) == expected
+        except Exception as exc:  # noqa: BLE001 - collected for the assertion below
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=count) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for _ in range(10):
+        embedder.encode([text * 5] * 8)
+    for t in threads:
+        t.join()
+    assert errors == []

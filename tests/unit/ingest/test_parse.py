@@ -53,12 +53,14 @@ def test_pdf_pages_and_sections(parser: UnstructuredParser) -> None:
         "category": "NarrativeText",
         "page_number": 1,
         "section": "Honeybees",
+        "language": "en",
     }
     assert by_text[PARAGRAPHS[2]]["section"] == "Foraging"
     assert by_text[PARAGRAPHS[4]] == {
         "category": "NarrativeText",
         "page_number": 2,
         "section": "Swarming",
+        "language": "en",
     }
     assert by_text["Swarming"]["category"] == "Title"
 
@@ -84,7 +86,12 @@ def test_flowing_formats(parser: UnstructuredParser, media_type: str, data: byte
     pieces = parser.parse(data, media_type=media_type, filename="bees")
 
     assert _texts(pieces) == [TITLE, *[p.removeprefix("# ") for p in PARAGRAPHS]]
-    assert pieces[0].metadata == {"category": "Title", "page_number": None, "section": TITLE}
+    assert pieces[0].metadata == {
+        "category": "Title",
+        "page_number": None,
+        "section": TITLE,
+        "language": "en",
+    }
     assert _section_of(pieces, "queen and thousands") == TITLE
     assert _section_of(pieces, "carry nectar") == "Foraging"
     assert _section_of(pieces, "old queen leaves") == "Swarming"
@@ -107,6 +114,7 @@ def test_pptx_slides_are_pages(parser: UnstructuredParser) -> None:
         "category": "NarrativeText",
         "page_number": 2,
         "section": "Swarming",
+        "language": "en",
     }
 
 

@@ -112,27 +112,32 @@ def test_bom_marked_unicode_is_text(encoding: str) -> None:
         (b"\x7fELF\x02\x01\x01" + b"\x00" * 64, "application/x-executable"),
         (random.Random(0).randbytes(4096), "binary data"),
         (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 512, "legacy Microsoft Office"),
-        (b"{\\rtf1\\ansi Hello}", "RTF"),
+        (b"%!PS-Adobe-3.0\n", "PostScript"),
         (b"Latin-1 only: caf\xe9\n", "binary data"),
         (b"text\x00with\x00nuls", "binary data"),
         (b"\x01\x02\x03\x04abc" * 10, "binary data"),
     ],
-    ids=["png", "jpeg", "exe", "elf", "random", "ole2", "rtf", "latin1", "nul", "control"],
+    ids=["png", "jpeg", "exe", "elf", "random", "ole2", "ps", "latin1", "nul", "control"],
 )
 def test_binary_and_unsupported_content_is_rejected(data: bytes, detected: str) -> None:
     with pytest.raises(UnsupportedType) as caught:
         sniff_media_type(data, "report.exe")
     message = caught.value.message
     assert message.startswith("report.exe: unsupported content type (detected ")
-    assert message.endswith("supported: PDF, DOCX, PPTX, HTML, Markdown, plain text")
+    assert message.endswith(
+        "supported: PDF, DOCX, PPTX, XLSX, ODT, RTF, HTML, Markdown, plain text, CSV, JSON, "
+        "EML, MSG"
+    )
     assert detected in message
 
 
 @pytest.mark.parametrize(
     ("members", "detected"),
     [
-        ({"[Content_Types].xml": b"<Types/>", "xl/workbook.xml": b"<workbook/>"}, "XLSX"),
-        ({"mimetype": b"application/vnd.oasis.opendocument.text"}, "OpenDocument"),
+        ({"mimetype": b"application/vnd.oasis.opendocument.spreadsheet"}, "spreadsheet"),
+        ({"mimetype": b"application/vnd.oasis.opendocument.presentation"}, "presentation"),
+        ({"mimetype": b"application/epub+zip"}, "EPUB e-book"),
+        ({"mimetype": b"application/vnd.oasis.opendocument.text"}, "damaged OpenDocument"),
         ({"photo.jpg": b"\xff\xd8\xff", "readme.txt": b"hi"}, "a ZIP archive"),
         ({"word/document.xml": b"<w:document/>"}, "a ZIP archive"),  # no [Content_Types]
     ],

@@ -1,0 +1,156 @@
+"""Bodies of the answer chain's routes: /answer, /prompts, feedback, answer settings
+(public contract: field names are what clients send)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+_PROMPT_DOC = 'A prompt template: "name" (its newest version) or "name@version"'
+
+
+class PromptRef(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(..., min_length=1, max_length=128)
+    version: int | None = Field(None, ge=1)
+
+
+class AnswerRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(..., min_length=1, max_length=8000)
+    top_k: int | None = Field(None, ge=1, le=50, description="Passages retrieved (default 5)")
+    generator: str | None = Field(
+        None,
+        examples=["extractive"],
+        description="extractive | local | openai; default: the KB's, else the server's",
+    )
+    prompt: str | PromptRef | None = Field(None, description=_PROMPT_DOC)
+    stream: bool = Field(False, description="Stream tokens as server-sent events")
+    index_version: int | None = Field(None, ge=1, description="Pin a ready or live version")
+    score_threshold: float | None = Field(
+        None,
+        ge=-1.0,
+        le=1.0,
+        description="Minimum dense cosine similarity for a passage to be used; with none "
+        'left the answer is "I don\'t know". Default: RAGOPS_ANSWER_SCORE_THRESHOLD',
+    )
+    filters: dict[str, Any] | None = Field(None, description="As in /retrieve")
+    max_tokens: int | None = Field(None, ge=1, le=4096)
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+
+
+class Citation(BaseModel):
+    index: int = Field(description="The [n] marker in the answer")
+    chunk_id: str
+    document_id: str
+    filename: str
+    page_number: int | None = None
+    section: str | None = None
+    score: float = Field(description="The retrieval score of the passage")
+
+
+class PromptUsed(BaseModel):
+    name: str
+    version: int
+
+
+class AnswerResponse(BaseModel):
+    id: str = Field(description="Send feedback to POST /v1/answers/{id}/feedback")
+    answer: str
+    citations: list[Citation]
+    index_version: int | None
+    generator: str
+    prompt: PromptUsed
+
+
+class AnswerSettingsUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    generator: str | None = Field(None, description='extractive | local | openai; "" resets')
+    prompt: str | None = Field(None, description=_PROMPT_DOC + '; "" resets')
+
+
+class AnswerSettingsPublic(BaseModel):
+    generator: str = Field(description="What /answer uses when a request names none")
+    generator_source: Literal["kb", "server"]
+    prompt: PromptRef
+
+
+class PromptCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(..., min_length=1, max_length=128, examples=["support"])
+    system: str | None = Field(
+        None, max_length=20000, description="System message; default: the built-in one"
+    )
+    template: str | None = Field(
+        None,
+        max_length=20000,
+        description="User message with {context} and {query}; default: the built-in one",
+    )
+    description: str = Field("", max_length=2000)
+
+
+class PromptPublic(BaseModel):
+    name: str
+    version: int
+    system: str
+    template: str
+    description: str
+    created_at: datetime
+
+
+class PromptSummary(BaseModel):
+    name: str
+    latest_version: int
+    versions: int
+    description: str
+    updated_at: datetime
+
+
+class PromptList(BaseModel):
+    data: list[PromptSummary]
+
+
+class PromptVersions(BaseModel):
+    name: str
+    latest: PromptPublic
+    versions: list[PromptPublic]
+
+
+class FeedbackCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rating: Literal[-1, 1] = Field(..., description="1 = helpful, -1 = not helpful")
+    comment: str | None = Field(None, max_length=4000)
+    correction: str | None = Field(None, max_length=20000, description="The right answer")
+
+
+class FeedbackPublic(BaseModel):
+    id: str
+    answer_id: str
+    rating: int
+    comment: str | None
+    correction: str | None
+    created_at: datetime
+
+
+class AnswerPublic(BaseModel):
+    id: str
+    kb: str
+    query: str
+    answer: str
+    citations: list[Citation]
+    contexts: list[dict[str, Any]] = Field(description="Every passage the generator saw")
+    generator: str
+    generator_model: str | None
+    prompt: PromptUsed
+    index_version: int | None
+    channel: str
+    latency_ms: float
+    arm: str | None
+    created_at: datetime
+    feedback: list[FeedbackPublic]

@@ -1,0 +1,162 @@
+"""Dify External Knowledge API: register this service in Dify as an external knowledge
+base (endpoint = this server's base URL, API key = RAGOPS_ADMIN_KEY, knowledge ID = a KB
+name) and Dify calls `POST /retrieval`.
+
+Scores are the dense cosine similarity (clamped to 0..1), which is what Dify's
+`score_threshold` means. Errors use Dify's shape `{"error_code", "error_msg"}`:
+1001 malformed Authorization header, 1002 wrong key (both HTTP 403), 2001 unknown
+knowledge base (404); a malformed body is HTTP 400 with error_code 400.
+
+Example::
+
+    POST /retrieval  {"knowledge_id": "handbook", "query": "...",
+                      "retrieval_setting": {"top_k": 3, "score_threshold": 0.5}}
+    → {"records": [{"content", "score", "title", "metadata"}]}
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from api.deps import RuntimeDep
+from core.errors import InvalidInput, NotFound
+from core.kbs import get_kb
+from core.runtime import Runtime
+from retrieval.search import retrieve
+
+router = APIRouter(tags=["dify"])
+
+INVALID_AUTH_FORMAT = 1001
+AUTH_FAILED = 1002
+KNOWLEDGE_NOT_FOUND = 2001
+
+
+def dify_error(status: int, code: int, message: str) -> JSONResponse:
+    return JSONResponse({"error_code": code, "error_msg": message}, status_code=status)
+
+
+class RetrievalSetting(BaseModel):
+    top_k: int = Field(..., ge=1, le=100)
+    score_threshold: float = Field(0.0, ge=0.0, le=1.0)
+
+
+class Condition(BaseModel):
+    name: str | list[str]
+    comparison_operator: str
+    value: Any = None
+
+
+class MetadataCondition(BaseModel):
+    logical_operator: Literal["and", "or"] = "and"
+    conditions: list[Condition] = Field(default_factory=list)
+
+
+class DifyRetrievalRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    knowledge_id: str = Field(..., min_length=1)
+    query: str = Field(..., min_length=1, max_length=8000)
+    retrieval_setting: RetrievalSetting
+    metadata_condition: MetadataCondition | None = None
+
+
+_RANGES = {">": "gt", "<": "lt", "≥": "gte", ">=": "gte", "≤": "lte", "<=": "lte"}
+_DATES = {"before": "lt", "after": "gt"}
+
+
+def to_filters(condition: MetadataCondition | None) -> dict[str, Any] | None:
+    """Dify metadata conditions as our filters: is / = / in and numeric or date ranges,
+    joined by "and". Anything else is an InvalidInput naming what works."""
+    if condition is None or not condition.conditions:
+        return None
+    if condition.logical_operator == "or" and len(condition.conditions) > 1:
+        raise InvalidInput('metadata_condition: only logical_operator "and" is supported')
+    filters: dict[str, Any] = {}
+    for c in condition.conditions:
+        names = [c.name] if isinstance(c.name, str) else c.name
+        op = c.comparison_operator
+        for name in names:
+            if op in ("is", "="):
+                filters[name] = c.value
+            elif op == "in":
+                filters[name] = c.value if isinstance(c.value, list) else [c.value]
+            elif op in _RANGES or op in _DATES:
+                bound = _RANGES.get(op) or _DATES[op]
+                existing = filters.get(name)
+                filters[name] = {**(existing if isinstance(existing, dict) else {}), bound: c.value}
+            else:
+                raise InvalidInput(
+                    f"metadata_condition: operator {op!r} is not supported; use is, =, in, "
+                    ">, <, ≥, ≤, before or after"
+                )
+    return filters
+
+
+def _search(rt: Runtime, body: DifyRetrievalRequest) -> list[dict[str, Any]]:
+    with rt.db.session() as s:
+        kb = get_kb(session=s, name_or_id=body.knowledge_id)
+    setting = body.retrieval_setting
+    result = retrieve(
+        rt,
+        kb=kb,
+        query=body.query,
+        top_k=setting.top_k,
+        filters=to_filters(body.metadata_condition),
+        score_threshold=setting.score_threshold or None,
+        mode="dense",
+    )
+    records = []
+    for hit in result.results:
+        meta = {k: v for k, v in (hit.metadata or {}).items() if v is not None}
+        meta.update(document_id=hit.document_id, chunk_id=hit.chunk_id, filename=hit.filename)
+        meta["index_version"] = result.index_version
+        records.append(
+            {
+                "content": hit.text,
+                "score": min(1.0, max(0.0, float(hit.score))),
+                "title": hit.filename,
+                "metadata": meta,
+            }
+        )
+    return records
+
+
+@router.post("/retrieval")
+async def dify_retrieval(request: Request, rt: RuntimeDep) -> JSONResponse:
+    """Dify External Knowledge API retrieval."""
+    expected = rt.settings.admin_key
+    if expected:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme != "Bearer" or not token.strip():
+            return dify_error(
+                403,
+                INVALID_AUTH_FORMAT,
+                "Invalid Authorization header format. Expected 'Bearer <api-key>' format.",
+            )
+        if not secrets.compare_digest(token.strip().encode(), expected.encode()):
+            return dify_error(403, AUTH_FAILED, "Authorization failed")
+    try:
+        body = DifyRetrievalRequest.model_validate(json.loads(await request.body()))
+    except (ValueError, ValidationError) as exc:
+        message = (
+            "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+            if isinstance(exc, ValidationError)
+            else f"request body is not valid JSON: {exc}"
+        )
+        return dify_error(400, 400, message)
+    try:
+        records = await run_in_threadpool(_search, rt, body)
+    except NotFound:
+        return dify_error(
+            404, KNOWLEDGE_NOT_FOUND, f"The knowledge {body.knowledge_id!r} does not exist"
+        )
+    except InvalidInput as exc:
+        return dify_error(400, 400, exc.message)
+    return JSONResponse({"records": records})

