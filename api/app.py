@@ -57,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_key)])
     v1.include_router(kbs.router)
     v1.include_router(documents.router)
+    v1.include_router(documents.status_router)
     v1.include_router(retrieve.router)
     v1.include_router(retrieve.multi_router)
     v1.include_router(versions.router)

@@ -229,6 +229,8 @@ def query(
     text: Annotated[str, typer.Argument(help="What to search for")],
     kb: Annotated[str, typer.Option("--kb", help="Knowledge base name")],
     top_k: Annotated[int, typer.Option("--top-k", min=1, max=100)] = 5,
+    mode: Annotated[str | None, typer.Option(help="dense or hybrid (default: hybrid)")] = None,
+    version: Annotated[int | None, typer.Option(help="Pin an index version")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """Search a knowledge base's live index version.
@@ -243,7 +245,7 @@ def query(
     try:
         with rt.db.session() as s:
             kb_row = get_kb(session=s, name_or_id=kb)
-        result = retrieve(rt, kb=kb_row, query=text, top_k=top_k)
+        result = retrieve(rt, kb=kb_row, query=text, top_k=top_k, mode=mode, index_version=version)
     except RagopsError as exc:
         err.print(f"[red]error:[/red] {exc.message}")
         raise typer.Exit(2) from exc

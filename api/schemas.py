@@ -107,6 +107,7 @@ class DocumentSummary(BaseModel):
     filename: str
     status: str
     error: str | None
+    language: str | None = Field(None, description="Detected language: en, es, ru or other")
     revision: int | None
     chunk_count: int
     metadata: dict[str, Any]

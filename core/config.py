@@ -64,6 +64,7 @@ class Settings(BaseSettings):
     # Uploads
     max_file_bytes: int = Field(50 * 1024 * 1024, gt=0)
     max_request_files: int = Field(100, gt=0)
+    max_request_bytes: int = Field(200 * 1024 * 1024, gt=0)
 
     # Parsing runs in separate processes with these limits, so a hostile file fails alone
     # instead of taking the worker down.

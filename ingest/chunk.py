@@ -72,6 +72,7 @@ class SentenceChunker:
             meta = {
                 "page_number": piece.metadata.get("page_number"),
                 "section": piece.metadata.get("section"),
+                "language": piece.metadata.get("language"),
             }
             if groups and groups[-1][1] == meta:
                 groups[-1][0].append(piece.text)

@@ -17,7 +17,14 @@ from core.catalog.models import (
     RevisionStatus,
     VersionStatus,
 )
-from core.errors import EmptyFile, InvalidInput, NotFound, TooLarge, UnsupportedType
+from core.errors import (
+    Conflict,
+    EmptyFile,
+    InvalidInput,
+    NotFound,
+    TooLarge,
+    UnsupportedType,
+)
 from core.types import sha256_hex
 from ingest.archive import ArchiveLimits, expand_archive
 from ingest.sniff import ZIP, sniff_media_type
@@ -196,3 +203,46 @@ def delete_document(rt: Runtime, *, kb: KnowledgeBase, document_id: str) -> None
         )
     for sha in shas - still_used:
         rt.blobs.delete(sha)
+
+
+def reprocess_document(rt: Runtime, *, kb: KnowledgeBase, document_id: str) -> UploadOutcome:
+    """Run the current revision through the pipeline again (after a failure, a parser
+    upgrade or a dead-lettered job). Its indexed chunks keep serving until the new run
+    replaces them; a run that fails again loses nothing."""
+    from core.catalog.models import Job, JobStatus
+
+    with rt.db.session() as s:
+        doc = s.get(Document, document_id)
+        if doc is None or doc.kb_id != kb.id:
+            raise NotFound(f"document {document_id!r} not found in knowledge base {kb.name!r}")
+        rev = s.get(DocumentRevision, doc.current_revision_id) if doc.current_revision_id else None
+        if rev is None:
+            raise Conflict(f"document {doc.filename!r} has no revision to reprocess")
+        busy = [
+            j
+            for j in s.execute(
+                select(Job).where(
+                    Job.kind == INGEST_JOB,
+                    Job.kb_id == kb.id,
+                    Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]),
+                )
+            ).scalars()
+            if j.payload.get("revision_id") == rev.id
+        ]
+        if busy:
+            raise Conflict(
+                f"{doc.filename!r} is already being processed (job {busy[0].id}); "
+                "wait for it to finish"
+            )
+        if not rt.blobs.exists(rev.content_sha256):
+            raise Conflict(f"the raw bytes of {doc.filename!r} are gone; upload it again")
+        previous = rev.status
+        rev.status = RevisionStatus.PENDING if previous != RevisionStatus.INDEXED else previous
+        rev.error = None
+        job = rt.jobs.submit(
+            s, kind=INGEST_JOB, kb_id=kb.id, payload={"revision_id": rev.id, "force": True}
+        )
+        s.flush()
+        return UploadOutcome(
+            doc.id, rev.id, rev.number, doc.filename, rev.status, duplicate=False, job_id=job.id
+        )

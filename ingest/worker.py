@@ -38,7 +38,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_STAGE_ORDER = ["parse", "clean", "redact", "chunk", "dedupe", "embed"]
+_STAGE_ORDER = [
+    "parse",
+    "clean",
+    "boilerplate",
+    "redact",
+    "chunk",
+    "dedupe",
+    "near_dedupe",
+    "embed",
+]
 
 
 def chunk_id(
@@ -75,18 +84,24 @@ def revision_chunks(
     *,
     report: StageReport,
     on_stage: Any = None,
+    reuse: bool = True,
 ) -> list[Piece]:
     """The revision's chunks under this pipeline config, with vectors. Chunks this config
-    already produced are reused (their vectors come from the embedding cache); otherwise
-    the raw bytes go through the whole pipeline and the chunk rows are written."""
+    already produced are reused (their vectors come from the embedding cache) unless
+    `reuse` is False; otherwise the raw bytes go through the whole pipeline and the chunk
+    rows are replaced in one transaction (a failed run leaves the old ones in place)."""
     config_hash = pipeline.config_hash
     with rt.db.session() as s:
-        rows = list(
-            s.execute(
-                select(Chunk)
-                .where(Chunk.revision_id == ref.revision_id, Chunk.config_hash == config_hash)
-                .order_by(Chunk.position)
-            ).scalars()
+        rows = (
+            []
+            if not reuse
+            else list(
+                s.execute(
+                    select(Chunk)
+                    .where(Chunk.revision_id == ref.revision_id, Chunk.config_hash == config_hash)
+                    .order_by(Chunk.position)
+                ).scalars()
+            )
         )
     if rows:
         pieces = [
@@ -154,9 +169,20 @@ def payloads_for(ref: RevisionRef, chunks: list[Piece]) -> list[dict[str, Any]]:
             "filename": ref.filename,
             "page_number": p.metadata.get("page_number"),
             "section": p.metadata.get("section"),
+            "language": p.metadata.get("language"),
         }
         for p in chunks
     ]
+
+
+def document_language(chunks: list[Piece]) -> str | None:
+    """The language most of the document's text is in (by characters)."""
+    weights: dict[str, int] = {}
+    for p in chunks:
+        lang = p.metadata.get("language")
+        if lang:
+            weights[lang] = weights.get(lang, 0) + len(p.text)
+    return max(weights, key=weights.__getitem__) if weights else None
 
 
 def _is_current(rt: Runtime, ref: RevisionRef) -> bool:
@@ -225,7 +251,8 @@ def ingest_revision(rt: Runtime, payload: dict[str, Any], ctx: JobContext) -> st
         if doc.current_revision_id != rev.id:
             rev.status = RevisionStatus.SUPERSEDED
             return "superseded by a newer revision before it was processed"
-        if rev.status == RevisionStatus.INDEXED:
+        force = bool(payload.get("force"))
+        if rev.status == RevisionStatus.INDEXED and not force:
             return "already indexed"
         kb_config = IngestionConfig.model_validate(kb.config)
         ref = RevisionRef(
@@ -255,7 +282,19 @@ def ingest_revision(rt: Runtime, payload: dict[str, Any], ctx: JobContext) -> st
     total_chunks = 0
     for config_hash, (pipeline, group) in groups.items():
         report = reports[config_hash] = StageReport()
-        chunks = revision_chunks(rt, pipeline, ref, report=report, on_stage=on_stage)
+        with rt.db.session() as s:
+            before = set(
+                s.execute(
+                    select(Chunk.id).where(
+                        Chunk.revision_id == ref.revision_id, Chunk.config_hash == config_hash
+                    )
+                ).scalars()
+            )
+        chunks = revision_chunks(
+            rt, pipeline, ref, report=report, on_stage=on_stage, reuse=not force
+        )
+        # A forced re-run may yield fewer chunks: their old vectors go too.
+        stale = sorted(before - {p.id for p in chunks})
         _set_status(rt, revision_id, RevisionStatus.INDEXING)
         ctx.progress(0.9, f"indexing {ref.filename}")
         with rt.db.session() as s:
@@ -276,10 +315,11 @@ def ingest_revision(rt: Runtime, payload: dict[str, Any], ctx: JobContext) -> st
                     break  # replaced or deleted meanwhile: the newer job owns the index now
                 # New vectors in and the old revision's out, in one published snapshot.
                 index.upsert([p.id for p in chunks], matrix, payloads)
-                index.delete(old_ids)
+                index.delete(old_ids + stale)
         if any(v.status == VersionStatus.LIVE for v in group) or not total_chunks:
             total_chunks = len(chunks)
             live_report = report
+            language = document_language(chunks)
 
     with rt.db.session() as s:
         doc = s.get(Document, ref.document_id)
@@ -312,7 +352,11 @@ def ingest_revision(rt: Runtime, payload: dict[str, Any], ctx: JobContext) -> st
                 indexed_at=utcnow(),
                 chunk_count=total_chunks,
                 error=None,
-                report={"counts": live_report.counts, "seconds": live_report.seconds},
+                report={
+                    "counts": live_report.counts,
+                    "seconds": live_report.seconds,
+                    "language": language,
+                },
             )
         )
     return f"indexed {ref.filename}: {total_chunks} chunks in {len(versions)} version(s)"

@@ -23,8 +23,10 @@ from ingest.documents import (
     check_uploaded_file,
     clean_filename,
     delete_document,
+    reprocess_document,
     submit_upload,
 )
+from ingest.status import ingestion_status
 
 router = APIRouter(prefix="/kbs/{kb}/documents", tags=["documents"])
 
@@ -54,6 +56,13 @@ async def upload(
     meta = _parse_metadata(metadata)
     with rt.db.session() as s:
         kb_row = get_kb(session=s, name_or_id=kb)
+    total = sum(f.size or 0 for f in files)
+    if total > settings.max_request_bytes:
+        raise TooLarge(
+            f"{total} bytes in one request is over the limit of "
+            f"{settings.max_request_bytes} (RAGOPS_MAX_REQUEST_BYTES); send fewer "
+            "files per request"
+        )
     if len(files) > settings.max_request_files:
         raise TooLarge(f"{len(files)} files in one request; at most {settings.max_request_files}")
     checked: list[tuple[str, bytes, str]] = []
@@ -93,6 +102,7 @@ def _summary(doc: Document, rev: DocumentRevision | None) -> dict[str, Any]:
         "filename": doc.filename,
         "status": rev.status if rev else "unknown",
         "error": rev.error if rev else None,
+        "language": (rev.report or {}).get("language") if rev else None,
         "revision": rev.number if rev else None,
         "chunk_count": rev.chunk_count if rev else 0,
         "metadata": doc.metadata_ or {},
@@ -167,3 +177,24 @@ def remove_document(kb: str, doc_id: str, rt: RuntimeDep) -> Response:
         kb_row = get_kb(session=s, name_or_id=kb)
     delete_document(rt, kb=kb_row, document_id=doc_id)
     return Response(status_code=204)
+
+
+@router.post("/{doc_id}/reprocess", status_code=202, response_model=UploadItem)
+def reprocess(kb: str, doc_id: str, rt: RuntimeDep) -> UploadItem:
+    """Run the document's current revision through the pipeline again; what is indexed
+    keeps serving until the new run replaces it. 409 while it is being processed."""
+    with rt.db.session() as s:
+        kb_row = get_kb(session=s, name_or_id=kb)
+    return UploadItem(**reprocess_document(rt, kb=kb_row, document_id=doc_id).__dict__)
+
+
+status_router = APIRouter(prefix="/kbs/{kb}", tags=["documents"])
+
+
+@status_router.get("/ingestion")
+def ingestion(kb: str, rt: RuntimeDep) -> dict[str, Any]:
+    """Counts by state, job queue (incl. dead letters), throughput, oldest pending
+    document and the latest failures with their reasons."""
+    with rt.db.session() as s:
+        kb_row = get_kb(session=s, name_or_id=kb)
+    return ingestion_status(rt, kb=kb_row)

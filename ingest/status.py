@@ -1,0 +1,111 @@
+"""Per-KB ingestion status: where documents are, how fast they move, what is stuck."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select
+
+from core.catalog.models import (
+    Document,
+    DocumentRevision,
+    Job,
+    JobStatus,
+    RevisionStatus,
+    utcnow,
+)
+from ingest.documents import INGEST_JOB
+
+if TYPE_CHECKING:
+    from core.catalog.models import KnowledgeBase
+    from core.runtime import Runtime
+
+_WAITING = [
+    s.value
+    for s in RevisionStatus
+    if s not in (RevisionStatus.INDEXED, RevisionStatus.FAILED, RevisionStatus.SUPERSEDED)
+]
+
+
+def ingestion_status(rt: Runtime, *, kb: KnowledgeBase) -> dict[str, Any]:
+    now = utcnow()
+    with rt.db.session() as s:
+        current = (
+            select(DocumentRevision)
+            .join(Document, Document.current_revision_id == DocumentRevision.id)
+            .where(Document.kb_id == kb.id)
+        )
+        counts = dict(
+            s.execute(
+                select(DocumentRevision.status, func.count())
+                .join(Document, Document.current_revision_id == DocumentRevision.id)
+                .where(Document.kb_id == kb.id)
+                .group_by(DocumentRevision.status)
+            ).all()
+        )
+        oldest = s.execute(
+            current.where(DocumentRevision.status.in_(_WAITING))
+            .order_by(DocumentRevision.created_at)
+            .limit(1)
+        ).scalar_one_or_none()
+        jobs = dict(
+            s.execute(
+                select(Job.status, func.count())
+                .where(Job.kb_id == kb.id, Job.kind == INGEST_JOB)
+                .group_by(Job.status)
+            ).all()
+        )
+        throughput = {}
+        for label, window in (
+            ("last_5_minutes", timedelta(minutes=5)),
+            ("last_hour", timedelta(hours=1)),
+        ):
+            docs, chunks = s.execute(
+                select(
+                    func.count(DocumentRevision.id),
+                    func.coalesce(func.sum(DocumentRevision.chunk_count), 0),
+                )
+                .join(Document, Document.id == DocumentRevision.document_id)
+                .where(Document.kb_id == kb.id, DocumentRevision.indexed_at >= now - window)
+            ).one()
+            minutes = window.total_seconds() / 60
+            throughput[label] = {
+                "documents": docs,
+                "chunks": int(chunks),
+                "documents_per_minute": round(docs / minutes, 3),
+            }
+        failures = s.execute(
+            select(
+                Document.id, Document.filename, DocumentRevision.error, DocumentRevision.created_at
+            )
+            .join(DocumentRevision, Document.current_revision_id == DocumentRevision.id)
+            .where(Document.kb_id == kb.id, DocumentRevision.status == RevisionStatus.FAILED)
+            .order_by(DocumentRevision.created_at.desc())
+            .limit(20)
+        ).all()
+    return {
+        "counts": counts,
+        "total": sum(counts.values()),
+        "jobs": {
+            "queued": jobs.get(JobStatus.QUEUED, 0),
+            "running": jobs.get(JobStatus.RUNNING, 0),
+            "succeeded": jobs.get(JobStatus.SUCCEEDED, 0),
+            # Jobs that used up their attempts: the dead-letter queue. Reprocess
+            # a document to try again.
+            "dead_letter": jobs.get(JobStatus.FAILED, 0),
+        },
+        "throughput": throughput,
+        "oldest_pending": None
+        if oldest is None
+        else {
+            "revision_id": oldest.id,
+            "status": oldest.status,
+            "created_at": oldest.created_at.isoformat() + "Z",
+            "age_seconds": round((now - oldest.created_at).total_seconds(), 1),
+        },
+        "recent_failures": [
+            {"document_id": d, "filename": f, "error": e, "created_at": c.isoformat() + "Z"}
+            for d, f, e, c in failures
+        ],
+    }
