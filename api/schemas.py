@@ -30,9 +30,13 @@ class ChunkingUpdate(BaseModel):
 
 
 class CleaningUpdate(BaseModel):
+    """Fields left out stay as they are; `near_duplicate_threshold: null` disables it."""
+
     model_config = ConfigDict(extra="forbid")
     unicode_normalization: Literal["NFKC", "NFC", "none"] | None = None
     drop_duplicate_chunks: bool | None = None
+    remove_boilerplate: bool | None = None
+    near_duplicate_threshold: float | None = Field(None, ge=0.5, le=1.0)
 
 
 class KnowledgeBaseUpdate(BaseModel):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from core.config import Settings
 from core.types import sha256_hex
@@ -48,6 +48,25 @@ class CleaningConfig(BaseModel):
 
     unicode_normalization: Literal["NFKC", "NFC", "none"] = "NFKC"
     drop_duplicate_chunks: bool = Field(True, description="Remove exact repeats in a document")
+    remove_boilerplate: bool = Field(
+        True,
+        description="Drop running headers, footers and page numbers repeated across pages",
+    )
+    near_duplicate_threshold: float | None = Field(
+        0.9,
+        description="Also drop chunks whose word 3-gram Jaccard similarity to an earlier "
+        "chunk is at least this (0.5-1.0; needs drop_duplicate_chunks); null disables",
+    )
+
+    @field_validator("near_duplicate_threshold")
+    @classmethod
+    def _threshold_in_range(cls, value: float | None) -> float | None:
+        if value is not None and not 0.5 <= value <= 1.0:
+            raise ValueError(
+                f"near_duplicate_threshold must be between 0.5 and 1.0 (or null to "
+                f"disable), got {value!r}"
+            )
+        return value
 
 
 class IngestionConfig(BaseModel):
@@ -80,13 +99,16 @@ class IngestionConfig(BaseModel):
         )
 
     def merged(self, changes: dict[str, Any]) -> IngestionConfig:
-        """Apply a partial update (nested dicts merge; None leaves a value unchanged)."""
+        """Apply a partial update: nested dicts merge key by key; a top-level None
+        leaves that value unchanged."""
         data = self.model_dump()
         for key, value in changes.items():
             if value is None:
                 continue
             if isinstance(value, dict) and isinstance(data.get(key), dict):
-                data[key] = {**data[key], **{k: v for k, v in value.items() if v is not None}}
+                # Nested keys are taken as sent: an explicit null clears a nullable field
+                # (e.g. cleaning.near_duplicate_threshold). Callers drop unset fields.
+                data[key] = {**data[key], **value}
             else:
                 data[key] = value
         return IngestionConfig.model_validate(data)

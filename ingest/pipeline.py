@@ -11,7 +11,7 @@ from typing import Any
 from core.types import Piece, StageReport, sha256_hex
 from ingest.base import Stage
 from ingest.chunk import SentenceChunker
-from ingest.clean import Cleaner, ExactDeduplicator
+from ingest.clean import Cleaner, ExactDeduplicator, HeaderFooterRemover, NearDuplicateRemover
 from ingest.config import IngestionConfig, RedactionConfig
 from ingest.embed import Embedder, EmbeddingCache, EmbedStage
 
@@ -19,9 +19,11 @@ from ingest.embed import Embedder, EmbeddingCache, EmbedStage
 STAGE_STATUS = {
     "parse": "parsing",
     "clean": "cleaning",
+    "boilerplate": "cleaning",
     "redact": "redacting",
     "chunk": "chunking",
     "dedupe": "chunking",
+    "near_dedupe": "chunking",
     "embed": "embedding",
 }
 
@@ -33,7 +35,8 @@ class PipelineResult:
 
 
 class IngestPipeline:
-    """parse → clean → redact → chunk → dedupe → embed for one document."""
+    """parse → clean → boilerplate → redact → chunk → dedupe → near_dedupe → embed for one
+    document (optional stages left out as configured)."""
 
     def __init__(self, parser: Any, stages: list[Stage]) -> None:
         self.parser = parser
@@ -89,7 +92,10 @@ def build_pipeline(
     shared isolated one."""
     from ingest.parse import UnstructuredParser
 
-    stages: list[Stage] = [Cleaner(config.cleaning.unicode_normalization)]
+    cleaning = config.cleaning
+    stages: list[Stage] = [Cleaner(cleaning.unicode_normalization)]
+    if cleaning.remove_boilerplate:
+        stages.append(HeaderFooterRemover())
     if config.redaction.enabled:
         stages.append(redactor_factory(config.redaction))
     stages += [
@@ -100,7 +106,11 @@ def build_pipeline(
             max_tokens=embedder.max_tokens,
         ),
     ]
-    if config.cleaning.drop_duplicate_chunks:
+    if cleaning.drop_duplicate_chunks:
         stages.append(ExactDeduplicator())
+        # Near-duplicate removal would also drop exact repeats, so it stays off whenever
+        # a KB asked to keep duplicates.
+        if cleaning.near_duplicate_threshold is not None:
+            stages.append(NearDuplicateRemover(cleaning.near_duplicate_threshold))
     stages.append(EmbedStage(embedder, cache))
     return IngestPipeline(parser or UnstructuredParser(), stages)

@@ -60,7 +60,7 @@ def get(kb: str, rt: RuntimeDep) -> KnowledgeBasePublic:
 
 @router.patch("/{kb}", response_model=KnowledgeBasePublic)
 def patch(kb: str, body: KnowledgeBaseUpdate, rt: RuntimeDep) -> KnowledgeBasePublic:
-    changes = body.model_dump(exclude={"description"}, exclude_none=True)
+    changes = body.model_dump(exclude={"description"}, exclude_unset=True)
     row = update_kb(rt, name_or_id=kb, description=body.description, changes=changes)
     return to_public(rt, row)
 

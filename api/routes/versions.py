@@ -48,8 +48,9 @@ def create_version(kb: str, body: VersionCreate, rt: RuntimeDep) -> VersionPubli
     version keeps serving. Poll GET .../versions/{v} for progress, then promote it."""
     with rt.db.session() as s:
         kb_row = get_kb(session=s, name_or_id=kb)
+    # Only what the client sent: an explicit null inside a section clears that field.
     changes = body.model_dump(
-        include={"embedding_model", "chunking", "cleaning", "redaction"}, exclude_none=True
+        include={"embedding_model", "chunking", "cleaning", "redaction"}, exclude_unset=True
     )
     version = lifecycle.create_version(
         rt, kb=kb_row, changes=changes, backend=body.backend, index_params=body.index_params

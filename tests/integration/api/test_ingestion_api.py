@@ -27,13 +27,26 @@ def client(tmp_path):
 
 
 def test_status_reprocess_and_language(client):
-    r = client.post("/v1/kbs/kb/documents", files=files(
-        ("guide.docx", make_docx("Guía", ["La biblioteca municipal abre de lunes a viernes "
-                                          "de nueve a ocho y los sábados por la mañana."])),
-        ("notes.txt", "Путеводитель по городу: музей открыт каждый день, кроме понедельника."
-         .encode()),
-        ("broken.pdf", make_pdf(["cut off"])[:150]),
-    ))
+    r = client.post(
+        "/v1/kbs/kb/documents",
+        files=files(
+            (
+                "guide.docx",
+                make_docx(
+                    "Guía",
+                    [
+                        "La biblioteca municipal abre de lunes a viernes "
+                        "de nueve a ocho y los sábados por la mañana."
+                    ],
+                ),
+            ),
+            (
+                "notes.txt",
+                "Путеводитель по городу: музей открыт каждый день, кроме понедельника.".encode(),
+            ),
+            ("broken.pdf", make_pdf(["cut off"])[:150]),
+        ),
+    )
     assert r.status_code == 202
     docs = wait_for_documents(client, "kb", expected=3)
     assert docs["guide.docx"]["language"] == "es" and docs["notes.txt"]["language"] == "ru"
@@ -52,15 +65,18 @@ def test_status_reprocess_and_language(client):
     r = client.post(f"/v1/kbs/kb/documents/{guide['id']}/reprocess")
     assert r.status_code == 202 and r.json()["job_id"]
     deadline = time.monotonic() + 60
-    while client.get("/v1/kbs/kb/ingestion").json()["jobs"]["queued"] + client.get(
-            "/v1/kbs/kb/ingestion").json()["jobs"]["running"]:
+    while (
+        client.get("/v1/kbs/kb/ingestion").json()["jobs"]["queued"]
+        + client.get("/v1/kbs/kb/ingestion").json()["jobs"]["running"]
+    ):
         assert time.monotonic() < deadline
         after = client.post("/v1/kbs/kb/retrieve", json={"query": "¿cuándo abre la biblioteca?"})
         assert after.json()["results"], "the document must keep serving while reprocessed"
         time.sleep(0.1)
     after = client.post("/v1/kbs/kb/retrieve", json={"query": "¿cuándo abre la biblioteca?"})
     assert [h["chunk_id"] for h in after.json()["results"]] == [
-        h["chunk_id"] for h in before.json()["results"]]
+        h["chunk_id"] for h in before.json()["results"]
+    ]
 
     # A document that fails again stays failed with its reason; nothing else changes.
     broken = docs["broken.pdf"]
@@ -76,8 +92,10 @@ def test_request_size_limit_and_busy_reprocess(tmp_path):
     settings = make_settings(tmp_path / "data", max_request_bytes=50_000, workers=0)
     with TestClient(create_app(settings)) as c:
         c.post("/v1/kbs", json={"name": "kb"})
-        r = c.post("/v1/kbs/kb/documents", files=files(("a.txt", b"alpha " * 5000),
-                                                       ("b.txt", b"beta " * 6000)))
+        r = c.post(
+            "/v1/kbs/kb/documents",
+            files=files(("a.txt", b"alpha " * 5000), ("b.txt", b"beta " * 6000)),
+        )
         assert r.status_code == 413 and "RAGOPS_MAX_REQUEST_BYTES" in r.json()["error"]["message"]
         r = c.post("/v1/kbs/kb/documents", files=files(("a.txt", b"alpha beta gamma")))
         doc_id = r.json()["documents"][0]["document_id"]

@@ -298,3 +298,19 @@ def test_qdrant_as_the_default_backend(tmp_path):
         assert c.delete(f"/v1/kbs/q/documents/{doc['id']}").status_code == 204
         hits = c.post("/v1/kbs/q/retrieve", json={"query": "anything", "top_k": 50}).json()
         assert doc["filename"] not in {h["filename"] for h in hits["results"]}
+
+
+def test_cleaning_options_through_a_new_version(loaded):
+    c = loaded
+    r = c.post(
+        "/v1/kbs/kb/versions",
+        json={"cleaning": {"near_duplicate_threshold": None, "remove_boilerplate": False}},
+    )
+    assert r.status_code == 202, r.text
+    cleaning = r.json()["config"]["cleaning"]
+    assert cleaning["near_duplicate_threshold"] is None
+    assert cleaning["remove_boilerplate"] is False
+    assert cleaning["drop_duplicate_chunks"] is True  # untouched
+    wait_version(c, 2)
+    r = c.post("/v1/kbs/kb/versions", json={"cleaning": {"near_duplicate_threshold": 0.2}})
+    assert r.status_code == 422 and "near_duplicate_threshold" in r.json()["error"]["message"]
