@@ -15,6 +15,7 @@ from api.routes import (
     answers,
     dify,
     documents,
+    evals,
     health,
     kbs,
     openai_compat,
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     v1.include_router(versions.router)
     v1.include_router(answers.router)
     v1.include_router(prompts.router)
+    v1.include_router(evals.router)
     app.include_router(v1)
     # Façades with their own auth and error shapes (OpenAI's, Dify's).
     app.include_router(openai_compat.router)

@@ -595,6 +595,95 @@ def ask(
     )
 
 
+def _eval_table(run) -> Table:  # type: ignore[no-untyped-def]
+    key = run.key
+    table = Table(
+        "metric",
+        "mean",
+        "questions",
+        title=(
+            f"{key['kb']} v{key['index_version']} · {key['testset']}@{key['testset_version']} · "
+            f"{key['generator']} · {key['prompt']} · top_k {key['params']['top_k']} "
+            f"{key['params']['mode']}"
+        ),
+    )
+    for name, value in run.aggregate.items():
+        table.add_row(name, f"{value['mean']:.4f}", str(value["count"]))
+    return table
+
+
+@app.command(name="eval")
+def eval_cmd(
+    kb: Annotated[str, typer.Option("--kb", help="Knowledge base name")],
+    testset: Annotated[str, typer.Option("--testset", help="Test set name")],
+    version: Annotated[
+        int | None, typer.Option("--version", min=1, help="Test set version (default newest)")
+    ] = None,
+    index_version: Annotated[
+        int | None, typer.Option("--index-version", min=1, help="Index version (default live)")
+    ] = None,
+    generator: Annotated[str | None, typer.Option(help="extractive, local or openai")] = None,
+    prompt: Annotated[str | None, typer.Option(help="Prompt name or name@version")] = None,
+    top_k: Annotated[int | None, typer.Option("--top-k", min=1, help="Passages per query")] = None,
+    mode: Annotated[str | None, typer.Option(help="dense or hybrid")] = None,
+    metric: Annotated[
+        list[str] | None, typer.Option("--metric", help="Metric to compute (repeatable)")
+    ] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Run it here and print the aggregate scores")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run as JSON")] = False,
+) -> None:
+    """Evaluate a test set against a knowledge base's live (or pinned) index version.
+
+    Without --wait the run is queued for the server's workers and its id printed.
+
+    Example: ragops eval --kb sample --testset smoke --wait
+    """
+    from core.errors import RagopsError
+    from eval.runs import get_run, submit_eval
+
+    rt = _runtime(workers=False, warm_ingest=False)
+    try:
+        run = submit_eval(
+            rt,
+            testset=testset,
+            testset_version=version,
+            kb=_kb_row(rt, kb),
+            index_version=index_version,
+            generator=generator,
+            prompt=prompt,
+            top_k=top_k,
+            mode=mode,
+            metrics=metric or None,
+        )
+        if wait:
+            # Run the job here unless a server's worker already claimed it; then poll.
+            rt.workers.run_job(run.job_id or "", owner=f"cli:{run.id}")
+            while (run := get_run(rt, run.id)).status not in ("succeeded", "failed"):
+                time.sleep(0.5)
+    except RagopsError as exc:
+        _fail(exc)
+    finally:
+        rt.close()
+    if as_json:
+        print(
+            json.dumps(
+                {"id": run.id, "status": run.status, "key": run.key, "aggregate": run.aggregate},
+                indent=2,
+            )
+        )
+    elif not wait:
+        console.print(f"queued eval run {run.id}; see GET /v1/evals/{run.id}")
+    elif run.status == "failed":
+        _fail(RuntimeError(f"eval run {run.id} failed: {run.error}"))
+    else:
+        console.print(_eval_table(run))
+        console.print(
+            f"run {run.id}: {run.completed_count} questions in {run.wall_seconds:.1f}s", style="dim"
+        )
+
+
 @app.command()
 def worker(
     concurrency: Annotated[
@@ -694,6 +783,60 @@ def bench_index(
     if data not in ("random", "clustered"):
         raise typer.BadParameter("use random or clustered", param_hint="--data")
     bench_main(["--n", str(n), "--queries", str(queries), "--data", data])
+
+
+testset_app = typer.Typer(help="Versioned evaluation test sets.", no_args_is_help=True)
+app.add_typer(testset_app, name="testset")
+
+
+@testset_app.command("upload")
+def testset_upload(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help=".jsonl or .csv")],
+    name: Annotated[str, typer.Option("--name", help="Test set name (new version if it exists)")],
+    description: Annotated[str, typer.Option(help="Free text")] = "",
+) -> None:
+    """Upload cases (question, reference_answer, reference_contexts, reference_doc_ids,
+    tags) as the next version of a test set.
+
+    Example: ragops testset upload qa.jsonl --name smoke
+    """
+    from core.errors import RagopsError
+    from eval.testsets import create_testset, parse_upload
+
+    rt = _runtime(workers=False, warm_ingest=False)
+    try:
+        cases = parse_upload(file.read_bytes(), filename=file.name)
+        with rt.db.session() as s:
+            row = create_testset(session=s, name=name, cases=cases, description=description)
+            version, count = row.version, row.case_count
+    except RagopsError as exc:
+        _fail(exc)
+    finally:
+        rt.close()
+    console.print(f"test set {name} version {version}: {count} cases")
+
+
+@testset_app.command("list")
+def testset_list() -> None:
+    """List test sets and their versions.
+
+    Example: ragops testset list
+    """
+    from eval.testsets import list_testsets
+
+    rt = _runtime(workers=False, warm_ingest=False)
+    try:
+        with rt.db.session() as s:
+            rows = [
+                (t.name, str(t.version), t.source, str(t.case_count), t.created_at.isoformat())
+                for t in list_testsets(session=s)
+            ]
+    finally:
+        rt.close()
+    table = Table("name", "version", "source", "cases", "created", title="test sets")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
 
 
 def main() -> None:

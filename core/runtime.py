@@ -44,6 +44,7 @@ class Runtime:
 
     def __init__(self, settings: Settings) -> None:
         apply_offline_defaults()
+        from eval.jobs import register_handlers as register_eval_handlers
         from index.store import IndexStore
         from ingest.worker import register_handlers
         from retrieval.bm25 import Bm25Store
@@ -73,6 +74,7 @@ class Runtime:
         self._lock = threading.Lock()
         self.ready = False
         register_handlers(self)
+        register_eval_handlers(self)
 
     def embedder(self, ref: str | None = None) -> Embedder:
         from ingest.embed import get_embedder

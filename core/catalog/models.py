@@ -302,3 +302,96 @@ class AnswerFeedback(Base):
     comment: Mapped[str | None] = mapped_column(Text, default=None)
     correction: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class TestSet(Base):
+    """One version of a named test set. Versions never change: uploading to an existing
+    name (or promoting more feedback into it) creates the next version."""
+
+    __tablename__ = "testsets"
+    __table_args__ = (UniqueConstraint("name", "version", name="uq_testset_name_version"),)
+    __test__ = False  # not a pytest class
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(128))
+    version: Mapped[int] = mapped_column(Integer)
+    description: Mapped[str] = mapped_column(Text, default="")
+    # "upload", "feedback" or "generated".
+    source: Mapped[str] = mapped_column(String(16), default="upload")
+    # The KB feedback or generation came from (uploads are KB-independent).
+    kb_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    case_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class TestCase(Base):
+    __tablename__ = "testset_cases"
+    __table_args__ = (UniqueConstraint("testset_id", "position", name="uq_testcase_position"),)
+    __test__ = False
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    testset_id: Mapped[str] = mapped_column(ForeignKey("testsets.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    question: Mapped[str] = mapped_column(Text)
+    reference_answer: Mapped[str | None] = mapped_column(Text, default=None)
+    reference_contexts: Mapped[list[Any]] = mapped_column(default=list)
+    # Document ids or filenames; filenames are resolved in the evaluated KB at run time.
+    reference_doc_ids: Mapped[list[Any]] = mapped_column(default=list)
+    tags: Mapped[list[Any]] = mapped_column(default=list)
+    # Where the case came from, e.g. {"answer_id", "feedback_id"}.
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+
+
+class EvalRun(Base):
+    """One evaluation of a test set version against a KB's pinned index version with one
+    generator, prompt version and retrieval parameters (together: `key`, hashed in
+    `key_hash`). Per-question rows are `EvalResult`s; `aggregate` holds metric means."""
+
+    __tablename__ = "eval_runs"
+    __table_args__ = (Index("ix_eval_run_kb_created", "kb_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    testset_id: Mapped[str] = mapped_column(ForeignKey("testsets.id", ondelete="CASCADE"))
+    kb_id: Mapped[str] = mapped_column(ForeignKey("knowledge_bases.id", ondelete="CASCADE"))
+    index_version: Mapped[int] = mapped_column(Integer)
+    embedding_model: Mapped[str] = mapped_column(String(512))
+    generator: Mapped[str] = mapped_column(String(64))
+    prompt_name: Mapped[str] = mapped_column(String(128))
+    prompt_version: Mapped[int] = mapped_column(Integer)
+    # {"top_k", "mode"}
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    metrics: Mapped[list[Any]] = mapped_column(default=list)
+    key: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    key_hash: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.QUEUED)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    question_count: Mapped[int] = mapped_column(Integer, default=0)
+    completed_count: Mapped[int] = mapped_column(Integer, default=0)
+    aggregate: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Seconds spent scoring (summed over attempts) and judge token counts when known.
+    wall_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    usage: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    job_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+
+
+class EvalResult(Base):
+    """One question's outcome in a run; its existence marks the question done, so a
+    retried run skips it."""
+
+    __tablename__ = "eval_results"
+    __table_args__ = (UniqueConstraint("run_id", "case_id", name="uq_eval_result_case"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    run_id: Mapped[str] = mapped_column(ForeignKey("eval_runs.id", ondelete="CASCADE"))
+    case_id: Mapped[str] = mapped_column(ForeignKey("testset_cases.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    question: Mapped[str] = mapped_column(Text)
+    answer: Mapped[str] = mapped_column(Text, default="")
+    # [{"chunk_id", "document_id", "filename", "score"}], best first.
+    retrieved: Mapped[list[Any]] = mapped_column(default=list)
+    scores: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

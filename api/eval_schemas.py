@@ -1,0 +1,89 @@
+"""Request and response models of /v1/testsets and /v1/evals."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class TestSetPublic(BaseModel):
+    __test__ = False
+
+    name: str
+    version: int
+    description: str
+    source: str
+    case_count: int
+    created_at: datetime
+
+
+class TestSetList(BaseModel):
+    __test__ = False
+
+    testsets: list[TestSetPublic]
+
+
+class TestCasePublic(BaseModel):
+    __test__ = False
+
+    position: int
+    question: str
+    reference_answer: str | None
+    reference_contexts: list[str]
+    reference_doc_ids: list[str]
+    tags: list[str]
+    metadata: dict[str, Any]
+
+
+class TestSetDetail(TestSetPublic):
+    cases: list[TestCasePublic]
+
+
+class EvalCreate(BaseModel):
+    testset: str
+    testset_version: int | None = Field(None, ge=1)
+    kb: str
+    index_version: int | None = Field(None, ge=1)
+    generator: str | None = None
+    prompt: str | None = Field(None, description="name or name@version")
+    top_k: int | None = Field(None, ge=1)
+    mode: str | None = None
+    metrics: list[str] | None = None
+
+
+class EvalRunPublic(BaseModel):
+    id: str
+    status: str
+    progress: float
+    question_count: int
+    completed_count: int
+    key: dict[str, Any]
+    key_hash: str
+    metrics: list[str]
+    aggregate: dict[str, Any]
+    wall_seconds: float
+    usage: dict[str, Any]
+    error: str | None
+    job_id: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+
+class EvalRunList(BaseModel):
+    runs: list[EvalRunPublic]
+
+
+class EvalResultPublic(BaseModel):
+    position: int
+    question: str
+    answer: str
+    retrieved: list[dict[str, Any]]
+    scores: dict[str, Any]
+    seconds: float
+
+
+class EvalResultList(BaseModel):
+    run_id: str
+    results: list[EvalResultPublic]
