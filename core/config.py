@@ -33,6 +33,8 @@ def apply_offline_defaults() -> None:
         os.environ.setdefault(key, value)
 
 
+# What is redacted by default; LOCATION, ORGANIZATION, DATE_TIME and URL are opt-in
+# because they erase names, dates and links that documentation needs to stay answerable.
 DEFAULT_REDACT_ENTITIES = [
     "PERSON",
     "EMAIL_ADDRESS",

@@ -32,6 +32,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from core.config import DEFAULT_REDACT_ENTITIES
 from core.errors import StageFailed
 from core.types import Piece, StageReport
 from ingest.language import OTHER, detect_document_language, detect_language, script_language
@@ -77,22 +78,8 @@ SUPPORTED_ENTITIES: tuple[str, ...] = (
     "UK_NHS",
     "MAC_ADDRESS",
 )
-# LOCATION, ORGANIZATION, DATE_TIME and URL are opt-in: they erase city names, company
-# names, dates and links that documentation needs to stay answerable.
-DEFAULT_ENTITIES: tuple[str, ...] = (
-    "PERSON",
-    "EMAIL_ADDRESS",
-    "PHONE_NUMBER",
-    "CREDIT_CARD",
-    "IBAN_CODE",
-    "IP_ADDRESS",
-    "US_SSN",
-    "ES_NIF",
-    "ES_NIE",
-    "RU_PASSPORT",
-    "RU_SNILS",
-    "RU_INN",
-)
+# The default set lives in settings (core.config), with why some entities are opt-in.
+DEFAULT_ENTITIES: tuple[str, ...] = tuple(DEFAULT_REDACT_ENTITIES)
 # "drop" is Presidio's "redact" operator; the other names are Presidio's own.
 SUPPORTED_OPERATORS: tuple[str, ...] = ("replace", "mask", "hash", "drop")
 
