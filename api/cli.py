@@ -158,7 +158,15 @@ def ingest(
         if not wait or not queued:
             raise typer.Exit(1 if rejected else 0)
         started = time.monotonic()
-        states = _wait_for(rt, queued)
+        try:
+            states = _wait_for(rt, queued)
+        except KeyboardInterrupt:
+            # The queue is in the catalog: nothing is lost, the next run picks it up.
+            err.print(
+                "[yellow]interrupted[/yellow]: unfinished documents stay queued; run "
+                "the same command again (or `ragops serve`) to resume"
+            )
+            raise typer.Exit(130) from None
         wall = time.monotonic() - started
     finally:
         rt.close()

@@ -7,26 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ingest.config import ChunkingConfig, RedactionConfig
-
-
-class KnowledgeBaseCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(..., min_length=1, max_length=128, examples=["handbook"])
-    description: str = Field("", max_length=2000)
-    chunking: ChunkingConfig | None = None
-    redaction: RedactionConfig | None = None
-    embedding_model: str | None = Field(None, examples=["all-MiniLM-L6-v2"])
-    reranker: str | None = Field(
-        None, description="Local sentence-transformers CrossEncoder folder used when rerank is on"
-    )
-
-
-class ChunkingUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    chunk_size: int | None = Field(None, gt=0)
-    chunk_overlap: int | None = Field(None, ge=0)
+from ingest.config import ChunkingConfig, CleaningConfig, RedactionConfig
 
 
 class CleaningUpdate(BaseModel):
@@ -39,12 +20,33 @@ class CleaningUpdate(BaseModel):
     near_duplicate_threshold: float | None = Field(None, ge=0.5, le=1.0)
 
 
+class KnowledgeBaseCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(..., min_length=1, max_length=128, examples=["handbook"])
+    description: str = Field("", max_length=2000)
+    chunking: ChunkingConfig | None = None
+    redaction: RedactionConfig | None = None
+    cleaning: CleaningUpdate | None = None
+    embedding_model: str | None = Field(None, examples=["all-MiniLM-L6-v2"])
+    reranker: str | None = Field(
+        None, description="Local sentence-transformers CrossEncoder folder used when rerank is on"
+    )
+
+
+class ChunkingUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    chunk_size: int | None = Field(None, gt=0)
+    chunk_overlap: int | None = Field(None, ge=0)
+
+
 class KnowledgeBaseUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     description: str | None = Field(None, max_length=2000)
     chunking: ChunkingUpdate | None = None
     redaction: RedactionConfig | None = None
+    cleaning: CleaningUpdate | None = None
     embedding_model: str | None = None
     reranker: str | None = Field(None, description='Local CrossEncoder folder; "" clears it')
 
@@ -55,6 +57,7 @@ class KnowledgeBasePublic(BaseModel):
     description: str
     chunking: ChunkingConfig
     redaction: RedactionConfig
+    cleaning: CleaningConfig
     embedding_model: str
     reranker: str | None = None
     live_version: int | None

@@ -28,6 +28,7 @@ def to_public(rt: Runtime, kb: KnowledgeBase) -> KnowledgeBasePublic:
         description=kb.description,
         chunking=kb.config["chunking"],
         redaction=kb.config["redaction"],
+        cleaning=kb.config.get("cleaning") or {},
         embedding_model=kb.config["embedding_model"],
         reranker=kb.config.get("reranker"),
         live_version=live.number if live else None,
@@ -39,7 +40,7 @@ def to_public(rt: Runtime, kb: KnowledgeBase) -> KnowledgeBasePublic:
 
 @router.post("", status_code=201, response_model=KnowledgeBasePublic)
 def create(body: KnowledgeBaseCreate, rt: RuntimeDep) -> KnowledgeBasePublic:
-    changes = body.model_dump(exclude={"name", "description"}, exclude_none=True)
+    changes = body.model_dump(exclude={"name", "description"}, exclude_unset=True)
     kb = create_kb(rt, name=body.name, description=body.description, changes=changes)
     return to_public(rt, kb)
 

@@ -207,3 +207,35 @@ def test_cli_ingest_and_query(tmp_path):
         timeout=300,
     )
     assert missing.returncode == 2 and "not found" in missing.stderr
+
+
+def test_cli_ingest_resumes_after_ctrl_c(tmp_path):
+    corpus_dir = tmp_path / "corpus"
+    build_corpus(corpus_dir)
+    env = {**os.environ, "RAGOPS_DATA_DIR": str(tmp_path / "data")}
+    cli = [sys.executable, "-m", "api.cli", "ingest", str(corpus_dir), "--kb", "resume"]
+    # No workers: everything is queued and the progress bar waits, so Ctrl-C lands
+    # with the whole batch unfinished.
+    first = subprocess.Popen(
+        cli,
+        cwd=ROOT,
+        env={**env, "RAGOPS_WORKERS": "0"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 180
+    seen = ""
+    while "queued" not in seen:
+        assert time.monotonic() < deadline and first.poll() is None, seen
+        seen += first.stdout.readline()
+    time.sleep(1)
+    first.send_signal(signal.SIGINT)
+    out = seen + first.communicate(timeout=60)[0]
+    assert first.returncode == 130, out
+    assert "6 queued" in out and "run the same command again" in out
+
+    second = subprocess.run(cli, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "6 queued, 0 unchanged" in second.stdout  # still pending, so waited for again
+    assert second.stdout.count("indexed") >= 6

@@ -304,3 +304,25 @@ def test_zip_members_become_documents_and_bombs_are_refused(client):
         assert r.json()["error"]["code"] == "archive_rejected"
         assert guard in r.json()["error"]["message"]
     assert client.get("/v1/kbs/zips/documents").json()["total"] == 4
+
+
+def test_cleaning_policy_is_set_per_kb(client):
+    r = client.post(
+        "/v1/kbs",
+        json={
+            "name": "clean",
+            "cleaning": {"remove_boilerplate": False, "near_duplicate_threshold": None},
+        },
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["cleaning"]["remove_boilerplate"] is False
+    assert r.json()["cleaning"]["near_duplicate_threshold"] is None
+    r = client.patch("/v1/kbs/clean", json={"cleaning": {"near_duplicate_threshold": 0.8}})
+    assert r.status_code == 200
+    assert r.json()["cleaning"] == {
+        **r.json()["cleaning"],
+        "near_duplicate_threshold": 0.8,
+        "remove_boilerplate": False,
+    }
+    r = client.patch("/v1/kbs/clean", json={"cleaning": {"near_duplicate_threshold": 2}})
+    assert r.status_code == 422 and "near_duplicate_threshold" in r.json()["error"]["message"]
