@@ -38,7 +38,7 @@ from core.types import sha256_hex
 from eval.metrics import ANSWER_METRICS, OfflineScorer, aggregate, metric_names, ranked_unique
 from eval.testsets import get_cases, get_testset
 from index.versions import queryable_version
-from retrieval.chain import _generation_kwargs, dont_know, plan_answer
+from retrieval.chain import dont_know, generation_kwargs, plan_answer
 from retrieval.generators import check_generator_name
 from retrieval.prompts import DEFAULT_PROMPT, parse_ref, resolve_prompt
 from retrieval.search import DEFAULT_MODE, MAX_TOP_K, MODES, retrieve
@@ -174,7 +174,7 @@ def _score_case(
             channel="eval",
         )
         if plan.knows:
-            answer = plan.generator.generate(plan.messages, **_generation_kwargs(plan)).strip()
+            answer = plan.generator.generate(plan.messages, **generation_kwargs(plan)).strip()
         answer = answer or dont_know(kb.name)
     scores.update(scorer.answer_scores(answer=answer, reference=case.reference_answer))
     return EvalResult(

@@ -241,7 +241,8 @@ def _record(rt: Runtime, plan: AnswerPlan, text: str) -> dict[str, Any]:
     }
 
 
-def _generation_kwargs(plan: AnswerPlan) -> dict[str, Any]:
+def generation_kwargs(plan: AnswerPlan) -> dict[str, Any]:
+    """What every generator call of this plan is given (shared by /answer and eval runs)."""
     return {
         "max_tokens": plan.max_tokens,
         "temperature": plan.temperature,
@@ -254,7 +255,7 @@ def run_answer(rt: Runtime, plan: AnswerPlan) -> dict[str, Any]:
     """Generate the whole answer, record it, return the public response."""
     if not plan.knows:
         return _record(rt, plan, dont_know(plan.kb_name))
-    text = plan.generator.generate(plan.messages, **_generation_kwargs(plan)).strip()
+    text = plan.generator.generate(plan.messages, **generation_kwargs(plan)).strip()
     return _record(rt, plan, text or dont_know(plan.kb_name))
 
 
@@ -266,7 +267,7 @@ def stream_answer(rt: Runtime, plan: AnswerPlan) -> Iterator[tuple[str, Any]]:
         yield "done", _record(rt, plan, text)
         return
     pieces: list[str] = []
-    for piece in plan.generator.stream(plan.messages, **_generation_kwargs(plan)):
+    for piece in plan.generator.stream(plan.messages, **generation_kwargs(plan)):
         pieces.append(piece)
         yield "token", piece
     text = "".join(pieces).strip()
