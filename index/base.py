@@ -153,3 +153,17 @@ class VectorIndex(Protocol):
         """A deep copy that can be mutated while readers keep searching the original;
         server-backed indexes whose writes persist per call (Qdrant) return self."""
         ...
+
+
+def checked_upsert(
+    ids: list[str], vectors: Any, payloads: list[dict[str, Any]], dimension: int
+) -> tuple[np.ndarray, dict[str, int]]:
+    """The upsert contract every backend enforces the same way: contiguous float32 rows of
+    the index's dimension, one per id and payload. Returns the vectors and, per id, the row
+    of its last occurrence (a repeated id in one call: the last one wins)."""
+    matrix = np.ascontiguousarray(vectors, dtype=np.float32)
+    if matrix.ndim != 2 or matrix.shape[1] != dimension:
+        raise ValueError(f"expected vectors of dimension {dimension}, got shape {matrix.shape}")
+    if not (len(ids) == len(matrix) == len(payloads)):
+        raise ValueError("ids, vectors and payloads must have the same length")
+    return matrix, {chunk_id: i for i, chunk_id in enumerate(ids)}

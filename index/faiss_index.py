@@ -37,7 +37,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from index.base import Hit, matches
+from index.base import Hit, checked_upsert, matches
 
 log = logging.getLogger(__name__)
 
@@ -610,15 +610,7 @@ class FaissIndex:
     def upsert(self, ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]]) -> None:
         if not ids:
             return
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        if vectors.ndim != 2 or vectors.shape[1] != self.dimension:
-            raise ValueError(
-                f"expected vectors of dimension {self.dimension}, got shape {vectors.shape}"
-            )
-        if not (len(ids) == len(vectors) == len(payloads)):
-            raise ValueError("ids, vectors and payloads must have the same length")
-        # the last occurrence wins when an id repeats within one call
-        latest = {chunk_id: i for i, chunk_id in enumerate(ids)}
+        vectors, latest = checked_upsert(ids, vectors, payloads, self.dimension)
         rows = np.fromiter(latest.values(), dtype=np.int64, count=len(latest))
         int_ids = np.array([faiss_id(c) for c in latest], dtype=np.int64)
         self._remove(int_ids)

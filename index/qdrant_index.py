@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from index.base import Hit, check_filters, is_number
+from index.base import Hit, check_filters, checked_upsert, is_number
 
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
@@ -332,15 +332,7 @@ class QdrantIndex:
 
         if not ids:
             return
-        vectors = np.asarray(vectors, dtype=np.float32)
-        if vectors.ndim != 2 or vectors.shape[1] != self.dimension:
-            raise ValueError(
-                f"expected vectors of dimension {self.dimension}, got shape {vectors.shape}"
-            )
-        if not (len(ids) == len(vectors) == len(payloads)):
-            raise ValueError("ids, vectors and payloads must have the same length")
-        # last occurrence wins when an id repeats within one call, as in FaissIndex
-        latest = {chunk_id: i for i, chunk_id in enumerate(ids)}
+        vectors, latest = checked_upsert(ids, vectors, payloads, self.dimension)
         points = [
             models.PointStruct(
                 id=point_id(chunk_id),

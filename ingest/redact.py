@@ -52,18 +52,7 @@ SUPPORTED_LANGUAGES: tuple[str, ...] = ("en", "es", "ru")
 ENGINE_LANGUAGES: tuple[str, ...] = (*SUPPORTED_LANGUAGES, OTHER)
 
 SUPPORTED_ENTITIES: tuple[str, ...] = (
-    "PERSON",
-    "EMAIL_ADDRESS",
-    "PHONE_NUMBER",
-    "CREDIT_CARD",
-    "IBAN_CODE",
-    "IP_ADDRESS",
-    "US_SSN",
-    "ES_NIF",
-    "ES_NIE",
-    "RU_PASSPORT",
-    "RU_SNILS",
-    "RU_INN",
+    *DEFAULT_REDACT_ENTITIES,
     "LOCATION",
     "ORGANIZATION",
     "NRP",
