@@ -57,8 +57,8 @@ def clean_filename(name: str | None) -> str:
     return cleaned
 
 
-def check_upload(filename: str, data: bytes, *, max_bytes: int) -> str:
-    """Validate one file before anything is stored; returns its sniffed media type."""
+def check_size(filename: str, data: bytes, *, max_bytes: int) -> None:
+    """Empty → EmptyFile (400); over RAGOPS_MAX_FILE_BYTES → TooLarge (413)."""
     if len(data) == 0:
         raise EmptyFile(f"{filename}: file is empty (0 bytes); nothing to index")
     if len(data) > max_bytes:
@@ -66,6 +66,11 @@ def check_upload(filename: str, data: bytes, *, max_bytes: int) -> str:
             f"{filename}: {len(data)} bytes is over the limit of {max_bytes} bytes "
             "(RAGOPS_MAX_FILE_BYTES)"
         )
+
+
+def check_upload(filename: str, data: bytes, *, max_bytes: int) -> str:
+    """Validate one file before anything is stored; returns its sniffed media type."""
+    check_size(filename, data, max_bytes=max_bytes)
     return sniff_media_type(data, filename)
 
 
@@ -84,13 +89,7 @@ def check_uploaded_file(
     supported member becomes a document named `archive.zip/inner/path`. A member that is
     empty, too large or of an unsupported type is skipped with its reason; an archive
     that trips a guard is refused whole."""
-    if len(data) == 0:
-        raise EmptyFile(f"{filename}: file is empty (0 bytes); nothing to index")
-    if len(data) > max_bytes:
-        raise TooLarge(
-            f"{filename}: {len(data)} bytes is over the limit of {max_bytes} bytes "
-            "(RAGOPS_MAX_FILE_BYTES)"
-        )
+    check_size(filename, data, max_bytes=max_bytes)
     media_type = sniff_media_type(data, filename, allow_archive=True)
     if media_type != ZIP:
         return CheckedUpload([(filename, data, media_type)], [])

@@ -18,6 +18,8 @@ from core.catalog.models import (
 from ingest.documents import INGEST_JOB
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from core.catalog.models import KnowledgeBase
     from core.runtime import Runtime
 
@@ -28,6 +30,18 @@ _WAITING = [
 ]
 
 
+def status_counts(*, session: Session, kb_id: str) -> dict[str, int]:
+    """Documents per status of their current revision."""
+    return dict(
+        session.execute(
+            select(DocumentRevision.status, func.count())
+            .join(Document, Document.current_revision_id == DocumentRevision.id)
+            .where(Document.kb_id == kb_id)
+            .group_by(DocumentRevision.status)
+        ).all()
+    )
+
+
 def ingestion_status(rt: Runtime, *, kb: KnowledgeBase) -> dict[str, Any]:
     now = utcnow()
     with rt.db.session() as s:
@@ -36,14 +50,7 @@ def ingestion_status(rt: Runtime, *, kb: KnowledgeBase) -> dict[str, Any]:
             .join(Document, Document.current_revision_id == DocumentRevision.id)
             .where(Document.kb_id == kb.id)
         )
-        counts = dict(
-            s.execute(
-                select(DocumentRevision.status, func.count())
-                .join(Document, Document.current_revision_id == DocumentRevision.id)
-                .where(Document.kb_id == kb.id)
-                .group_by(DocumentRevision.status)
-            ).all()
-        )
+        counts = status_counts(session=s, kb_id=kb.id)
         oldest = s.execute(
             current.where(DocumentRevision.status.in_(_WAITING))
             .order_by(DocumentRevision.created_at)

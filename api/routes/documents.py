@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from api.deps import RuntimeDep
 from api.schemas import (
@@ -26,7 +26,7 @@ from ingest.documents import (
     reprocess_document,
     submit_upload,
 )
-from ingest.status import ingestion_status
+from ingest.status import ingestion_status, status_counts
 
 router = APIRouter(prefix="/kbs/{kb}/documents", tags=["documents"])
 
@@ -125,14 +125,7 @@ def list_documents(
             .outerjoin(DocumentRevision, DocumentRevision.id == Document.current_revision_id)
             .where(Document.kb_id == kb_row.id)
         )
-        counts = dict(
-            s.execute(
-                select(DocumentRevision.status, func.count())
-                .join(Document, Document.current_revision_id == DocumentRevision.id)
-                .where(Document.kb_id == kb_row.id)
-                .group_by(DocumentRevision.status)
-            ).all()
-        )
+        counts = status_counts(session=s, kb_id=kb_row.id)
         if status:
             base = base.where(DocumentRevision.status == status)
         rows = s.execute(base.order_by(Document.filename).limit(limit).offset(offset)).all()
