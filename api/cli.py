@@ -255,8 +255,7 @@ def query(
             kb_row = get_kb(session=s, name_or_id=kb)
         result = retrieve(rt, kb=kb_row, query=text, top_k=top_k, mode=mode, index_version=version)
     except RagopsError as exc:
-        err.print(f"[red]error:[/red] {exc.message}")
-        raise typer.Exit(2) from exc
+        _fail(exc)
     finally:
         rt.close()
     if as_json:
@@ -581,8 +580,7 @@ def ask(
         else:
             result = run_answer(rt, plan)
     except RagopsError as exc:
-        err.print(f"[red]error:[/red] {exc.message}")
-        raise typer.Exit(2) from exc
+        _fail(exc)
     finally:
         rt.close()
     if as_json:
