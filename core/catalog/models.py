@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -288,8 +289,9 @@ class Answer(Base):
     # "api", "stream", "openai", "cli": which door the question came through.
     channel: Mapped[str] = mapped_column(String(16), default="api")
     latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
-    # For A/B tests between generators or prompts (not used yet).
+    # A/B: the experiment and the arm that served this answer (None outside experiments).
     arm: Mapped[str | None] = mapped_column(String(64), default=None)
+    ab_test_id: Mapped[str | None] = mapped_column(String(32), default=None, index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
@@ -395,3 +397,125 @@ class EvalResult(Base):
     scores: Mapped[dict[str, Any]] = mapped_column(default=dict)
     seconds: Mapped[float] = mapped_column(Float, default=0.0)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class EvalSchedule(Base):
+    """A recurring or event-driven evaluation, run by the scheduler.
+
+    kind `live_nightly`: evaluate each live version (of `kb_id`, or of every KB when None)
+    on the cron expression `cron`; kind `on_ready`: evaluate every version that becomes
+    ready. `params` holds the eval parameters (generator, prompt, top_k, mode, metrics)."""
+
+    __tablename__ = "eval_schedules"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    kb_id: Mapped[str | None] = mapped_column(
+        ForeignKey("knowledge_bases.id", ondelete="CASCADE"), default=None
+    )
+    testset: Mapped[str] = mapped_column(String(128))
+    # None: the newest version of the test set at run time.
+    testset_version: Mapped[int | None] = mapped_column(Integer, default=None)
+    cron: Mapped[str | None] = mapped_column(String(64), default=None)
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    last_run_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class QualityGate(Base):
+    """A KB's promotion policy: absolute floors per metric (`min_scores`) and the largest
+    allowed drop of any compared metric against the live version (`max_regression`),
+    measured on one test set with the same eval parameters for both versions."""
+
+    __tablename__ = "quality_gates"
+
+    kb_id: Mapped[str] = mapped_column(
+        ForeignKey("knowledge_bases.id", ondelete="CASCADE"), primary_key=True
+    )
+    testset: Mapped[str] = mapped_column(String(128))
+    testset_version: Mapped[int | None] = mapped_column(Integer, default=None)
+    min_scores: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    max_regression: Mapped[float | None] = mapped_column(Float, default=None)
+    # Metrics compared against live (empty: every metric both runs have).
+    metrics: Mapped[list[Any]] = mapped_column(default=list)
+    # Eval parameters for gate runs: generator, prompt, top_k, mode.
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_by: Mapped[str | None] = mapped_column(String(128), default=None)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class PromotionDecision(Base):
+    """Audit record of one promotion attempt (an index version or a model stage change):
+    what was checked, the evidence, the outcome and who forced it, if anyone."""
+
+    __tablename__ = "promotion_decisions"
+    __table_args__ = (Index("ix_decision_kb_created", "kb_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    kb_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    # "index_version" or "model".
+    subject_type: Mapped[str] = mapped_column(String(32))
+    # e.g. "v3" or "embedding:minilm-cls-256".
+    subject: Mapped[str] = mapped_column(String(256))
+    index_version: Mapped[int | None] = mapped_column(Integer, default=None)
+    baseline_version: Mapped[int | None] = mapped_column(Integer, default=None)
+    eval_run_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    baseline_run_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    # "promoted", "refused", "overridden", "pending", "failed".
+    outcome: Mapped[str] = mapped_column(String(16))
+    passed: Mapped[bool | None] = mapped_column(Boolean, default=None)
+    forced: Mapped[bool] = mapped_column(Boolean, default=False)
+    actor: Mapped[str | None] = mapped_column(String(128), default=None)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    # {"checks": [{"metric", "rule", "value", "threshold", "baseline", "passed"}], ...}
+    evidence: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class RegistryModel(Base):
+    """A model known to the deployment: embedding model, generator, judge or reranker,
+    with where it comes from, its digest, its stage and its lineage."""
+
+    __tablename__ = "registry_models"
+    __table_args__ = (UniqueConstraint("kind", "name", name="uq_registry_kind_name"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    # "embedding", "generator", "judge", "reranker".
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(256))
+    # "local_path", "hub_id", "endpoint", "package", "builtin".
+    source_type: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(1024))
+    digest: Mapped[str | None] = mapped_column(String(64), default=None)
+    # "candidate", "staging", "production", "archived".
+    stage: Mapped[str] = mapped_column(String(16), default="candidate")
+    # {"fine_tuned_from": "<name>", "training_data": "...", "notes": "..."}
+    lineage: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+    stage_changed_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+
+
+class ABTest(Base):
+    """An A/B split of a KB's /answer traffic between arms (index versions and/or
+    generators), by weight, sticky per user or session id."""
+
+    __tablename__ = "ab_tests"
+    __table_args__ = (UniqueConstraint("kb_id", "name", name="uq_ab_test_kb_name"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    kb_id: Mapped[str] = mapped_column(ForeignKey("knowledge_bases.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(128))
+    # "running" or "stopped"; at most one running test per KB.
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    # [{"name": "A", "weight": 50, "index_version": 1, "generator": "extractive",
+    #   "prompt": "default@1"}, ...]
+    arms: Mapped[list[Any]] = mapped_column(default=list)
+    created_by: Mapped[str | None] = mapped_column(String(128), default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    stopped_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
