@@ -40,6 +40,18 @@ class AnswerRequest(BaseModel):
     filters: dict[str, Any] | None = Field(None, description="As in /retrieve")
     max_tokens: int | None = Field(None, ge=1, le=4096)
     temperature: float | None = Field(None, ge=0.0, le=2.0)
+    user_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=256,
+        description="Who asks: keeps an A/B test's arm sticky for this user",
+    )
+    session_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=256,
+        description="Used for A/B stickiness when no user_id is given",
+    )
 
 
 class Citation(BaseModel):
@@ -64,6 +76,9 @@ class AnswerResponse(BaseModel):
     index_version: int | None
     generator: str
     prompt: PromptUsed
+    # Present only when a running A/B test served the request.
+    ab_test: str | None = Field(None, description="The A/B test that served this answer")
+    arm: str | None = Field(None, description="Its arm (see /v1/kbs/{kb}/ab-tests)")
 
 
 class AnswerSettingsUpdate(BaseModel):

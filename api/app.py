@@ -12,14 +12,18 @@ from fastapi.concurrency import run_in_threadpool
 from api import errors
 from api.deps import require_key
 from api.routes import (
+    ab_tests,
     answers,
     dify,
     documents,
     evals,
+    gates,
     health,
     kbs,
+    models,
     openai_compat,
     prompts,
+    reports,
     retrieve,
     versions,
 )
@@ -37,6 +41,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runtime = Runtime(settings)
         app.state.runtime = runtime
         await run_in_threadpool(runtime.start)
+        scheduler = None
+        if settings.scheduler_embedded:
+            from eval.scheduler import SchedulerService
+
+            scheduler = SchedulerService(runtime).build(blocking=False)
+            scheduler.start()
         log.info(
             "ragops ready (data dir %s, catalog %s)",
             settings.data_dir,
@@ -45,6 +55,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            if scheduler is not None:
+                scheduler.shutdown(wait=False)
             await run_in_threadpool(runtime.close)
 
     app = FastAPI(
@@ -65,6 +77,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     v1.include_router(answers.router)
     v1.include_router(prompts.router)
     v1.include_router(evals.router)
+    v1.include_router(reports.router)
+    v1.include_router(models.router)
+    v1.include_router(ab_tests.router)
+    v1.include_router(gates.router)
+    v1.include_router(gates.schedules_router)
     app.include_router(v1)
     # Façades with their own auth and error shapes (OpenAI's, Dify's).
     app.include_router(openai_compat.router)

@@ -15,6 +15,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from api.cli_ab import ab_app
+from api.cli_gates import register as register_gates
+from api.cli_generate import register as register_generate
+from api.cli_models import models_app
+from api.cli_report import register as register_report
 from core.config import apply_offline_defaults, get_settings
 
 app = typer.Typer(
@@ -422,22 +427,64 @@ def build(
 def promote_cmd(
     version: Annotated[int, typer.Argument(help="Version number to make live")],
     kb: Annotated[str, typer.Option("--kb", help="Knowledge base name")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Override the quality gate (needs --actor, --reason)")
+    ] = False,
+    actor: Annotated[str | None, typer.Option("--actor", help="Who promotes (recorded)")] = None,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why (recorded)")] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait/--no-wait", help="Run the gate's eval runs and wait")
+    ] = True,
 ) -> None:
-    """Make a ready index version live (atomically; the old one stays ready).
+    """Make a ready index version live (atomically; the old one stays ready), through
+    the KB's quality gate when it has one: the gate's eval runs are reused or run, and a
+    failing version stays ready (exit code 3) with the checks printed.
 
-    Example: ragops promote 2 --kb sample
+    Example: ragops promote 2 --kb sample --actor ana
     """
-    from core.errors import RagopsError
-    from index.versions import promote
+    from api.cli_gates import print_decision
+    from core.errors import GateRefused, RagopsError
+    from eval import gates
 
-    rt = _runtime(workers=False, warm_ingest=False)
+    rt = _runtime(workers=wait, warm_ingest=False)
     try:
-        v = promote(rt, kb=_kb_row(rt, kb), number=version)
+        kb_row = _kb_row(rt, kb)
+        with rt.db.session() as s:
+            live = lifecycle_version(s, kb_row, version)
+        if live:
+            console.print(f"version {version} of {kb} is already live")
+            return
+        decision = gates.request_promotion(
+            rt, kb=kb_row, number=version, actor=actor, force=force, reason=reason or ""
+        )
+        while wait and decision.outcome == gates.PENDING:
+            time.sleep(0.5)
+            decision = gates.advance(rt, decision.id)
+    except GateRefused as exc:
+        print_decision(exc.details)
+        err.print(f"[red]refused:[/red] {exc.message}")
+        raise typer.Exit(3) from exc
     except RagopsError as exc:
         _fail(exc)
     finally:
         rt.close()
-    console.print(f"version {v.number} of {kb} is live")
+    print_decision(gates.decision_dict(decision, kb_name=kb))
+    if decision.outcome == gates.REFUSED:
+        raise typer.Exit(3)
+    if decision.outcome == gates.FAILED:
+        raise typer.Exit(2)
+    if decision.outcome == gates.PENDING:
+        console.print(f"pending: decision {decision.id} waits for its eval runs")
+    else:
+        console.print(f"version {version} of {kb} is live ({decision.outcome})")
+
+
+def lifecycle_version(s, kb_row, number: int) -> bool:  # type: ignore[no-untyped-def]
+    """True when the version is already live (404 for an unknown one)."""
+    from core.catalog.models import VersionStatus
+    from index.versions import get_version
+
+    return get_version(session=s, kb=kb_row, number=number).status == VersionStatus.LIVE
 
 
 @app.command(name="rollback")
@@ -793,6 +840,11 @@ def bench_index(
 
 testset_app = typer.Typer(help="Versioned evaluation test sets.", no_args_is_help=True)
 app.add_typer(testset_app, name="testset")
+register_generate(testset_app)
+register_report(app)
+register_gates(app)
+app.add_typer(ab_app, name="ab")
+app.add_typer(models_app, name="models")
 
 
 @testset_app.command("upload")

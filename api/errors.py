@@ -42,11 +42,16 @@ HTTP_CODES = {
 
 
 def envelope(
-    status: int, code: str, message: str, headers: dict[str, str] | None = None
+    status: int,
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+    details: dict | None = None,
 ) -> JSONResponse:
-    return JSONResponse(
-        {"error": {"code": code, "message": message}}, status_code=status, headers=headers
-    )
+    error: dict = {"code": code, "message": message}
+    if details is not None:
+        error["details"] = details
+    return JSONResponse({"error": error}, status_code=status, headers=headers)
 
 
 def status_for(exc: errors.RagopsError) -> int:
@@ -65,7 +70,9 @@ def _describe(err: dict) -> str:
 def install(app: FastAPI) -> None:
     @app.exception_handler(errors.RagopsError)
     async def _domain(_: Request, exc: errors.RagopsError) -> JSONResponse:
-        return envelope(status_for(exc), exc.code, exc.message)
+        return envelope(
+            status_for(exc), exc.code, exc.message, details=getattr(exc, "details", None)
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

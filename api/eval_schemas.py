@@ -41,6 +41,34 @@ class TestSetDetail(TestSetPublic):
     cases: list[TestCasePublic]
 
 
+class TestSetGenerate(BaseModel):
+    __test__ = False
+
+    kb: str
+    name: str
+    size: int = Field(..., ge=1, le=500, description="cases to generate")
+    languages: list[str] | None = Field(None, description="ISO 639-1 codes, e.g. ['en', 'es']")
+
+
+class TestSetGenerationPublic(BaseModel):
+    __test__ = False
+
+    job_id: str
+    status: str
+    progress: float
+    message: str
+    error: str | None
+    kb: str
+    name: str
+    size: int
+    languages: list[str]
+    index_version: int
+    judge: str
+    testset: TestSetPublic | None = None
+    created_at: datetime
+    finished_at: datetime | None
+
+
 class EvalCreate(BaseModel):
     testset: str
     testset_version: int | None = Field(None, ge=1)

@@ -246,6 +246,8 @@ class VersionPublic(BaseModel):
     promoted_at: datetime | None
     retired_at: datetime | None
     purged_at: datetime | None
+    # Set by promote: the recorded decision (outcome, gate checks, who forced it).
+    decision: dict[str, Any] | None = None
 
 
 class VersionList(BaseModel):

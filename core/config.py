@@ -103,6 +103,11 @@ class Settings(BaseSettings):
     gc_interval_seconds: float = Field(3600.0, gt=0)
     reconcile_interval_seconds: float = Field(300.0, gt=0)
     scheduler_lease_seconds: float = Field(60.0, gt=0)
+    # How often the scheduler re-reads eval schedules and moves pending gate decisions on.
+    schedule_sync_seconds: float = Field(30.0, gt=0)
+    # `ragops serve` runs the scheduler in-process (the embedded default); turn off when
+    # a separate `ragops scheduler` runs (it is harmless either way: a lease picks one).
+    scheduler_embedded: bool = True
     # Documents embedded per index write while building a version.
     build_batch_documents: int = Field(32, gt=0)
 
@@ -141,6 +146,35 @@ class Settings(BaseSettings):
     openai_model: str | None = None
     openai_timeout_seconds: float = Field(60.0, gt=0)
 
+    # The LLM judge for LLM-judged eval metrics (faithfulness, answer_relevancy,
+    # llm_context_precision, llm_context_recall) and test-set generation (eval/judge.py).
+    # RAGOPS_JUDGE=openai (implied by RAGOPS_JUDGE_BASE_URL): an OpenAI-compatible
+    # endpoint; RAGOPS_JUDGE=local: the local generator's model in process (SmolLM2 by
+    # default: wiring and smoke tests, far too small for trustworthy verdicts).
+    judge: Literal["", "none", "local", "openai"] = ""
+    judge_base_url: str | None = None
+    judge_api_key: str | None = None
+    judge_model: str | None = None
+    judge_timeout_seconds: float = Field(120.0, gt=0)
+    # Completion tokens per judge call; ragas' own default is 1024.
+    judge_max_tokens: int = Field(1024, gt=0)
+    # Re-asks after output that does not parse into the expected JSON (0: one attempt).
+    judge_retries: int = Field(1, ge=0, le=5)
+    # Judge calls in flight at once per question (the local model serialises anyway).
+    judge_concurrency: int = Field(4, ge=1, le=64)
+    # USD per 1,000 tokens, for EvalRun.usage.cost_usd; unset means the cost is unknown.
+    judge_price_per_1k_input: float | None = Field(None, ge=0)
+    judge_price_per_1k_output: float | None = Field(None, ge=0)
+
+    @property
+    def judge_kind(self) -> str | None:
+        """The judge in use: "openai", "local", or None when none is configured."""
+        if self.judge == "none":
+            return None
+        if self.judge:
+            return self.judge
+        return "openai" if self.judge_base_url else None
+
     @field_validator("data_dir")
     @classmethod
     def _absolute_data_dir(cls, value: Path) -> Path:
@@ -167,6 +201,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"RAGOPS_CHUNK_OVERLAP ({self.chunk_overlap}) must be smaller than "
                 f"RAGOPS_CHUNK_SIZE ({self.chunk_size})"
+            )
+        if self.judge_kind == "openai" and not (self.judge_base_url and self.judge_model):
+            raise ValueError(
+                "RAGOPS_JUDGE=openai needs RAGOPS_JUDGE_BASE_URL (e.g. "
+                "http://127.0.0.1:11434/v1) and RAGOPS_JUDGE_MODEL; or set RAGOPS_JUDGE=local"
             )
         if self.environment == "production" and self.admin_key in (None, "", "changeme"):
             raise ValueError("RAGOPS_ADMIN_KEY must be set to a real secret in production")

@@ -59,6 +59,24 @@ class Conflict(RagopsError):
     code = "conflict"
 
 
+class GateRefused(Conflict):
+    """A promotion failed its KB's quality gate; `details` carries the decision and its
+    evidence (every check with value, threshold and baseline)."""
+
+    code = "quality_gate_failed"
+
+    def __init__(self, message: str, *, details: dict) -> None:
+        super().__init__(message)
+        self.details = details
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_gate_refused, (self.message, self.details))
+
+
+def _rebuild_gate_refused(message: str, details: dict) -> GateRefused:
+    return GateRefused(message, details=details)
+
+
 class Overloaded(RagopsError):
     code = "overloaded"
 

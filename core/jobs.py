@@ -300,7 +300,9 @@ class WorkerPool:
 
     `handlers` maps a job kind to a function(payload, ctx) -> optional message. A
     handler's `on_final_failure` hook (see `register`) lets the domain record the reason
-    on the object the job was about (e.g. the document revision).
+    on the object the job was about (e.g. the document revision). Listeners (see
+    `listen`) hear that a job of a kind ended, succeeded or not, so another package can
+    react (quality gates waiting for a build or an eval) without the handler knowing.
     """
 
     def __init__(self, queue: JobQueue, *, threads: int = 2, poll_seconds: float = 0.5) -> None:
@@ -309,6 +311,7 @@ class WorkerPool:
         self.poll_seconds = poll_seconds
         self.handlers: dict[str, Handler] = {}
         self.on_final_failure: dict[str, Callable[[dict[str, Any], str], None]] = {}
+        self.listeners: dict[str, list[Callable[[dict[str, Any], bool], None]]] = {}
         queue.on_abandoned = self._record_abandoned
         self.owner_prefix = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._stop = threading.Event()
@@ -324,6 +327,18 @@ class WorkerPool:
                 hook(job.payload, job.error or "worker lost")
             except Exception:  # noqa: BLE001
                 log.exception("recording the failure of abandoned job %s failed", job.id)
+        self._notify(job.kind, job.payload, succeeded=False)
+
+    def listen(self, kind: str, listener: Callable[[dict[str, Any], bool], None]) -> None:
+        """Call `listener(payload, succeeded)` after a job of `kind` ends for good."""
+        self.listeners.setdefault(kind, []).append(listener)
+
+    def _notify(self, kind: str, payload: dict[str, Any], *, succeeded: bool) -> None:
+        for listener in self.listeners.get(kind, ()):
+            try:
+                listener(payload, succeeded)
+            except Exception:  # noqa: BLE001 - a listener must never fail the job
+                log.exception("listener for %s jobs failed", kind)
 
     def register(
         self,
@@ -400,6 +415,7 @@ class WorkerPool:
             handler = self.handlers[job.kind]
             message = handler(job.payload, JobContext(self.queue, job.id, owner))
             self.queue.complete(job.id, owner, message or "")
+            self._notify(job.kind, job.payload, succeeded=True)
         except Exception as exc:  # noqa: BLE001 - a job failure must never kill the worker
             permanent = isinstance(exc, PermanentJobError) or getattr(exc, "permanent", False)
             reason = str(exc) or exc.__class__.__name__
@@ -418,6 +434,8 @@ class WorkerPool:
                     hook(job.payload, reason)
                 except Exception:  # noqa: BLE001
                     log.exception("recording the failure of job %s failed", job.id)
+            if not retried:
+                self._notify(job.kind, job.payload, succeeded=False)
         finally:
             with self._lock:
                 self._running.pop(job.id, None)

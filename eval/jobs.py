@@ -1,10 +1,14 @@
-"""Job kinds of the evaluation package, registered like `ingest.worker.register_handlers`."""
+"""Job kinds of the evaluation package, registered like `ingest.worker.register_handlers`,
+and what evaluation does when other jobs end: a finished build or eval run may complete
+a pending promotion decision (quality gates) or be due for a scheduled evaluation."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from eval.generate import GENERATE_JOB, run_generation
 from eval.runs import EVAL_JOB, record_eval_failure, run_eval
+from index.versions import BUILD_JOB
 
 if TYPE_CHECKING:
     from core.runtime import Runtime
@@ -16,3 +20,20 @@ def register_handlers(rt: Runtime) -> None:
         lambda p, ctx: run_eval(rt, p, ctx),
         on_final_failure=lambda p, reason: record_eval_failure(rt, p, reason),
     )
+    rt.workers.register(GENERATE_JOB, lambda p, ctx: run_generation(rt, p, ctx))
+
+    def after_build(payload: dict[str, Any], succeeded: bool) -> None:
+        from eval.gates import advance_pending
+        from eval.schedules import evaluate_new_versions
+
+        if succeeded:
+            evaluate_new_versions(rt)
+        advance_pending(rt)
+
+    def after_eval(payload: dict[str, Any], succeeded: bool) -> None:
+        from eval.gates import advance_pending
+
+        advance_pending(rt)
+
+    rt.workers.listen(BUILD_JOB, after_build)
+    rt.workers.listen(EVAL_JOB, after_eval)

@@ -8,6 +8,12 @@
 - `semantic_similarity`: cosine of our embedder's normalised vectors of the answer and
   the reference answer (what ragas' SemanticSimilarity computes, without its wrappers).
 
+LLM-judged metrics (`faithfulness`, `answer_relevancy`, `llm_context_precision`,
+`llm_context_recall`; see `eval.llm_metrics`) are opt-in: a run computes them only when
+it names them, because each question then costs several judge calls (time, and money on
+a paid endpoint), and scheduled runs must not start spending when a judge is configured.
+Naming one without a judge configured is a 409 naming the settings.
+
 A metric whose reference is missing in a case scores None there and is left out of the
 aggregate. Every score is in [0, 1].
 
@@ -35,8 +41,9 @@ RAGAS_METRICS = (
     "semantic_similarity",
 )
 OFFLINE_METRICS = IR_METRICS + RAGAS_METRICS
-# Need a judge LLM (RAGOPS_OPENAI_BASE_URL or the local model); not wired yet.
+# Need a judge LLM (RAGOPS_JUDGE_BASE_URL or RAGOPS_JUDGE=local): eval/llm_metrics.py.
 LLM_METRICS = ("faithfulness", "answer_relevancy", "llm_context_precision", "llm_context_recall")
+ALL_METRICS = OFFLINE_METRICS + LLM_METRICS
 ANSWER_METRICS = ("string_similarity", "bleu", "rouge", "semantic_similarity")
 
 
@@ -69,23 +76,23 @@ def ranked_unique(ids: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
-def metric_names(requested: Sequence[str] | None) -> list[str]:
-    """Validate a requested metric list (None: every offline metric)."""
+def metric_names(requested: Sequence[str] | None, *, judge: str | None = None) -> list[str]:
+    """Validate a requested metric list (None: every offline metric). LLM-judged metrics
+    need `judge` (the configured judge's label, see `eval.judge.judge_label`)."""
     if not requested:
         return list(OFFLINE_METRICS)
     from core.errors import Conflict, InvalidInput
 
     names = list(dict.fromkeys(requested))
-    llm = [m for m in names if m in LLM_METRICS]
-    if llm:
-        raise Conflict(
-            f"LLM-judged metrics ({', '.join(llm)}) are not available in this version yet; "
-            f"choose from {', '.join(OFFLINE_METRICS)}"
-        )
-    unknown = [m for m in names if m not in OFFLINE_METRICS]
+    unknown = [m for m in names if m not in ALL_METRICS]
     if unknown:
-        raise InvalidInput(
-            f"unknown metric {unknown[0]!r}; choose from {', '.join(OFFLINE_METRICS)}"
+        raise InvalidInput(f"unknown metric {unknown[0]!r}; choose from {', '.join(ALL_METRICS)}")
+    llm = [m for m in names if m in LLM_METRICS]
+    if llm and judge is None:
+        raise Conflict(
+            f"LLM-judged metrics ({', '.join(llm)}) need an LLM judge; set "
+            "RAGOPS_JUDGE_BASE_URL and RAGOPS_JUDGE_MODEL (an OpenAI-compatible endpoint) or "
+            f"RAGOPS_JUDGE=local, or choose from {', '.join(OFFLINE_METRICS)}"
         )
     return names
 
@@ -101,12 +108,40 @@ def _clamp(value: Any) -> float | None:
 
 class OfflineScorer:
     """Scores one case at a time with the selected offline metrics. ragas metrics are
-    built once (cheap) and imported lazily."""
+    built once (cheap) and imported lazily. With `judge` (an `eval.llm_metrics.LLMScorer`)
+    it also scores the LLM-judged metrics the run names."""
 
-    def __init__(self, *, embedder: Any = None, metrics: Sequence[str] = OFFLINE_METRICS):
+    def __init__(
+        self,
+        *,
+        embedder: Any = None,
+        metrics: Sequence[str] = OFFLINE_METRICS,
+        judge: Any = None,
+    ):
         self.metrics = list(metrics)
         self.embedder = embedder
+        self.judge = judge
         self._ragas: dict[str, Any] | None = None
+
+    def wants_answer(self, reference: str | None) -> bool:
+        """Whether a case needs a generated answer: for answer-vs-reference metrics when
+        it has a reference answer, for judged answers (faithfulness…) always."""
+        if self.judge is not None and self.judge.needs_answer:
+            return True
+        return bool(reference) and any(m in self.metrics for m in ANSWER_METRICS)
+
+    def llm_scores(
+        self, *, question: str, answer: str, contexts: list[str], reference: str | None
+    ) -> dict[str, Any]:
+        if self.judge is None:
+            return {}
+        return self.judge.score(
+            question=question, answer=answer, contexts=contexts, reference=reference
+        )
+
+    def usage(self, base: dict[str, Any] | None) -> dict[str, Any]:
+        """Judge calls, tokens and cost so far, added to `base` (earlier attempts)."""
+        return self.judge.usage(base) if self.judge is not None else dict(base or {})
 
     def _load(self) -> dict[str, Any]:
         if self._ragas is None:
@@ -175,12 +210,13 @@ class OfflineScorer:
 
 
 def aggregate(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """Mean of each metric over the questions that scored it, with the count."""
+    """Mean of each metric over the questions that scored it, with the count (the
+    `errors` entry of judged scores is not a metric)."""
     sums: dict[str, float] = {}
     counts: dict[str, int] = {}
     for scores in rows:
         for name, value in scores.items():
-            if value is None:
+            if value is None or not isinstance(value, int | float):
                 continue
             sums[name] = sums.get(name, 0.0) + float(value)
             counts[name] = counts.get(name, 0) + 1

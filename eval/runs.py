@@ -35,7 +35,9 @@ from core.catalog.models import (
 from core.errors import InvalidInput, NotFound
 from core.jobs import PermanentJobError
 from core.types import sha256_hex
-from eval.metrics import ANSWER_METRICS, OfflineScorer, aggregate, metric_names, ranked_unique
+from eval.judge import judge_for_metrics
+from eval.llm_metrics import llm_scorer
+from eval.metrics import OfflineScorer, aggregate, metric_names, ranked_unique
 from eval.testsets import get_cases, get_testset
 from index.versions import queryable_version
 from retrieval.chain import dont_know, generation_kwargs, plan_answer
@@ -44,6 +46,8 @@ from retrieval.prompts import DEFAULT_PROMPT, parse_ref, resolve_prompt
 from retrieval.search import DEFAULT_MODE, MAX_TOP_K, MODES, retrieve
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from core.catalog.models import KnowledgeBase
     from core.jobs import JobContext
     from core.runtime import Runtime
@@ -64,9 +68,10 @@ def run_key(run: EvalRun, *, testset_name: str, testset_version: int, kb_name: s
     }
 
 
-def submit_eval(
+def prepare_eval(
     rt: Runtime,
     *,
+    session: Session,
     testset: str,
     kb: KnowledgeBase,
     testset_version: int | None = None,
@@ -77,41 +82,56 @@ def submit_eval(
     mode: str | None = None,
     metrics: list[str] | None = None,
 ) -> EvalRun:
-    """Create the run and queue its job (202 for the API). Bad parameters fail here."""
+    """A validated, unsaved run with its key resolved (test set and prompt versions, the
+    index version and its embedding model): what `submit_eval` queues, and what quality
+    gates compare against existing runs to reuse one with the same key."""
     top_k = top_k or rt.settings.answer_top_k
     if not 1 <= top_k <= MAX_TOP_K:
         raise InvalidInput(f"top_k must be between 1 and {MAX_TOP_K}, got {top_k}")
     mode = mode or DEFAULT_MODE
     if mode not in MODES:
         raise InvalidInput(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-    names = metric_names(metrics)
+    judge = judge_for_metrics(rt.settings, metrics)
+    names = metric_names(metrics, judge=judge)
     generator = check_generator_name(generator or rt.settings.answer_generator)
     prompt_name, prompt_version = parse_ref(prompt) if prompt else (DEFAULT_PROMPT, None)
+    ts = get_testset(session=session, name=testset, version=testset_version)
+    version = queryable_version(session=session, kb=kb, number=index_version)
+    if version is None:
+        raise NotFound(f"knowledge base {kb.name!r} has no live index version yet")
+    record = resolve_prompt(session=session, name=prompt_name, version=prompt_version)
+    run = EvalRun(
+        testset_id=ts.id,
+        kb_id=kb.id,
+        index_version=version.number,
+        embedding_model=version.embedding_model,
+        generator=generator,
+        prompt_name=record.name,
+        prompt_version=record.version,
+        params={"top_k": top_k, "mode": mode, **({"judge": judge} if judge else {})},
+        metrics=names,
+        question_count=ts.case_count,
+    )
+    run.key = run_key(run, testset_name=ts.name, testset_version=ts.version, kb_name=kb.name)
+    run.key_hash = sha256_hex(json.dumps(run.key, sort_keys=True))
+    return run
+
+
+def queue_run(rt: Runtime, session: Session, run: EvalRun) -> EvalRun:
+    """Store a prepared run and queue its job (in the caller's transaction)."""
+    session.add(run)
+    session.flush()
+    job = rt.jobs.submit(session, kind=EVAL_JOB, payload={"run_id": run.id}, kb_id=run.kb_id)
+    run.job_id = job.id
+    session.flush()
+    return run
+
+
+def submit_eval(rt: Runtime, *, testset: str, kb: KnowledgeBase, **params: Any) -> EvalRun:
+    """Create the run and queue its job (202 for the API). Bad parameters fail here.
+    `params`: testset_version, index_version, generator, prompt, top_k, mode, metrics."""
     with rt.db.session() as s:
-        ts = get_testset(session=s, name=testset, version=testset_version)
-        version = queryable_version(session=s, kb=kb, number=index_version)
-        if version is None:
-            raise NotFound(f"knowledge base {kb.name!r} has no live index version yet")
-        record = resolve_prompt(session=s, name=prompt_name, version=prompt_version)
-        run = EvalRun(
-            testset_id=ts.id,
-            kb_id=kb.id,
-            index_version=version.number,
-            embedding_model=version.embedding_model,
-            generator=generator,
-            prompt_name=record.name,
-            prompt_version=record.version,
-            params={"top_k": top_k, "mode": mode},
-            metrics=names,
-            question_count=ts.case_count,
-        )
-        run.key = run_key(run, testset_name=ts.name, testset_version=ts.version, kb_name=kb.name)
-        run.key_hash = sha256_hex(json.dumps(run.key, sort_keys=True))
-        s.add(run)
-        s.flush()
-        job = rt.jobs.submit(s, kind=EVAL_JOB, payload={"run_id": run.id}, kb_id=kb.id)
-        run.job_id = job.id
-        s.flush()
+        run = queue_run(rt, s, prepare_eval(rt, session=s, testset=testset, kb=kb, **params))
         s.expunge(run)
     return run
 
@@ -159,7 +179,7 @@ def _score_case(
         )
     )
     answer = ""
-    if case.reference_answer and any(m in run.metrics for m in ANSWER_METRICS):
+    if scorer.wants_answer(case.reference_answer):
         # Answered like /answer (same relevance gate and prompt), but not recorded as a
         # user answer: eval questions must not feed back into feedback-based test sets.
         plan = plan_answer(
@@ -177,6 +197,14 @@ def _score_case(
             answer = plan.generator.generate(plan.messages, **generation_kwargs(plan)).strip()
         answer = answer or dont_know(kb.name)
     scores.update(scorer.answer_scores(answer=answer, reference=case.reference_answer))
+    scores.update(
+        scorer.llm_scores(
+            question=case.question,
+            answer=answer,
+            contexts=[h.text for h in hits],
+            reference=case.reference_answer,
+        )
+    )
     return EvalResult(
         run_id=run.id,
         case_id=case.id,
@@ -221,7 +249,13 @@ def run_eval(rt: Runtime, payload: dict[str, Any], ctx: JobContext | None = None
         )
         s.expunge_all()
     _update_run(rt, run.id, status=JobStatus.RUNNING, error=None)
-    scorer = OfflineScorer(embedder=rt.embedder(run.embedding_model), metrics=run.metrics)
+    scorer = OfflineScorer(
+        # One scoring model for every run (not the version's own): semantic similarity
+        # from two different embedding models would not be comparable across versions.
+        embedder=rt.embedder(),
+        metrics=run.metrics,
+        judge=llm_scorer(rt, metrics=run.metrics, embedding_model=run.embedding_model),
+    )
     todo = [c for c in cases if c.id not in done]
     total = max(1, len(cases))
     completed = len(done)
@@ -233,7 +267,13 @@ def run_eval(rt: Runtime, payload: dict[str, Any], ctx: JobContext | None = None
         except IntegrityError:
             pass  # another attempt stored this question meanwhile
         completed += 1
-        _update_run(rt, run.id, completed_count=completed, progress=completed / total)
+        _update_run(
+            rt,
+            run.id,
+            completed_count=completed,
+            progress=completed / total,
+            usage=scorer.usage(run.usage),
+        )
         if ctx is not None:
             ctx.progress(completed / total, f"{completed}/{len(cases)} questions")
     with rt.db.session() as s:

@@ -6,6 +6,10 @@ Periodic jobs:
 - `gc`: queue garbage collection of retired index versions (`RAGOPS_GC_INTERVAL_SECONDS`).
 - `reconcile`: fail revisions and builds whose job ended without finishing them.
 - `redispatch` (Celery mode): re-send messages for queued jobs that are overdue.
+- `sync`: mirror the catalog's eval schedules (see `eval.schedules`) into cron jobs
+  `ragops-eval-<id>`, run `on_ready` schedules, and move pending promotion decisions on
+  (`RAGOPS_SCHEDULE_SYNC_SECONDS`), so schedules changed through the API take effect
+  without a restart.
 """
 
 from __future__ import annotations
@@ -42,13 +46,26 @@ def run_tick(name: str) -> None:
         _ACTIVE.tick(name)
 
 
+def run_eval_schedule(schedule_id: str) -> None:
+    """Entry point of an eval schedule's cron job."""
+    if _ACTIVE is not None:
+        _ACTIVE.run_schedule(schedule_id)
+
+
+EVAL_JOB_PREFIX = "ragops-eval-"
+
+
 class SchedulerService:
     def __init__(self, rt: Runtime, *, persistent: bool = True) -> None:
         self.rt = rt
         self.persistent = persistent
         s = rt.settings
         self.lease = CatalogLease(rt.db, LEASE_NAME, ttl_seconds=s.scheduler_lease_seconds)
-        self.intervals = {"gc": s.gc_interval_seconds, "reconcile": s.reconcile_interval_seconds}
+        self.intervals = {
+            "gc": s.gc_interval_seconds,
+            "reconcile": s.reconcile_interval_seconds,
+            "sync": s.schedule_sync_seconds,
+        }
         if s.celery_broker_url:
             self.intervals["redispatch"] = s.celery_redispatch_seconds
         self.scheduler: BaseScheduler | None = None
@@ -124,10 +141,57 @@ class SchedulerService:
                         error="its build job ended without finishing it; retire it and build again"
                     )
                 )
+        from eval.gates import advance_pending
+
+        advance_pending(self.rt)
         if stuck or builds:
             log.warning(
                 "reconcile: %d revisions and %d builds had no job left", len(stuck), len(builds)
             )
+
+    def _sync(self) -> None:
+        """Catalog eval schedules → cron jobs; then on_ready schedules and pending gates."""
+        from eval.gates import advance_pending
+        from eval.schedules import evaluate_new_versions, list_schedules
+
+        if self.scheduler is not None:
+            from apscheduler.triggers.cron import CronTrigger
+
+            wanted = {
+                f"{EVAL_JOB_PREFIX}{row.id}": row
+                for row in list_schedules(self.rt)
+                if row.enabled and row.kind == "live_nightly" and row.cron
+            }
+            for job in self.scheduler.get_jobs():
+                if job.id.startswith(EVAL_JOB_PREFIX) and job.id not in wanted:
+                    job.remove()
+            for job_id, row in wanted.items():
+                trigger = CronTrigger.from_crontab(row.cron, timezone="UTC")
+                current = self.scheduler.get_job(job_id)
+                if current is not None and str(current.trigger) == str(trigger):
+                    continue
+                self.scheduler.add_job(
+                    "eval.scheduler:run_eval_schedule",
+                    trigger,
+                    args=[row.id],
+                    id=job_id,
+                    name=f"eval schedule {row.name}",
+                    replace_existing=True,
+                )
+        evaluate_new_versions(self.rt)
+        advance_pending(self.rt)
+
+    def run_schedule(self, schedule_id: str) -> bool:
+        """A cron-triggered eval schedule, if this process holds the lease."""
+        from eval.schedules import run_schedule
+
+        if not self.lease.acquire():
+            return False
+        try:
+            run_schedule(self.rt, schedule_id)
+        except Exception:  # noqa: BLE001
+            log.exception("eval schedule %s failed", schedule_id)
+        return True
 
     def _redispatch(self) -> None:
         from core.dispatch import redispatch_stale
@@ -164,9 +228,45 @@ class SchedulerService:
                 replace_existing=True,
             )
         self.scheduler = scheduler
+        self._sync_jobs_only()
         return scheduler
+
+    def _sync_jobs_only(self) -> None:
+        """At start-up: cron jobs for the catalog's schedules before the first tick."""
+        try:
+            self.tick("sync")
+        except Exception:  # noqa: BLE001
+            log.exception("initial schedule sync failed")
 
     def jobs(self) -> list[dict[str, Any]]:
         if self.scheduler is None:
             return []
-        return [{"id": j.id, "next_run_time": j.next_run_time} for j in self.scheduler.get_jobs()]
+        return [
+            {"id": j.id, "name": j.name, "trigger": str(j.trigger), "next_run_time": _next(j)}
+            for j in self.scheduler.get_jobs()
+        ]
+
+
+def _next(job: Any) -> Any:
+    """A job's next run; None while its scheduler has not started."""
+    return getattr(job, "next_run_time", None)
+
+
+def stored_jobs(rt: Runtime) -> list[dict[str, Any]]:
+    """What the acting scheduler has in its job store (the catalog), read from any
+    process: id, trigger, next run. Empty when no scheduler ever ran here."""
+    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+    from sqlalchemy import inspect
+
+    if not inspect(rt.db.engine).has_table("apscheduler_jobs"):
+        return []
+    store = SQLAlchemyJobStore(engine=rt.db.engine, tablename="apscheduler_jobs")
+    try:
+        jobs = store.get_all_jobs()
+    except Exception:  # noqa: BLE001 - a job referring to code that moved
+        log.exception("reading the scheduler's job store failed")
+        return []
+    return [
+        {"id": j.id, "name": j.name, "trigger": str(j.trigger), "next_run_time": j.next_run_time}
+        for j in jobs
+    ]

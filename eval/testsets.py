@@ -1,5 +1,6 @@
 """Versioned test sets: parse and validate uploads (JSONL, CSV or a JSON list of cases),
-store them as immutable versions, and promote answer feedback into cases.
+store them as immutable versions, and promote answer feedback into cases (generation
+from a KB's documents by the LLM judge is `eval.generate`).
 
 A case is `question` plus at least one reference: `reference_answer`,
 `reference_contexts` (passages that answer it) or `reference_doc_ids` (document ids or
@@ -303,17 +304,4 @@ def testset_from_feedback(*, session: Session, name: str, kb_id: str, kb_name: s
         description=f"from feedback in {kb_name}",
         source="feedback",
         kb_id=kb_id,
-    )
-
-
-def generation_unavailable(base_url: str | None) -> Conflict:
-    """Test-set generation from documents needs an LLM; the reason it cannot run here."""
-    if not base_url:
-        return Conflict(
-            "generating a test set needs a generator/judge endpoint; set "
-            "RAGOPS_OPENAI_BASE_URL (and RAGOPS_OPENAI_MODEL), or upload cases instead"
-        )
-    return Conflict(
-        "generating a test set from documents is not available in this version yet; "
-        "upload cases (POST /v1/testsets) or promote feedback (…/from-feedback)"
     )

@@ -158,19 +158,21 @@ def promote(rt: Runtime, *, kb: KnowledgeBase, number: int) -> IndexVersion:
         version = get_version(session=s, kb=kb, number=number)
         if version.status == VersionStatus.LIVE:
             return version
-        if version.status != VersionStatus.READY:
-            detail = (
-                f" ({version.progress:.0%} built)"
-                if version.status == VersionStatus.BUILDING
-                else ""
-            )
-            raise Conflict(
-                f"index version {number} is {version.status}{detail}; only a "
-                "ready version can be promoted"
-            )
+        check_promotable(version, number)
         _switch_live(s, kb_id=kb.id, to=version)
     _sync_alias(rt, kb, version)
     return version
+
+
+def check_promotable(version: IndexVersion, number: int) -> None:
+    if version.status != VersionStatus.READY:
+        detail = (
+            f" ({version.progress:.0%} built)" if version.status == VersionStatus.BUILDING else ""
+        )
+        raise Conflict(
+            f"index version {number} is {version.status}{detail}; only a "
+            "ready version can be promoted"
+        )
 
 
 def rollback(rt: Runtime, *, kb: KnowledgeBase) -> IndexVersion:

@@ -55,8 +55,11 @@ def _cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def _digest_dir(path: Path) -> str:
-    """sha256 over the model's weight and config files (names, sizes, and weight bytes)."""
+def digest_dir(path: Path) -> str:
+    """sha256 over the model's weight and config files (names, sizes, and weight bytes).
+
+    Identifies a model folder's weights (the model registry's digest); the embedding cache
+    key adds the numeric precision on top (see `Embedder.digest`)."""
     h = hashlib.sha256()
     for f in sorted(p for p in path.rglob("*") if p.is_file()):
         rel = f.relative_to(path).as_posix()
@@ -170,7 +173,7 @@ class Embedder:
         if self._digest is None:
             self.warm_up()
             self._digest = hashlib.sha256(
-                f"{_digest_dir(self.path)}:{self.precision}".encode()
+                f"{digest_dir(self.path)}:{self.precision}".encode()
             ).hexdigest()
         return self._digest
 

@@ -67,6 +67,11 @@ class AnswerPlan:
     temperature: float
     channel: str
     started: float = field(default_factory=time.perf_counter)
+    # Set by retrieval.ab when an A/B test's arm serves the request.
+    ab_test_id: str | None = None
+    ab_test: str | None = None
+    arm: str | None = None
+    ab_subject: str | None = None
 
     @property
     def knows(self) -> bool:
@@ -227,11 +232,13 @@ def _record(rt: Runtime, plan: AnswerPlan, text: str) -> dict[str, Any]:
             index_version=plan.index_version,
             channel=plan.channel,
             latency_ms=round(latency_ms, 3),
+            arm=plan.arm,
+            ab_test_id=plan.ab_test_id,
         )
         s.add(row)
         s.flush()
         answer_id = row.id
-    return {
+    result = {
         "id": answer_id,
         "answer": text,
         "citations": citations,
@@ -239,6 +246,9 @@ def _record(rt: Runtime, plan: AnswerPlan, text: str) -> dict[str, Any]:
         "generator": plan.generator.name,
         "prompt": {"name": plan.prompt_name, "version": plan.prompt_version},
     }
+    if plan.arm is not None:
+        result.update(ab_test=plan.ab_test, arm=plan.arm)
+    return result
 
 
 def generation_kwargs(plan: AnswerPlan) -> dict[str, Any]:

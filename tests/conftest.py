@@ -39,6 +39,8 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
         "job_poll_seconds": 0.05,
         "job_backoff_seconds": 0.05,
         "job_lease_seconds": 5,
+        # Tests that need the scheduler build their own SchedulerService.
+        "scheduler_embedded": False,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)

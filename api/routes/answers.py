@@ -24,6 +24,7 @@ from core.catalog.models import Answer, AnswerFeedback, AnswerSettings, Knowledg
 from core.errors import NotFound, RagopsError
 from core.kbs import get_kb
 from core.runtime import Runtime
+from retrieval import ab
 from retrieval.chain import AnswerPlan, plan_answer, run_answer, stream_answer
 from retrieval.generators import check_generator_name
 from retrieval.prompts import DEFAULT_PROMPT, parse_ref, resolve_prompt
@@ -58,29 +59,40 @@ def _prompt_arg(prompt: str | PromptRef | None) -> tuple[str | None, int | None]
 @router.post(
     "/kbs/{kb}/answer",
     response_model=AnswerResponse,
+    response_model_exclude_unset=True,
     responses={200: {"content": {"text/event-stream": {}}}},
 )
 def answer(kb: str, body: AnswerRequest, rt: RuntimeDep) -> Any:
     """Answer from the KB's documents with citations. `"stream": true` sends server-sent
-    events: `token` ({"text"}) pieces, then `done` with this same JSON, or `error`."""
+    events: `token` ({"text"}) pieces, then `done` with this same JSON, or `error`. While
+    an A/B test runs on the KB, `user_id` (else `session_id`) picks its arm, sticky; a
+    request pinning index_version, generator or prompt bypasses the test."""
     with rt.db.session() as s:
         kb_row = get_kb(session=s, name_or_id=kb)
     prompt, prompt_version = _prompt_arg(body.prompt)
+    routed = ab.route(
+        rt,
+        kb=kb_row,
+        user_id=body.user_id,
+        session_id=body.session_id,
+        index_version=body.index_version,
+        generator=body.generator,
+        prompt=prompt,
+        prompt_version=prompt_version,
+    )
     plan = plan_answer(
         rt,
         kb=kb_row,
         query=body.query,
         top_k=body.top_k,
-        generator=body.generator,
-        prompt=prompt,
-        prompt_version=prompt_version,
-        index_version=body.index_version,
+        **routed.plan_kwargs(),
         score_threshold=body.score_threshold,
         filters=body.filters,
         max_tokens=body.max_tokens,
         temperature=body.temperature,
         channel="stream" if body.stream else "api",
     )
+    routed.tag(plan)
     if body.stream:
         return StreamingResponse(
             _events(rt, plan), media_type="text/event-stream", headers=SSE_HEADERS

@@ -15,14 +15,16 @@ from api.eval_schemas import (
     EvalRunPublic,
     TestCasePublic,
     TestSetDetail,
+    TestSetGenerate,
+    TestSetGenerationPublic,
     TestSetList,
     TestSetPublic,
 )
-from core.catalog.models import EvalRun, TestSet
+from core.catalog.models import EvalRun, Job, TestSet
 from core.errors import InvalidInput
 from core.kbs import get_kb
 from core.runtime import Runtime
-from eval import runs
+from eval import generate, runs
 from eval import testsets as ts
 
 router = APIRouter(tags=["evaluation"])
@@ -101,6 +103,46 @@ async def create_testset(request: Request, rt: RuntimeDep) -> TestSetPublic:
     return await run_in_threadpool(_store, rt, name, cases, description)
 
 
+def generation_public(rt: Runtime, job: Job) -> TestSetGenerationPublic:
+    p = job.payload
+    made = generate.generated_testset(rt, job.id) if job.status == "succeeded" else None
+    return TestSetGenerationPublic(
+        job_id=job.id,
+        status=job.status,
+        progress=round(job.progress, 4),
+        message=job.message,
+        error=job.error,
+        kb=p["kb"],
+        name=p["name"],
+        size=p["size"],
+        languages=p.get("languages") or [],
+        index_version=p["index_version"],
+        judge=p["judge"],
+        testset=testset_public(made) if made is not None else None,
+        created_at=job.created_at,
+        finished_at=job.finished_at,
+    )
+
+
+@router.post("/testsets/generate", status_code=202, response_model=TestSetGenerationPublic)
+def generate_testset(body: TestSetGenerate, rt: RuntimeDep) -> TestSetGenerationPublic:
+    """Queue generation of `size` cases from the KB's live index version by the LLM judge
+    (the next version of `name`, source "generated"); poll GET
+    /v1/testsets/generate/{job_id}. 409 when no judge is configured."""
+    with rt.db.session() as s:
+        kb_row = get_kb(session=s, name_or_id=body.kb)
+    job = generate.submit_generation(
+        rt, kb=kb_row, name=body.name, size=body.size, languages=body.languages
+    )
+    return generation_public(rt, job)
+
+
+@router.get("/testsets/generate/{job_id}", response_model=TestSetGenerationPublic)
+def generation_status(job_id: str, rt: RuntimeDep) -> TestSetGenerationPublic:
+    """Progress of a generation job; `testset` is set once it succeeded."""
+    return generation_public(rt, generate.get_generation(rt, job_id))
+
+
 @router.get("/testsets", response_model=TestSetList)
 def list_testsets(rt: RuntimeDep) -> TestSetList:
     with rt.db.session() as s:
@@ -144,14 +186,6 @@ def testset_from_feedback(name: str, kb: str, rt: RuntimeDep) -> TestSetPublic:
         return testset_public(
             ts.testset_from_feedback(session=s, name=name, kb_id=kb_row.id, kb_name=kb_row.name)
         )
-
-
-@router.post("/testsets/{name}/generate", status_code=201, response_model=TestSetPublic)
-def generate_testset(name: str, kb: str, rt: RuntimeDep) -> TestSetPublic:
-    """Generation from documents needs an LLM endpoint; 409 explains what to do."""
-    with rt.db.session() as s:
-        get_kb(session=s, name_or_id=kb)
-    raise ts.generation_unavailable(rt.settings.openai_base_url)
 
 
 @router.post("/evals", status_code=202, response_model=EvalRunPublic)

@@ -3,7 +3,8 @@
 index version) and `POST /v1/chat/completions` answers the last user message from the
 model's KB through the answer chain (its generator and prompt settings apply; earlier
 turns go to LLM generators as history). Citations and the answer id ride along in the
-non-standard `citations` and `answer_id` fields.
+non-standard `citations` and `answer_id` fields. The standard `user` field is the subject
+of a running A/B test (sticky arm); `kb@version`, `generator` or `prompt` bypass the test.
 
 Errors use OpenAI's shape, `{"error": {"message", "type", "param", "code"}}`, so the
 official clients raise their usual exceptions. Auth is the same Bearer key as /v1.
@@ -35,6 +36,7 @@ from core.catalog.models import IndexVersion, KnowledgeBase, VersionStatus
 from core.errors import InvalidInput, NotFound, RagopsError
 from core.kbs import get_kb
 from core.runtime import Runtime
+from retrieval import ab
 from retrieval.chain import AnswerPlan, plan_answer, run_answer, stream_answer
 from retrieval.generators.base import Message
 
@@ -113,6 +115,8 @@ class ChatCompletionRequest(BaseModel):
     generator: str | None = None
     prompt: str | None = None
     top_k: int | None = Field(None, ge=1, le=50)
+    # OpenAI's end-user id: keeps a running A/B test's arm sticky (see retrieval.ab).
+    user: str | None = Field(None, max_length=256)
 
 
 def _model_ids(rt: Runtime) -> list[tuple[str, int]]:
@@ -163,19 +167,26 @@ def _plan(rt: Runtime, body: ChatCompletionRequest) -> AnswerPlan:
         raise NotFound(
             f"model {body.model!r} not found: models are knowledge bases (GET /v1/models)"
         ) from exc
-    return plan_answer(
+    routed = ab.route(
+        rt,
+        kb=kb,
+        user_id=body.user,
+        index_version=version,
+        generator=body.generator,
+        prompt=body.prompt,
+    )
+    plan = plan_answer(
         rt,
         kb=kb,
         query=turns[-1].text(),
         top_k=body.top_k,
-        generator=body.generator,
-        prompt=body.prompt,
-        index_version=version,
+        **routed.plan_kwargs(),
         history=history,
         max_tokens=body.max_completion_tokens or body.max_tokens,
         temperature=body.temperature,
         channel="openai",
     )
+    return routed.tag(plan)
 
 
 def _completion_id(answer_id: str) -> str:
@@ -224,6 +235,7 @@ async def chat_completions(request: Request, rt: RuntimeDep) -> Any:
             "index_version": result["index_version"],
             "generator": result["generator"],
             "prompt": result["prompt"],
+            **ab.public_fields(result),
         }
     )
 
@@ -273,6 +285,7 @@ def _chunks(rt: Runtime, plan: AnswerPlan, model: str) -> Iterator[str]:
                 index_version=data["index_version"],
                 generator=data["generator"],
                 prompt=data["prompt"],
+                **ab.public_fields(data),
             )
             yield "data: " + json.dumps(final, ensure_ascii=False) + "\n\n"
     except RagopsError as exc:

@@ -1,11 +1,17 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Any
+
+from fastapi import APIRouter, Body
+from fastapi.responses import JSONResponse
 
 from api.deps import RuntimeDep
+from api.gate_schemas import PromoteRequest
 from api.schemas import JobAccepted, VersionCreate, VersionList, VersionPublic
 from core.catalog.models import IndexVersion, VersionStatus
+from core.errors import Conflict
 from core.kbs import get_kb
+from eval import gates
 from index import versions as lifecycle
 
 router = APIRouter(prefix="/kbs/{kb}", tags=["index versions"])
@@ -65,12 +71,48 @@ def get_version(kb: str, number: int, rt: RuntimeDep) -> VersionPublic:
         return to_public(lifecycle.get_version(session=s, kb=kb_row, number=number))
 
 
-@router.post("/versions/{number}/promote", response_model=VersionPublic)
-def promote(kb: str, number: int, rt: RuntimeDep) -> VersionPublic:
-    """Make a ready version live, atomically; the previous live version stays ready."""
+@router.post(
+    "/versions/{number}/promote",
+    response_model=VersionPublic,
+    responses={
+        202: {"description": "gate eval runs queued; the decision is pending"},
+        409: {"description": "the quality gate refused it (details: the evidence)"},
+    },
+)
+def promote(kb: str, number: int, rt: RuntimeDep, body: PromoteRequest | None = Body(None)) -> Any:
+    """Make a ready version live, atomically; the previous live version stays ready.
+
+    With a quality gate on the KB the version goes live only when it passes: 200 when
+    finished eval runs decide it now, 202 with the `pending` decision while its eval runs
+    are queued (it goes live by itself if it passes; poll GET /v1/decisions/{id}), 409
+    with every check when it fails. `force` (with `actor` and `reason`) overrides the
+    gate; every attempt is recorded (GET /v1/kbs/{kb}/decisions)."""
+    body = body or PromoteRequest()
     with rt.db.session() as s:
         kb_row = get_kb(session=s, name_or_id=kb)
-    return to_public(lifecycle.promote(rt, kb=kb_row, number=number))
+        version = lifecycle.get_version(session=s, kb=kb_row, number=number)
+    if version.status == VersionStatus.LIVE:
+        return to_public(version)
+    decision = gates.request_promotion(
+        rt,
+        kb=kb_row,
+        number=number,
+        actor=body.actor,
+        force=body.force,
+        reason=body.reason or "",
+    )
+    with rt.db.session() as s:
+        version = lifecycle.get_version(session=s, kb=kb_row, number=number)
+    public = to_public(version)
+    public.decision = gates.decision_dict(decision, kb_name=kb_row.name)
+    if decision.outcome == gates.PENDING:
+        return JSONResponse(public.model_dump(mode="json"), status_code=202)
+    if decision.outcome == gates.FAILED:
+        raise Conflict(
+            f"promotion of version {number} failed: "
+            f"{decision.evidence.get('note', 'see the decision')} (decision {decision.id})"
+        )
+    return public
 
 
 @router.post("/rollback", response_model=VersionPublic)

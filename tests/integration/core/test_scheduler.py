@@ -84,7 +84,11 @@ def test_job_store_lives_in_the_catalog(rt):
     sched = service.build(blocking=False)
     sched.start(paused=True)
     try:
-        assert {j["id"] for j in service.jobs()} == {"ragops-gc", "ragops-reconcile"}
+        assert {j["id"] for j in service.jobs()} == {
+            "ragops-gc",
+            "ragops-reconcile",
+            "ragops-sync",
+        }
         assert "apscheduler_jobs" in inspect(rt.db.engine).get_table_names()
     finally:
         sched.shutdown(wait=False)

@@ -136,5 +136,5 @@ def test_from_feedback_and_generation(client):
     assert case["reference_contexts"] == ["ctx 0"] and case["tags"] == ["feedback"]
     assert client.post("/v1/testsets/fb/from-feedback", params={"kb": "nope"}).status_code == 404
 
-    r = client.post("/v1/testsets/gen/generate", params={"kb": "kb"})
-    assert r.status_code == 409 and "RAGOPS_OPENAI_BASE_URL" in r.json()["error"]["message"]
+    r = client.post("/v1/testsets/generate", json={"kb": "kb", "name": "gen", "size": 5})
+    assert r.status_code == 409 and "RAGOPS_JUDGE_BASE_URL" in r.json()["error"]["message"]

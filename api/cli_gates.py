@@ -1,0 +1,231 @@
+"""`ragops gate`, `ragops decisions` and `ragops schedule`: quality gates, the promotion
+audit trail and evaluation schedules from the command line."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from core.errors import RagopsError
+
+console = Console()
+gate_app = typer.Typer(help="A KB's quality gate (promotion policy).", no_args_is_help=True)
+schedule_app = typer.Typer(help="Evaluation schedules.", no_args_is_help=True)
+
+
+def _cli():  # type: ignore[no-untyped-def]
+    from api import cli
+
+    return cli
+
+
+def print_decision(d: dict[str, Any]) -> None:
+    """A decision with its checks, as the reviewer needs it."""
+    ev = d.get("evidence") or {}
+    title = f"{d.get('subject')} of {d.get('kb')}: {d['outcome']}" + (
+        f" (forced by {d['actor']}: {d['reason']})" if d.get("forced") else ""
+    )
+    table = Table("metric", "rule", "candidate", "live", "passed", title=title)
+    for c in ev.get("checks") or []:
+        value = "—" if c.get("value") is None else f"{c['value']:.4f}"
+        base = "—" if c.get("baseline") is None else f"{c['baseline']:.4f}"
+        ok = "[green]yes[/green]" if c["passed"] else "[red]no[/red]"
+        table.add_row(c["metric"], c["rule"], value, base, ok)
+    if ev.get("checks"):
+        console.print(table)
+    else:
+        console.print(title)
+    for key in ("summary", "note", "waiting_for"):
+        if ev.get(key):
+            console.print(f"{key}: {ev[key]}")
+
+
+@gate_app.command("show")
+def gate_show(kb: Annotated[str, typer.Option("--kb", help="Knowledge base name")]) -> None:
+    """Print the KB's gate.
+
+    Example: ragops gate show --kb sample
+    """
+    from eval import gates
+
+    cli = _cli()
+    rt = cli._runtime(workers=False, warm_ingest=False)
+    try:
+        kb_row = cli._kb_row(rt, kb)
+        with rt.db.session() as s:
+            row = gates.get_gate(session=s, kb=kb_row)
+    except RagopsError as exc:
+        cli._fail(exc)
+    finally:
+        rt.close()
+    if row is None:
+        console.print(f"{kb} has no quality gate (set one: ragops gate set --kb {kb} ...)")
+        raise typer.Exit(1)
+    console.print_json(json.dumps(gates._policy_dict(gates.policy_of(row))))
+
+
+@gate_app.command("set")
+def gate_set(
+    kb: Annotated[str, typer.Option("--kb", help="Knowledge base name")],
+    testset: Annotated[str, typer.Option("--testset", help="Test set the gate runs")],
+    min_score: Annotated[
+        list[str] | None, typer.Option("--min", help="metric=floor, e.g. recall@k=0.8")
+    ] = None,
+    max_regression: Annotated[
+        float | None, typer.Option("--max-regression", help="largest drop below live")
+    ] = None,
+    metric: Annotated[
+        list[str] | None, typer.Option("--metric", help="metric compared with live")
+    ] = None,
+    top_k: Annotated[int | None, typer.Option("--top-k")] = None,
+    mode: Annotated[str | None, typer.Option("--mode", help="dense or hybrid")] = None,
+    actor: Annotated[str | None, typer.Option("--actor")] = None,
+) -> None:
+    """Set the KB's promotion policy.
+
+    Example: ragops gate set --kb sample --testset smoke --min recall@k=0.8 --max-regression 0.02
+    """
+    from core.errors import InvalidInput
+    from eval import gates
+
+    cli = _cli()
+    floors: dict[str, float] = {}
+    for item in min_score or []:
+        name, _, value = item.partition("=")
+        try:
+            floors[name.strip()] = float(value)
+        except ValueError:
+            cli._fail(InvalidInput(f"--min {item!r}: use metric=number, e.g. recall@k=0.8"))
+    params = {k: v for k, v in {"top_k": top_k, "mode": mode}.items() if v is not None}
+    policy = gates.GatePolicy(
+        testset=testset,
+        min_scores=floors,
+        max_regression=max_regression,
+        metrics=list(metric or []),
+        params=params,
+    )
+    rt = cli._runtime(workers=False, warm_ingest=False)
+    try:
+        gates.set_gate(rt, kb=cli._kb_row(rt, kb), policy=policy, actor=actor)
+    except RagopsError as exc:
+        cli._fail(exc)
+    finally:
+        rt.close()
+    console.print(f"quality gate of {kb} set")
+
+
+def decisions(
+    kb: Annotated[str, typer.Option("--kb", help="Knowledge base name")],
+    limit: Annotated[int, typer.Option("--limit")] = 20,
+) -> None:
+    """The KB's promotion decisions, newest first (the audit trail).
+
+    Example: ragops decisions --kb sample
+    """
+    from eval import gates
+
+    cli = _cli()
+    rt = cli._runtime(workers=False, warm_ingest=False)
+    try:
+        rows = gates.list_decisions(rt, kb=cli._kb_row(rt, kb), limit=limit)
+    except RagopsError as exc:
+        cli._fail(exc)
+    finally:
+        rt.close()
+    table = Table("when", "subject", "outcome", "vs live", "actor", "summary", title=f"{kb}")
+    for d in rows:
+        ev = d.evidence or {}
+        table.add_row(
+            d.created_at.isoformat(timespec="seconds"),
+            d.subject,
+            d.outcome + (" (forced)" if d.forced else ""),
+            "" if d.baseline_version is None else f"v{d.baseline_version}",
+            d.actor or "",
+            str(ev.get("summary") or ev.get("note") or ""),
+        )
+    console.print(table)
+
+
+@schedule_app.command("list")
+def schedule_list() -> None:
+    """Eval schedules and the scheduler's own jobs.
+
+    Example: ragops schedule list
+    """
+    from eval.scheduler import stored_jobs
+    from eval.schedules import list_schedules
+
+    cli = _cli()
+    rt = cli._runtime(workers=False, warm_ingest=False)
+    try:
+        rows, jobs = list_schedules(rt), stored_jobs(rt)
+    finally:
+        rt.close()
+    table = Table("name", "kind", "testset", "cron", "enabled", "last run", title="eval schedules")
+    for r in rows:
+        last = r.last_run_at.isoformat(timespec="seconds") if r.last_run_at else ""
+        table.add_row(r.name, r.kind, r.testset, r.cron or "", str(r.enabled), last)
+    console.print(table)
+    for j in jobs:
+        console.print(f"{j['id']}: {j['trigger']} next {j['next_run_time']}")
+
+
+@schedule_app.command("add")
+def schedule_add(
+    name: Annotated[str, typer.Argument()],
+    kind: Annotated[str, typer.Option("--kind", help="live_nightly or on_ready")],
+    testset: Annotated[str, typer.Option("--testset")],
+    kb: Annotated[str | None, typer.Option("--kb", help="one KB (default: all)")] = None,
+    cron: Annotated[str | None, typer.Option("--cron", help='UTC, e.g. "0 2 * * *"')] = None,
+) -> None:
+    """Add an eval schedule.
+
+    Example: ragops schedule add nightly --kind live_nightly --testset smoke --cron "0 2 * * *"
+    """
+    from eval.schedules import create_schedule
+
+    cli = _cli()
+    rt = cli._runtime(workers=False, warm_ingest=False)
+    try:
+        row = create_schedule(
+            rt,
+            name=name,
+            kind=kind,
+            testset=testset,
+            kb=cli._kb_row(rt, kb) if kb else None,
+            cron=cron,
+        )
+    except RagopsError as exc:
+        cli._fail(exc)
+    finally:
+        rt.close()
+    console.print(f"schedule {row.name} added ({row.kind}{', ' + row.cron if row.cron else ''})")
+
+
+@schedule_app.command("run")
+def schedule_run(name: Annotated[str, typer.Argument()]) -> None:
+    """Run a schedule now (queues its eval runs for the workers).
+
+    Example: ragops schedule run nightly
+    """
+    from eval.schedules import run_schedule
+
+    cli = _cli()
+    rt = cli._runtime(workers=False, warm_ingest=False)
+    try:
+        ids = run_schedule(rt, name)
+    except RagopsError as exc:
+        cli._fail(exc)
+    finally:
+        rt.close()
+    console.print(f"queued {len(ids)} eval runs: {' '.join(ids)}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(gate_app, name="gate")
+    app.add_typer(schedule_app, name="schedule")
+    app.command("decisions")(decisions)

@@ -1,0 +1,129 @@
+"""Request and response bodies of quality gates, promotion decisions and schedules."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class GateParams(_Strict):
+    generator: str | None = None
+    prompt: str | None = Field(None, description="name or name@version")
+    top_k: int | None = Field(None, ge=1)
+    mode: str | None = None
+
+
+class GateUpdate(_Strict):
+    testset: str = Field(min_length=1)
+    testset_version: int | None = Field(None, ge=1, description="None: the newest version")
+    min_scores: dict[str, float] = Field(
+        default_factory=dict, description='floors, e.g. {"faithfulness": 0.8}'
+    )
+    max_regression: float | None = Field(
+        None, description="largest allowed drop of a compared metric below the live version"
+    )
+    metrics: list[str] = Field(
+        default_factory=list, description="metrics compared with live (empty: all in common)"
+    )
+    params: GateParams = Field(default_factory=GateParams)
+    actor: str | None = None
+
+
+class GatePublic(BaseModel):
+    kb: str
+    testset: str
+    testset_version: int | None
+    min_scores: dict[str, float]
+    max_regression: float | None
+    metrics: list[str]
+    params: dict[str, Any]
+    updated_by: str | None
+    updated_at: datetime
+
+
+class PromoteRequest(_Strict):
+    force: bool = Field(False, description="promote despite the gate (needs actor and reason)")
+    actor: str | None = Field(None, max_length=128, description="who asks; recorded")
+    reason: str | None = Field(None, max_length=2000)
+
+
+class DecisionPublic(BaseModel):
+    id: str
+    kb: str | None
+    subject_type: str
+    subject: str
+    index_version: int | None
+    baseline_version: int | None
+    eval_run_id: str | None
+    baseline_run_id: str | None
+    outcome: str
+    passed: bool | None
+    forced: bool
+    actor: str | None
+    reason: str
+    evidence: dict[str, Any]
+    created_at: str | None
+
+
+class DecisionList(BaseModel):
+    decisions: list[DecisionPublic]
+
+
+class ScheduleCreate(_Strict):
+    name: str = Field(min_length=1, max_length=128)
+    kind: str = Field(description="live_nightly or on_ready")
+    kb: str | None = Field(None, description="one KB; None: every KB")
+    testset: str = Field(min_length=1)
+    testset_version: int | None = Field(None, ge=1)
+    cron: str | None = Field(None, description='UTC crontab, live_nightly only; "0 2 * * *"')
+    params: dict[str, Any] = Field(default_factory=dict)
+    enabled: bool = True
+
+
+class ScheduleUpdate(_Strict):
+    kb: str | None = None
+    testset: str | None = None
+    testset_version: int | None = Field(None, ge=1)
+    cron: str | None = None
+    params: dict[str, Any] | None = None
+    enabled: bool | None = None
+
+
+class SchedulePublic(BaseModel):
+    name: str
+    kind: str
+    kb: str | None
+    testset: str
+    testset_version: int | None
+    cron: str | None
+    params: dict[str, Any]
+    enabled: bool
+    last_run_at: datetime | None
+    next_run_time: datetime | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class SystemJob(BaseModel):
+    id: str
+    name: str | None = None
+    trigger: str
+    next_run_time: datetime | None = None
+
+
+class ScheduleList(BaseModel):
+    schedules: list[SchedulePublic]
+    system: list[SystemJob] = Field(
+        description="the scheduler's own jobs (GC, reconcile, sync) with their next runs"
+    )
+
+
+class ScheduleRun(BaseModel):
+    schedule: str
+    eval_run_ids: list[str]

@@ -1,0 +1,159 @@
+"""Bodies of the model registry routes (`/v1/models/registry`; public contract: field
+names are what clients send)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Kind = Literal["embedding", "generator", "judge", "reranker"]
+Stage = Literal["candidate", "staging", "production", "archived"]
+SourceType = Literal["local_path", "hub_id", "endpoint", "package", "builtin"]
+
+
+class Lineage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    fine_tuned_from: str | None = Field(
+        None,
+        max_length=1024,
+        description="The parent: a registered model's name or a hub id",
+        examples=["all-MiniLM-L6-v2"],
+    )
+    training_data: str | None = Field(
+        None, max_length=4096, description="What it was trained on (text or a URI)"
+    )
+    notes: str | None = Field(None, max_length=4096)
+
+
+class ModelCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Kind
+    name: str = Field(
+        ...,
+        min_length=1,
+        max_length=200,
+        description="Unique per kind; may contain '/' like a hub id",
+        examples=["minilm-cls-256"],
+    )
+    source_type: SourceType = Field(
+        description="local_path (a folder or file on the server, digested), hub_id (never "
+        "downloaded), endpoint (an http(s) URL), package (an installed package or a "
+        "packaged embedding model); builtin is reserved for what the service ships"
+    )
+    source: str = Field(..., min_length=1, max_length=1024)
+    description: str = Field("", max_length=4000)
+    lineage: Lineage | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class ModelUpdate(BaseModel):
+    """Given fields replace the stored value; `{}` clears lineage or metadata."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    description: str | None = Field(None, max_length=4000)
+    lineage: Lineage | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class StageChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    stage: Stage
+    kb: str | None = Field(
+        None,
+        min_length=1,
+        description="Embedding models to production only: roll the model out to this KB "
+        "(build a new index version, evaluate it, go live through the quality gate)",
+    )
+    actor: str | None = Field(None, max_length=128, description="Who asks (audit record)")
+    reason: str = Field("", max_length=4000)
+    force: bool = Field(
+        False,
+        description="Override a failing quality gate (rollout), or archive a model in use; "
+        "recorded on the decision",
+    )
+
+
+class ModelPublic(BaseModel):
+    kind: str
+    name: str
+    source_type: str
+    source: str
+    digest: str | None = Field(description="sha256 of the model's local files, if any")
+    stage: str
+    lineage: dict[str, Any]
+    metadata: dict[str, Any]
+    description: str
+    created_at: datetime
+    updated_at: datetime
+    stage_changed_at: datetime | None
+
+
+class ModelList(BaseModel):
+    data: list[ModelPublic]
+
+
+class ModelRef(BaseModel):
+    kind: str
+    name: str
+    stage: str
+
+
+class KbUse(BaseModel):
+    kb: str
+    role: Literal["embedding_model", "reranker", "answer_generator"]
+
+
+class VersionUse(BaseModel):
+    kb: str
+    number: int
+    status: str
+
+
+class ModelUsage(BaseModel):
+    kbs: list[KbUse]
+    index_versions: list[VersionUse] = Field(description="Versions that are not retired")
+    server_defaults: list[str] = Field(description="Settings that default to this model")
+    in_use: bool
+
+
+class StageEvent(BaseModel):
+    """A stage change of the model, or a rollout of it to a KB (with its index version;
+    `outcome` pending → promoted / overridden / refused / failed)."""
+
+    decision_id: str
+    type: Literal["stage_change", "rollout"]
+    outcome: str
+    from_stage: str | None = Field(None, description="Stage before (stage changes)")
+    to_stage: str | None = Field(None, description="Stage after, or a rollout's target")
+    kb: str | None
+    index_version: int | None
+    forced: bool
+    actor: str | None
+    reason: str
+    created_at: datetime
+
+
+class ModelDetail(ModelPublic):
+    usage: ModelUsage
+    parent: ModelRef | None = Field(description="The registered model it is fine-tuned from")
+    children: list[ModelRef] = Field(description="Registered models fine-tuned from it")
+    history: list[StageEvent]
+
+
+class RolloutAccepted(BaseModel):
+    """An embedding model's rollout to a KB, pending until its version is built,
+    evaluated and passed (or refused) by the quality gate."""
+
+    decision_id: str
+    kb: str
+    model: ModelRef
+    outcome: str = Field(description="pending until the gate decides")
+    index_version: int | None
+    evidence: dict[str, Any]
+    created_at: datetime
