@@ -447,9 +447,8 @@ def stop_test(rt: Runtime, *, kb: KnowledgeBase, name: str) -> ABTest:
 
 
 def _subject_column() -> Any:
-    """`answers.subject` (the hashed subject) where the catalog has it; distinct subjects
-    are reported only then."""
-    return getattr(Answer, "subject", None)
+    """`answers.subject`: the hashed user/session id, for distinct subjects per arm."""
+    return Answer.subject
 
 
 def _latest_run(

@@ -234,6 +234,7 @@ def _record(rt: Runtime, plan: AnswerPlan, text: str) -> dict[str, Any]:
             latency_ms=round(latency_ms, 3),
             arm=plan.arm,
             ab_test_id=plan.ab_test_id,
+            subject=plan.ab_subject,
         )
         s.add(row)
         s.flush()

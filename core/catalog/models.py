@@ -292,6 +292,8 @@ class Answer(Base):
     # A/B: the experiment and the arm that served this answer (None outside experiments).
     arm: Mapped[str | None] = mapped_column(String(64), default=None)
     ab_test_id: Mapped[str | None] = mapped_column(String(32), default=None, index=True)
+    # A/B: sha256 prefix of the user/session id the arm was chosen for (never the raw id).
+    subject: Mapped[str | None] = mapped_column(String(64), default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 

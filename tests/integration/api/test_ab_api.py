@@ -11,7 +11,6 @@ from typer.testing import CliRunner
 
 from api import cli
 from core.catalog.models import Answer
-from retrieval.ab import _subject_column
 from tests.conftest import make_settings
 from tests.utils.answers import corpus_client, parse_sse
 from tests.utils.samples import QUERIES
@@ -212,12 +211,9 @@ def test_split_sticky_feedback_report_evaluate_and_stop(env):
     assert 0.19 < low < 0.75 < high < 0.96
     assert (small["feedback"], small["thumbs_up"], small["thumbs_down"]) == (2, 2, 0)
     assert small["positive_rate"] == 1.0 and small["positive_rate_ci95"][1] == 1.0
-    if _subject_column() is not None:
-        session_arm = next(iter(by_session))
-        assert control["distinct_subjects"] == counts["control"] + (session_arm == "control")
-        assert small["distinct_subjects"] == counts["small"] + (session_arm == "small")
-    else:  # the catalog does not record subjects (yet)
-        assert control["distinct_subjects"] is None
+    session_arm = next(iter(by_session))
+    assert control["distinct_subjects"] == counts["control"] + (session_arm == "control")
+    assert small["distinct_subjects"] == counts["small"] + (session_arm == "small")
 
     # One eval run per arm; their scores appear per arm once the workers ran them.
     r = c.post("/v1/kbs/kb/ab-tests/chunks/evaluate", json={"testset": "samples", "top_k": 5})
