@@ -6,7 +6,8 @@ Two ways to get the runs:
     python docs/make_report_screenshot.py RUN_A --compare RUN_B
 
     # a throw-away demo: the sample corpus indexed with 200- then 48-token chunks, a
-    # 20-question test set evaluated on each version (a few minutes on a laptop CPU)
+    # 20-question test set evaluated on each version (top_k 5 then 3 on the first, for
+    # history), about two minutes on a laptop CPU
     python docs/make_report_screenshot.py --demo
 
 The page is rendered in headless Chromium (/usr/bin/chromium, `make browser`) through
@@ -196,6 +197,7 @@ def demo_report_html() -> str:
                     raise SystemExit(f"eval run failed: {run['error']}")
                 return run["id"]
 
+            evaluate(top_k=5)  # history: an earlier configuration of the same KB
             baseline = evaluate(top_k=3)
             r = c.post(
                 "/v1/kbs/demo/versions", json={"chunking": {"chunk_size": 48, "chunk_overlap": 8}}

@@ -54,6 +54,8 @@ PENDING, PROMOTED, REFUSED, OVERRIDDEN, FAILED = (
     "overridden",
     "failed",
 )
+# Transient: one process claimed the decision and is switching the live version.
+DECIDING = "deciding"
 VERSION_SUBJECT, MODEL_SUBJECT = "index_version", "model"
 EVAL_PARAMS = ("generator", "prompt", "top_k", "mode")
 # Float noise must not fail a gate: 0.8 - 0.8000000001 is not a regression.
@@ -432,12 +434,13 @@ def _reuse_or_queue(
 def _finish(
     rt: Runtime, decision_id: str, outcome: str, *, promote: bool = False, note: str = ""
 ) -> PromotionDecision:
-    """Claim the pending decision (only one process wins), then act on it."""
+    """Claim the pending decision (only one process wins: pending → deciding), act on it,
+    then record the outcome, so a reader never sees `promoted` before the switch."""
     with rt.db.session() as s:
         claimed = s.execute(
             update(PromotionDecision)
             .where(PromotionDecision.id == decision_id, PromotionDecision.outcome == PENDING)
-            .values(outcome=outcome)
+            .values(outcome=DECIDING)
         ).rowcount
     if claimed and promote:
         try:
@@ -451,21 +454,27 @@ def _finish(
         except Exception as exc:  # noqa: BLE001 - recorded on the decision
             log.exception("promotion after the gate failed")
             outcome, note = FAILED, f"promotion failed: {exc}"
-            with rt.db.session() as s:
-                s.execute(
-                    update(PromotionDecision)
-                    .where(PromotionDecision.id == decision_id)
-                    .values(outcome=FAILED)
-                )
+    if claimed:
+        view = get_decision(rt, decision_id)
+        if view.subject_type == MODEL_SUBJECT:
+            # The registry moves the model first: `promoted` is the last thing recorded.
+            view.outcome = outcome  # a detached copy, never flushed
+            try:
+                _tell_registry(rt, view)
+            except Exception:  # noqa: BLE001 - the switch happened; record it regardless
+                log.exception("the model registry hook failed for decision %s", decision_id)
     with rt.db.session() as s:
         d = s.get(PromotionDecision, decision_id)
         assert d is not None
-        if claimed and note:
-            d.evidence = {**(d.evidence or {}), "note": note, "waiting_for": None}
+        if claimed:
+            d.outcome = outcome
+            d.evidence = {
+                **(d.evidence or {}),
+                "waiting_for": None,
+                **({"note": note} if note else {}),
+            }
         s.flush()
         s.expunge(d)
-    if claimed and d.subject_type == MODEL_SUBJECT:
-        _tell_registry(rt, d)
     return d
 
 

@@ -192,6 +192,7 @@ def _score_case(
             prompt_version=run.prompt_version,
             index_version=run.index_version,
             channel="eval",
+            mode=run.params.get("mode"),
         )
         if plan.knows:
             answer = plan.generator.generate(plan.messages, **generation_kwargs(plan)).strip()

@@ -116,6 +116,7 @@ def plan_answer(
     max_tokens: int | None = None,
     temperature: float | None = None,
     channel: str = "api",
+    mode: str | None = None,
 ) -> AnswerPlan:
     settings = rt.settings
     started = time.perf_counter()
@@ -144,6 +145,7 @@ def plan_answer(
         top_k=top_k or settings.answer_top_k,
         filters=filters,
         index_version=index_version,
+        mode=mode,
     )
     threshold = settings.answer_score_threshold if score_threshold is None else score_threshold
     relevance = _relevance(rt, kb, query, result.results)

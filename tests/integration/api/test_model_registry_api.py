@@ -387,7 +387,7 @@ def wait_decision(c, decision_id, timeout=180):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         d = c.get(f"/v1/decisions/{decision_id}").json()
-        if d["outcome"] != "pending":
+        if d["outcome"] not in ("pending", "deciding"):
             return d
         time.sleep(0.2)
     raise AssertionError(f"decision {decision_id} still pending: {d}")
@@ -471,9 +471,13 @@ def test_embedding_rollout_goes_live_only_through_the_gate(any_catalog_client, d
     assert "already pending" in again["message"] and r.json()["decision_id"] in again["message"]
     promoted = wait_decision(c, r.json()["decision_id"])
     assert promoted["outcome"] == "promoted", promoted
+    # The decision is claimed before the version is switched live and the registry told:
+    # the model's stage is the last step.
+    deadline = time.monotonic() + 30
+    while (detail := c.get(f"{REG}/embedding/{name}").json())["stage"] != "production":
+        assert time.monotonic() < deadline, detail
+        time.sleep(0.1)
     assert c.get("/v1/kbs/docs").json()["live_version"] == 3
-    detail = c.get(f"{REG}/embedding/{name}").json()
-    assert detail["stage"] == "production"
     last = detail["history"][-1]
     assert (last["type"], last["from_stage"], last["to_stage"]) == (
         "stage_change",

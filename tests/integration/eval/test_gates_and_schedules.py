@@ -43,7 +43,7 @@ def wait_decision(c, decision_id, timeout=240):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         d = c.get(f"/v1/decisions/{decision_id}").json()
-        if d["outcome"] != "pending":
+        if d["outcome"] not in ("pending", "deciding"):
             return d
         time.sleep(0.3)
     raise AssertionError(f"decision {decision_id} still pending: {d}")
