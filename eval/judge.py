@@ -281,7 +281,6 @@ class Judge:
 def describe_failure(exc: BaseException) -> str:
     """One short line for `scores["errors"]`: why the judge gave no score."""
     import openai
-
     from pydantic import ValidationError
 
     name = exc.__class__.__name__
@@ -290,9 +289,7 @@ def describe_failure(exc: BaseException) -> str:
         if isinstance(cause, ValidationError):
             first = cause.errors()[0]
             where = ".".join(str(x) for x in first.get("loc", ())) or "answer"
-            return (
-                f"the judge's answer is not valid {cause.title} JSON ({where}: {first['msg']})"
-            )
+            return f"the judge's answer is not valid {cause.title} JSON ({where}: {first['msg']})"
         return f"the judge's answer did not parse as the expected JSON ({_short(cause)})"
     if name == "IncompleteOutputException":
         return "the judge's answer was cut off at RAGOPS_JUDGE_MAX_TOKENS"

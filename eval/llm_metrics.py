@@ -135,9 +135,13 @@ class LLMScorer:
         return result
 
 
-def llm_scorer(rt: Runtime, *, metrics: Sequence[str], embedding_model: str) -> LLMScorer | None:
+def llm_scorer(
+    rt: Runtime, *, metrics: Sequence[str], embedding_model: str | None = None
+) -> LLMScorer | None:
     """The scorer for a run's LLM metrics (None when it names none). A run queued where a
-    judge was configured but run where none is fails at once, naming the settings."""
+    judge was configured but run where none is fails at once, naming the settings.
+    `embedding_model` (for answer relevancy) defaults to the server's model, like
+    semantic similarity, so runs of different index versions stay comparable."""
     if not any(m in LLM_METRICS for m in metrics):
         return None
     from core.errors import Conflict

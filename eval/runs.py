@@ -255,7 +255,7 @@ def run_eval(rt: Runtime, payload: dict[str, Any], ctx: JobContext | None = None
         # from two different embedding models would not be comparable across versions.
         embedder=rt.embedder(),
         metrics=run.metrics,
-        judge=llm_scorer(rt, metrics=run.metrics, embedding_model=run.embedding_model),
+        judge=llm_scorer(rt, metrics=run.metrics),
     )
     todo = [c for c in cases if c.id not in done]
     total = max(1, len(cases))

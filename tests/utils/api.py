@@ -39,3 +39,51 @@ def top_filename(
     assert r.status_code == 200, r.text
     results = r.json()["results"]
     return results[0]["filename"] if results else None
+
+
+def _poll(fetch: Any, done: Any, what: str, timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    value: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        value = fetch()
+        if done(value):
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"{what} did not finish in {timeout}s: {value}")
+
+
+def wait_version(client: Any, kb: str, number: int, timeout: float = 180) -> dict[str, Any]:
+    """Poll an index version until it is ready (a build error fails at once)."""
+
+    def ready(v: dict[str, Any]) -> bool:
+        assert not v["error"], v["error"]
+        return v["status"] == "ready"
+
+    return _poll(
+        lambda: client.get(f"/v1/kbs/{kb}/versions/{number}").json(),
+        ready,
+        f"index version {number} of {kb}",
+        timeout,
+    )
+
+
+def wait_eval_run(client: Any, run_id: str, timeout: float = 180) -> dict[str, Any]:
+    """Poll an eval run until it ends; it must have succeeded."""
+    run = _poll(
+        lambda: client.get(f"/v1/evals/{run_id}").json(),
+        lambda r: r["status"] in {"succeeded", "failed"},
+        f"eval run {run_id}",
+        timeout,
+    )
+    assert run["status"] == "succeeded", run["error"]
+    return run
+
+
+def wait_decision(client: Any, decision_id: str, timeout: float = 240) -> dict[str, Any]:
+    """Poll a promotion decision until it is decided."""
+    return _poll(
+        lambda: client.get(f"/v1/decisions/{decision_id}").json(),
+        lambda d: d["outcome"] not in ("pending", "deciding"),
+        f"promotion decision {decision_id}",
+        timeout,
+    )

@@ -4,7 +4,6 @@ database: two runs of one test set with known scores, plus older history."""
 from __future__ import annotations
 
 import random
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -139,27 +138,3 @@ def random_pair(questions: int = 30, seed: int = 7) -> Pair:
         }
         history.append(old)
     return Pair(a, results_a, b, results_b, [*history, b, a], texts)
-
-
-def wait_run(client, run_id: str, timeout: float = 180) -> dict:  # type: ignore[no-untyped-def]
-    """Poll GET /v1/evals/{id} until the run succeeded (fails on a failed run)."""
-    deadline = time.monotonic() + timeout
-    run: dict = {}
-    while time.monotonic() < deadline:
-        run = client.get(f"/v1/evals/{run_id}").json()
-        if run["status"] in {"succeeded", "failed"}:
-            assert run["status"] == "succeeded", run["error"]
-            return run
-        time.sleep(0.2)
-    raise AssertionError(f"eval run {run_id} did not finish: {run}")
-
-
-def wait_version(client, kb: str, number: int, timeout: float = 180) -> dict:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = client.get(f"/v1/kbs/{kb}/versions/{number}").json()
-        if v["status"] == "ready":
-            return v
-        assert not v["error"], v["error"]
-        time.sleep(0.2)
-    raise AssertionError(f"index version {number} of {kb} not ready")

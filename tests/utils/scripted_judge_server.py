@@ -11,7 +11,8 @@ content words (4+ letters or digits) appear in the context.
 Knobs on `app.state` (set by tests): `garbage[title] = n` answers the next n requests
 for that output model with prose instead of JSON (-1: always); `answer` is what a plain
 (non-JSON) chat request gets, i.e. what the `openai` answer generator receives;
-`requests` lists (output model title or "answer", usage) per call.
+`requests` lists (output model title or "answer", usage) per call, `verdicts`
+(title, prompt input, JSON answered) per scripted judge answer.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ def supported(statement: str, context: str) -> bool:
 
 
 def sentences(text: str) -> list[str]:
+    """Statements of a text: its sentences, without citation markers like "[2]"."""
+    text = re.sub(r"\[\d+\]", " ", text)
     parts = re.split(r"(?<=[.!?])\s+", " ".join(text.split()))
     return [p.strip() for p in parts if len(content_words(p)) > 0]
 
@@ -111,6 +114,7 @@ def make_app() -> FastAPI:
     app.state.garbage = {}
     app.state.answer = "The moon is made of green cheese and orbits Mars every Tuesday."
     app.state.requests = []
+    app.state.verdicts = []
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Any:
@@ -130,7 +134,9 @@ def make_app() -> FastAPI:
             else:
                 prompt = next(m["content"] for m in messages if m["role"] == "user")
                 try:
-                    text = json.dumps(verdicts(title, _prompt_input(prompt)))
+                    data = _prompt_input(prompt)
+                    text = json.dumps(verdicts(title, data))
+                    app.state.verdicts.append((title, data, json.loads(text)))
                 except (KeyError, ValueError) as exc:
                     return JSONResponse(
                         {"error": {"message": f"unscripted prompt {title}: {exc}"}}, 400

@@ -3,7 +3,6 @@ and a small-chunk version 2), the extractive generator, feedback, eval runs run 
 in-process workers, and `ragops ab` on the same catalog."""
 
 import json
-import time
 
 import pytest
 from sqlalchemy import select
@@ -13,6 +12,7 @@ from api import cli
 from core.catalog.models import Answer
 from tests.conftest import make_settings
 from tests.utils.answers import corpus_client, parse_sse
+from tests.utils.api import wait_eval_run, wait_version
 from tests.utils.samples import QUERIES
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -26,7 +26,7 @@ def env(tmp_path_factory):
     with corpus_client(tmp, kb="kb") as c:
         r = c.post("/v1/kbs/kb/versions", json={"chunking": {"chunk_size": 48, "chunk_overlap": 8}})
         assert r.status_code == 202, r.text
-        wait_version(c, 2)
+        wait_version(c, "kb", 2)
         cases = [{"question": q, "reference_doc_ids": [f]} for q, f in QUERIES]
         r = c.post("/v1/testsets", json={"name": "samples", "cases": cases})
         assert r.status_code == 201, r.text
@@ -36,28 +36,6 @@ def env(tmp_path_factory):
 @pytest.fixture(scope="module")
 def client(env):
     return env[0]
-
-
-def wait_version(client, number, timeout=180):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = client.get(f"/v1/kbs/kb/versions/{number}").json()
-        if v["status"] == "ready":
-            return v
-        assert not v["error"], v["error"]
-        time.sleep(0.2)
-    raise AssertionError(f"version {number} not ready")
-
-
-def wait_run(client, run_id, timeout=180):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run = client.get(f"/v1/evals/{run_id}").json()
-        if run["status"] in {"succeeded", "failed"}:
-            assert run["status"] == "succeeded", run["error"]
-            return run
-        time.sleep(0.2)
-    raise AssertionError(f"eval run {run_id} did not finish: {run}")
 
 
 def ask(client, query=QUERIES[0][0], **body):
@@ -221,7 +199,7 @@ def test_split_sticky_feedback_report_evaluate_and_stop(env):
     runs = {x["arm"]: x["run"] for x in r.json()["runs"]}
     assert {a: run["key"]["index_version"] for a, run in runs.items()} == version_of
     assert all(run["key"]["params"]["top_k"] == 5 for run in runs.values())
-    finished = {a: wait_run(c, run["id"]) for a, run in runs.items()}
+    finished = {a: wait_eval_run(c, run["id"]) for a, run in runs.items()}
     report = c.get("/v1/kbs/kb/ab-tests/chunks", params={"testset": "samples"}).json()
     for arm in report["arms"]:
         run = finished[arm["name"]]

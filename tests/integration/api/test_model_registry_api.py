@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from tests.conftest import make_settings
-from tests.utils.api import wait_for_documents
+from tests.utils.api import wait_decision, wait_for_documents
 from tests.utils.corpus import make_md
 from tests.utils.models import make_derived_model
 
@@ -381,16 +381,6 @@ def test_judge_usage_follows_the_server_judge(tmp_path):
             source=str(packaged_model_path()),
         )
         assert c.get(f"{REG}/judge/smollm2").json()["usage"]["server_defaults"] == ["RAGOPS_JUDGE"]
-
-
-def wait_decision(c, decision_id, timeout=180):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        d = c.get(f"/v1/decisions/{decision_id}").json()
-        if d["outcome"] not in ("pending", "deciding"):
-            return d
-        time.sleep(0.2)
-    raise AssertionError(f"decision {decision_id} still pending: {d}")
 
 
 DOCS = {

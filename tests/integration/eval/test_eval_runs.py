@@ -1,14 +1,13 @@
 """Evaluation runs end to end with real components: the sample corpus indexed, a test set
 of the labelled sample queries, runs pinned to two index versions, and resumption."""
 
-import time
-
 import pytest
 from sqlalchemy import delete, select
 
 from core.catalog.models import EvalResult
 from eval.runs import run_eval
 from tests.utils.answers import corpus_client
+from tests.utils.api import wait_eval_run, wait_version
 from tests.utils.samples import QUERIES
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -24,34 +23,12 @@ def client(tmp_path_factory):
         yield c
 
 
-def wait_run(client, run_id, timeout=120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run = client.get(f"/v1/evals/{run_id}").json()
-        if run["status"] in {"succeeded", "failed"}:
-            assert run["status"] == "succeeded", run["error"]
-            return run
-        time.sleep(0.2)
-    raise AssertionError(f"eval run {run_id} did not finish: {run}")
-
-
-def wait_version(client, number, timeout=120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = client.get(f"/v1/kbs/kb/versions/{number}").json()
-        if v["status"] == "ready":
-            return v
-        assert not v["error"], v["error"]
-        time.sleep(0.2)
-    raise AssertionError(f"version {number} not ready")
-
-
 def test_eval_runs_on_two_index_versions_and_resume(client):
     c = client
     r = c.post("/v1/evals", json={"testset": "samples", "kb": "kb", "top_k": 5})
     assert r.status_code == 202, r.text
     assert r.json()["status"] == "queued" and r.json()["key"]["index_version"] == 1
-    run1 = wait_run(c, r.json()["id"])
+    run1 = wait_eval_run(c, r.json()["id"])
     assert run1["progress"] == 1 and run1["completed_count"] == 6
     assert run1["aggregate"]["recall@5"] == {"mean": 1.0, "count": 6}
     assert run1["aggregate"]["mrr"]["mean"] > 0.5 and run1["aggregate"]["ndcg@5"]["mean"] > 0.5
@@ -77,9 +54,9 @@ def test_eval_runs_on_two_index_versions_and_resume(client):
     # Version 2 with small chunks, evaluated pinned while version 1 stays live.
     r = c.post("/v1/kbs/kb/versions", json={"chunking": {"chunk_size": 48, "chunk_overlap": 8}})
     assert r.status_code == 202, r.text
-    wait_version(c, 2)
+    wait_version(c, "kb", 2)
     r = c.post("/v1/evals", json={"testset": "samples", "kb": "kb", "index_version": 2})
-    run2 = wait_run(c, r.json()["id"])
+    run2 = wait_eval_run(c, r.json()["id"])
     assert run2["key"]["index_version"] == 2 and run2["key_hash"] != run1["key_hash"]
     assert run2["aggregate"]["recall@5"]["count"] == 6
     listed = c.get("/v1/evals", params={"kb": "kb", "testset": "samples"}).json()["runs"]

@@ -7,6 +7,7 @@ import time
 import pytest
 
 from eval.scheduler import EVAL_JOB_PREFIX, SchedulerService
+from tests.utils.api import wait_decision, wait_version
 from tests.utils.models import make_derived_model
 from tests.utils.qa_kb import qa_client
 
@@ -26,27 +27,6 @@ GATE = {
 def client(tmp_path_factory):
     with qa_client(tmp_path_factory.mktemp("gates"), kb="qa", docs_per_language=4) as c:
         yield c
-
-
-def wait_version(c, number, timeout=180):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = c.get(f"/v1/kbs/qa/versions/{number}").json()
-        assert not v["error"], v["error"]
-        if v["status"] == "ready":
-            return v
-        time.sleep(0.2)
-    raise AssertionError(f"version {number} not ready")
-
-
-def wait_decision(c, decision_id, timeout=240):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        d = c.get(f"/v1/decisions/{decision_id}").json()
-        if d["outcome"] not in ("pending", "deciding"):
-            return d
-        time.sleep(0.3)
-    raise AssertionError(f"decision {decision_id} still pending: {d}")
 
 
 def live(c):
@@ -87,7 +67,7 @@ def test_gate_refuses_a_worse_version_then_force_then_an_equal_one_passes(client
         json={"embedding_model": str(model), "chunking": {"chunk_size": 120}},
     )
     assert r.status_code == 202, r.text
-    wait_version(c, 2)
+    wait_version(c, "qa", 2)
 
     # No runs yet: the gate queues one for the candidate and one for live.
     before = run_count(c)
@@ -127,7 +107,7 @@ def test_gate_refuses_a_worse_version_then_force_then_an_equal_one_passes(client
 
     # A version built like live passes: no metric drops.
     r = c.post("/v1/kbs/qa/versions", json={})
-    wait_version(c, 3)
+    wait_version(c, "qa", 3)
     r = c.post("/v1/kbs/qa/versions/3/promote", json={"actor": "ana"})
     assert r.status_code in (200, 202), r.text
     decided = wait_decision(c, r.json()["decision"]["id"])
@@ -174,7 +154,7 @@ def test_schedules_validation_and_on_ready(client):
     # A version that becomes ready is evaluated without anyone asking.
     r = c.post("/v1/kbs/qa/versions", json={"chunking": {"chunk_size": 64}})
     number = r.json()["number"]
-    wait_version(c, number)
+    wait_version(c, "qa", number)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         runs = c.get("/v1/evals", params={"kb": "qa"}).json()["runs"]

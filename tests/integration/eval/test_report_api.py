@@ -14,7 +14,7 @@ from api import cli
 from core.catalog.models import Chunk, EvalRun, JobStatus
 from tests.conftest import make_settings
 from tests.utils.answers import corpus_client
-from tests.utils.reports import wait_run, wait_version
+from tests.utils.api import wait_eval_run, wait_version
 from tests.utils.samples import QUERIES
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -32,14 +32,14 @@ def runs(tmp_path_factory):
         r = c.post("/v1/testsets", json={"name": "samples", "cases": cases})
         assert r.status_code == 201, r.text
         r = c.post("/v1/evals", json={"testset": "samples", "kb": "kb", "top_k": 3})
-        run1 = wait_run(c, r.json()["id"])
+        run1 = wait_eval_run(c, r.json()["id"])
         r = c.post("/v1/kbs/kb/versions", json={"chunking": {"chunk_size": 48, "chunk_overlap": 8}})
         assert r.status_code == 202, r.text
         wait_version(c, "kb", 2)
         r = c.post(
             "/v1/evals", json={"testset": "samples", "kb": "kb", "index_version": 2, "top_k": 3}
         )
-        run2 = wait_run(c, r.json()["id"])
+        run2 = wait_eval_run(c, r.json()["id"])
         yield c, make_settings(tmp / "data", redaction_enabled=False), run1, run2
 
 
@@ -129,7 +129,7 @@ def test_report_requests_are_validated(runs):
     )
     assert r.status_code == 201, r.text
     r = c.post("/v1/evals", json={"testset": "other", "kb": "kb", "top_k": 3})
-    other = wait_run(c, r.json()["id"])
+    other = wait_eval_run(c, r.json()["id"])
     message = error(run2["id"], 422, compare=other["id"])
     assert f"run {run2['id']} scored test set samples@1 but run {other['id']} scored other@1" in (
         message
