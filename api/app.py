@@ -19,6 +19,7 @@ from api.routes import (
     evals,
     gates,
     health,
+    jobs,
     kbs,
     models,
     openai_compat,
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     v1.include_router(models.router)
     v1.include_router(ab_tests.router)
     v1.include_router(gates.router)
+    v1.include_router(jobs.router)
     v1.include_router(gates.schedules_router)
     app.include_router(v1)
     # Façades with their own auth and error shapes (OpenAI's, Dify's).

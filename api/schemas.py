@@ -257,3 +257,20 @@ class VersionList(BaseModel):
 
 class JobAccepted(BaseModel):
     job_id: str
+
+
+class JobPublic(BaseModel):
+    """A background job (ingestion, build, GC, eval run, test-set generation)."""
+
+    id: str
+    kind: str
+    kb_id: str | None
+    status: str
+    attempts: int
+    max_attempts: int
+    progress: float
+    message: str
+    error: str | None
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None

@@ -144,7 +144,6 @@ class LocalJudgeTransport(httpx.AsyncBaseTransport):
 
     def _generate(self, body: dict[str, Any]) -> dict[str, Any]:
         from retrieval.generators.base import Message
-        from retrieval.generators.local import _load, resolve_path
 
         messages = [Message(m["role"], str(m.get("content") or "")) for m in body["messages"]]
         max_tokens = int(body.get("max_tokens") or 256)
@@ -152,14 +151,7 @@ class LocalJudgeTransport(httpx.AsyncBaseTransport):
         text = self.generator.generate(
             messages, max_tokens=max_tokens, temperature=0.0 if temperature < 0.05 else temperature
         )
-        tokenizer = _load(resolve_path(self.model_path)).tokenizer
-        prompt = tokenizer.apply_chat_template(
-            [{"role": m.role, "content": m.content} for m in messages],
-            add_generation_prompt=True,
-            tokenize=True,
-        )
-        prompt_ids = prompt["input_ids"] if isinstance(prompt, Mapping) else prompt
-        completion = len(tokenizer.encode(text, add_special_tokens=False))
+        prompt_tokens, completion = self.generator.count_tokens(messages, text)
         return {
             "id": f"chatcmpl-{uuid.uuid4().hex}",
             "object": "chat.completion",
@@ -173,9 +165,9 @@ class LocalJudgeTransport(httpx.AsyncBaseTransport):
                 }
             ],
             "usage": {
-                "prompt_tokens": len(prompt_ids),
+                "prompt_tokens": prompt_tokens,
                 "completion_tokens": completion,
-                "total_tokens": len(prompt_ids) + completion,
+                "total_tokens": prompt_tokens + completion,
             },
         }
 

@@ -297,11 +297,21 @@ def record_eval_failure(rt: Runtime, payload: dict[str, Any], reason: str) -> No
     )
 
 
-def list_runs(rt: Runtime, *, kb_id: str | None = None, testset: str | None = None) -> list:
+def list_runs(
+    rt: Runtime,
+    *,
+    kb_id: str | None = None,
+    testset: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+) -> list:
+    """Runs newest first (optionally one page: `limit` rows after `offset`)."""
     from core.catalog.models import TestSet
 
     with rt.db.session() as s:
-        query = select(EvalRun).order_by(EvalRun.created_at.desc())
+        query = select(EvalRun).order_by(EvalRun.created_at.desc(), EvalRun.id).offset(offset)
+        if limit is not None:
+            query = query.limit(limit)
         if kb_id is not None:
             query = query.where(EvalRun.kb_id == kb_id)
         if testset is not None:

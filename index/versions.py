@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
-from core.catalog.models import IndexVersion, KnowledgeBase, VersionStatus, utcnow
+from core.catalog.models import ABTest, IndexVersion, KnowledgeBase, VersionStatus, utcnow
 from core.errors import Conflict, InvalidInput, NotFound
 
 if TYPE_CHECKING:
@@ -248,6 +248,15 @@ def retire(rt: Runtime, *, kb: KnowledgeBase, number: int) -> IndexVersion:
                 f"index version {number} is live; promote another version or "
                 "roll back before retiring it"
             )
+        for test in s.execute(
+            select(ABTest).where(ABTest.kb_id == kb.id, ABTest.status == "running")
+        ).scalars():
+            if any(arm.get("index_version") == number for arm in test.arms or []):
+                raise Conflict(
+                    f"index version {number} serves an arm of the running A/B test "
+                    f"{test.name!r}; stop the test (POST /v1/kbs/{kb.name}/ab-tests/"
+                    f"{test.name}/stop) before retiring it"
+                )
         if version.status != VersionStatus.RETIRED:
             version.status = VersionStatus.RETIRED
             version.retired_at = utcnow()

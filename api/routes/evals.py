@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
 from api.deps import RuntimeDep
@@ -209,14 +209,20 @@ def create_eval(body: EvalCreate, rt: RuntimeDep) -> EvalRunPublic:
 
 
 @router.get("/evals", response_model=EvalRunList)
-def list_evals(rt: RuntimeDep, kb: str | None = None, testset: str | None = None) -> EvalRunList:
+def list_evals(
+    rt: RuntimeDep,
+    kb: str | None = None,
+    testset: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> EvalRunList:
+    """Runs newest first, one page at a time (`limit`, `offset`)."""
     kb_id = None
     if kb is not None:
         with rt.db.session() as s:
             kb_id = get_kb(session=s, name_or_id=kb).id
-    return EvalRunList(
-        runs=[run_public(r) for r in runs.list_runs(rt, kb_id=kb_id, testset=testset)]
-    )
+    rows = runs.list_runs(rt, kb_id=kb_id, testset=testset, limit=limit, offset=offset)
+    return EvalRunList(runs=[run_public(r) for r in rows])
 
 
 @router.get("/evals/{run_id}", response_model=EvalRunPublic)

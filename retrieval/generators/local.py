@@ -19,7 +19,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,6 +110,18 @@ class LocalGenerator:
 
     def warm_up(self) -> None:
         _load(resolve_path(self._configured))
+
+    def count_tokens(self, messages: Sequence[Message], completion: str) -> tuple[int, int]:
+        """(prompt tokens as the chat template renders `messages`, completion tokens):
+        what an OpenAI-compatible endpoint reports as usage."""
+        tokenizer = _load(resolve_path(self._configured)).tokenizer
+        prompt = tokenizer.apply_chat_template(
+            [{"role": m.role, "content": m.content} for m in messages],
+            add_generation_prompt=True,
+            tokenize=True,
+        )
+        ids = prompt["input_ids"] if isinstance(prompt, Mapping) else prompt
+        return len(ids), len(tokenizer.encode(completion, add_special_tokens=False))
 
     def _inputs(self, loaded: _Loaded, messages: Sequence[Message]) -> Any:
         chat = [{"role": m.role, "content": m.content} for m in messages]

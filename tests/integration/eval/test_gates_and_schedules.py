@@ -7,7 +7,7 @@ import time
 import pytest
 
 from eval.scheduler import EVAL_JOB_PREFIX, SchedulerService
-from tests.utils.api import wait_decision, wait_version
+from tests.utils.api import wait_decision, wait_eval_run, wait_version
 from tests.utils.models import make_derived_model
 from tests.utils.qa_kb import qa_client
 
@@ -177,6 +177,17 @@ def test_nightly_schedule_runs_and_syncs_into_the_scheduler(client):
     assert r.status_code == 202 and len(r.json()["eval_run_ids"]) == 1
     run = c.get(f"/v1/evals/{r.json()['eval_run_ids'][0]}").json()
     assert run["key"]["index_version"] == live(c)
+    job = c.get(f"/v1/jobs/{run['job_id']}").json()
+    assert job["kind"] == "eval_run" and job["status"] in {"queued", "running", "succeeded"}
+    assert c.get("/v1/jobs/nope").status_code == 404
+    wait_eval_run(c, run["id"])
+    assert c.get(f"/v1/jobs/{run['job_id']}").json()["status"] == "succeeded"
+    # Runs are listed newest first, a page at a time.
+    page = c.get("/v1/evals", params={"kb": "qa", "limit": 2}).json()["runs"]
+    assert len(page) == 2 and page[0]["id"] == run["id"]
+    rest = c.get("/v1/evals", params={"kb": "qa", "limit": 2, "offset": 1}).json()["runs"]
+    assert rest[0]["id"] == page[1]["id"]
+    assert c.get("/v1/evals", params={"limit": 0}).status_code == 422
 
     service = SchedulerService(rt)
     scheduler = service.build(blocking=False)
