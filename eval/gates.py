@@ -103,8 +103,7 @@ def set_gate(
         kb_row = s.get(KnowledgeBase, kb.id)
         assert kb_row is not None
         # Everything a gate run needs must resolve now, not at promotion time.
-        probe = _probe(rt, s, kb_row, policy, number=None, allow_missing_version=True)
-        del probe
+        _probe(rt, s, kb_row, policy, number=None, allow_missing_version=True)
         row = s.get(QualityGate, kb.id) or QualityGate(kb_id=kb.id)
         row.testset = policy.testset
         row.testset_version = policy.testset_version
