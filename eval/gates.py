@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
@@ -34,6 +35,7 @@ from core.catalog.models import (
     PromotionDecision,
     QualityGate,
     VersionStatus,
+    utcnow,
 )
 from core.errors import Conflict, GateRefused, InvalidInput, NotFound
 from eval.metrics import metric_names
@@ -56,6 +58,8 @@ PENDING, PROMOTED, REFUSED, OVERRIDDEN, FAILED = (
 )
 # Transient: one process claimed the decision and is switching the live version.
 DECIDING = "deciding"
+# A decision `deciding` this long was left by a crashed process (switching takes seconds).
+STUCK_DECIDING_SECONDS = 300
 VERSION_SUBJECT, MODEL_SUBJECT = "index_version", "model"
 EVAL_PARAMS = ("generator", "prompt", "top_k", "mode")
 # Float noise must not fail a gate: 0.8 - 0.8000000001 is not a regression.
@@ -441,6 +445,8 @@ def _finish(
             .where(PromotionDecision.id == decision_id, PromotionDecision.outcome == PENDING)
             .values(outcome=DECIDING)
         ).rowcount
+    if claimed:
+        _mark_deciding(rt, decision_id)
     if claimed and promote:
         try:
             with rt.db.session() as s:
@@ -468,13 +474,38 @@ def _finish(
         if claimed:
             d.outcome = outcome
             d.evidence = {
-                **(d.evidence or {}),
+                **{k: v for k, v in (d.evidence or {}).items() if k != "deciding_since"},
                 "waiting_for": None,
                 **({"note": note} if note else {}),
             }
         s.flush()
         s.expunge(d)
     return d
+
+
+def _mark_deciding(rt: Runtime, decision_id: str) -> None:
+    with rt.db.session() as s:
+        d = s.get(PromotionDecision, decision_id)
+        if d is not None:
+            d.evidence = {**(d.evidence or {}), "deciding_since": utcnow().isoformat()}
+
+
+def _release_stuck(rt: Runtime) -> int:
+    """Decisions a crashed process left `deciding` go back to `pending`: deciding again
+    is safe (a version already live is recorded as promoted, a refusal is re-checked)."""
+    cutoff = utcnow() - timedelta(seconds=STUCK_DECIDING_SECONDS)
+    released = 0
+    with rt.db.session() as s:
+        rows = s.execute(
+            select(PromotionDecision).where(PromotionDecision.outcome == DECIDING)
+        ).scalars()
+        for d in rows:
+            since = (d.evidence or {}).get("deciding_since")
+            if since and datetime.fromisoformat(since) < cutoff:
+                d.outcome = PENDING
+                released += 1
+                log.warning("promotion decision %s was left deciding; deciding again", d.id)
+    return released
 
 
 def _tell_registry(rt: Runtime, decision: PromotionDecision) -> None:
@@ -489,6 +520,7 @@ def _tell_registry(rt: Runtime, decision: PromotionDecision) -> None:
 
 def advance_pending(rt: Runtime, *, kb_id: str | None = None) -> int:
     """Advance every pending decision (of one KB); returns how many got decided."""
+    _release_stuck(rt)
     with rt.db.session() as s:
         query = select(PromotionDecision.id).where(PromotionDecision.outcome == PENDING)
         if kb_id is not None:

@@ -1,0 +1,75 @@
+"""A decision a crashed process left `deciding` is decided again, once it is stale, on
+SQLite and PostgreSQL; a fresh one is left to the process that holds it."""
+
+from datetime import timedelta
+
+import pytest
+
+from core.catalog.models import (
+    IndexVersion,
+    KnowledgeBase,
+    PromotionDecision,
+    VersionStatus,
+    utcnow,
+)
+from core.runtime import Runtime
+from eval import gates
+from tests.conftest import make_settings
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def rt(tmp_path, catalog_url):
+    runtime = Runtime(make_settings(tmp_path / "data", database_url=catalog_url, workers=0))
+    runtime.db.migrate()
+    yield runtime
+    runtime.close()
+
+
+def _deciding(rt, *, age_seconds: float) -> tuple[str, str]:
+    with rt.db.session() as s:
+        kb = KnowledgeBase(name="k", config={})
+        s.add(kb)
+        s.flush()
+        for number, status in ((1, VersionStatus.LIVE), (2, VersionStatus.READY)):
+            s.add(
+                IndexVersion(
+                    kb_id=kb.id,
+                    number=number,
+                    status=status,
+                    embedding_model="m",
+                    dimension=4,
+                    config={},
+                    config_hash="h",
+                )
+            )
+        since = utcnow() - timedelta(seconds=age_seconds)
+        d = PromotionDecision(
+            kb_id=kb.id,
+            subject_type=gates.VERSION_SUBJECT,
+            subject="v2",
+            index_version=2,
+            outcome=gates.DECIDING,
+            evidence={"deciding_since": since.isoformat()},
+        )
+        s.add(d)
+        s.flush()
+        return kb.id, d.id
+
+
+def test_a_stale_deciding_decision_is_decided_again(rt):
+    kb_id, decision_id = _deciding(rt, age_seconds=gates.STUCK_DECIDING_SECONDS + 5)
+    assert gates.advance_pending(rt) == 1
+    d = gates.get_decision(rt, decision_id)
+    # No gate on this KB: deciding again promotes, and the switch really happened.
+    assert d.outcome == gates.PROMOTED and "deciding_since" not in d.evidence
+    with rt.db.session() as s:
+        live = s.query(IndexVersion).filter_by(kb_id=kb_id, status=VersionStatus.LIVE).one()
+    assert live.number == 2
+
+
+def test_a_fresh_deciding_decision_is_left_alone(rt):
+    _, decision_id = _deciding(rt, age_seconds=5)
+    assert gates.advance_pending(rt) == 0
+    assert gates.get_decision(rt, decision_id).outcome == gates.DECIDING
