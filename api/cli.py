@@ -102,14 +102,7 @@ def ingest(
     from ingest.documents import check_uploaded_file, submit_upload
     from ingest.knowledge_bases import create_kb
 
-    meta = None
-    if metadata:
-        try:
-            meta = json.loads(metadata)
-        except json.JSONDecodeError as exc:
-            raise typer.BadParameter(f"not valid JSON: {exc.msg}", param_hint="--metadata") from exc
-        if not isinstance(meta, dict):
-            raise typer.BadParameter("must be a JSON object", param_hint="--metadata")
+    meta = json_object_option(metadata, "--metadata")
     files = _collect(paths)
     if not files:
         err.print("[red]no files found[/red] under the given paths")
@@ -287,6 +280,19 @@ def query(
             str(i), f"{r.score:.3f}", r.filename, str(r.metadata.get("page_number") or ""), snippet
         )
     console.print(table)
+
+
+def json_object_option(value: str | None, hint: str) -> dict | None:
+    """An option holding a JSON object (None when not given); a bad one is a usage error."""
+    if not value:
+        return None
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(f"not valid JSON: {exc.msg}", param_hint=hint) from exc
+    if not isinstance(parsed, dict):
+        raise typer.BadParameter("must be a JSON object", param_hint=hint)
+    return parsed
 
 
 def _kb_row(rt, kb: str):  # type: ignore[no-untyped-def]

@@ -4,7 +4,6 @@ as /v1/models/registry)."""
 from __future__ import annotations
 
 import getpass
-import json
 from typing import Annotated, Any
 
 import typer
@@ -162,14 +161,7 @@ def register_cmd(
     from core.errors import RagopsError
 
     cli = _cli()
-    meta: dict[str, Any] = {}
-    if metadata:
-        try:
-            meta = json.loads(metadata)
-        except json.JSONDecodeError as exc:
-            raise typer.BadParameter(f"not valid JSON: {exc.msg}", param_hint="--metadata") from exc
-        if not isinstance(meta, dict):
-            raise typer.BadParameter("must be a JSON object", param_hint="--metadata")
+    meta: dict[str, Any] = cli.json_object_option(metadata, "--metadata") or {}
     lineage = {
         k: v
         for k, v in {

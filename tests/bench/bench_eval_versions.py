@@ -28,16 +28,6 @@ RESULTS = ROOT / "tests" / "bench" / "results" / "eval_versions.json"
 GATE = {"testset": "qa", "max_regression": 0.02, "min_scores": {"recall@k": 0.8}}
 
 
-def _wait(get, done, what: str, timeout: float = 1800):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = get()
-        if done(value):
-            return value
-        time.sleep(0.5)
-    raise SystemExit(f"timed out waiting for {what}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", type=Path, default=ROOT / "data" / "bench-eval")
@@ -51,6 +41,7 @@ def main() -> None:
     from eval.report import load_report, summarize
     from eval.report_html import render_html
     from tests.bench.qa import render
+    from tests.utils.api import wait_eval_run, wait_for_documents, wait_version
     from tests.utils.qa_kb import qa_subset
 
     apply_offline_defaults()
@@ -72,30 +63,21 @@ def main() -> None:
         files = [("files", (d["filename"], render(d), "text/plain")) for d in docs]
         for i in range(0, len(files), 20):  # within the per-request file limit
             c.post("/v1/kbs/qa/documents", files=files[i : i + 20]).raise_for_status()
-        _wait(
-            lambda: c.get("/v1/kbs/qa/documents", params={"limit": 1000}).json()["documents"],
-            lambda ds: len(ds) == len(docs) and all(d["status"] == "indexed" for d in ds),
-            "ingestion",
-        )
+        indexed = wait_for_documents(c, "qa", expected=len(docs), timeout=1800)
+        failed = [name for name, d in indexed.items() if d["status"] != "indexed"]
+        if failed:
+            raise SystemExit(f"documents failed to ingest: {failed}")
         ingest_s = time.perf_counter() - started
         c.post("/v1/testsets", json={"name": "qa", "cases": cases}).raise_for_status()
         c.post(
             "/v1/kbs/qa/versions", json={"chunking": {"chunk_size": 48, "chunk_overlap": 8}}
         ).raise_for_status()
-        _wait(
-            lambda: c.get("/v1/kbs/qa/versions/2").json(),
-            lambda v: v["status"] == "ready" or bool(v["error"]),
-            "version 2",
-        )
+        wait_version(c, "qa", 2, timeout=1800)
 
         def evaluate(version: int) -> dict:
             r = c.post("/v1/evals", json={"testset": "qa", "kb": "qa", "index_version": version})
             r.raise_for_status()
-            return _wait(
-                lambda: c.get(f"/v1/evals/{r.json()['id']}").json(),
-                lambda run: run["status"] in ("succeeded", "failed"),
-                f"the eval of version {version}",
-            )
+            return wait_eval_run(c, r.json()["id"], timeout=1800)
 
         base, cand = evaluate(1), evaluate(2)
         rt = c.app.state.runtime

@@ -21,7 +21,8 @@ def wait_for_documents(
     deadline = time.monotonic() + timeout
     docs: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
-        r = client.get(f"/v1/kbs/{kb}/documents", headers=headers)
+        # One page of the largest size: a KB of more than 100 documents is listed whole.
+        r = client.get(f"/v1/kbs/{kb}/documents", params={"limit": 1000}, headers=headers)
         assert r.status_code == 200, r.text
         docs = r.json()["documents"]
         if len(docs) >= expected and all(d["status"] in FINAL for d in docs):
