@@ -37,6 +37,8 @@ run: $(STAMP)
 
 test: $(STAMP) browser
 	$(BIN)/ruff check .
+	# Imports point down the layers, with no cycles (pyproject.toml [tool.importlinter]).
+	$(BIN)/lint-imports
 	# pytest exits 5 when it collected nothing: that is a broken suite, not a pass.
 	$(BIN)/python -m pytest -q; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
@@ -48,7 +50,7 @@ browser:
 	  || echo "chromium could not be installed: the report browser test will skip" >&2
 
 lint: $(STAMP)
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) data

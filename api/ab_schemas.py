@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.eval_schemas import EvalRunPublic
+from api.schemas import PublicModel
 
 
 class ArmCreate(BaseModel):
@@ -46,7 +47,7 @@ class ArmPublic(BaseModel):
     prompt: str = Field(description="name@version")
 
 
-class ABTestPublic(BaseModel):
+class ABTestPublic(PublicModel):
     id: str
     kb: str
     name: str

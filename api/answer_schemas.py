@@ -6,7 +6,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from api.schemas import PublicModel, RowWith
 
 _PROMPT_DOC = 'A prompt template: "name" (its newest version) or "name@version"'
 
@@ -88,7 +90,7 @@ class AnswerSettingsUpdate(BaseModel):
     prompt: str | None = Field(None, description=_PROMPT_DOC + '; "" resets')
 
 
-class AnswerSettingsPublic(BaseModel):
+class AnswerSettingsPublic(PublicModel):
     generator: str = Field(description="What /answer uses when a request names none")
     generator_source: Literal["kb", "server"]
     prompt: PromptRef
@@ -109,7 +111,7 @@ class PromptCreate(BaseModel):
     description: str = Field("", max_length=2000)
 
 
-class PromptPublic(BaseModel):
+class PromptPublic(PublicModel):
     name: str
     version: int
     system: str
@@ -144,7 +146,7 @@ class FeedbackCreate(BaseModel):
     correction: str | None = Field(None, max_length=20000, description="The right answer")
 
 
-class FeedbackPublic(BaseModel):
+class FeedbackPublic(PublicModel):
     id: str
     answer_id: str
     rating: int
@@ -153,7 +155,7 @@ class FeedbackPublic(BaseModel):
     created_at: datetime
 
 
-class AnswerPublic(BaseModel):
+class AnswerPublic(PublicModel):
     id: str
     kb: str
     query: str
@@ -169,3 +171,11 @@ class AnswerPublic(BaseModel):
     arm: str | None
     created_at: datetime
     feedback: list[FeedbackPublic]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _prompt_from_columns(cls, row: Any) -> Any:
+        """An Answer row keeps the prompt it used as prompt_name and prompt_version."""
+        if isinstance(row, dict):
+            return row
+        return RowWith(row, {"prompt": {"name": row.prompt_name, "version": row.prompt_version}})

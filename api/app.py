@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.concurrency import run_in_threadpool
 
 from api import errors
+from api.components import Components
 from api.deps import require_key
 from api.routes import (
     ab_tests,
@@ -28,24 +29,27 @@ from api.routes import (
     retrieve,
     versions,
 )
+from api.runtime import Runtime
 from core.config import Settings, get_settings
-from core.runtime import Runtime
+from eval.scheduler import SchedulerService
 
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, components: Components | None = None
+) -> FastAPI:
+    """`components` shares loaded models with other apps in the process (tests); by
+    default the app's runtime builds and closes its own."""
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = Runtime(settings)
+        runtime = Runtime(settings, components=components)
         app.state.runtime = runtime
         await run_in_threadpool(runtime.start)
         scheduler = None
         if settings.scheduler_embedded:
-            from eval.scheduler import SchedulerService
-
             scheduler = SchedulerService(runtime).build(blocking=False)
             scheduler.start()
         log.info(

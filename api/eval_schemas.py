@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
+from api.schemas import METADATA_COLUMN, JsonObject, NullAsEmptyList, Progress, PublicModel
 
-class TestSetPublic(BaseModel):
+
+class TestSetPublic(PublicModel):
     __test__ = False
 
     name: str
@@ -25,7 +27,7 @@ class TestSetList(BaseModel):
     testsets: list[TestSetPublic]
 
 
-class TestCasePublic(BaseModel):
+class TestCasePublic(PublicModel):
     __test__ = False
 
     position: int
@@ -34,7 +36,7 @@ class TestCasePublic(BaseModel):
     reference_contexts: list[str]
     reference_doc_ids: list[str]
     tags: list[str]
-    metadata: dict[str, Any]
+    metadata: dict[str, Any] = Field(validation_alias=METADATA_COLUMN)
 
 
 class TestSetDetail(TestSetPublic):
@@ -50,18 +52,18 @@ class TestSetGenerate(BaseModel):
     languages: list[str] | None = Field(None, description="ISO 639-1 codes, e.g. ['en', 'es']")
 
 
-class TestSetGenerationPublic(BaseModel):
+class TestSetGenerationPublic(PublicModel):
     __test__ = False
 
     job_id: str
     status: str
-    progress: float
+    progress: Progress
     message: str
     error: str | None
     kb: str
     name: str
     size: int
-    languages: list[str]
+    languages: Annotated[list[str], NullAsEmptyList]
     index_version: int
     judge: str
     testset: TestSetPublic | None = None
@@ -81,18 +83,18 @@ class EvalCreate(BaseModel):
     metrics: list[str] | None = None
 
 
-class EvalRunPublic(BaseModel):
+class EvalRunPublic(PublicModel):
     id: str
     status: str
-    progress: float
+    progress: Progress
     question_count: int
     completed_count: int
     key: dict[str, Any]
     key_hash: str
     metrics: list[str]
-    aggregate: dict[str, Any]
+    aggregate: JsonObject
     wall_seconds: float
-    usage: dict[str, Any]
+    usage: JsonObject
     error: str | None
     job_id: str | None
     created_at: datetime
@@ -103,7 +105,7 @@ class EvalRunList(BaseModel):
     runs: list[EvalRunPublic]
 
 
-class EvalResultPublic(BaseModel):
+class EvalResultPublic(PublicModel):
     position: int
     question: str
     answer: str

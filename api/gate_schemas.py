@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from api.schemas import JsonObject, NullAsEmptyDict, NullAsEmptyList, PublicModel
 
 
 class _Strict(BaseModel):
@@ -35,14 +37,14 @@ class GateUpdate(_Strict):
     actor: str | None = None
 
 
-class GatePublic(BaseModel):
+class GatePublic(PublicModel):
     kb: str
     testset: str
     testset_version: int | None
-    min_scores: dict[str, float]
+    min_scores: Annotated[dict[str, float], NullAsEmptyDict]
     max_regression: float | None
-    metrics: list[str]
-    params: dict[str, Any]
+    metrics: Annotated[list[str], NullAsEmptyList]
+    params: JsonObject
     updated_by: str | None
     updated_at: datetime
 
@@ -95,14 +97,14 @@ class ScheduleUpdate(_Strict):
     enabled: bool | None = None
 
 
-class SchedulePublic(BaseModel):
+class SchedulePublic(PublicModel):
     name: str
     kind: str
     kb: str | None
     testset: str
     testset_version: int | None
     cron: str | None
-    params: dict[str, Any]
+    params: JsonObject
     enabled: bool
     last_run_at: datetime | None
     next_run_time: datetime | None = None

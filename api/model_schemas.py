@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.schemas import METADATA_COLUMN, JsonObject, PublicModel
+
 Kind = Literal["embedding", "generator", "judge", "reranker"]
 Stage = Literal["candidate", "staging", "production", "archived"]
 SourceType = Literal["local_path", "hub_id", "endpoint", "package", "builtin"]
@@ -79,15 +81,15 @@ class StageChange(BaseModel):
     )
 
 
-class ModelPublic(BaseModel):
+class ModelPublic(PublicModel):
     kind: str
     name: str
     source_type: str
     source: str
     digest: str | None = Field(description="sha256 of the model's local files, if any")
     stage: str
-    lineage: dict[str, Any]
-    metadata: dict[str, Any]
+    lineage: JsonObject
+    metadata: JsonObject = Field(validation_alias=METADATA_COLUMN)
     description: str
     created_at: datetime
     updated_at: datetime
@@ -98,7 +100,7 @@ class ModelList(BaseModel):
     data: list[ModelPublic]
 
 
-class ModelRef(BaseModel):
+class ModelRef(PublicModel):
     kind: str
     name: str
     stage: str
@@ -115,7 +117,7 @@ class VersionUse(BaseModel):
     status: str
 
 
-class ModelUsage(BaseModel):
+class ModelUsage(PublicModel):
     kbs: list[KbUse]
     index_versions: list[VersionUse] = Field(description="Versions that are not retired")
     server_defaults: list[str] = Field(description="Settings that default to this model")
@@ -146,7 +148,7 @@ class ModelDetail(ModelPublic):
     history: list[StageEvent]
 
 
-class RolloutAccepted(BaseModel):
+class RolloutAccepted(PublicModel):
     """An embedding model's rollout to a KB, pending until its version is built,
     evaluated and passed (or refused) by the quality gate."""
 
@@ -155,5 +157,5 @@ class RolloutAccepted(BaseModel):
     model: ModelRef
     outcome: str = Field(description="pending until the gate decides")
     index_version: int | None
-    evidence: dict[str, Any]
+    evidence: JsonObject
     created_at: datetime

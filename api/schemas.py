@@ -3,11 +3,54 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    AliasPath,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from ingest.config import ChunkingConfig, CleaningConfig, RedactionConfig
+
+
+class RowWith:
+    """A row's attributes, with `extra` ones added or replacing them."""
+
+    def __init__(self, row: Any, extra: dict[str, Any]) -> None:
+        self._row, self._extra = row, extra
+
+    def __getattr__(self, name: str) -> Any:
+        extra = self.__dict__["_extra"]
+        return extra[name] if name in extra else getattr(self.__dict__["_row"], name)
+
+
+class PublicModel(BaseModel):
+    """A response body read from a catalog row's attributes: `model_validate(row,
+    from_attributes=True)`, or `from_row(row, kb=name)` for fields the row does not hold
+    (e.g. the KB's name for the row's `kb_id`)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    @classmethod
+    def from_row(cls, row: Any, **extra: Any) -> Self:
+        return cls.model_validate(RowWith(row, extra) if extra else row, from_attributes=True)
+
+
+# JSON columns may hold NULL: the public field is then empty.
+NullAsEmptyDict = BeforeValidator(lambda value: value or {})
+NullAsEmptyList = BeforeValidator(lambda value: value or [])
+JsonObject = Annotated[dict[str, Any], NullAsEmptyDict]
+# Progress 0..1, shown to 4 decimals.
+Progress = Annotated[float, AfterValidator(lambda value: round(value, 4))]
+# Rows name the column `metadata_`: `metadata` is SQLAlchemy's own attribute.
+METADATA_COLUMN = AliasChoices("metadata_", "metadata")
 
 
 class CleaningUpdate(BaseModel):
@@ -51,7 +94,11 @@ class KnowledgeBaseUpdate(BaseModel):
     reranker: str | None = Field(None, description='Local CrossEncoder folder; "" clears it')
 
 
-class KnowledgeBasePublic(BaseModel):
+_KB_SETTINGS = ("chunking", "redaction", "cleaning", "embedding_model", "reranker")
+
+
+# From a `core.kbs.kb_summaries` row. (No docstring: it would land in the OpenAPI schema.)
+class KnowledgeBasePublic(PublicModel):
     id: str
     name: str
     description: str
@@ -64,6 +111,16 @@ class KnowledgeBasePublic(BaseModel):
     document_count: int
     created_at: datetime
     updated_at: datetime
+
+    @model_validator(mode="before")
+    @classmethod
+    def _settings_from_config(cls, row: Any) -> Any:
+        """A catalog row keeps the ingestion settings in its `config` JSON; rows from
+        before cleaning settings existed have none, so the defaults apply."""
+        if isinstance(row, dict):
+            return row
+        settings = {name: row.config.get(name) for name in _KB_SETTINGS}
+        return RowWith(row, {**settings, "cleaning": settings["cleaning"] or {}})
 
 
 class KnowledgeBaseList(BaseModel):
@@ -95,7 +152,7 @@ class UploadResponse(BaseModel):
     )
 
 
-class RevisionPublic(BaseModel):
+class RevisionPublic(PublicModel):
     id: str
     number: int
     status: str
@@ -104,21 +161,37 @@ class RevisionPublic(BaseModel):
     size_bytes: int
     media_type: str
     chunk_count: int
-    report: dict[str, Any]
+    report: JsonObject
     created_at: datetime
     indexed_at: datetime | None
 
 
-class DocumentSummary(BaseModel):
+# From an `ingest.documents.list_documents` row: a document with its current revision's
+# columns, None when it has none.
+class DocumentSummary(PublicModel):
     id: str
     filename: str
     status: str
     error: str | None
-    language: str | None = Field(None, description="Detected language: en, es, ru or other")
+    language: str | None = Field(
+        None,
+        description="Detected language: en, es, ru or other",
+        validation_alias=AliasChoices("language", AliasPath("report", "language")),
+    )
     revision: int | None
     chunk_count: int
-    metadata: dict[str, Any]
+    metadata: JsonObject = Field(validation_alias=METADATA_COLUMN)
     updated_at: datetime
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _no_revision_status(cls, value: Any) -> Any:
+        return "unknown" if value is None else value
+
+    @field_validator("chunk_count", mode="before")
+    @classmethod
+    def _no_revision_chunks(cls, value: Any) -> Any:
+        return 0 if value is None else value
 
 
 class DocumentPublic(DocumentSummary):
@@ -228,17 +301,17 @@ class VersionCreate(BaseModel):
     )
 
 
-class VersionPublic(BaseModel):
+class VersionPublic(PublicModel):
     number: int
     status: str
     backend: str
     embedding_model: str
     dimension: int
     config: dict[str, Any]
-    index_params: dict[str, Any]
-    progress: float
+    index_params: JsonObject
+    progress: Progress
     vector_count: int
-    stats: dict[str, Any]
+    stats: JsonObject
     error: str | None
     job_id: str | None
     created_at: datetime
@@ -259,7 +332,7 @@ class JobAccepted(BaseModel):
     job_id: str
 
 
-class JobPublic(BaseModel):
+class JobPublic(PublicModel):
     """A background job (ingestion, build, GC, eval run, test-set generation)."""
 
     id: str
@@ -268,7 +341,7 @@ class JobPublic(BaseModel):
     status: str
     attempts: int
     max_attempts: int
-    progress: float
+    progress: Progress
     message: str
     error: str | None
     created_at: datetime

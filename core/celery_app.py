@@ -1,7 +1,8 @@
 """Celery workers for scale-out: the same job handlers as the in-process threads.
 
-A `ragops worker` process builds one Runtime (models load once per process), registers
-`ragops.run_job(job_id)` and consumes the `RAGOPS_CELERY_QUEUE` queue. The task only
+A `ragops worker` process (`api.worker.run_worker`) builds one Runtime (models load once
+per process), registers `ragops.run_job(job_id)` and consumes the `RAGOPS_CELERY_QUEUE`
+queue. The task only
 claims the catalog row and hands it to `WorkerPool.run_job`, which shares its
 handler/complete/retry/fail path with the polling threads, so the row, not the message,
 decides what runs: a duplicate or stale message is a logged no-op.
@@ -14,13 +15,10 @@ Example::
 from __future__ import annotations
 
 import logging
-import os
-import threading
 import uuid
 from typing import TYPE_CHECKING
 
 from core.config import Settings
-from core.dispatch import RUN_JOB_TASK, redispatch_forever
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -28,6 +26,8 @@ if TYPE_CHECKING:
     from core.jobs import WorkerPool
 
 log = logging.getLogger(__name__)
+
+RUN_JOB_TASK = "ragops.run_job"
 
 # A message that finds its job not yet runnable (backoff not over, another worker's lease
 # still live) comes back this many seconds after it could be, at the earliest.
@@ -100,36 +100,3 @@ def register_tasks(app: Celery, pool: WorkerPool) -> None:
     @app.task(name=RUN_JOB_TASK, ignore_result=True, shared=False)
     def run_job(job_id: str) -> str:
         return run_job_message(pool, job_id)
-
-
-def run_worker(settings: Settings, *, concurrency: int = 1, log_level: str = "info") -> None:
-    """Load models once, then consume jobs until SIGTERM/SIGINT (warm shutdown: the job
-    in hand finishes first). Concurrency above 1 runs jobs in threads sharing the models;
-    use one process per GPU."""
-    from core.runtime import Runtime
-
-    rt = Runtime(settings)
-    stop = threading.Event()
-    try:
-        rt.start(workers=False)
-        rt.workers.start_heartbeat()
-        redispatch_forever(rt.jobs, every_seconds=settings.celery_redispatch_seconds, stop=stop)
-        app = make_celery(settings)
-        register_tasks(app, rt.workers)
-        log.info("worker %s consuming queue %r", rt.workers.owner_prefix, settings.celery_queue)
-        app.worker_main(
-            [
-                "worker",
-                f"--pool={'solo' if concurrency == 1 else 'threads'}",
-                f"--concurrency={concurrency}",
-                f"--loglevel={log_level.upper()}",
-                f"--queues={settings.celery_queue}",
-                f"--hostname=ragops-{os.getpid()}@%h",
-                # No broadcast chatter: tasks are never revoked, rows are the state.
-                "--without-gossip",
-                "--without-mingle",
-            ]
-        )
-    finally:
-        stop.set()
-        rt.close()

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import and_, or_, select, update
 
 from core.catalog.models import Job, JobStatus, utcnow
+from core.celery_app import RUN_JOB_TASK, make_celery
 from core.config import Settings
 from core.jobs import Dispatcher, JobQueue
 
@@ -32,8 +33,6 @@ if TYPE_CHECKING:
     from celery import Celery
 
 log = logging.getLogger(__name__)
-
-RUN_JOB_TASK = "ragops.run_job"
 
 
 class CeleryDispatcher:
@@ -50,8 +49,6 @@ class CeleryDispatcher:
     def app(self) -> Celery:
         with self._lock:
             if self._app is None:
-                from core.celery_app import make_celery
-
                 self._app = make_celery(self.settings)
             return self._app
 

@@ -82,7 +82,8 @@ class Overloaded(RagopsError):
 
 
 class Unavailable(RagopsError):
-    """A backing service (e.g. an OpenAI-compatible generator endpoint) cannot be reached."""
+    """A backing service or store cannot be reached or fails (an OpenAI-compatible
+    generator endpoint, the Qdrant server, a FAISS index directory); not the caller's fault."""
 
     code = "unavailable"
 

@@ -214,8 +214,8 @@ def demo_report_html() -> str:
 
 
 def catalog_report_html(run_id: str, compare: str | None) -> str:
+    from api.runtime import Runtime
     from core.config import apply_offline_defaults, get_settings
-    from core.runtime import Runtime
     from eval.report import load_report
     from eval.report_html import render_html
 

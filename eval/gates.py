@@ -38,6 +38,7 @@ from core.catalog.models import (
     utcnow,
 )
 from core.errors import Conflict, GateRefused, InvalidInput, NotFound
+from eval import registry
 from eval.metrics import metric_names
 from eval.runs import prepare_eval, queue_run
 from index import versions as lifecycle
@@ -45,7 +46,7 @@ from index import versions as lifecycle
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from core.runtime import Runtime
+    from eval.services import EvalServices
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ def get_gate(*, session: Session, kb: KnowledgeBase) -> QualityGate | None:
 
 
 def set_gate(
-    rt: Runtime, *, kb: KnowledgeBase, policy: GatePolicy, actor: str | None = None
+    rt: EvalServices, *, kb: KnowledgeBase, policy: GatePolicy, actor: str | None = None
 ) -> QualityGate:
     """Validate and store the KB's gate (replacing any earlier one)."""
     if not policy.min_scores and policy.max_regression is None:
@@ -122,7 +123,7 @@ def set_gate(
     return row
 
 
-def delete_gate(rt: Runtime, *, kb: KnowledgeBase) -> None:
+def delete_gate(rt: EvalServices, *, kb: KnowledgeBase) -> None:
     with rt.db.session() as s:
         row = s.get(QualityGate, kb.id)
         if row is None:
@@ -150,7 +151,7 @@ def run_metrics(policy: GatePolicy) -> list[str] | None:
 
 
 def _probe(
-    rt: Runtime,
+    rt: EvalServices,
     s: Session,
     kb: KnowledgeBase,
     policy: GatePolicy,
@@ -244,7 +245,7 @@ def summary(checks: list[dict[str, Any]]) -> str:
 
 
 def request_promotion(
-    rt: Runtime,
+    rt: EvalServices,
     *,
     kb: KnowledgeBase,
     number: int,
@@ -255,7 +256,7 @@ def request_promotion(
     """Promote version `number` through the KB's gate. Returns the decision: `promoted`,
     `overridden` (forced), or `pending` (eval runs queued; `advance_pending` finishes
     it). Raises GateRefused (409 with the evidence) when the gate fails now."""
-    _check_force(force, actor, reason)
+    check_force(force, actor, reason)
     with rt.db.session() as s:
         version = lifecycle.get_version(session=s, kb=kb, number=number)
         if version.status == VersionStatus.LIVE:
@@ -285,50 +286,7 @@ def request_promotion(
     return decided
 
 
-def start_model_rollout(
-    rt: Runtime,
-    *,
-    kb: KnowledgeBase,
-    model_name: str,
-    model_source: str,
-    actor: str | None,
-    force: bool,
-    reason: str,
-) -> PromotionDecision:
-    """Embedding model to production for a KB: build a version with it, evaluate it and
-    make it live only through the gate. Returns the pending decision; the build job's
-    end moves it on (see `advance`)."""
-    _check_force(force, actor, reason)
-    with rt.db.session() as s:
-        if get_gate(session=s, kb=kb) is None and not force:
-            raise Conflict(
-                f"knowledge base {kb.name!r} has no quality gate, and a model reaches "
-                f"production only through one: PUT /v1/kbs/{kb.name}/quality-gate first "
-                "(or force with actor and reason)"
-            )
-    version = lifecycle.create_version(rt, kb=kb, changes={"embedding_model": model_source})
-    with rt.db.session() as s:
-        decision = PromotionDecision(
-            kb_id=kb.id,
-            subject_type=MODEL_SUBJECT,
-            subject=f"embedding:{model_name}",
-            index_version=version.number,
-            outcome=PENDING,
-            forced=force,
-            actor=actor,
-            reason=reason,
-            evidence={
-                "model": {"kind": "embedding", "name": model_name, "target_stage": "production"},
-                "waiting_for": f"build of index version {version.number}",
-            },
-        )
-        s.add(decision)
-        s.flush()
-        s.expunge(decision)
-    return decision
-
-
-def _check_force(force: bool, actor: str | None, reason: str) -> None:
+def check_force(force: bool, actor: str | None, reason: str) -> None:
     if force and (not (actor or "").strip() or not (reason or "").strip()):
         raise InvalidInput(
             "force overrides the quality gate and is recorded: send actor (who) and "
@@ -336,7 +294,7 @@ def _check_force(force: bool, actor: str | None, reason: str) -> None:
         )
 
 
-def advance(rt: Runtime, decision_id: str) -> PromotionDecision:
+def advance(rt: EvalServices, decision_id: str) -> PromotionDecision:
     """Move one decision as far as it can go now; idempotent, safe to call anywhere."""
     with rt.db.session() as s:
         d = s.get(PromotionDecision, decision_id)
@@ -351,7 +309,7 @@ def advance(rt: Runtime, decision_id: str) -> PromotionDecision:
     return _finish(rt, decision_id, outcome, promote=outcome in (PROMOTED, OVERRIDDEN), note=note)
 
 
-def _next_step(rt: Runtime, s: Session, d: PromotionDecision) -> tuple[str, str] | None:
+def _next_step(rt: EvalServices, s: Session, d: PromotionDecision) -> tuple[str, str] | None:
     """What a pending decision becomes now, as (outcome, note); None: still waiting. Runs
     inside the caller's transaction, which it may use to queue eval runs."""
     kb = s.get(KnowledgeBase, d.kb_id)
@@ -392,7 +350,7 @@ def _next_step(rt: Runtime, s: Session, d: PromotionDecision) -> tuple[str, str]
     waiting = [r for r in runs if r.status != JobStatus.SUCCEEDED]
     d.evidence = {
         **(d.evidence or {}),
-        "policy": _policy_dict(policy),
+        "policy": policy_dict(policy),
         "waiting_for": [f"eval run {r.id}" for r in waiting] or None,
     }
     failed = [r for r in runs if r.status == JobStatus.FAILED]
@@ -417,7 +375,7 @@ def _next_step(rt: Runtime, s: Session, d: PromotionDecision) -> tuple[str, str]
 
 
 def _reuse_or_queue(
-    rt: Runtime, s: Session, kb: KnowledgeBase, policy: GatePolicy, number: int
+    rt: EvalServices, s: Session, kb: KnowledgeBase, policy: GatePolicy, number: int
 ) -> EvalRun:
     """The newest run with the gate's key for this version that scored at least the gate's
     metrics and did not fail, or a newly queued one."""
@@ -435,7 +393,7 @@ def _reuse_or_queue(
 
 
 def _finish(
-    rt: Runtime, decision_id: str, outcome: str, *, promote: bool = False, note: str = ""
+    rt: EvalServices, decision_id: str, outcome: str, *, promote: bool = False, note: str = ""
 ) -> PromotionDecision:
     """Claim the pending decision (only one process wins: pending → deciding), act on it,
     then record the outcome, so a reader never sees `promoted` before the switch."""
@@ -465,7 +423,7 @@ def _finish(
             # The registry moves the model first: `promoted` is the last thing recorded.
             view.outcome = outcome  # a detached copy, never flushed
             try:
-                _tell_registry(rt, view)
+                registry.record_rollout_outcome(rt, view)
             except Exception:  # noqa: BLE001 - the switch happened; record it regardless
                 log.exception("the model registry hook failed for decision %s", decision_id)
     with rt.db.session() as s:
@@ -483,14 +441,14 @@ def _finish(
     return d
 
 
-def _mark_deciding(rt: Runtime, decision_id: str) -> None:
+def _mark_deciding(rt: EvalServices, decision_id: str) -> None:
     with rt.db.session() as s:
         d = s.get(PromotionDecision, decision_id)
         if d is not None:
             d.evidence = {**(d.evidence or {}), "deciding_since": utcnow().isoformat()}
 
 
-def _release_stuck(rt: Runtime) -> int:
+def _release_stuck(rt: EvalServices) -> int:
     """Decisions a crashed process left `deciding` go back to `pending`: deciding again
     is safe (a version already live is recorded as promoted, a refusal is re-checked)."""
     cutoff = utcnow() - timedelta(seconds=STUCK_DECIDING_SECONDS)
@@ -508,17 +466,7 @@ def _release_stuck(rt: Runtime) -> int:
     return released
 
 
-def _tell_registry(rt: Runtime, decision: PromotionDecision) -> None:
-    try:
-        from core import model_registry
-    except ImportError:  # pragma: no cover - the registry ships with the service
-        return
-    hook = getattr(model_registry, "on_rollout_decided", None)
-    if hook is not None:
-        hook(rt, decision)
-
-
-def advance_pending(rt: Runtime, *, kb_id: str | None = None) -> int:
+def advance_pending(rt: EvalServices, *, kb_id: str | None = None) -> int:
     """Advance every pending decision (of one KB); returns how many got decided."""
     _release_stuck(rt)
     with rt.db.session() as s:
@@ -540,7 +488,7 @@ def advance_pending(rt: Runtime, *, kb_id: str | None = None) -> int:
 
 
 def list_decisions(
-    rt: Runtime, *, kb: KnowledgeBase | None = None, limit: int = 100
+    rt: EvalServices, *, kb: KnowledgeBase | None = None, limit: int = 100
 ) -> list[PromotionDecision]:
     with rt.db.session() as s:
         query = select(PromotionDecision).order_by(PromotionDecision.created_at.desc())
@@ -551,7 +499,7 @@ def list_decisions(
     return rows
 
 
-def get_decision(rt: Runtime, decision_id: str) -> PromotionDecision:
+def get_decision(rt: EvalServices, decision_id: str) -> PromotionDecision:
     with rt.db.session() as s:
         row = s.get(PromotionDecision, decision_id)
         if row is None:
@@ -560,7 +508,8 @@ def get_decision(rt: Runtime, decision_id: str) -> PromotionDecision:
     return row
 
 
-def _policy_dict(policy: GatePolicy) -> dict[str, Any]:
+def policy_dict(policy: GatePolicy) -> dict[str, Any]:
+    """The policy as the API and CLI show it (and as decisions record it)."""
     return {
         "testset": policy.testset,
         "testset_version": policy.testset_version,

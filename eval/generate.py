@@ -37,14 +37,14 @@ from sqlalchemy import func, select
 from core.catalog.models import Chunk, Document, IndexVersion, Job, TestSet
 from core.errors import Conflict, InvalidInput, NotFound
 from core.jobs import PermanentJobError
-from eval.judge import Judge, describe_failure, fatal, require_judge
+from eval.judge import Judge, describe_failure, fatal, local_judge_model, require_judge
 from eval.testsets import CaseIn, check_name, create_testset
 from index.versions import queryable_version
 
 if TYPE_CHECKING:
     from core.catalog.models import KnowledgeBase
     from core.jobs import JobContext
-    from core.runtime import Runtime
+    from eval.services import EvalServices
 
 GENERATE_JOB = "testset_generate"
 MAX_SIZE = 500
@@ -171,7 +171,7 @@ def _chunk_query(version: IndexVersion) -> Any:
 
 
 def submit_generation(
-    rt: Runtime,
+    rt: EvalServices,
     *,
     kb: KnowledgeBase,
     name: str,
@@ -244,7 +244,7 @@ def _sample(sources: list[_Source], seed: str) -> list[_Source]:
     return order
 
 
-def _load_sources(rt: Runtime, payload: dict[str, Any]) -> tuple[IndexVersion, list[_Source]]:
+def _load_sources(rt: EvalServices, payload: dict[str, Any]) -> tuple[IndexVersion, list[_Source]]:
     with rt.db.session() as s:
         version = s.execute(
             select(IndexVersion).where(
@@ -328,12 +328,12 @@ async def _generate(
     return kept, problems
 
 
-def run_generation(rt: Runtime, payload: dict[str, Any], ctx: JobContext | None = None) -> str:
+def run_generation(rt: EvalServices, payload: dict[str, Any], ctx: JobContext | None = None) -> str:
     """The `testset_generate` job."""
     size = int(payload["size"])
     languages = list(payload.get("languages") or [])
     try:
-        judge = Judge(rt.settings)
+        judge = Judge(rt.settings, local_generator=local_judge_model(rt))
     except Conflict as exc:
         raise PermanentJobError(f"this worker has no LLM judge: {exc}") from exc
     version, sources = _load_sources(rt, payload)
@@ -392,7 +392,7 @@ def run_generation(rt: Runtime, payload: dict[str, Any], ctx: JobContext | None 
     )
 
 
-def generated_testset(rt: Runtime, job_id: str) -> TestSet | None:
+def generated_testset(rt: EvalServices, job_id: str) -> TestSet | None:
     """The test set version a finished generation job stored (its description names the
     job), or None while it runs."""
     with rt.db.session() as s:
@@ -406,7 +406,7 @@ def generated_testset(rt: Runtime, job_id: str) -> TestSet | None:
     return row
 
 
-def get_generation(rt: Runtime, job_id: str) -> Job:
+def get_generation(rt: EvalServices, job_id: str) -> Job:
     with rt.db.session() as s:
         job = s.get(Job, job_id)
         if job is None or job.kind != GENERATE_JOB:

@@ -6,15 +6,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from eval.gates import advance_pending
 from eval.generate import GENERATE_JOB, run_generation
 from eval.runs import EVAL_JOB, record_eval_failure, run_eval
+from eval.schedules import evaluate_new_versions
 from index.versions import BUILD_JOB
 
 if TYPE_CHECKING:
-    from core.runtime import Runtime
+    from eval.services import EvalServices
 
 
-def register_handlers(rt: Runtime) -> None:
+def register_handlers(rt: EvalServices) -> None:
     rt.workers.register(
         EVAL_JOB,
         lambda p, ctx: run_eval(rt, p, ctx),
@@ -23,15 +25,12 @@ def register_handlers(rt: Runtime) -> None:
     rt.workers.register(GENERATE_JOB, lambda p, ctx: run_generation(rt, p, ctx))
 
     def after_build(payload: dict[str, Any], succeeded: bool) -> None:
-        from eval.gates import advance_pending
-        from eval.schedules import evaluate_new_versions
 
         if succeeded:
             evaluate_new_versions(rt)
         advance_pending(rt)
 
     def after_eval(payload: dict[str, Any], succeeded: bool) -> None:
-        from eval.gates import advance_pending
 
         advance_pending(rt)
 

@@ -39,9 +39,13 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from core.errors import Conflict, RagopsError, Unavailable
+from eval.metrics import LLM_METRICS
+from retrieval.generators.base import Message
+from retrieval.generators.local import LocalGenerator, resolve_path
 
 if TYPE_CHECKING:
     from core.config import Settings
+    from eval.services import EvalServices
     from ingest.embed import Embedder
 
 JUDGE_HINT = (
@@ -59,16 +63,22 @@ def judge_label(settings: Settings) -> str | None:
     if kind is None:
         return None
     if kind == "local":
-        from retrieval.generators.local import resolve_path
-
         return f"local:{Path(resolve_path(settings.local_generator_path)).stem}"
     return f"openai:{settings.judge_model}"
+
+
+def local_judge_model(rt: EvalServices) -> LocalGenerator | None:
+    """The runtime's local generator when the judge is local (its model loads once per
+    process and is shared with /answer), else None."""
+    if rt.settings.judge_kind != "local":
+        return None
+    generator = rt.generator("local")
+    return generator if isinstance(generator, LocalGenerator) else None
 
 
 def judge_for_metrics(settings: Settings, metrics: Sequence[str] | None) -> str | None:
     """The judge label when `metrics` names an LLM-judged metric (else None, so offline
     runs never depend on a judge's configuration or model files)."""
-    from eval.metrics import LLM_METRICS
 
     if not any(m in LLM_METRICS for m in metrics or ()):
         return None
@@ -135,16 +145,11 @@ class LocalJudgeTransport(httpx.AsyncBaseTransport):
     reporting token counts from the model's own tokenizer. A timed-out call returns
     to the caller at once, but the model finishes that generation before the next."""
 
-    def __init__(self, model_path: str | None, *, timeout: float) -> None:
-        from retrieval.generators.local import LocalGenerator
-
-        self.model_path = model_path
-        self.generator = LocalGenerator(model_path)
+    def __init__(self, generator: LocalGenerator, *, timeout: float) -> None:
+        self.generator = generator
         self.timeout = timeout
 
     def _generate(self, body: dict[str, Any]) -> dict[str, Any]:
-        from retrieval.generators.base import Message
-
         messages = [Message(m["role"], str(m.get("content") or "")) for m in body["messages"]]
         max_tokens = int(body.get("max_tokens") or 256)
         temperature = float(body.get("temperature") or 0.0)
@@ -206,10 +211,21 @@ def ragas_embeddings(embedder: Embedder) -> Any:
 class Judge:
     """One configured judge (settings read once); `llm()` opens a ragas LLM on it."""
 
-    def __init__(self, settings: Settings, *, embedder: Embedder | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        embedder: Embedder | None = None,
+        local_generator: LocalGenerator | None = None,
+    ) -> None:
+        """`local_generator` is the runtime's (its model loads once); a judge without one
+        makes its own when RAGOPS_JUDGE=local."""
         self.label = require_judge(settings, "LLM-judged scoring")
         self.kind = settings.judge_kind
         self.settings = settings
+        self.local_generator = local_generator
+        if self.kind == "local" and local_generator is None:
+            self.local_generator = LocalGenerator(settings.local_generator_path)
         self.embeddings = ragas_embeddings(embedder) if embedder is not None else None
         self.usage = Usage(
             judge=self.label,
@@ -242,8 +258,8 @@ class Judge:
         local = self.kind == "local"
         http = httpx.AsyncClient(
             transport=(
-                LocalJudgeTransport(s.local_generator_path, timeout=s.judge_timeout_seconds)
-                if local
+                LocalJudgeTransport(self.local_generator, timeout=s.judge_timeout_seconds)
+                if local and self.local_generator is not None
                 else None
             ),
             timeout=s.judge_timeout_seconds,

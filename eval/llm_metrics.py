@@ -29,11 +29,13 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from eval.judge import Judge, describe_failure, fatal
+from core.errors import Conflict
+from core.jobs import PermanentJobError
+from eval.judge import Judge, describe_failure, fatal, local_judge_model
 from eval.metrics import LLM_METRICS
 
 if TYPE_CHECKING:
-    from core.runtime import Runtime
+    from eval.services import EvalServices
 
 # These judge the generated answer, so an eval run must generate one for every question.
 ANSWER_JUDGED = ("faithfulness", "answer_relevancy")
@@ -136,7 +138,7 @@ class LLMScorer:
 
 
 def llm_scorer(
-    rt: Runtime, *, metrics: Sequence[str], embedding_model: str | None = None
+    rt: EvalServices, *, metrics: Sequence[str], embedding_model: str | None = None
 ) -> LLMScorer | None:
     """The scorer for a run's LLM metrics (None when it names none). A run queued where a
     judge was configured but run where none is fails at once, naming the settings.
@@ -144,11 +146,13 @@ def llm_scorer(
     semantic similarity, so runs of different index versions stay comparable."""
     if not any(m in LLM_METRICS for m in metrics):
         return None
-    from core.errors import Conflict
-    from core.jobs import PermanentJobError
 
     try:
-        judge = Judge(rt.settings, embedder=rt.embedder(embedding_model))
+        judge = Judge(
+            rt.settings,
+            embedder=rt.embedder(embedding_model),
+            local_generator=local_judge_model(rt),
+        )
     except Conflict as exc:
         raise PermanentJobError(f"this worker has no LLM judge: {exc}") from exc
     return LLMScorer(judge, metrics=metrics)

@@ -31,6 +31,8 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from core.errors import Conflict, InvalidInput
+
 IR_METRICS = ("recall@k", "mrr", "ndcg@k")
 RAGAS_METRICS = (
     "context_precision",
@@ -81,7 +83,6 @@ def metric_names(requested: Sequence[str] | None, *, judge: str | None = None) -
     need `judge` (the configured judge's label, see `eval.judge.judge_label`)."""
     if not requested:
         return list(OFFLINE_METRICS)
-    from core.errors import Conflict, InvalidInput
 
     names = list(dict.fromkeys(requested))
     unknown = [m for m in names if m not in ALL_METRICS]

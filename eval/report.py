@@ -46,7 +46,7 @@ from core.errors import Conflict, InvalidInput, NotFound
 from eval.metrics import OFFLINE_METRICS
 
 if TYPE_CHECKING:
-    from core.runtime import Runtime
+    from eval.services import EvalServices
 
 FORMATS = ("html", "json", "csv")
 MEDIA_TYPES = {
@@ -562,7 +562,7 @@ def _chunking(s: Session, runs: Iterable[EvalRun]) -> dict[tuple[str, int], dict
 
 
 def load_report(
-    rt: Runtime, run_id: str, *, compare: str | None = None, history_limit: int = HISTORY_LIMIT
+    rt: EvalServices, run_id: str, *, compare: str | None = None, history_limit: int = HISTORY_LIMIT
 ) -> Report:
     """The report of run `run_id` against `compare` (default: see the module docstring).
 

@@ -30,10 +30,12 @@ from core.catalog.models import (
     EvalRun,
     JobStatus,
     TestCase,
+    TestSet,
     utcnow,
 )
 from core.errors import InvalidInput, NotFound
 from core.jobs import PermanentJobError
+from core.kbs import get_kb
 from core.types import sha256_hex
 from eval.judge import judge_for_metrics
 from eval.llm_metrics import llm_scorer
@@ -50,7 +52,7 @@ if TYPE_CHECKING:
 
     from core.catalog.models import KnowledgeBase
     from core.jobs import JobContext
-    from core.runtime import Runtime
+    from eval.services import EvalServices
 
 EVAL_JOB = "eval_run"
 
@@ -69,7 +71,7 @@ def run_key(run: EvalRun, *, testset_name: str, testset_version: int, kb_name: s
 
 
 def prepare_eval(
-    rt: Runtime,
+    rt: EvalServices,
     *,
     session: Session,
     testset: str,
@@ -117,7 +119,7 @@ def prepare_eval(
     return run
 
 
-def queue_run(rt: Runtime, session: Session, run: EvalRun) -> EvalRun:
+def queue_run(rt: EvalServices, session: Session, run: EvalRun) -> EvalRun:
     """Store a prepared run and queue its job (in the caller's transaction)."""
     session.add(run)
     session.flush()
@@ -127,7 +129,7 @@ def queue_run(rt: Runtime, session: Session, run: EvalRun) -> EvalRun:
     return run
 
 
-def submit_eval(rt: Runtime, *, testset: str, kb: KnowledgeBase, **params: Any) -> EvalRun:
+def submit_eval(rt: EvalServices, *, testset: str, kb: KnowledgeBase, **params: Any) -> EvalRun:
     """Create the run and queue its job (202 for the API). Bad parameters fail here.
     `params`: testset_version, index_version, generator, prompt, top_k, mode, metrics."""
     with rt.db.session() as s:
@@ -136,7 +138,7 @@ def submit_eval(rt: Runtime, *, testset: str, kb: KnowledgeBase, **params: Any) 
     return run
 
 
-def _relevant_ids(rt: Runtime, kb_id: str, refs: list[str]) -> list[str]:
+def _relevant_ids(rt: EvalServices, kb_id: str, refs: list[str]) -> list[str]:
     """Reference ids as document ids: an id of this KB stays, a filename becomes its id;
     anything else stays as given (relevant, but never retrieved)."""
     if not refs:
@@ -153,7 +155,7 @@ def _relevant_ids(rt: Runtime, kb_id: str, refs: list[str]) -> list[str]:
 
 
 def _score_case(
-    rt: Runtime, run: EvalRun, kb: KnowledgeBase, case: TestCase, scorer: OfflineScorer
+    rt: EvalServices, run: EvalRun, kb: KnowledgeBase, case: TestCase, scorer: OfflineScorer
 ) -> EvalResult:
     started = time.perf_counter()
     top_k = int(run.params["top_k"])
@@ -226,7 +228,7 @@ def _score_case(
     )
 
 
-def _update_run(rt: Runtime, run_id: str, **values: Any) -> None:
+def _update_run(rt: EvalServices, run_id: str, **values: Any) -> None:
     with rt.db.session() as s:
         row = s.get(EvalRun, run_id)
         if row is not None:
@@ -234,9 +236,8 @@ def _update_run(rt: Runtime, run_id: str, **values: Any) -> None:
                 setattr(row, key, value)
 
 
-def run_eval(rt: Runtime, payload: dict[str, Any], ctx: JobContext | None = None) -> str:
+def run_eval(rt: EvalServices, payload: dict[str, Any], ctx: JobContext | None = None) -> str:
     """The `eval_run` job: score every question without a result row yet."""
-    from core.kbs import get_kb
 
     started = time.perf_counter()
     with rt.db.session() as s:
@@ -291,14 +292,14 @@ def run_eval(rt: Runtime, payload: dict[str, Any], ctx: JobContext | None = None
     return f"scored {len(todo)} questions ({len(done)} already done)"
 
 
-def record_eval_failure(rt: Runtime, payload: dict[str, Any], reason: str) -> None:
+def record_eval_failure(rt: EvalServices, payload: dict[str, Any], reason: str) -> None:
     _update_run(
         rt, payload.get("run_id", ""), status=JobStatus.FAILED, error=reason, finished_at=utcnow()
     )
 
 
 def list_runs(
-    rt: Runtime,
+    rt: EvalServices,
     *,
     kb_id: str | None = None,
     testset: str | None = None,
@@ -306,7 +307,6 @@ def list_runs(
     offset: int = 0,
 ) -> list:
     """Runs newest first (optionally one page: `limit` rows after `offset`)."""
-    from core.catalog.models import TestSet
 
     with rt.db.session() as s:
         query = select(EvalRun).order_by(EvalRun.created_at.desc(), EvalRun.id).offset(offset)
@@ -323,7 +323,7 @@ def list_runs(
     return rows
 
 
-def get_run(rt: Runtime, run_id: str) -> EvalRun:
+def get_run(rt: EvalServices, run_id: str) -> EvalRun:
     with rt.db.session() as s:
         row = s.get(EvalRun, run_id)
         if row is None:
@@ -332,7 +332,7 @@ def get_run(rt: Runtime, run_id: str) -> EvalRun:
     return row
 
 
-def get_results(rt: Runtime, run_id: str) -> list[EvalResult]:
+def get_results(rt: EvalServices, run_id: str) -> list[EvalResult]:
     get_run(rt, run_id)
     with rt.db.session() as s:
         rows = list(

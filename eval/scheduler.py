@@ -27,12 +27,17 @@ from core.catalog.models import (
     RevisionStatus,
     VersionStatus,
 )
+from core.dispatch import redispatch_stale
 from core.leases import CatalogLease
+from eval.gates import advance_pending
+from eval.schedules import evaluate_new_versions, list_schedules, run_schedule
+from index.versions import BUILD_JOB, GC_JOB, submit_gc
+from ingest.documents import INGEST_JOB
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.base import BaseScheduler
 
-    from core.runtime import Runtime
+    from eval.services import EvalServices
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +61,7 @@ EVAL_JOB_PREFIX = "ragops-eval-"
 
 
 class SchedulerService:
-    def __init__(self, rt: Runtime, *, persistent: bool = True) -> None:
+    def __init__(self, rt: EvalServices, *, persistent: bool = True) -> None:
         self.rt = rt
         self.persistent = persistent
         s = rt.settings
@@ -82,7 +87,6 @@ class SchedulerService:
         return True
 
     def _gc(self) -> None:
-        from index.versions import GC_JOB, submit_gc
 
         with self.rt.db.session() as s:
             pending = s.execute(
@@ -94,8 +98,6 @@ class SchedulerService:
             submit_gc(self.rt)
 
     def _reconcile(self) -> None:
-        from index.versions import BUILD_JOB
-        from ingest.documents import INGEST_JOB
 
         final = (RevisionStatus.INDEXED, RevisionStatus.FAILED, RevisionStatus.SUPERSEDED)
         with self.rt.db.session() as s:
@@ -141,7 +143,6 @@ class SchedulerService:
                         error="its build job ended without finishing it; retire it and build again"
                     )
                 )
-        from eval.gates import advance_pending
 
         advance_pending(self.rt)
         if stuck or builds:
@@ -151,8 +152,6 @@ class SchedulerService:
 
     def _sync(self) -> None:
         """Catalog eval schedules → cron jobs; then on_ready schedules and pending gates."""
-        from eval.gates import advance_pending
-        from eval.schedules import evaluate_new_versions, list_schedules
 
         if self.scheduler is not None:
             from apscheduler.triggers.cron import CronTrigger
@@ -183,7 +182,6 @@ class SchedulerService:
 
     def run_schedule(self, schedule_id: str) -> bool:
         """A cron-triggered eval schedule, if this process holds the lease."""
-        from eval.schedules import run_schedule
 
         if not self.lease.acquire():
             return False
@@ -194,7 +192,6 @@ class SchedulerService:
         return True
 
     def _redispatch(self) -> None:
-        from core.dispatch import redispatch_stale
 
         redispatch_stale(self.rt.jobs, self.rt.settings.celery_redispatch_seconds)
 
@@ -252,7 +249,7 @@ def _next(job: Any) -> Any:
     return getattr(job, "next_run_time", None)
 
 
-def stored_jobs(rt: Runtime) -> list[dict[str, Any]]:
+def stored_jobs(rt: EvalServices) -> list[dict[str, Any]]:
     """What the acting scheduler has in its job store (the catalog), read from any
     process: id, trigger, next run. Empty when no scheduler ever ran here."""
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore

@@ -37,7 +37,7 @@ from eval.testsets import get_testset
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from core.runtime import Runtime
+    from eval.services import EvalServices
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def check_cron(expr: str) -> str:
     return expr
 
 
-def _check(rt: Runtime, s: Session, row: EvalSchedule) -> None:
+def _check(rt: EvalServices, s: Session, row: EvalSchedule) -> None:
     if row.kind not in KINDS:
         raise InvalidInput(f"kind must be one of {', '.join(KINDS)}, got {row.kind!r}")
     if row.kind == "live_nightly":
@@ -78,7 +78,7 @@ def _check(rt: Runtime, s: Session, row: EvalSchedule) -> None:
 
 
 def _prepare(
-    rt: Runtime,
+    rt: EvalServices,
     s: Session,
     row: EvalSchedule,
     kb: KnowledgeBase,
@@ -103,7 +103,7 @@ def _prepare(
 
 
 def create_schedule(
-    rt: Runtime,
+    rt: EvalServices,
     *,
     name: str,
     kind: str,
@@ -146,7 +146,7 @@ def get_schedule(*, session: Session, name: str) -> EvalSchedule:
     return row
 
 
-def update_schedule(rt: Runtime, *, name: str, changes: dict[str, Any]) -> EvalSchedule:
+def update_schedule(rt: EvalServices, *, name: str, changes: dict[str, Any]) -> EvalSchedule:
     """Change fields (cron, enabled, testset, testset_version, params, kb_id)."""
     allowed = {"cron", "enabled", "testset", "testset_version", "params", "kb_id"}
     unknown = set(changes) - allowed
@@ -162,19 +162,19 @@ def update_schedule(rt: Runtime, *, name: str, changes: dict[str, Any]) -> EvalS
     return row
 
 
-def delete_schedule(rt: Runtime, *, name: str) -> None:
+def delete_schedule(rt: EvalServices, *, name: str) -> None:
     with rt.db.session() as s:
         s.delete(get_schedule(session=s, name=name))
 
 
-def list_schedules(rt: Runtime) -> list[EvalSchedule]:
+def list_schedules(rt: EvalServices) -> list[EvalSchedule]:
     with rt.db.session() as s:
         rows = list(s.execute(select(EvalSchedule).order_by(EvalSchedule.name)).scalars())
         s.expunge_all()
     return rows
 
 
-def run_schedule(rt: Runtime, name_or_id: str) -> list[str]:
+def run_schedule(rt: EvalServices, name_or_id: str) -> list[str]:
     """Do what the schedule does now; returns the queued eval run ids."""
     with rt.db.session() as s:
         row = s.get(EvalSchedule, name_or_id) or get_schedule(session=s, name=name_or_id)
@@ -195,7 +195,7 @@ def _kbs(s: Session, row: EvalSchedule) -> list[KnowledgeBase]:
     return list(s.execute(query).scalars())
 
 
-def _queue_live(rt: Runtime, s: Session, row: EvalSchedule) -> list[str]:
+def _queue_live(rt: EvalServices, s: Session, row: EvalSchedule) -> list[str]:
     queued = []
     for kb in _kbs(s, row):
         try:
@@ -208,7 +208,7 @@ def _queue_live(rt: Runtime, s: Session, row: EvalSchedule) -> list[str]:
     return queued
 
 
-def _queue_new_versions(rt: Runtime, s: Session, row: EvalSchedule) -> list[str]:
+def _queue_new_versions(rt: EvalServices, s: Session, row: EvalSchedule) -> list[str]:
     """Every version that became ready since the schedule exists and has no run with
     this schedule's key yet."""
     queued = []
@@ -235,7 +235,7 @@ def _queue_new_versions(rt: Runtime, s: Session, row: EvalSchedule) -> list[str]
     return queued
 
 
-def evaluate_new_versions(rt: Runtime) -> list[str]:
+def evaluate_new_versions(rt: EvalServices) -> list[str]:
     """Run every enabled `on_ready` schedule (a build just ended, or a sync tick)."""
     with rt.db.session() as s:
         names = list(

@@ -21,6 +21,13 @@ Index types (`index_type`, tuned by `index_params`):
 
 Directories written before `meta.json` existed (`index.faiss` + `payloads.json`) open as
 `flat`.
+
+Errors (the `index.base` contract): bad input raises InvalidInput; a directory or file
+that cannot be read or written (permissions, a missing mount, a full disk; FAISS reports
+its own I/O failures as RuntimeError) or a corrupt file raises Unavailable naming the
+path. Storage failures are Unavailable rather than InvalidInput because the caller cannot
+fix them by changing the request: an operator has to fix the volume (or rebuild the
+version).
 """
 
 from __future__ import annotations
@@ -32,12 +39,22 @@ import logging
 import os
 import secrets
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from index.base import Hit, checked_upsert, matches
+from core.errors import InvalidInput, RagopsError, Unavailable
+from index.base import (
+    Hit,
+    check_filters,
+    checked_ids,
+    checked_query,
+    checked_upsert,
+    is_number,
+    matches,
+)
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +104,8 @@ def _gpu_resources() -> Any | None:
 def resolve_params(
     index_type: str, dimension: int, index_params: dict[str, Any] | None
 ) -> dict[str, int]:
-    """Defaults merged with `index_params`, validated; ValueError names the bad key/value."""
+    """Defaults merged with `index_params`, validated; ValueError names the bad key/value
+    (FaissIndex raises it as InvalidInput)."""
     if index_type not in INDEX_TYPES:
         raise ValueError(f"index_type {index_type!r} is not one of {', '.join(INDEX_TYPES)}")
     defaults = _PARAM_DEFAULTS[index_type]
@@ -110,12 +128,50 @@ def resolve_params(
     return params
 
 
+@contextlib.contextmanager
+def _translated(action: str, path: Path) -> Iterator[None]:
+    """The one place FAISS, numpy and file-system exceptions become project errors:
+    ValueError/TypeError (bad input) → InvalidInput; OSError and FAISS's RuntimeError
+    (I/O) → Unavailable naming the path and what to check."""
+    try:
+        yield
+    except RagopsError:
+        raise
+    except (OSError, RuntimeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        reason = (reason.strip().splitlines() or [type(exc).__name__])[-1][:300]
+        raise Unavailable(
+            f"FAISS could not {action} at {path}: {reason}; check that the directory "
+            "exists, is readable and writable by this process and the disk has space"
+        ) from exc
+    except (ValueError, TypeError) as exc:
+        raise InvalidInput(str(exc)) from exc
+
+
+def _corrupt(path: Path, exc: Exception) -> Unavailable:
+    return Unavailable(
+        f"FAISS index at {path} is corrupt ({type(exc).__name__}: {exc}); restore the "
+        "directory from a backup or build a new version"
+    )
+
+
 def _read_meta(path: Path) -> dict[str, Any] | None:
     """The saved meta.json, a synthetic one for directories saved before it existed, or
-    None when nothing was ever saved."""
+    None when nothing was ever saved. Unavailable when it is unreadable or malformed."""
     meta_file = path / META_FILE
     if meta_file.exists():
-        return dict(json.loads(meta_file.read_text()))
+        try:
+            meta = dict(json.loads(meta_file.read_text()))
+            files = meta["files"]
+            names = ["index", "payloads"] + (["labels"] if meta["index_type"] == "hnsw" else [])
+            for key in names:
+                if not isinstance(files[key], str):
+                    raise TypeError(f"files.{key} is not a file name")
+            if not isinstance(meta["index_params"], dict):
+                raise TypeError("index_params is not an object")
+        except (ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
+            raise _corrupt(meta_file, exc) from exc
+        return meta
     if (path / "index.faiss").exists():
         return {
             "index_type": "flat",
@@ -125,12 +181,16 @@ def _read_meta(path: Path) -> dict[str, Any] | None:
     return None
 
 
-def _hashable(value: Any) -> bool:
-    try:
-        hash(value)
-    except TypeError:
-        return False
-    return True
+def _term(value: Any) -> tuple[str, Any] | None:
+    """A payload value's key in the filter postings, typed so that True and 1 stay apart
+    while 2 and 2.0 meet (`index.base.same_value`); None for values no equality matches."""
+    if isinstance(value, bool):
+        return ("bool", value)
+    if is_number(value):
+        return ("number", value)
+    if isinstance(value, str):
+        return ("str", value)
+    return None
 
 
 def _fsync_file(path: Path | str) -> None:
@@ -442,7 +502,8 @@ class FaissIndex:
         self.path = path
         self.dimension = dimension
         self.index_type = index_type
-        self.index_params = resolve_params(index_type, dimension, index_params)
+        with _translated("configure the index", path):
+            self.index_params = resolve_params(index_type, dimension, index_params)
         if engine is None:
             if index_type == "hnsw":
                 engine = _HnswEngine(dimension, self.index_params)
@@ -450,9 +511,9 @@ class FaissIndex:
                 engine = _FlatEngine(dimension)
         self._engine: _Engine = engine
         self._payloads: dict[int, dict[str, Any]] = payloads or {}
-        # filter key → {payload value → sorted ids}, built on first use and dropped by any
-        # write; None for a key whose values are unhashable (those filters scan instead)
-        self._postings: dict[str, dict[Any, np.ndarray] | None] = {}
+        # filter key → {`_term` of a payload value → sorted ids}, built on first use and
+        # dropped by any write
+        self._postings: dict[str, dict[tuple[str, Any], np.ndarray]] = {}
 
     @property
     def trained(self) -> bool:
@@ -481,16 +542,18 @@ class FaissIndex:
 
         `index_params=None` uses the saved params (defaults for a new index). Given
         params may change the search-time knobs (`ef_search`, `nprobe`) of a saved index.
-        Raises ValueError when the saved index has another dimension, index type or
-        build-time params than asked for.
+        Raises InvalidInput for bad params or when the saved index has another dimension,
+        index type or build-time params than asked for; Unavailable when the directory
+        cannot be read or holds corrupt files.
         """
-        resolve_params(index_type, dimension, index_params)  # validate early
-        try:
-            return cls._load(path, dimension, index_type, index_params)
-        except FileNotFoundError:
-            # a concurrent save replaced meta.json and pruned the files we were about to
-            # read (it keeps one previous set, so this needs two saves in between): retry
-            return cls._load(path, dimension, index_type, index_params)
+        with _translated("open the index", path):
+            resolve_params(index_type, dimension, index_params)  # validate early
+            try:
+                return cls._load(path, dimension, index_type, index_params)
+            except FileNotFoundError:
+                # a concurrent save replaced meta.json and pruned the files we were about
+                # to read (it keeps one previous set, so this needs two saves in between)
+                return cls._load(path, dimension, index_type, index_params)
 
     @classmethod
     def _load(
@@ -506,7 +569,7 @@ class FaissIndex:
         if meta is None:
             return cls(path, dimension, index_type=index_type, index_params=index_params)
         if meta["index_type"] != index_type:
-            raise ValueError(
+            raise InvalidInput(
                 f"{path} holds a {meta['index_type']!r} index, not {index_type!r}; "
                 "open it with the type it was built with or build a new version"
             )
@@ -514,25 +577,29 @@ class FaissIndex:
         params = {**saved, **(index_params or {})}
         changed = sorted(k for k in params if k not in SEARCH_TIME_PARAMS and params[k] != saved[k])
         if changed:
-            raise ValueError(
+            raise InvalidInput(
                 f"{path} was built with index_params {saved}; {', '.join(changed)} can only "
                 "change by building a new version"
             )
         files = meta["files"]
         raw = faiss.read_index(str(path / files["index"]))
         if raw.d != dimension:
-            raise ValueError(f"{path / files['index']} has dimension {raw.d}, expected {dimension}")
+            raise InvalidInput(
+                f"{path / files['index']} has dimension {raw.d}, expected {dimension}"
+            )
         engine: _Engine
         params = resolve_params(index_type, dimension, params)
-        if index_type == "hnsw":
-            engine = _HnswEngine(dimension, params, raw, np.load(path / files["labels"]))
-        elif isinstance(raw, faiss.IndexIVFPQ):
-            engine = _IvfPqEngine(dimension, params, raw)
-        else:
-            engine = _FlatEngine(dimension, raw)
-        payloads = {
-            int(k): v for k, v in json.loads((path / files["payloads"]).read_text()).items()
-        }
+        try:
+            if index_type == "hnsw":
+                engine = _HnswEngine(dimension, params, raw, np.load(path / files["labels"]))
+            elif isinstance(raw, faiss.IndexIVFPQ):
+                engine = _IvfPqEngine(dimension, params, raw)
+            else:
+                engine = _FlatEngine(dimension, raw)
+            stored = json.loads((path / files["payloads"]).read_text())
+            payloads = {int(k): dict(v) for k, v in stored.items()}
+        except (ValueError, TypeError, AttributeError) as exc:  # bad JSON or .npy contents
+            raise _corrupt(path, exc) from exc
         return cls(
             path,
             dimension,
@@ -549,7 +616,13 @@ class FaissIndex:
 
         Also the moment for maintenance: an `ivfpq` index past its training threshold is
         trained here, an `hnsw` graph with too many tombstones is rebuilt.
+
+        Raises Unavailable when the directory cannot be written (nothing is committed).
         """
+        with _translated("save the index", self.path):
+            self._save()
+
+    def _save(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
         if not self.trained and len(self._payloads) >= self.training_threshold:
             assert isinstance(self._engine, _FlatEngine)
@@ -597,12 +670,14 @@ class FaissIndex:
                 entry.unlink(missing_ok=True)
 
     def copy(self) -> FaissIndex:
+        with _translated("copy the index", self.path):
+            engine = self._engine.clone()
         return FaissIndex(
             self.path,
             self.dimension,
             index_type=self.index_type,
             index_params=self.index_params,
-            engine=self._engine.clone(),
+            engine=engine,
             payloads={k: dict(v) for k, v in self._payloads.items()},
         )
 
@@ -610,6 +685,10 @@ class FaissIndex:
     def upsert(self, ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]]) -> None:
         if not ids:
             return
+        with _translated("upsert", self.path):
+            self._upsert(ids, vectors, payloads)
+
+    def _upsert(self, ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]]) -> None:
         vectors, latest = checked_upsert(ids, vectors, payloads, self.dimension)
         rows = np.fromiter(latest.values(), dtype=np.int64, count=len(latest))
         int_ids = np.array([faiss_id(c) for c in latest], dtype=np.int64)
@@ -621,7 +700,9 @@ class FaissIndex:
 
     def delete(self, ids: list[str]) -> None:
         if ids:
-            self._remove(np.array([faiss_id(i) for i in ids], dtype=np.int64))
+            with _translated("delete", self.path):
+                int_ids = [faiss_id(i) for i in checked_ids(ids)]
+                self._remove(np.array(int_ids, dtype=np.int64))
 
     def _remove(self, int_ids: np.ndarray) -> None:
         present = list(dict.fromkeys(i for i in int_ids.tolist() if i in self._payloads))
@@ -638,32 +719,32 @@ class FaissIndex:
         a filtered query costs O(matching ids), not a scan of every payload."""
         result: np.ndarray | None = None
         for key, want in filters.items():
-            wants = want if isinstance(want, list) else [want]
-            postings = self._postings_for(key)
-            if postings is None or not all(_hashable(w) for w in wants):
+            if isinstance(want, dict):  # a range: no postings, scan
                 ids = [i for i, p in self._payloads.items() if matches(p, {key: want})]
                 found = np.array(sorted(ids), dtype=np.int64)
             else:
-                parts = [postings[w] for w in wants if w in postings]
+                postings = self._postings_for(key)
+                terms = [_term(w) for w in (want if isinstance(want, list) else [want])]
+                parts = [postings[t] for t in terms if t in postings]
                 found = np.unique(np.concatenate(parts)) if parts else np.empty(0, np.int64)
             result = found if result is None else np.intersect1d(result, found, assume_unique=True)
             if result.size == 0:
                 break
         return result if result is not None else np.empty(0, np.int64)
 
-    def _postings_for(self, key: str) -> dict[Any, np.ndarray] | None:
+    def _postings_for(self, key: str) -> dict[tuple[str, Any], np.ndarray]:
+        """`_term` → ids whose payload holds it under `key` (each element of a list value;
+        missing keys and values no equality matches are left out, as in `matches`)."""
         if key in self._postings:
             return self._postings[key]
-        lists: dict[Any, list[int]] | None = {}
+        lists: dict[tuple[str, Any], set[int]] = {}
         for i, payload in self._payloads.items():
-            value = payload.get(key)  # missing counts as None, as in `matches`
-            if not _hashable(value):
-                lists = None
-                break
-            lists.setdefault(value, []).append(i)
-        postings = None
-        if lists is not None:
-            postings = {v: np.array(sorted(ids), dtype=np.int64) for v, ids in lists.items()}
+            value = payload.get(key)
+            for element in value if isinstance(value, list) else [value]:
+                term = _term(element)
+                if term is not None:
+                    lists.setdefault(term, set()).add(i)
+        postings = {t: np.array(sorted(ids), dtype=np.int64) for t, ids in lists.items()}
         self._postings[key] = postings
         return postings
 
@@ -673,9 +754,13 @@ class FaissIndex:
     def search(
         self, vector: np.ndarray, top_k: int, filters: dict[str, Any] | None = None
     ) -> list[Hit]:
-        query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, -1)
-        if query.shape[1] != self.dimension:
-            raise ValueError(f"query has dimension {query.shape[1]}, index has {self.dimension}")
+        with _translated("search", self.path):
+            return self._search(vector, top_k, filters)
+
+    def _search(self, vector: Any, top_k: int, filters: dict[str, Any] | None) -> list[Hit]:
+        query = checked_query(vector, top_k, self.dimension)
+        top_k = int(top_k)
+        filters = check_filters(filters, allow_empty_lists=True)
         n = self.count()
         if n == 0 or top_k <= 0:
             return []

@@ -12,6 +12,14 @@ Local mode limits (checked against qdrant-client 1.20):
 - payload indexes are accepted and recorded but do not speed up filters (every search is
   a brute-force scan); they are still created so the server path is the same code.
 - aliases are supported and persisted.
+
+Errors (the `index.base` contract, mapped in one place, `_translated`): a server that cannot
+be reached, times out, answers 5xx or refuses the API key → Unavailable; a missing
+collection or alias → NotFound; input the server or client refuses → InvalidInput.
+
+Filters keep `index.base.matches` semantics (see `to_filter`); the contract suite checks
+them on local mode, which follows the server's matching rules (typed equality, arrays
+match by element, ranges compare numbers only).
 """
 
 from __future__ import annotations
@@ -29,7 +37,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from index.base import Hit, check_filters, checked_upsert, is_number
+from core.errors import Conflict, InvalidInput, NotFound, RagopsError, Unavailable
+from index.base import (
+    Hit,
+    check_filters,
+    checked_ids,
+    checked_query,
+    checked_upsert,
+    is_number,
+)
 
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
@@ -46,8 +62,7 @@ UPSERT_BATCH = 256
 KEYWORD_FIELDS = ("document_id", "revision_id", "filename", "section")
 INTEGER_FIELDS = ("page_number",)
 
-_clients: dict[Path, QdrantClient] = {}
-_clients_guard = threading.Lock()
+_locks_guard = threading.Lock()
 _local_locks: weakref.WeakKeyDictionary[Any, threading.Lock] = weakref.WeakKeyDictionary()
 
 
@@ -59,48 +74,41 @@ def point_id(chunk_id: str) -> str:
 def make_client(
     *, url: str | None = None, path: Path | None = None, api_key: str | None = None
 ) -> QdrantClient:
-    """A client for the server at `url`, else the local-mode store at `path`.
+    """A new client for the server at `url`, else for the local-mode store at `path`.
 
-    Local clients are cached per resolved path: local mode locks its folder, so a second
-    client on the same path in this process would fail. Close them with `close_client`.
+    The caller owns it and closes it with `close_client` (the runtime's components keep
+    one per URL or path). Local mode locks its folder: a second client on the same path,
+    in this process or another, is `Unavailable` until the first is closed.
     """
+    # Heavy optional import: qdrant-client loads only where a Qdrant backend is used.
     from qdrant_client import QdrantClient
 
     if url and path is not None:
-        raise ValueError("give a Qdrant server url or a local-mode path, not both")
+        raise InvalidInput("give a Qdrant server url or a local-mode path, not both")
     if url:
         with _translated(f"connect to Qdrant at {url}"):
             return QdrantClient(url=url, api_key=api_key)
     if path is None:
-        raise ValueError("give a Qdrant server url (RAGOPS_QDRANT_URL) or a local-mode path")
+        raise InvalidInput("give a Qdrant server url (RAGOPS_QDRANT_URL) or a local-mode path")
     resolved = path.expanduser().resolve()
-    with _clients_guard:
-        client = _clients.get(resolved)
-        if client is not None:
-            return client
-        resolved.mkdir(parents=True, exist_ok=True)
-        try:
-            # Thread checks off: our per-client lock serialises every call instead.
-            client = QdrantClient(path=str(resolved), force_disable_check_same_thread=True)
-        except RuntimeError as exc:
-            if "already accessed" not in str(exc):
-                raise
-            raise RuntimeError(
-                f"Qdrant local storage {resolved} is already open in another process; "
-                "local mode is single-process. Run a Qdrant server and set RAGOPS_QDRANT_URL "
-                "to share an index between processes."
-            ) from exc
-        _clients[resolved] = client
-        return client
+    resolved.mkdir(parents=True, exist_ok=True)
+    try:
+        # Thread checks off: our per-client lock serialises every call instead.
+        return QdrantClient(path=str(resolved), force_disable_check_same_thread=True)
+    except RuntimeError as exc:
+        if "already accessed" not in str(exc):
+            raise
+        raise Unavailable(
+            f"Qdrant local storage {resolved} is already open (by another process, or "
+            "another client here); local mode is single-process. Run a Qdrant server and "
+            "set RAGOPS_QDRANT_URL to share an index between processes."
+        ) from exc
 
 
-def close_client(path: Path) -> None:
-    """Close and forget the cached local client for `path` (releases its folder lock)."""
-    with _clients_guard:
-        client = _clients.pop(path.expanduser().resolve(), None)
-    if client is not None:
-        with _lock_for(client):
-            client.close()
+def close_client(client: QdrantClient) -> None:
+    """Close `client` once no call of ours is running on it (releases a local folder lock)."""
+    with _lock_for(client):
+        client.close()
 
 
 def _is_local(client: QdrantClient) -> bool:
@@ -112,46 +120,67 @@ def _lock_for(client: QdrantClient) -> Any:
     """A lock serialising calls on a local-mode client; servers handle concurrency."""
     if not _is_local(client):
         return nullcontext()
-    with _clients_guard:
+    with _locks_guard:
         lock = _local_locks.get(client)
         if lock is None:
             lock = _local_locks[client] = threading.Lock()
     return lock
 
 
+_CHECK_SERVER = (
+    "check that the Qdrant server is up and reachable at RAGOPS_QDRANT_URL (local mode: "
+    "that the store is open and its folder writable)"
+)
+
+
 @contextmanager
 def _translated(action: str) -> Iterator[None]:
-    """Map qdrant-client errors onto the types FAISS raises for the same misuse:
-    missing thing → LookupError, bad input → ValueError, anything else → RuntimeError."""
+    """The one place qdrant-client exceptions become project errors (`index.base`):
+    - not reached, timed out, 5xx, 401/403 or a closed local store → Unavailable;
+    - HTTP 404, gRPC NOT_FOUND, local mode's "Collection x not found" → NotFound;
+    - HTTP 400/422, gRPC INVALID_ARGUMENT, ValueError/TypeError (client-side checks) →
+      InvalidInput; HTTP 409 / gRPC ALREADY_EXISTS → Conflict."""
+    import httpx
     from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
     try:
         yield
+    except RagopsError:
+        raise
     except UnexpectedResponse as exc:
         detail = exc.content.decode(errors="replace")[:300] if exc.content else exc.reason_phrase
         message = f"Qdrant could not {action}: HTTP {exc.status_code} {detail}"
-        if exc.status_code == 404:
-            raise LookupError(message) from exc
-        if exc.status_code in (400, 422):
-            raise ValueError(message) from exc
-        raise RuntimeError(message) from exc
-    except ResponseHandlingException as exc:
-        raise RuntimeError(f"Qdrant could not {action}: {exc}; is the server up?") from exc
-    except ValueError as exc:
-        # local mode reports missing collections as ValueError("Collection x not found")
-        if "not found" in str(exc):
-            raise LookupError(f"Qdrant could not {action}: {exc}") from exc
-        raise ValueError(f"Qdrant could not {action}: {exc}") from exc
+        status = exc.status_code or 0
+        if status == 404:
+            raise NotFound(message) from exc
+        if status in (400, 422):
+            raise InvalidInput(message) from exc
+        if status == 409:
+            raise Conflict(message) from exc
+        if status in (401, 403):
+            raise Unavailable(f"{message}; check RAGOPS_QDRANT_API_KEY") from exc
+        raise Unavailable(f"{message}; check the Qdrant server's health and logs") from exc
+    except (ResponseHandlingException, httpx.HTTPError, OSError) as exc:
+        cause = getattr(exc, "source", None) or exc  # ResponseHandlingException wraps httpx's
+        raise Unavailable(
+            f"Qdrant could not {action}: {type(cause).__name__}: {cause}; {_CHECK_SERVER}"
+        ) from exc
+    except (ValueError, TypeError) as exc:
+        # local mode reports a missing collection as ValueError("Collection x not found")
+        if re.fullmatch(r"Collection .+ not found", str(exc)):
+            raise NotFound(f"Qdrant could not {action}: {exc}") from exc
+        raise InvalidInput(f"Qdrant could not {action}: {exc}") from exc
     except Exception as exc:
         code = getattr(exc, "code", None)
         name = getattr(code() if callable(code) else None, "name", "")
         if name == "NOT_FOUND":  # gRPC (prefer_grpc=True) status codes
-            raise LookupError(f"Qdrant could not {action}: {exc}") from exc
+            raise NotFound(f"Qdrant could not {action}: {exc}") from exc
         if name == "INVALID_ARGUMENT":
-            raise ValueError(f"Qdrant could not {action}: {exc}") from exc
-        if isinstance(exc, LookupError | RuntimeError):
-            raise
-        raise RuntimeError(f"Qdrant could not {action}: {exc}") from exc
+            raise InvalidInput(f"Qdrant could not {action}: {exc}") from exc
+        if name == "ALREADY_EXISTS":
+            raise Conflict(f"Qdrant could not {action}: {exc}") from exc
+        # UNAVAILABLE, DEADLINE_EXCEEDED, a closed local store (RuntimeError), ...
+        raise Unavailable(f"Qdrant could not {action}: {exc}; {_CHECK_SERVER}") from exc
 
 
 def collection_name(kb_id: str, version_number: int, version_id: str) -> str:
@@ -192,44 +221,57 @@ def set_alias(client: QdrantClient, alias: str, collection: str) -> None:
         client.update_collection_aliases(change_aliases_operations=operations)
 
 
-def _condition(key: str, want: Any) -> models.FieldCondition | models.Filter:
-    """One filter entry as Qdrant conditions, with the semantics of `index.base.matches`."""
+# Keys Qdrant reads as a plain top-level key; any other is quoted, since the contract's keys
+# are literal (`a.b` is the key "a.b", which unquoted Qdrant would read as a path).
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _field(key: str) -> str:
+    return key if _PLAIN_KEY.fullmatch(key) else f'"{key}"'
+
+
+def _equals(key: str, value: Any) -> models.FieldCondition:
+    """One value with `index.base.same_value` semantics. Strings and booleans match as
+    typed values. Numbers become a one-point Range: MatchValue refuses floats and matches
+    an integer against integers only, while a range compares any number (never a boolean)
+    numerically, as FAISS does; `check_filters` keeps integers within +-2**53, where that
+    comparison (64-bit floats on the server) is exact."""
     from qdrant_client.http import models
 
-    def value_ok(v: Any) -> bool:
-        return isinstance(v, str | int)  # bool is an int
+    if isinstance(value, str | bool):
+        return models.FieldCondition(key=key, match=models.MatchValue(value=value))
+    return models.FieldCondition(key=key, range=models.Range(gte=value, lte=value))
 
+
+def _condition(key: str, want: Any) -> models.FieldCondition | models.Filter:
+    """One checked filter entry as Qdrant conditions, with the semantics of
+    `index.base.matches` (Qdrant matches a list payload by element, as `matches` does)."""
+    from qdrant_client.http import models
+
+    field = _field(key)
     if isinstance(want, dict):
-        check_filters({key: want})  # ValueError naming the key, as for FAISS
         if all(is_number(b) for b in want.values()):
-            return models.FieldCondition(key=key, range=models.Range(**want))
+            return models.FieldCondition(key=field, range=models.Range(**want))
         # ISO dates: Qdrant compares RFC 3339 payload strings as date-times (UTC).
-        return models.FieldCondition(key=key, range=models.DatetimeRange(**want))
+        return models.FieldCondition(key=field, range=models.DatetimeRange(**want))
     if not isinstance(want, list):
-        if not value_ok(want):
-            raise ValueError(
-                f"filter {key}={want!r}: Qdrant matches strings, integers and booleans only"
-            )
-        return models.FieldCondition(key=key, match=models.MatchValue(value=want))
-    if not all(value_ok(v) for v in want):
-        raise ValueError(f"filter {key}={want!r}: list values must be strings or integers")
-    # MatchAny takes one homogeneous list of strings or of ints; booleans and mixed lists
-    # become an OR of conditions.
-    strs = [v for v in want if isinstance(v, str)]
-    ints = [v for v in want if isinstance(v, int) and not isinstance(v, bool)]
-    bools = [v for v in want if isinstance(v, bool)]
+        return _equals(field, want)
+    # MatchAny takes one list of strings; booleans and numbers become an OR of conditions.
+    strs = list(dict.fromkeys(v for v in want if isinstance(v, str)))
     parts: list[Any] = []
     if strs:
-        parts.append(models.FieldCondition(key=key, match=models.MatchAny(any=strs)))
-    if ints:
-        parts.append(models.FieldCondition(key=key, match=models.MatchAny(any=ints)))
-    parts += [models.FieldCondition(key=key, match=models.MatchValue(value=b)) for b in bools]
+        parts.append(models.FieldCondition(key=field, match=models.MatchAny(any=strs)))
+    parts += [_equals(field, v) for v in want if not isinstance(v, str)]
     return parts[0] if len(parts) == 1 else models.Filter(should=parts)
 
 
 def to_filter(filters: dict[str, Any] | None) -> models.Filter | None:
-    """Equality filters → `must` conditions; a list value → MatchAny (any of these); a
-    range object → `Range` (numbers) or `DatetimeRange` (ISO dates)."""
+    """Filters as Qdrant conditions, all of which must hold: strings and booleans →
+    MatchValue, numbers → a one-point Range, a list → MatchAny / an OR (any of these), a
+    range object → `Range` (numbers) or `DatetimeRange` (ISO dates). ValueError for a
+    shape `check_filters` refuses; an empty list is the caller's to handle (it matches
+    nothing)."""
+    filters = check_filters(filters)
     if not filters:
         return None
     from qdrant_client.http import models
@@ -271,8 +313,8 @@ class QdrantIndex:
     def open(cls, client: QdrantClient, collection: str, dimension: int) -> QdrantIndex:
         """Open `collection`, creating it (and its payload indexes) when missing.
 
-        Raises ValueError when it exists with another dimension or is not a single-vector
-        cosine collection.
+        Raises InvalidInput when it exists with another dimension or is not a single-vector
+        cosine collection; Unavailable when the server cannot be reached.
         """
         from qdrant_client.http import models
 
@@ -299,17 +341,17 @@ class QdrantIndex:
     def _check_existing(self, info: Any) -> None:
         params = info.config.params.vectors
         if isinstance(params, dict) or params is None:
-            raise ValueError(
+            raise InvalidInput(
                 f"collection {self.collection!r} uses named vectors; ragops needs a single "
                 "unnamed vector per point"
             )
         if params.size != self.dimension:
-            raise ValueError(
+            raise InvalidInput(
                 f"collection {self.collection!r} has dimension {params.size}, "
                 f"expected {self.dimension}"
             )
         if params.distance != "Cosine":
-            raise ValueError(
+            raise InvalidInput(
                 f"collection {self.collection!r} uses {params.distance} distance, expected Cosine"
             )
 
@@ -332,16 +374,16 @@ class QdrantIndex:
 
         if not ids:
             return
-        vectors, latest = checked_upsert(ids, vectors, payloads, self.dimension)
-        points = [
-            models.PointStruct(
-                id=point_id(chunk_id),
-                vector=vectors[i].tolist(),
-                payload={**payloads[i], "chunk_id": chunk_id},
-            )
-            for chunk_id, i in latest.items()
-        ]
-        with self._lock, _translated(f"upsert into {self.collection!r}"):
+        with _translated(f"upsert into {self.collection!r}"), self._lock:
+            vectors, latest = checked_upsert(ids, vectors, payloads, self.dimension)
+            points = [
+                models.PointStruct(
+                    id=point_id(chunk_id),
+                    vector=vectors[i].tolist(),
+                    payload={**payloads[i], "chunk_id": chunk_id},
+                )
+                for chunk_id, i in latest.items()
+            ]
             for start in range(0, len(points), UPSERT_BATCH):
                 self.client.upsert(
                     self.collection, points=points[start : start + UPSERT_BATCH], wait=True
@@ -352,8 +394,8 @@ class QdrantIndex:
 
         if not ids:
             return
-        point_ids: list[Any] = [point_id(i) for i in dict.fromkeys(ids)]
-        with self._lock, _translated(f"delete from {self.collection!r}"):
+        with _translated(f"delete from {self.collection!r}"), self._lock:
+            point_ids: list[Any] = [point_id(i) for i in dict.fromkeys(checked_ids(ids))]
             for start in range(0, len(point_ids), UPSERT_BATCH):
                 selector = models.PointIdsList(points=point_ids[start : start + UPSERT_BATCH])
                 self.client.delete(self.collection, points_selector=selector, wait=True)
@@ -366,22 +408,22 @@ class QdrantIndex:
     def search(
         self, vector: np.ndarray, top_k: int, filters: dict[str, Any] | None = None
     ) -> list[Hit]:
-        query = np.asarray(vector, dtype=np.float32).reshape(1, -1)
-        if query.shape[1] != self.dimension:
-            raise ValueError(f"query has dimension {query.shape[1]}, index has {self.dimension}")
-        if top_k <= 0:
-            return []
-        if filters and any(isinstance(v, list) and not v for v in filters.values()):
-            return []  # "any of nothing" matches nothing
-        query_filter = to_filter(filters)
-        with self._lock, _translated(f"search {self.collection!r}"):
-            response = self.client.query_points(
-                self.collection,
-                query=query[0].tolist(),
-                query_filter=query_filter,
-                limit=top_k,
-                with_payload=True,
-            )
+        with _translated(f"search {self.collection!r}"):
+            query = checked_query(vector, top_k, self.dimension)
+            filters = check_filters(filters, allow_empty_lists=True)
+            if top_k <= 0:
+                return []
+            if filters and any(isinstance(v, list) and not v for v in filters.values()):
+                return []  # "any of nothing" matches nothing
+            query_filter = to_filter(filters)
+            with self._lock:
+                response = self.client.query_points(
+                    self.collection,
+                    query=query[0].tolist(),
+                    query_filter=query_filter,
+                    limit=int(top_k),
+                    with_payload=True,
+                )
         return [
             Hit(chunk_id=p.payload["chunk_id"], score=float(p.score), payload=dict(p.payload))
             for p in response.points

@@ -21,8 +21,10 @@ from sqlalchemy import update
 
 from core.catalog.models import IndexVersion
 from core.db import Database
+from core.errors import InvalidInput, NotFound
 from index.base import VectorIndex
 from index.faiss_index import FaissIndex
+from index.qdrant_index import QdrantIndex, collection_name, set_alias
 
 
 class IndexStore:
@@ -42,20 +44,20 @@ class IndexStore:
 
     def qdrant_client(self) -> Any:
         if self._qdrant_factory is None:
-            raise ValueError("no Qdrant client configured for this index store")
+            raise InvalidInput(
+                "this index store has no Qdrant client; set RAGOPS_QDRANT_URL or RAGOPS_QDRANT_PATH"
+            )
         return self._qdrant_factory()
 
     def _open(self, version: IndexVersion) -> VectorIndex:
         if version.backend == "qdrant":
-            from index.qdrant_index import QdrantIndex, collection_name
-
             return QdrantIndex.open(
                 self.qdrant_client(),
                 collection_name(version.kb_id, version.number, version.id),
                 version.dimension,
             )
         if version.backend != "faiss":
-            raise ValueError(f"unknown index backend {version.backend!r}; use faiss or qdrant")
+            raise InvalidInput(f"unknown index backend {version.backend!r}; use faiss or qdrant")
         params = dict(version.index_params or {})
         index_type = params.pop("index_type", "flat")
         return FaissIndex.open(
@@ -64,7 +66,6 @@ class IndexStore:
 
     def point_alias(self, kb: Any, version: IndexVersion) -> None:
         """Qdrant: the KB's alias names the live version's collection."""
-        from index.qdrant_index import collection_name, set_alias
 
         set_alias(
             self.qdrant_client(),
@@ -105,7 +106,7 @@ class IndexStore:
                 with self.db.session() as s:
                     row = s.get(IndexVersion, version.id)
                     if row is None:
-                        raise LookupError(f"index version {version.id} no longer exists")
+                        raise NotFound(f"index version {version.id} no longer exists")
                     generation = row.generation
                 cached = self._cache.get(version.id)
                 base = cached[1] if cached and cached[0] == generation else self._open(version)

@@ -11,15 +11,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from core.catalog.models import ABTest, IndexVersion, KnowledgeBase, VersionStatus, utcnow
 from core.errors import Conflict, InvalidInput, NotFound
+from index.faiss_index import INDEX_TYPES, resolve_params
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from core.runtime import Runtime
+    from index.services import IndexServices
 
 BUILD_JOB = "build_version"
 GC_JOB = "gc_versions"
@@ -78,59 +79,21 @@ def queryable_version(
     return version
 
 
-def create_version(
-    rt: Runtime,
-    *,
-    kb: KnowledgeBase,
-    changes: dict[str, Any],
-    backend: str | None = None,
-    index_params: dict[str, Any] | None = None,
-) -> IndexVersion:
-    """Register a new version built from the KB's current documents, and queue its build.
-
-    `changes` overrides the KB's ingestion config (embedding_model, chunking, cleaning).
-    """
-    from ingest.config import IngestionConfig
-    from ingest.knowledge_bases import validated_config
-
-    backend = backend or rt.settings.index_backend
-    if backend not in BACKENDS:
-        raise InvalidInput(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    config = validated_config(rt, IngestionConfig.model_validate(kb.config), changes)
-    embedder = rt.embedder(config.embedding_model)
-    params = check_index_params(rt, backend, index_params, dimension=embedder.dimension)
-    with rt.db.session() as s:
-        number = (
-            s.execute(
-                select(func.max(IndexVersion.number)).where(IndexVersion.kb_id == kb.id)
-            ).scalar()
-            or 0
-        ) + 1
-        version = IndexVersion(
-            kb_id=kb.id,
-            number=number,
-            status=VersionStatus.BUILDING,
-            backend=backend,
-            embedding_model=config.embedding_model,
-            dimension=embedder.dimension,
-            config=config.model_dump(),
-            config_hash="",
-            index_params=params,
-        )
-        s.add(version)
-        s.flush()
-        job = rt.jobs.submit(s, kind=BUILD_JOB, payload={"version_id": version.id}, kb_id=kb.id)
-        s.flush()
-        version.job_id = job.id
-    return version
+def queryable_numbers(*, session: Session) -> list[tuple[str, int]]:
+    """(kb_id, number) of every ready or live version of every KB, by number."""
+    return list(
+        session.execute(
+            select(IndexVersion.kb_id, IndexVersion.number)
+            .where(IndexVersion.status.in_([VersionStatus.READY, VersionStatus.LIVE]))
+            .order_by(IndexVersion.number)
+        ).tuples()
+    )
 
 
 def check_index_params(
-    rt: Runtime, backend: str, index_params: dict[str, Any] | None, *, dimension: int
+    rt: IndexServices, backend: str, index_params: dict[str, Any] | None, *, dimension: int
 ) -> dict[str, Any]:
     """Validated index params, stored on the version (FAISS: index_type + its knobs)."""
-    from index.faiss_index import INDEX_TYPES, resolve_params
-
     params = dict(index_params or {})
     if backend == "qdrant":
         if params:
@@ -151,7 +114,7 @@ def check_index_params(
     return {"index_type": index_type, **params}
 
 
-def promote(rt: Runtime, *, kb: KnowledgeBase, number: int) -> IndexVersion:
+def promote(rt: IndexServices, *, kb: KnowledgeBase, number: int) -> IndexVersion:
     """Make a ready version live in one transaction; the old live one becomes ready
     (still maintained, so rollback is instant)."""
     with rt.db.session() as s:
@@ -175,7 +138,7 @@ def check_promotable(version: IndexVersion, number: int) -> None:
         )
 
 
-def rollback(rt: Runtime, *, kb: KnowledgeBase) -> IndexVersion:
+def rollback(rt: IndexServices, *, kb: KnowledgeBase) -> IndexVersion:
     """Re-point live at the version that was live before the current one."""
     with rt.db.session() as s:
         current = s.execute(
@@ -233,14 +196,14 @@ def _switch_live(
         }
 
 
-def _sync_alias(rt: Runtime, kb: KnowledgeBase, version: IndexVersion) -> None:
+def _sync_alias(rt: IndexServices, kb: KnowledgeBase, version: IndexVersion) -> None:
     """Qdrant: point the KB's collection alias at the live version's collection, so
     clients that query Qdrant directly follow promotions too."""
     if version.backend == "qdrant":
         rt.indexes.point_alias(kb, version)
 
 
-def retire(rt: Runtime, *, kb: KnowledgeBase, number: int) -> IndexVersion:
+def retire(rt: IndexServices, *, kb: KnowledgeBase, number: int) -> IndexVersion:
     with rt.db.session() as s:
         version = get_version(session=s, kb=kb, number=number)
         if version.status == VersionStatus.LIVE:
@@ -263,7 +226,7 @@ def retire(rt: Runtime, *, kb: KnowledgeBase, number: int) -> IndexVersion:
     return version
 
 
-def submit_gc(rt: Runtime, *, kb: KnowledgeBase | None = None) -> str:
+def submit_gc(rt: IndexServices, *, kb: KnowledgeBase | None = None) -> str:
     with rt.db.session() as s:
         job = rt.jobs.submit(
             s, kind=GC_JOB, payload={"kb_id": kb.id if kb else None}, kb_id=kb.id if kb else None

@@ -29,3 +29,18 @@ class Stage(Protocol):
     def config(self) -> dict[str, Any]: ...
 
     def __call__(self, pieces: list[Piece], report: StageReport) -> list[Piece]: ...
+
+
+class Parser(Protocol):
+    """Raw bytes in, pieces out: the stage before `Stage`s run (`UnstructuredParser`
+    in-process, `IsolatedParser` in worker processes). `parse` raises `StageFailed` for
+    bytes that hold no text and `UnsupportedType` for a media type it cannot read."""
+
+    name: str
+
+    @property
+    def config(self) -> dict[str, Any]: ...
+
+    def warm_up(self) -> None: ...
+
+    def parse(self, data: bytes, *, media_type: str, filename: str) -> list[Piece]: ...

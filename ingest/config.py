@@ -4,11 +4,13 @@ hashed into chunk ids so a config change never mixes chunk sets."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from core.config import Settings
+from core.errors import InvalidInput
 from core.types import sha256_hex
 
 
@@ -116,3 +118,15 @@ class IngestionConfig(BaseModel):
     @property
     def hash(self) -> str:
         return sha256_hex(json.dumps(self.model_dump(), sort_keys=True))
+
+
+def check_reranker_path(ref: str) -> str:
+    """The reference, if it names a local folder holding a model; InvalidInput if not."""
+    path = Path(ref).expanduser()
+    if not ((path / "config.json").is_file() or (path / "modules.json").is_file()):
+        raise InvalidInput(
+            f"reranker {ref!r} is not a local CrossEncoder folder (no config.json or "
+            "modules.json there); "
+            "give the path of a saved sentence-transformers CrossEncoder"
+        )
+    return ref

@@ -6,13 +6,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, func, select
 
 from core.catalog.models import (
     Chunk,
     Document,
     DocumentRevision,
     IndexVersion,
+    Job,
+    JobStatus,
     KnowledgeBase,
     RevisionStatus,
     VersionStatus,
@@ -30,7 +32,9 @@ from ingest.archive import ArchiveLimits, expand_archive
 from ingest.sniff import ZIP, sniff_media_type
 
 if TYPE_CHECKING:
-    from core.runtime import Runtime
+    from sqlalchemy.orm import Session
+
+    from ingest.services import IngestServices
 
 INGEST_JOB = "ingest_revision"
 
@@ -111,7 +115,7 @@ def check_uploaded_file(
 
 
 def submit_upload(
-    rt: Runtime,
+    rt: IngestServices,
     *,
     kb: KnowledgeBase,
     filename: str,
@@ -170,7 +174,7 @@ def submit_upload(
         )
 
 
-def delete_document(rt: Runtime, *, kb: KnowledgeBase, document_id: str) -> None:
+def delete_document(rt: IngestServices, *, kb: KnowledgeBase, document_id: str) -> None:
     """Remove a document's vectors from every index version, then its rows and blobs."""
     with rt.db.session() as s:
         doc = s.get(Document, document_id)
@@ -204,11 +208,10 @@ def delete_document(rt: Runtime, *, kb: KnowledgeBase, document_id: str) -> None
         rt.blobs.delete(sha)
 
 
-def reprocess_document(rt: Runtime, *, kb: KnowledgeBase, document_id: str) -> UploadOutcome:
+def reprocess_document(rt: IngestServices, *, kb: KnowledgeBase, document_id: str) -> UploadOutcome:
     """Run the current revision through the pipeline again (after a failure, a parser
     upgrade or a dead-lettered job). Its indexed chunks keep serving until the new run
     replaces them; a run that fails again loses nothing."""
-    from core.catalog.models import Job, JobStatus
 
     with rt.db.session() as s:
         doc = s.get(Document, document_id)
@@ -245,3 +248,69 @@ def reprocess_document(rt: Runtime, *, kb: KnowledgeBase, document_id: str) -> U
         return UploadOutcome(
             doc.id, rev.id, rev.number, doc.filename, rev.status, duplicate=False, job_id=job.id
         )
+
+
+def _listed() -> Any:
+    """Documents joined to their current revision, columns named as listed publicly; the
+    revision's columns are None for a document without one."""
+    return select(
+        Document.id,
+        Document.filename,
+        Document.metadata_.label("metadata"),
+        Document.updated_at,
+        DocumentRevision.status,
+        DocumentRevision.error,
+        DocumentRevision.report,
+        DocumentRevision.number.label("revision"),
+        DocumentRevision.chunk_count,
+    ).outerjoin(DocumentRevision, DocumentRevision.id == Document.current_revision_id)
+
+
+def list_documents(
+    *,
+    session: Session,
+    kb: KnowledgeBase,
+    status: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+) -> list[Row]:
+    """The KB's documents by filename (those whose current revision is in `status`; one
+    page: `limit` after `offset`), each with its current revision's status, error, report,
+    number (`revision`) and chunk_count."""
+    query = _listed().where(Document.kb_id == kb.id)
+    if status:
+        query = query.where(DocumentRevision.status == status)
+    query = query.order_by(Document.filename).offset(offset)
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.execute(query).all())
+
+
+def get_document(*, session: Session, kb: KnowledgeBase, document_id: str) -> Row:
+    """One document of the KB as `list_documents` lists it."""
+    row = session.execute(
+        _listed().where(Document.id == document_id, Document.kb_id == kb.id)
+    ).one_or_none()
+    if row is None:
+        raise NotFound(f"document {document_id!r} not found in knowledge base {kb.name!r}")
+    return row
+
+
+def list_revisions(*, session: Session, document_id: str) -> list[DocumentRevision]:
+    """Every revision of a document, oldest first."""
+    return list(
+        session.execute(
+            select(DocumentRevision)
+            .where(DocumentRevision.document_id == document_id)
+            .order_by(DocumentRevision.number)
+        ).scalars()
+    )
+
+
+def revisions_by_id(*, session: Session, ids: list[str]) -> list[DocumentRevision]:
+    """The revisions with these ids (gone ones are left out): progress of queued uploads."""
+    if not ids:
+        return []
+    return list(
+        session.execute(select(DocumentRevision).where(DocumentRevision.id.in_(ids))).scalars()
+    )

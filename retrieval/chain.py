@@ -30,14 +30,14 @@ import numpy as np
 
 from core.catalog.models import Answer, AnswerSettings
 from core.errors import InvalidInput
-from retrieval.generators import check_generator_name, get_generator
+from retrieval.generators import check_generator_name
 from retrieval.generators.base import Generator, Message, Passage
 from retrieval.prompts import DEFAULT_PROMPT, parse_ref, render, resolve_prompt
 from retrieval.search import retrieve
 
 if TYPE_CHECKING:
     from core.catalog.models import KnowledgeBase
-    from core.runtime import Runtime
+    from retrieval.services import RetrievalServices
 
 _CITATION = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 
@@ -78,12 +78,14 @@ class AnswerPlan:
         return bool(self.passages)
 
 
-def answer_settings(rt: Runtime, *, kb_id: str) -> AnswerSettings | None:
+def answer_settings(rt: RetrievalServices, *, kb_id: str) -> AnswerSettings | None:
     with rt.db.session() as s:
         return s.get(AnswerSettings, kb_id)
 
 
-def _relevance(rt: Runtime, kb: KnowledgeBase, query: str, hits: Sequence[Any]) -> list[float]:
+def _relevance(
+    rt: RetrievalServices, kb: KnowledgeBase, query: str, hits: Sequence[Any]
+) -> list[float]:
     """Dense cosine per hit: from retrieval where it has one, else embedded here (a hit
     that only BM25 found)."""
     values: list[float | None] = []
@@ -101,7 +103,7 @@ def _relevance(rt: Runtime, kb: KnowledgeBase, query: str, hits: Sequence[Any]) 
 
 
 def plan_answer(
-    rt: Runtime,
+    rt: RetrievalServices,
     *,
     kb: KnowledgeBase,
     query: str,
@@ -136,7 +138,7 @@ def plan_answer(
         prompt_name, version = DEFAULT_PROMPT, None
     with rt.db.session() as s:
         record = resolve_prompt(session=s, name=prompt_name, version=version)
-    gen = get_generator(rt, name, embedding_model=(kb.config or {}).get("embedding_model"))
+    gen = rt.generator(name, embedding_model=(kb.config or {}).get("embedding_model"))
 
     result = retrieve(
         rt,
@@ -206,7 +208,7 @@ def citation(p: Passage) -> dict[str, Any]:
     }
 
 
-def _record(rt: Runtime, plan: AnswerPlan, text: str) -> dict[str, Any]:
+def _record(rt: RetrievalServices, plan: AnswerPlan, text: str) -> dict[str, Any]:
     citations = [citation(p) for p in cited(text, plan.passages)] if plan.knows else []
     latency_ms = (time.perf_counter() - plan.started) * 1000
     with rt.db.session() as s:
@@ -264,7 +266,7 @@ def generation_kwargs(plan: AnswerPlan) -> dict[str, Any]:
     }
 
 
-def run_answer(rt: Runtime, plan: AnswerPlan) -> dict[str, Any]:
+def run_answer(rt: RetrievalServices, plan: AnswerPlan) -> dict[str, Any]:
     """Generate the whole answer, record it, return the public response."""
     if not plan.knows:
         return _record(rt, plan, dont_know(plan.kb_name))
@@ -272,7 +274,7 @@ def run_answer(rt: Runtime, plan: AnswerPlan) -> dict[str, Any]:
     return _record(rt, plan, text or dont_know(plan.kb_name))
 
 
-def stream_answer(rt: Runtime, plan: AnswerPlan) -> Iterator[tuple[str, Any]]:
+def stream_answer(rt: RetrievalServices, plan: AnswerPlan) -> Iterator[tuple[str, Any]]:
     """("token", text) pieces, then ("done", response) once recorded."""
     if not plan.knows:
         text = dont_know(plan.kb_name)

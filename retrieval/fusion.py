@@ -9,10 +9,11 @@ Example::
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 import numpy as np
+
+from ingest.language import detect_language as detect
 
 # RRF's k: 60 is the value of Cormack et al. (2009); larger flattens the rank curve.
 RRF_K = 60
@@ -30,40 +31,9 @@ ENGLISH_MODEL_DENSE_WEIGHTS: dict[str, float] = {"en": 1.0, "es": 0.0, "ru": 0.0
 MULTILINGUAL_DENSE_WEIGHT = 1.0
 MULTILINGUAL_MODELS: frozenset[str] = frozenset()
 
-_CYRILLIC = re.compile(r"[\u0400-\u04FF]")
-_WORD = re.compile(r"\w+", re.UNICODE)
-_ES_HINTS = frozenset(
-    "el la los las del que y en por para una un es con se al su sus cómo como qué cuál "
-    "cuándo dónde quién cuántos cuántas cuánto fue está son".split()
-)
-_EN_HINTS = frozenset(
-    "the and of to is in that for with was are as on by what which when where who how "
-    "many much does did".split()
-)
-
-
-def _fallback_language(text: str) -> str:
-    """en | es | ru | other from script and a stop-word vote (used until
-    `ingest.language.detect_language` exists; fast enough to run per query)."""
-    letters = [c for c in text if c.isalpha()]
-    if not letters:
-        return "other"
-    if sum(1 for c in letters if _CYRILLIC.match(c)) / len(letters) > 0.3:
-        return "ru"
-    words = _WORD.findall(text.casefold())
-    es = sum(1 for w in words if w in _ES_HINTS) + sum(1 for c in text if c in "ñ¿¡áéíóú")
-    en = sum(1 for w in words if w in _EN_HINTS)
-    if es == en == 0:
-        return "other"
-    return "es" if es > en else "en"
-
 
 def detect_language(text: str) -> str:
     """The query's language: "en" | "es" | "ru" | "other"."""
-    try:
-        from ingest.language import detect_language as detect
-    except ImportError:
-        return _fallback_language(text)
     language = detect(text)
     return language if language in ("en", "es", "ru") else "other"
 

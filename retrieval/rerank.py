@@ -3,7 +3,7 @@ local folder (set per knowledge base as `reranker`; nothing is ever downloaded).
 
 Example::
 
-    reranker = get_reranker("/models/my-cross-encoder")
+    reranker = Reranker("/models/my-cross-encoder")   # the runtime keeps one per path
     scores = reranker.score("where do boats moor?", ["Boats moor at ...", "Kayaks ..."])
 """
 
@@ -15,22 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from core.errors import InvalidInput
+from ingest.config import check_reranker_path
+
+__all__ = ["RERANK_CANDIDATES", "Reranker", "check_reranker_path"]
 
 # Candidates scored per query: the cross-encoder costs one forward pass per pair.
 RERANK_CANDIDATES = 30
-
-
-def check_reranker_path(ref: str) -> str:
-    """The reference, if it names a local folder holding a model; InvalidInput if not."""
-    path = Path(ref).expanduser()
-    if not ((path / "config.json").is_file() or (path / "modules.json").is_file()):
-        raise InvalidInput(
-            f"reranker {ref!r} is not a local CrossEncoder folder (no config.json or "
-            "modules.json there); "
-            "give the path of a saved sentence-transformers CrossEncoder"
-        )
-    return ref
 
 
 class Reranker:
@@ -64,15 +54,3 @@ class Reranker:
                 convert_to_numpy=True,
             )
         return np.asarray(scores, dtype=np.float32).reshape(-1)
-
-
-_LOADED: dict[str, Reranker] = {}
-_GUARD = threading.Lock()
-
-
-def get_reranker(ref: str) -> Reranker:
-    """One loaded reranker per path in the process."""
-    with _GUARD:
-        if ref not in _LOADED:
-            _LOADED[ref] = Reranker(ref)
-        return _LOADED[ref]

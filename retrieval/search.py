@@ -30,14 +30,15 @@ from sqlalchemy import select
 
 from core.catalog.models import Chunk, Document, DocumentRevision
 from core.errors import InvalidInput
+from core.types import sha256_hex
 from index.base import check_filters as _check_filter_shapes
 from index.versions import queryable_version
 from retrieval.fusion import RRF_K, dense_weight, detect_language, mmr, rrf
-from retrieval.rerank import RERANK_CANDIDATES, get_reranker
+from retrieval.rerank import RERANK_CANDIDATES
 
 if TYPE_CHECKING:
     from core.catalog.models import IndexVersion, KnowledgeBase
-    from core.runtime import Runtime
+    from retrieval.services import RetrievalServices
 
 MAX_TOP_K = 100
 Mode = Literal["dense", "hybrid"]
@@ -92,19 +93,16 @@ class _Candidate:
 
 
 def _dense_candidates(
-    rt: Runtime, version: IndexVersion, query: str, k: int, filters: dict[str, Any] | None
+    rt: RetrievalServices, version: IndexVersion, query: str, k: int, filters: dict[str, Any] | None
 ) -> tuple[np.ndarray, list[_Candidate]]:
     index = rt.indexes.reader(version)
     vector = rt.embedder(version.embedding_model).encode([query])[0]
-    try:
-        hits = index.search(vector, k, filters)
-    except ValueError as exc:  # a filter this backend cannot express
-        raise InvalidInput(str(exc)) from exc
+    hits = index.search(vector, k, filters)  # backends raise InvalidInput / Unavailable
     return vector, [_Candidate(h.chunk_id, h.payload, dense=h.score, score=h.score) for h in hits]
 
 
 def _bm25_candidates(
-    rt: Runtime, version: IndexVersion, query: str, k: int, filters: dict[str, Any] | None
+    rt: RetrievalServices, version: IndexVersion, query: str, k: int, filters: dict[str, Any] | None
 ) -> list[_Candidate]:
     bm25 = rt.bm25.for_version(version)
     return [
@@ -132,10 +130,11 @@ def _fuse(dense: list[_Candidate], lexical: list[_Candidate], w_dense: float) ->
     return out
 
 
-def _vectors(rt: Runtime, version: IndexVersion, rows: list[tuple[Chunk, str, int]]) -> np.ndarray:
+def _vectors(
+    rt: RetrievalServices, version: IndexVersion, rows: list[tuple[Chunk, str, int]]
+) -> np.ndarray:
     """The candidates' vectors: from the embedding cache (the ingest path filled it),
     embedding only what is missing."""
-    from core.types import sha256_hex
 
     embedder = rt.embedder(version.embedding_model)
     hashes = [chunk.text_hash or sha256_hex(chunk.text) for chunk, _, _ in rows]
@@ -149,7 +148,7 @@ def _vectors(rt: Runtime, version: IndexVersion, rows: list[tuple[Chunk, str, in
 
 
 def retrieve(
-    rt: Runtime,
+    rt: RetrievalServices,
     *,
     kb: KnowledgeBase,
     query: str,
@@ -216,7 +215,7 @@ def retrieve(
 
     if use_rerank and candidates:
         head = candidates[:RERANK_CANDIDATES]
-        scores = get_reranker(reranker_ref).score(query, [by_id[c.chunk_id][0].text for c in head])
+        scores = rt.reranker(reranker_ref).score(query, [by_id[c.chunk_id][0].text for c in head])
         for cand, value in zip(head, scores.tolist(), strict=True):
             cand.rerank = float(value)
             cand.score = float(value)
@@ -274,7 +273,7 @@ class MultiRetrievalResult:
 
 
 def retrieve_many(
-    rt: Runtime, *, kbs: list[KnowledgeBase], query: str, top_k: int = 5, **options: Any
+    rt: RetrievalServices, *, kbs: list[KnowledgeBase], query: str, top_k: int = 5, **options: Any
 ) -> MultiRetrievalResult:
     """Retrieve from each KB (same options), then fuse the per-KB rankings by RRF; each
     hit names its KB in `metadata["kb"]` and keeps its own KB's `score`, with the

@@ -92,8 +92,17 @@ def catalog_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture(scope="session")
 def embedder():  # type: ignore[no-untyped-def]
     """The real packaged all-MiniLM-L6-v2, loaded once per test session."""
-    from ingest.embed import get_embedder
+    from ingest.embed import Embedder
 
-    emb = get_embedder("all-MiniLM-L6-v2", device="cpu")
+    emb = Embedder("all-MiniLM-L6-v2", device="cpu")
     emb.warm_up()
     return emb
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_shared_components():  # type: ignore[no-untyped-def]
+    """Parser processes and Qdrant clients of the shared components end with the session."""
+    yield
+    from tests.utils.components import SHARED_COMPONENTS
+
+    SHARED_COMPONENTS.close()

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
-from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from api.answer_schemas import (
     AnswerPublic,
@@ -19,15 +19,13 @@ from api.answer_schemas import (
     FeedbackPublic,
     PromptRef,
 )
-from api.deps import RuntimeDep
-from core.catalog.models import Answer, AnswerFeedback, AnswerSettings, KnowledgeBase
-from core.errors import NotFound, RagopsError
-from core.kbs import get_kb
-from core.runtime import Runtime
-from retrieval import ab
+from api.deps import KbDep, RuntimeDep, SessionDep
+from api.runtime import Runtime
+from core.catalog.models import KnowledgeBase
+from core.errors import RagopsError
+from core.kbs import kb_name
+from retrieval import ab, answers
 from retrieval.chain import AnswerPlan, plan_answer, run_answer, stream_answer
-from retrieval.generators import check_generator_name
-from retrieval.prompts import DEFAULT_PROMPT, parse_ref, resolve_prompt
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["answers"])
@@ -62,17 +60,15 @@ def _prompt_arg(prompt: str | PromptRef | None) -> tuple[str | None, int | None]
     response_model_exclude_unset=True,
     responses={200: {"content": {"text/event-stream": {}}}},
 )
-def answer(kb: str, body: AnswerRequest, rt: RuntimeDep) -> Any:
+def answer(kb: KbDep, body: AnswerRequest, rt: RuntimeDep) -> Any:
     """Answer from the KB's documents with citations. `"stream": true` sends server-sent
     events: `token` ({"text"}) pieces, then `done` with this same JSON, or `error`. While
     an A/B test runs on the KB, `user_id` (else `session_id`) picks its arm, sticky; a
     request pinning index_version, generator or prompt bypasses the test."""
-    with rt.db.session() as s:
-        kb_row = get_kb(session=s, name_or_id=kb)
     prompt, prompt_version = _prompt_arg(body.prompt)
     routed = ab.route(
         rt,
-        kb=kb_row,
+        kb=kb,
         user_id=body.user_id,
         session_id=body.session_id,
         index_version=body.index_version,
@@ -82,7 +78,7 @@ def answer(kb: str, body: AnswerRequest, rt: RuntimeDep) -> Any:
     )
     plan = plan_answer(
         rt,
-        kb=kb_row,
+        kb=kb,
         query=body.query,
         top_k=body.top_k,
         **routed.plan_kwargs(),
@@ -100,109 +96,50 @@ def answer(kb: str, body: AnswerRequest, rt: RuntimeDep) -> Any:
     return run_answer(rt, plan)
 
 
-def _settings_public(rt: Runtime, kb: KnowledgeBase) -> AnswerSettingsPublic:
-    with rt.db.session() as s:
-        row = s.get(AnswerSettings, kb.id)
-    generator = row.generator if row and row.generator else None
-    return AnswerSettingsPublic(
-        generator=generator or rt.settings.answer_generator,
-        generator_source="kb" if generator else "server",
-        prompt=PromptRef(
-            name=(row.prompt_name if row and row.prompt_name else DEFAULT_PROMPT),
-            version=row.prompt_version if row and row.prompt_name else None,
-        ),
+def _settings_public(rt: Runtime, session: Session, kb: KnowledgeBase) -> AnswerSettingsPublic:
+    defaults = answers.answer_defaults(
+        session=session, kb_id=kb.id, server_generator=rt.settings.answer_generator
     )
+    return AnswerSettingsPublic.model_validate(defaults, from_attributes=True)
 
 
 @router.get("/kbs/{kb}/answer-settings", response_model=AnswerSettingsPublic)
-def get_answer_settings(kb: str, rt: RuntimeDep) -> AnswerSettingsPublic:
-    with rt.db.session() as s:
-        kb_row = get_kb(session=s, name_or_id=kb)
-    return _settings_public(rt, kb_row)
+def get_answer_settings(kb: KbDep, rt: RuntimeDep, session: SessionDep) -> AnswerSettingsPublic:
+    return _settings_public(rt, session, kb)
 
 
 @router.put("/kbs/{kb}/answer-settings", response_model=AnswerSettingsPublic)
 def put_answer_settings(
-    kb: str, body: AnswerSettingsUpdate, rt: RuntimeDep
+    kb: KbDep, body: AnswerSettingsUpdate, rt: RuntimeDep, session: SessionDep
 ) -> AnswerSettingsPublic:
     """The KB's default generator and prompt (a request may still name others). Fields
     left out stay; "" resets one to the server default."""
-    with rt.db.session() as s:
-        kb_row = get_kb(session=s, name_or_id=kb)
-        row = s.get(AnswerSettings, kb_row.id) or AnswerSettings(kb_id=kb_row.id)
-        if body.generator is not None:
-            row.generator = check_generator_name(body.generator) if body.generator else None
-        if body.prompt is not None:
-            if body.prompt:
-                name, version = parse_ref(body.prompt)
-                resolve_prompt(session=s, name=name, version=version)  # must exist
-                row.prompt_name, row.prompt_version = name, version
-            else:
-                row.prompt_name, row.prompt_version = None, None
-        s.add(row)
-    return _settings_public(rt, kb_row)
-
-
-def _feedback_public(f: AnswerFeedback) -> FeedbackPublic:
-    return FeedbackPublic(
-        id=f.id,
-        answer_id=f.answer_id,
-        rating=f.rating,
-        comment=f.comment,
-        correction=f.correction,
-        created_at=f.created_at,
+    answers.set_answer_defaults(
+        session=session, kb_id=kb.id, generator=body.generator, prompt=body.prompt
     )
-
-
-def _get_answer(s: Any, answer_id: str) -> Answer:
-    row = s.get(Answer, answer_id)
-    if row is None:
-        raise NotFound(f"answer {answer_id!r} not found; answer ids come from /answer")
-    return row
+    return _settings_public(rt, session, kb)
 
 
 @router.get("/answers/{answer_id}", response_model=AnswerPublic)
-def get_answer(answer_id: str, rt: RuntimeDep) -> AnswerPublic:
+def get_answer(answer_id: str, session: SessionDep) -> AnswerPublic:
     """A recorded answer with its passages, generator, prompt, index version and feedback."""
-    with rt.db.session() as s:
-        row = _get_answer(s, answer_id)
-        kb = s.get(KnowledgeBase, row.kb_id)
-        feedback = s.execute(
-            select(AnswerFeedback)
-            .where(AnswerFeedback.answer_id == row.id)
-            .order_by(AnswerFeedback.created_at)
-        ).scalars()
-        return AnswerPublic(
-            id=row.id,
-            kb=kb.name if kb else row.kb_id,
-            query=row.query,
-            answer=row.answer,
-            citations=row.citations,
-            contexts=row.contexts,
-            generator=row.generator,
-            generator_model=row.generator_model,
-            prompt={"name": row.prompt_name, "version": row.prompt_version},
-            index_version=row.index_version,
-            channel=row.channel,
-            latency_ms=row.latency_ms,
-            arm=row.arm,
-            created_at=row.created_at,
-            feedback=[_feedback_public(f) for f in feedback],
-        )
+    row = answers.get_answer(session=session, answer_id=answer_id)
+    return AnswerPublic.from_row(
+        row,
+        kb=kb_name(session=session, kb_id=row.kb_id) or row.kb_id,
+        feedback=answers.list_feedback(session=session, answer_id=row.id),
+    )
 
 
 @router.post("/answers/{answer_id}/feedback", status_code=201, response_model=FeedbackPublic)
-def add_feedback(answer_id: str, body: FeedbackCreate, rt: RuntimeDep) -> FeedbackPublic:
+def add_feedback(answer_id: str, body: FeedbackCreate, session: SessionDep) -> FeedbackPublic:
     """Rate an answer (1 or -1), optionally with a comment and the correct answer. Stored
     against the answer's query, passages, generator, prompt and index version."""
-    with rt.db.session() as s:
-        _get_answer(s, answer_id)
-        row = AnswerFeedback(
-            answer_id=answer_id,
-            rating=body.rating,
-            comment=body.comment,
-            correction=body.correction,
-        )
-        s.add(row)
-        s.flush()
-        return _feedback_public(row)
+    row = answers.add_feedback(
+        session=session,
+        answer_id=answer_id,
+        rating=body.rating,
+        comment=body.comment,
+        correction=body.correction,
+    )
+    return FeedbackPublic.model_validate(row, from_attributes=True)

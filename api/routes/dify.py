@@ -25,10 +25,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from api.deps import RuntimeDep
+from api.deps import RuntimeDep, load_kb
+from api.runtime import Runtime
 from core.errors import InvalidInput, NotFound
-from core.kbs import get_kb
-from core.runtime import Runtime
 from retrieval.search import retrieve
 
 router = APIRouter(tags=["dify"])
@@ -100,8 +99,7 @@ def to_filters(condition: MetadataCondition | None) -> dict[str, Any] | None:
 
 
 def _search(rt: Runtime, body: DifyRetrievalRequest) -> list[dict[str, Any]]:
-    with rt.db.session() as s:
-        kb = get_kb(session=s, name_or_id=body.knowledge_id)
+    kb = load_kb(rt, body.knowledge_id)
     setting = body.retrieval_setting
     result = retrieve(
         rt,

@@ -5,20 +5,17 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy import select
 
-from api.deps import RuntimeDep
+from api.deps import KbDep, RuntimeDep, SessionDep
 from api.schemas import (
     DocumentList,
     DocumentPublic,
     DocumentSummary,
-    RevisionPublic,
     UploadItem,
     UploadResponse,
 )
-from core.catalog.models import Document, DocumentRevision
-from core.errors import InvalidInput, NotFound, TooLarge
-from core.kbs import get_kb
+from core.errors import InvalidInput, TooLarge
+from ingest import documents as catalog
 from ingest.documents import (
     check_uploaded_file,
     clean_filename,
@@ -45,7 +42,7 @@ def _parse_metadata(raw: str | None) -> dict[str, Any] | None:
 
 @router.post("", status_code=202, response_model=UploadResponse)
 async def upload(
-    kb: str,
+    kb: KbDep,
     rt: RuntimeDep,
     files: Annotated[list[UploadFile], File(description="One or more documents")],
     metadata: Annotated[str | None, Form(description="JSON object stored on each document")] = None,
@@ -54,8 +51,6 @@ async def upload(
     rejected request stores nothing; re-sending identical bytes queues nothing."""
     settings = rt.settings
     meta = _parse_metadata(metadata)
-    with rt.db.session() as s:
-        kb_row = get_kb(session=s, name_or_id=kb)
     total = sum(f.size or 0 for f in files)
     if total > settings.max_request_bytes:
         raise TooLarge(
@@ -86,108 +81,61 @@ async def upload(
         outcome = await run_in_threadpool(
             submit_upload,
             rt,
-            kb=kb_row,
+            kb=kb,
             filename=name,
             data=data,
             media_type=media_type,
             metadata=meta,
         )
-        items.append(UploadItem(**outcome.__dict__))
+        items.append(UploadItem.model_validate(outcome, from_attributes=True))
     return UploadResponse(documents=items, skipped=skipped)
-
-
-def _summary(doc: Document, rev: DocumentRevision | None) -> dict[str, Any]:
-    return {
-        "id": doc.id,
-        "filename": doc.filename,
-        "status": rev.status if rev else "unknown",
-        "error": rev.error if rev else None,
-        "language": (rev.report or {}).get("language") if rev else None,
-        "revision": rev.number if rev else None,
-        "chunk_count": rev.chunk_count if rev else 0,
-        "metadata": doc.metadata_ or {},
-        "updated_at": doc.updated_at,
-    }
 
 
 @router.get("", response_model=DocumentList)
 def list_documents(
-    kb: str,
-    rt: RuntimeDep,
+    kb: KbDep,
+    session: SessionDep,
     status: Annotated[str | None, Query(description="Only documents in this status")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> DocumentList:
-    with rt.db.session() as s:
-        kb_row = get_kb(session=s, name_or_id=kb)
-        base = (
-            select(Document, DocumentRevision)
-            .outerjoin(DocumentRevision, DocumentRevision.id == Document.current_revision_id)
-            .where(Document.kb_id == kb_row.id)
-        )
-        counts = status_counts(session=s, kb_id=kb_row.id)
-        if status:
-            base = base.where(DocumentRevision.status == status)
-        rows = s.execute(base.order_by(Document.filename).limit(limit).offset(offset)).all()
-        docs = [DocumentSummary(**_summary(d, r)) for d, r in rows]
+    counts = status_counts(session=session, kb_id=kb.id)
+    rows = catalog.list_documents(session=session, kb=kb, status=status, limit=limit, offset=offset)
     total = sum(counts.values()) if not status else counts.get(status, 0)
-    return DocumentList(counts=counts, total=total, documents=docs)
+    return DocumentList(
+        counts=counts,
+        total=total,
+        documents=[DocumentSummary.model_validate(r, from_attributes=True) for r in rows],
+    )
 
 
 @router.get("/{doc_id}", response_model=DocumentPublic)
-def get_document(kb: str, doc_id: str, rt: RuntimeDep) -> DocumentPublic:
-    with rt.db.session() as s:
-        kb_row = get_kb(session=s, name_or_id=kb)
-        doc = s.get(Document, doc_id)
-        if doc is None or doc.kb_id != kb_row.id:
-            raise NotFound(f"document {doc_id!r} not found in knowledge base {kb_row.name!r}")
-        revisions = list(doc.revisions)
-        current = next((r for r in revisions if r.id == doc.current_revision_id), None)
-        return DocumentPublic(
-            **_summary(doc, current),
-            revisions=[
-                RevisionPublic(
-                    id=r.id,
-                    number=r.number,
-                    status=r.status,
-                    error=r.error,
-                    content_sha256=r.content_sha256,
-                    size_bytes=r.size_bytes,
-                    media_type=r.media_type,
-                    chunk_count=r.chunk_count,
-                    report=r.report or {},
-                    created_at=r.created_at,
-                    indexed_at=r.indexed_at,
-                )
-                for r in revisions
-            ],
-        )
+def get_document(kb: KbDep, doc_id: str, session: SessionDep) -> DocumentPublic:
+    row = catalog.get_document(session=session, kb=kb, document_id=doc_id)
+    revisions = catalog.list_revisions(session=session, document_id=row.id)
+    return DocumentPublic.from_row(row, revisions=revisions)
 
 
 @router.delete("/{doc_id}", status_code=204)
-def remove_document(kb: str, doc_id: str, rt: RuntimeDep) -> Response:
-    with rt.db.session() as s:
-        kb_row = get_kb(session=s, name_or_id=kb)
-    delete_document(rt, kb=kb_row, document_id=doc_id)
+def remove_document(kb: KbDep, doc_id: str, rt: RuntimeDep) -> Response:
+    delete_document(rt, kb=kb, document_id=doc_id)
     return Response(status_code=204)
 
 
 @router.post("/{doc_id}/reprocess", status_code=202, response_model=UploadItem)
-def reprocess(kb: str, doc_id: str, rt: RuntimeDep) -> UploadItem:
+def reprocess(kb: KbDep, doc_id: str, rt: RuntimeDep) -> UploadItem:
     """Run the document's current revision through the pipeline again; what is indexed
     keeps serving until the new run replaces it. 409 while it is being processed."""
-    with rt.db.session() as s:
-        kb_row = get_kb(session=s, name_or_id=kb)
-    return UploadItem(**reprocess_document(rt, kb=kb_row, document_id=doc_id).__dict__)
+    return UploadItem.model_validate(
+        reprocess_document(rt, kb=kb, document_id=doc_id), from_attributes=True
+    )
 
 
 status_router = APIRouter(prefix="/kbs/{kb}", tags=["documents"])
 
 
 @status_router.get("/ingestion")
-def ingestion(kb: str, rt: RuntimeDep) -> dict[str, Any]:
+def ingestion(kb: KbDep, rt: RuntimeDep) -> dict[str, Any]:
     """Counts by state, job queue (incl. dead letters), throughput, oldest pending
     document and the latest failures with their reasons."""
-    with rt.db.session() as s:
-        kb_row = get_kb(session=s, name_or_id=kb)
-    return ingestion_status(rt, kb=kb_row)
+    return ingestion_status(rt, kb=kb)

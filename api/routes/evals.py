@@ -6,24 +6,23 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
-from api.deps import RuntimeDep
+from api.deps import RuntimeDep, SessionDep, load_kb
 from api.eval_schemas import (
     EvalCreate,
     EvalResultList,
     EvalResultPublic,
     EvalRunList,
     EvalRunPublic,
-    TestCasePublic,
     TestSetDetail,
     TestSetGenerate,
     TestSetGenerationPublic,
     TestSetList,
     TestSetPublic,
 )
+from api.runtime import Runtime
 from core.catalog.models import EvalRun, Job, TestSet
 from core.errors import InvalidInput
 from core.kbs import get_kb
-from core.runtime import Runtime
 from eval import generate, runs
 from eval import testsets as ts
 
@@ -33,45 +32,15 @@ MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 
 
 def testset_public(t: TestSet) -> TestSetPublic:
-    return TestSetPublic(
-        name=t.name,
-        version=t.version,
-        description=t.description,
-        source=t.source,
-        case_count=t.case_count,
-        created_at=t.created_at,
-    )
+    return TestSetPublic.model_validate(t, from_attributes=True)
 
 
 def run_public(r: EvalRun) -> EvalRunPublic:
-    return EvalRunPublic(
-        id=r.id,
-        status=r.status,
-        progress=round(r.progress, 4),
-        question_count=r.question_count,
-        completed_count=r.completed_count,
-        key=r.key,
-        key_hash=r.key_hash,
-        metrics=r.metrics,
-        aggregate=r.aggregate or {},
-        wall_seconds=r.wall_seconds,
-        usage=r.usage or {},
-        error=r.error,
-        job_id=r.job_id,
-        created_at=r.created_at,
-        finished_at=r.finished_at,
-    )
-
-
-def _store(rt: Runtime, name: str, cases: list[ts.CaseIn], description: str) -> TestSetPublic:
-    with rt.db.session() as s:
-        return testset_public(
-            ts.create_testset(session=s, name=name, cases=cases, description=description)
-        )
+    return EvalRunPublic.model_validate(r, from_attributes=True)
 
 
 @router.post("/testsets", status_code=201, response_model=TestSetPublic)
-async def create_testset(request: Request, rt: RuntimeDep) -> TestSetPublic:
+async def create_testset(request: Request, session: SessionDep) -> TestSetPublic:
     """A new test set, or the next version of an existing name. Either multipart (`file`:
     .jsonl or .csv, `name`, optional `description`) or JSON `{"name", "cases": [...]}`.
     Bad cases: 422 naming the line (or `case N`) and the field."""
@@ -100,27 +69,25 @@ async def create_testset(request: Request, rt: RuntimeDep) -> TestSetPublic:
         name = body["name"]
         cases = ts.check_cases(body.get("cases"))
         description = str(body.get("description") or "")
-    return await run_in_threadpool(_store, rt, name, cases, description)
+    row = await run_in_threadpool(
+        ts.create_testset, session=session, name=name, cases=cases, description=description
+    )
+    return testset_public(row)
 
 
 def generation_public(rt: Runtime, job: Job) -> TestSetGenerationPublic:
-    p = job.payload
     made = generate.generated_testset(rt, job.id) if job.status == "succeeded" else None
-    return TestSetGenerationPublic(
+    p = job.payload
+    return TestSetGenerationPublic.from_row(
+        job,
         job_id=job.id,
-        status=job.status,
-        progress=round(job.progress, 4),
-        message=job.message,
-        error=job.error,
         kb=p["kb"],
         name=p["name"],
         size=p["size"],
-        languages=p.get("languages") or [],
+        languages=p.get("languages"),
         index_version=p["index_version"],
         judge=p["judge"],
-        testset=testset_public(made) if made is not None else None,
-        created_at=job.created_at,
-        finished_at=job.finished_at,
+        testset=made,
     )
 
 
@@ -129,10 +96,8 @@ def generate_testset(body: TestSetGenerate, rt: RuntimeDep) -> TestSetGeneration
     """Queue generation of `size` cases from the KB's live index version by the LLM judge
     (the next version of `name`, source "generated"); poll GET
     /v1/testsets/generate/{job_id}. 409 when no judge is configured."""
-    with rt.db.session() as s:
-        kb_row = get_kb(session=s, name_or_id=body.kb)
     job = generate.submit_generation(
-        rt, kb=kb_row, name=body.name, size=body.size, languages=body.languages
+        rt, kb=load_kb(rt, body.kb), name=body.name, size=body.size, languages=body.languages
     )
     return generation_public(rt, job)
 
@@ -144,60 +109,42 @@ def generation_status(job_id: str, rt: RuntimeDep) -> TestSetGenerationPublic:
 
 
 @router.get("/testsets", response_model=TestSetList)
-def list_testsets(rt: RuntimeDep) -> TestSetList:
-    with rt.db.session() as s:
-        return TestSetList(testsets=[testset_public(t) for t in ts.list_testsets(session=s)])
+def list_testsets(session: SessionDep) -> TestSetList:
+    rows = ts.list_testsets(session=session)
+    return TestSetList(testsets=[testset_public(t) for t in rows])
 
 
 @router.get("/testsets/{name}", response_model=TestSetList)
-def testset_versions(name: str, rt: RuntimeDep) -> TestSetList:
-    with rt.db.session() as s:
-        ts.get_testset(session=s, name=name)  # 404 for an unknown name
-        return TestSetList(
-            testsets=[testset_public(t) for t in ts.get_versions(session=s, name=name)]
-        )
+def testset_versions(name: str, session: SessionDep) -> TestSetList:
+    ts.get_testset(session=session, name=name)  # 404 for an unknown name
+    rows = ts.get_versions(session=session, name=name)
+    return TestSetList(testsets=[testset_public(t) for t in rows])
 
 
 @router.get("/testsets/{name}/{version}", response_model=TestSetDetail)
-def testset_detail(name: str, version: int, rt: RuntimeDep) -> TestSetDetail:
-    with rt.db.session() as s:
-        t = ts.get_testset(session=s, name=name, version=version)
-        cases = [
-            TestCasePublic(
-                position=c.position,
-                question=c.question,
-                reference_answer=c.reference_answer,
-                reference_contexts=c.reference_contexts,
-                reference_doc_ids=c.reference_doc_ids,
-                tags=c.tags,
-                metadata=c.metadata_,
-            )
-            for c in ts.get_cases(session=s, testset_id=t.id)
-        ]
-        return TestSetDetail(**testset_public(t).model_dump(), cases=cases)
+def testset_detail(name: str, version: int, session: SessionDep) -> TestSetDetail:
+    t = ts.get_testset(session=session, name=name, version=version)
+    return TestSetDetail.from_row(t, cases=ts.get_cases(session=session, testset_id=t.id))
 
 
 @router.post("/testsets/{name}/from-feedback", status_code=201, response_model=TestSetPublic)
-def testset_from_feedback(name: str, kb: str, rt: RuntimeDep) -> TestSetPublic:
+def testset_from_feedback(name: str, kb: str, session: SessionDep) -> TestSetPublic:
     """The next version of `name` from the KB's thumbs-down answers with a correction
     (409 when there are none)."""
-    with rt.db.session() as s:
-        kb_row = get_kb(session=s, name_or_id=kb)
-        return testset_public(
-            ts.testset_from_feedback(session=s, name=name, kb_id=kb_row.id, kb_name=kb_row.name)
-        )
+    kb_row = get_kb(session=session, name_or_id=kb)
+    return testset_public(
+        ts.testset_from_feedback(session=session, name=name, kb_id=kb_row.id, kb_name=kb_row.name)
+    )
 
 
 @router.post("/evals", status_code=202, response_model=EvalRunPublic)
 def create_eval(body: EvalCreate, rt: RuntimeDep) -> EvalRunPublic:
     """Queue an evaluation run; poll GET /v1/evals/{id} for progress and the aggregate."""
-    with rt.db.session() as s:
-        kb_row = get_kb(session=s, name_or_id=body.kb)
     run = runs.submit_eval(
         rt,
         testset=body.testset,
         testset_version=body.testset_version,
-        kb=kb_row,
+        kb=load_kb(rt, body.kb),
         index_version=body.index_version,
         generator=body.generator,
         prompt=body.prompt,
@@ -217,10 +164,7 @@ def list_evals(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> EvalRunList:
     """Runs newest first, one page at a time (`limit`, `offset`)."""
-    kb_id = None
-    if kb is not None:
-        with rt.db.session() as s:
-            kb_id = get_kb(session=s, name_or_id=kb).id
+    kb_id = load_kb(rt, kb).id if kb is not None else None
     rows = runs.list_runs(rt, kb_id=kb_id, testset=testset, limit=limit, offset=offset)
     return EvalRunList(runs=[run_public(r) for r in rows])
 
@@ -235,15 +179,5 @@ def eval_results(run_id: str, rt: RuntimeDep) -> EvalResultList:
     rows = runs.get_results(rt, run_id)
     return EvalResultList(
         run_id=run_id,
-        results=[
-            EvalResultPublic(
-                position=r.position,
-                question=r.question,
-                answer=r.answer,
-                retrieved=r.retrieved,
-                scores=r.scores,
-                seconds=r.seconds,
-            )
-            for r in rows
-        ],
+        results=[EvalResultPublic.model_validate(r, from_attributes=True) for r in rows],
     )

@@ -6,23 +6,20 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Response
 
-from api.deps import RuntimeDep
+from api.deps import RuntimeDep, SessionDep
 from api.model_schemas import (
-    KbUse,
     ModelCreate,
     ModelDetail,
     ModelList,
     ModelPublic,
-    ModelRef,
     ModelUpdate,
-    ModelUsage,
     RolloutAccepted,
     StageChange,
     StageEvent,
-    VersionUse,
 )
-from core import model_registry as registry
-from core.catalog.models import KnowledgeBase, PromotionDecision, RegistryModel
+from core.catalog.models import PromotionDecision, RegistryModel
+from core.kbs import kb_name, kb_names
+from eval import registry, rollout
 
 
 def _seed_builtins(rt: RuntimeDep) -> None:
@@ -36,27 +33,10 @@ router = APIRouter(
 
 
 def to_public(m: RegistryModel) -> ModelPublic:
-    return ModelPublic(
-        kind=m.kind,
-        name=m.name,
-        source_type=m.source_type,
-        source=m.source,
-        digest=m.digest,
-        stage=m.stage,
-        lineage=m.lineage or {},
-        metadata=m.metadata_ or {},
-        description=m.description,
-        created_at=m.created_at,
-        updated_at=m.updated_at,
-        stage_changed_at=m.stage_changed_at,
-    )
+    return ModelPublic.model_validate(m, from_attributes=True)
 
 
-def _ref(m: RegistryModel) -> ModelRef:
-    return ModelRef(kind=m.kind, name=m.name, stage=m.stage)
-
-
-def _event(d: PromotionDecision, kb_names: dict[str, str]) -> StageEvent:
+def _event(d: PromotionDecision, names: dict[str, str]) -> StageEvent:
     evidence = d.evidence or {}
     is_rollout = "model" in evidence
     return StageEvent(
@@ -67,7 +47,7 @@ def _event(d: PromotionDecision, kb_names: dict[str, str]) -> StageEvent:
         to_stage=evidence.get("model", {}).get("target_stage")
         if is_rollout
         else evidence.get("to"),
-        kb=kb_names.get(d.kb_id, d.kb_id) if d.kb_id else None,
+        kb=names.get(d.kb_id, d.kb_id) if d.kb_id else None,
         index_version=d.index_version,
         forced=d.forced,
         actor=d.actor,
@@ -77,11 +57,12 @@ def _event(d: PromotionDecision, kb_names: dict[str, str]) -> StageEvent:
 
 
 @router.get("", response_model=ModelList)
-def list_models(rt: RuntimeDep, kind: str | None = None, stage: str | None = None) -> ModelList:
+def list_models(
+    session: SessionDep, kind: str | None = None, stage: str | None = None
+) -> ModelList:
     """Registered models, filtered by kind and/or stage."""
-    with rt.db.session() as s:
-        rows = registry.list_models(session=s, kind=kind, stage=stage)
-        return ModelList(data=[to_public(m) for m in rows])
+    rows = registry.list_models(session=session, kind=kind, stage=stage)
+    return ModelList(data=[to_public(m) for m in rows])
 
 
 @router.post("", status_code=201, response_model=ModelPublic)
@@ -107,13 +88,18 @@ def register(body: ModelCreate, rt: RuntimeDep) -> ModelPublic:
     responses={202: {"model": RolloutAccepted, "description": "Rollout to a KB started"}},
 )
 def change_stage(
-    kind: str, name: str, body: StageChange, rt: RuntimeDep, response: Response
+    kind: str,
+    name: str,
+    body: StageChange,
+    rt: RuntimeDep,
+    session: SessionDep,
+    response: Response,
 ) -> ModelPublic | RolloutAccepted:
     """Move a model along candidate → staging → production → archived (409 lists the
     allowed moves). An embedding model to production *with* `kb` starts a rollout: 202
     with the pending decision; the model becomes production once the new index version
     passes the KB's quality gate and goes live."""
-    result = registry.change_stage(
+    result = rollout.change_stage(
         rt,
         kind=kind,
         name=name,
@@ -126,42 +112,28 @@ def change_stage(
     if isinstance(result, RegistryModel):
         return to_public(result)
     response.status_code = 202
-    with rt.db.session() as s:
-        kb = s.get(KnowledgeBase, result.kb_id) if result.kb_id else None
-        model = registry.get_model(session=s, kind=kind, name=name)
-        return RolloutAccepted(
-            decision_id=result.id,
-            kb=kb.name if kb else (body.kb or ""),
-            model=_ref(model),
-            outcome=result.outcome,
-            index_version=result.index_version,
-            evidence=result.evidence or {},
-            created_at=result.created_at,
-        )
+    return RolloutAccepted.from_row(
+        result,
+        decision_id=result.id,
+        kb=kb_name(session=session, kb_id=result.kb_id) or body.kb or "",
+        model=registry.get_model(session=session, kind=kind, name=name),
+    )
 
 
 @router.get("/{kind}/{name:path}", response_model=ModelDetail)
-def get_model(kind: str, name: str, rt: RuntimeDep) -> ModelDetail:
+def get_model(kind: str, name: str, rt: RuntimeDep, session: SessionDep) -> ModelDetail:
     """One model with where it is used, its lineage (parent and children) and its stage
     history."""
-    with rt.db.session() as s:
-        model = registry.get_model(session=s, kind=kind, name=name)
-        use = registry.usage(session=s, settings=rt.settings, model=model)
-        parent, children = registry.lineage_links(session=s, model=model)
-        history = registry.stage_history(session=s, model=model)
-        kb_names = dict(s.query(KnowledgeBase.id, KnowledgeBase.name).all())
-        return ModelDetail(
-            **to_public(model).model_dump(),
-            usage=ModelUsage(
-                kbs=[KbUse(**u) for u in use.kbs],
-                index_versions=[VersionUse(**v) for v in use.index_versions],
-                server_defaults=use.server_defaults,
-                in_use=use.in_use,
-            ),
-            parent=_ref(parent) if parent else None,
-            children=[_ref(c) for c in children],
-            history=[_event(d, kb_names) for d in history],
-        )
+    model = registry.get_model(session=session, kind=kind, name=name)
+    parent, children = registry.lineage_links(session=session, model=model)
+    names = kb_names(session=session)
+    return ModelDetail.from_row(
+        model,
+        usage=registry.usage(session=session, settings=rt.settings, model=model),
+        parent=parent,
+        children=children,
+        history=[_event(d, names) for d in registry.stage_history(session=session, model=model)],
+    )
 
 
 @router.patch("/{kind}/{name:path}", response_model=ModelPublic)

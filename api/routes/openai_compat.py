@@ -28,14 +28,14 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from api.deps import RuntimeDep
+from api.deps import RuntimeDep, SessionDep, load_kb
 from api.errors import status_for
-from core.catalog.models import IndexVersion, KnowledgeBase, VersionStatus
+from api.runtime import Runtime
 from core.errors import InvalidInput, NotFound, RagopsError
-from core.kbs import get_kb
-from core.runtime import Runtime
+from core.kbs import list_kbs
+from index.versions import queryable_numbers
 from retrieval import ab
 from retrieval.chain import AnswerPlan, plan_answer, run_answer, stream_answer
 from retrieval.generators.base import Message
@@ -119,14 +119,9 @@ class ChatCompletionRequest(BaseModel):
     user: str | None = Field(None, max_length=256)
 
 
-def _model_ids(rt: Runtime) -> list[tuple[str, int]]:
-    with rt.db.session() as s:
-        kbs = list(s.execute(select(KnowledgeBase).order_by(KnowledgeBase.name)).scalars())
-        versions = s.execute(
-            select(IndexVersion.kb_id, IndexVersion.number)
-            .where(IndexVersion.status.in_([VersionStatus.READY, VersionStatus.LIVE]))
-            .order_by(IndexVersion.number)
-        ).all()
+def _model_ids(session: Session) -> list[tuple[str, int]]:
+    kbs = list_kbs(session=session)
+    versions = queryable_numbers(session=session)
     created = {kb.id: int(kb.created_at.timestamp()) for kb in kbs}
     out: list[tuple[str, int]] = []
     for kb in kbs:
@@ -136,13 +131,13 @@ def _model_ids(rt: Runtime) -> list[tuple[str, int]]:
 
 
 @router.get("/models")
-def list_models(request: Request, rt: RuntimeDep) -> JSONResponse:
+def list_models(request: Request, rt: RuntimeDep, session: SessionDep) -> JSONResponse:
     """Every knowledge base as a model, plus `kb@<version>` for its ready/live versions."""
     if denied := check_key(rt, request):
         return denied
     data = [
         {"id": name, "object": "model", "created": created, "owned_by": "ragops"}
-        for name, created in _model_ids(rt)
+        for name, created in _model_ids(session)
     ]
     return JSONResponse({"object": "list", "data": data})
 
@@ -161,8 +156,7 @@ def _plan(rt: Runtime, body: ChatCompletionRequest) -> AnswerPlan:
         raise InvalidInput("messages must end with a non-empty user message: the question")
     history = [Message(m.role, m.text()) for m in turns[:-1] if m.text().strip()]
     try:
-        with rt.db.session() as s:
-            kb = get_kb(session=s, name_or_id=kb_name)
+        kb = load_kb(rt, kb_name)
     except NotFound as exc:
         raise NotFound(
             f"model {body.model!r} not found: models are knowledge bases (GET /v1/models)"

@@ -9,7 +9,7 @@ from api.answer_schemas import (
     PromptSummary,
     PromptVersions,
 )
-from api.deps import RuntimeDep
+from api.deps import SessionDep
 from core.catalog.models import PromptTemplate
 from retrieval import prompts
 
@@ -17,38 +17,28 @@ router = APIRouter(prefix="/prompts", tags=["prompts"])
 
 
 def to_public(p: PromptTemplate) -> PromptPublic:
-    return PromptPublic(
-        name=p.name,
-        version=p.version,
-        system=p.system,
-        template=p.template,
-        description=p.description,
-        created_at=p.created_at,
-    )
+    return PromptPublic.model_validate(p, from_attributes=True)
 
 
 @router.post("", status_code=201, response_model=PromptPublic)
-def create(body: PromptCreate, rt: RuntimeDep) -> PromptPublic:
+def create(body: PromptCreate, session: SessionDep) -> PromptPublic:
     """Save the next version of a prompt (version 1 for a new name). The template needs
     {context} (the delimited documents) and {query}; omitted parts take the built-in
     default's text."""
-    with rt.db.session() as s:
-        row = prompts.create_prompt(
-            session=s,
-            name=body.name,
-            system=prompts.DEFAULT_SYSTEM if body.system is None else body.system,
-            template=prompts.DEFAULT_TEMPLATE if body.template is None else body.template,
-            description=body.description,
-        )
-        return to_public(row)
+    row = prompts.create_prompt(
+        session=session,
+        name=body.name,
+        system=prompts.DEFAULT_SYSTEM if body.system is None else body.system,
+        template=prompts.DEFAULT_TEMPLATE if body.template is None else body.template,
+        description=body.description,
+    )
+    return to_public(row)
 
 
 @router.get("", response_model=PromptList)
-def list_all(rt: RuntimeDep) -> PromptList:
-    with rt.db.session() as s:
-        rows = prompts.list_prompts(session=s)
+def list_all(session: SessionDep) -> PromptList:
     by_name: dict[str, list[PromptTemplate]] = {}
-    for row in rows:
+    for row in prompts.list_prompts(session=session):
         by_name.setdefault(row.name, []).append(row)
     return PromptList(
         data=[
@@ -65,17 +55,15 @@ def list_all(rt: RuntimeDep) -> PromptList:
 
 
 @router.get("/{name}", response_model=PromptVersions)
-def get_prompt(name: str, rt: RuntimeDep) -> PromptVersions:
+def get_prompt(name: str, session: SessionDep) -> PromptVersions:
     """The newest version and every version of a prompt."""
-    with rt.db.session() as s:
-        latest = prompts.resolve_prompt(session=s, name=name)
-        rows = prompts.list_prompts(session=s, name=name)
-        return PromptVersions(
-            name=name, latest=to_public(latest), versions=[to_public(r) for r in rows]
-        )
+    latest = prompts.resolve_prompt(session=session, name=name)
+    rows = prompts.list_prompts(session=session, name=name)
+    return PromptVersions(
+        name=name, latest=to_public(latest), versions=[to_public(r) for r in rows]
+    )
 
 
 @router.get("/{name}/{version}", response_model=PromptPublic)
-def get_version(name: str, version: int, rt: RuntimeDep) -> PromptPublic:
-    with rt.db.session() as s:
-        return to_public(prompts.resolve_prompt(session=s, name=name, version=version))
+def get_version(name: str, version: int, session: SessionDep) -> PromptPublic:
+    return to_public(prompts.resolve_prompt(session=session, name=name, version=version))

@@ -4,7 +4,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from api.deps import RuntimeDep
+from api.deps import KbDep, RuntimeDep, load_kbs
 from api.schemas import (
     MultiRetrieveRequest,
     MultiRetrieveResponse,
@@ -12,7 +12,6 @@ from api.schemas import (
     RetrieveRequest,
     RetrieveResponse,
 )
-from core.kbs import get_kb
 from retrieval.search import DEFAULT_MODE, RetrievedChunk, retrieve, retrieve_many
 
 router = APIRouter(prefix="/kbs/{kb}", tags=["retrieval"])
@@ -35,13 +34,11 @@ def _options(body: RetrieveRequest | MultiRetrieveRequest) -> dict[str, Any]:
 
 
 @router.post("/retrieve", response_model=RetrieveResponse, response_model_exclude_none=False)
-def retrieve_chunks(kb: str, body: RetrieveRequest, rt: RuntimeDep) -> RetrieveResponse:
+def retrieve_chunks(kb: KbDep, body: RetrieveRequest, rt: RuntimeDep) -> RetrieveResponse:
     """Top passages of the KB's live index version, best first, with citations."""
-    with rt.db.session() as s:
-        kb_row = get_kb(session=s, name_or_id=kb)
     result = retrieve(
         rt,
-        kb=kb_row,
+        kb=kb,
         query=body.query,
         top_k=body.top_k,
         index_version=body.index_version,
@@ -59,8 +56,7 @@ def retrieve_chunks(kb: str, body: RetrieveRequest, rt: RuntimeDep) -> RetrieveR
 def retrieve_across(body: MultiRetrieveRequest, rt: RuntimeDep) -> MultiRetrieveResponse:
     """Top passages across several KBs (each KB's live version), fused by reciprocal rank;
     every hit names its KB in `metadata.kb`."""
-    with rt.db.session() as s:
-        kbs = [get_kb(session=s, name_or_id=name) for name in body.kbs]
+    kbs = load_kbs(rt, body.kbs)
     result = retrieve_many(rt, kbs=kbs, query=body.query, top_k=body.top_k, **_options(body))
     return MultiRetrieveResponse(
         index_versions=result.index_versions,

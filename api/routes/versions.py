@@ -5,70 +5,46 @@ from typing import Any
 from fastapi import APIRouter, Body
 from fastapi.responses import JSONResponse
 
-from api.deps import RuntimeDep
+from api.deps import KbDep, RuntimeDep, SessionDep, VersionDep
 from api.gate_schemas import PromoteRequest
 from api.schemas import JobAccepted, VersionCreate, VersionList, VersionPublic
 from core.catalog.models import IndexVersion, VersionStatus
 from core.errors import Conflict
-from core.kbs import get_kb
 from eval import gates
 from index import versions as lifecycle
+from ingest.builds import create_version as build_new_version
 
 router = APIRouter(prefix="/kbs/{kb}", tags=["index versions"])
 
 
 def to_public(v: IndexVersion) -> VersionPublic:
-    return VersionPublic(
-        number=v.number,
-        status=v.status,
-        backend=v.backend,
-        embedding_model=v.embedding_model,
-        dimension=v.dimension,
-        config=v.config,
-        index_params=v.index_params or {},
-        progress=round(v.progress, 4),
-        vector_count=v.vector_count,
-        stats=v.stats or {},
-        error=v.error,
-        job_id=v.job_id,
-        created_at=v.created_at,
-        ready_at=v.ready_at,
-        promoted_at=v.promoted_at,
-        retired_at=v.retired_at,
-        purged_at=v.purged_at,
-    )
+    return VersionPublic.model_validate(v, from_attributes=True)
 
 
 @router.get("/versions", response_model=VersionList)
-def list_versions(kb: str, rt: RuntimeDep) -> VersionList:
-    with rt.db.session() as s:
-        kb_row = get_kb(session=s, name_or_id=kb)
-        rows = lifecycle.list_versions(session=s, kb=kb_row)
+def list_versions(kb: KbDep, session: SessionDep) -> VersionList:
+    rows = lifecycle.list_versions(session=session, kb=kb)
     live = next((v.number for v in rows if v.status == VersionStatus.LIVE), None)
     return VersionList(live_version=live, versions=[to_public(v) for v in rows])
 
 
 @router.post("/versions", status_code=202, response_model=VersionPublic)
-def create_version(kb: str, body: VersionCreate, rt: RuntimeDep) -> VersionPublic:
+def create_version(kb: KbDep, body: VersionCreate, rt: RuntimeDep) -> VersionPublic:
     """Build a new version from the KB's current documents in the background; the live
     version keeps serving. Poll GET .../versions/{v} for progress, then promote it."""
-    with rt.db.session() as s:
-        kb_row = get_kb(session=s, name_or_id=kb)
     # Only what the client sent: an explicit null inside a section clears that field.
     changes = body.model_dump(
         include={"embedding_model", "chunking", "cleaning", "redaction"}, exclude_unset=True
     )
-    version = lifecycle.create_version(
-        rt, kb=kb_row, changes=changes, backend=body.backend, index_params=body.index_params
+    version = build_new_version(
+        rt, kb=kb, changes=changes, backend=body.backend, index_params=body.index_params
     )
     return to_public(version)
 
 
 @router.get("/versions/{number}", response_model=VersionPublic)
-def get_version(kb: str, number: int, rt: RuntimeDep) -> VersionPublic:
-    with rt.db.session() as s:
-        kb_row = get_kb(session=s, name_or_id=kb)
-        return to_public(lifecycle.get_version(session=s, kb=kb_row, number=number))
+def get_version(version: VersionDep) -> VersionPublic:
+    return to_public(version)
 
 
 @router.post(
@@ -79,7 +55,13 @@ def get_version(kb: str, number: int, rt: RuntimeDep) -> VersionPublic:
         409: {"description": "the quality gate refused it (details: the evidence)"},
     },
 )
-def promote(kb: str, number: int, rt: RuntimeDep, body: PromoteRequest | None = Body(None)) -> Any:
+def promote(
+    version: VersionDep,
+    kb: KbDep,
+    rt: RuntimeDep,
+    session: SessionDep,
+    body: PromoteRequest | None = Body(None),
+) -> Any:
     """Make a ready version live, atomically; the previous live version stays ready.
 
     With a quality gate on the KB the version goes live only when it passes: 200 when
@@ -88,23 +70,20 @@ def promote(kb: str, number: int, rt: RuntimeDep, body: PromoteRequest | None = 
     with every check when it fails. `force` (with `actor` and `reason`) overrides the
     gate; every attempt is recorded (GET /v1/kbs/{kb}/decisions)."""
     body = body or PromoteRequest()
-    with rt.db.session() as s:
-        kb_row = get_kb(session=s, name_or_id=kb)
-        version = lifecycle.get_version(session=s, kb=kb_row, number=number)
     if version.status == VersionStatus.LIVE:
         return to_public(version)
+    number = version.number
     decision = gates.request_promotion(
         rt,
-        kb=kb_row,
+        kb=kb,
         number=number,
         actor=body.actor,
         force=body.force,
         reason=body.reason or "",
     )
-    with rt.db.session() as s:
-        version = lifecycle.get_version(session=s, kb=kb_row, number=number)
-    public = to_public(version)
-    public.decision = gates.decision_dict(decision, kb_name=kb_row.name)
+    # The session is first used here, so it reads what request_promotion wrote.
+    public = to_public(lifecycle.get_version(session=session, kb=kb, number=number))
+    public.decision = gates.decision_dict(decision, kb_name=kb.name)
     if decision.outcome == gates.PENDING:
         return JSONResponse(public.model_dump(mode="json"), status_code=202)
     if decision.outcome == gates.FAILED:
@@ -116,25 +95,19 @@ def promote(kb: str, number: int, rt: RuntimeDep, body: PromoteRequest | None = 
 
 
 @router.post("/rollback", response_model=VersionPublic)
-def rollback(kb: str, rt: RuntimeDep) -> VersionPublic:
+def rollback(kb: KbDep, rt: RuntimeDep) -> VersionPublic:
     """Make the previously live version live again."""
-    with rt.db.session() as s:
-        kb_row = get_kb(session=s, name_or_id=kb)
-    return to_public(lifecycle.rollback(rt, kb=kb_row))
+    return to_public(lifecycle.rollback(rt, kb=kb))
 
 
 @router.delete("/versions/{number}", response_model=VersionPublic)
-def retire(kb: str, number: int, rt: RuntimeDep) -> VersionPublic:
+def retire(kb: KbDep, number: int, rt: RuntimeDep) -> VersionPublic:
     """Retire a version (409 for the live one); its data goes at the next GC."""
-    with rt.db.session() as s:
-        kb_row = get_kb(session=s, name_or_id=kb)
-    return to_public(lifecycle.retire(rt, kb=kb_row, number=number))
+    return to_public(lifecycle.retire(rt, kb=kb, number=number))
 
 
 @router.post("/versions/gc", status_code=202, response_model=JobAccepted)
-def garbage_collect(kb: str, rt: RuntimeDep) -> JobAccepted:
+def garbage_collect(kb: KbDep, rt: RuntimeDep) -> JobAccepted:
     """Queue garbage collection of this KB's retired versions (keep the newest
     RAGOPS_KEEP_RETIRED_VERSIONS)."""
-    with rt.db.session() as s:
-        kb_row = get_kb(session=s, name_or_id=kb)
-    return JobAccepted(job_id=lifecycle.submit_gc(rt, kb=kb_row))
+    return JobAccepted(job_id=lifecycle.submit_gc(rt, kb=kb))

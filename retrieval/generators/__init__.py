@@ -1,25 +1,28 @@
 """Answer generators behind one interface (`base.Generator`), picked by name.
 
+`make_generator` builds one from settings; the runtime keeps the ones that hold a model
+or a connection pool and hands them out (`rt.generator(name)`).
+
 Example::
 
-    gen = get_generator(rt, "extractive", embedding_model=kb.config["embedding_model"])
+    gen = rt.generator("extractive", embedding_model=kb.config["embedding_model"])
 """
 
 from __future__ import annotations
 
-import threading
 from typing import TYPE_CHECKING
 
 from core.errors import InvalidInput
 from retrieval.generators.base import Generator, Message, Passage
+from retrieval.generators.extractive import ExtractiveGenerator
+from retrieval.generators.local import LocalGenerator
+from retrieval.generators.openai_compat import OpenAICompatGenerator
 
 if TYPE_CHECKING:
-    from core.runtime import Runtime
+    from core.config import Settings
+    from ingest.embed import Embedder
 
 GENERATORS: tuple[str, ...] = ("extractive", "local", "openai")
-
-_cache: dict[tuple[object, ...], Generator] = {}
-_lock = threading.Lock()
 
 
 def check_generator_name(name: str) -> str:
@@ -28,37 +31,31 @@ def check_generator_name(name: str) -> str:
     return name
 
 
-def get_generator(rt: Runtime, name: str, *, embedding_model: str | None = None) -> Generator:
-    """The named generator, configured from `rt.settings`. Unknown name: InvalidInput (422)
-    listing the choices. Cheap: models load on `warm_up()` or first use."""
+def make_generator(settings: Settings, name: str, *, embedder: Embedder | None = None) -> Generator:
+    """A new generator `name`, configured from `settings`: `extractive` scores sentences
+    with `embedder`; `local` loads RAGOPS_LOCAL_GENERATOR_PATH on first use; `openai`
+    talks to RAGOPS_OPENAI_BASE_URL. Unknown name: InvalidInput (422) listing the choices.
+    Cheap: models load on `warm_up()` or first use."""
     check_generator_name(name)
-    settings = rt.settings
     if name == "extractive":
-        from retrieval.generators.extractive import ExtractiveGenerator
-
-        return ExtractiveGenerator(rt.embedder(embedding_model))
+        if embedder is None:
+            raise InvalidInput("the extractive generator needs the KB's embedding model")
+        return ExtractiveGenerator(embedder)
     if name == "local":
-        from retrieval.generators.local import LocalGenerator
-
         return LocalGenerator(settings.local_generator_path)
-    key: tuple[object, ...] = (
-        name,
-        settings.openai_base_url,
-        settings.openai_api_key,
-        settings.openai_model,
-        settings.openai_timeout_seconds,
+    return OpenAICompatGenerator(
+        base_url=settings.openai_base_url,
+        api_key=settings.openai_api_key,
+        model=settings.openai_model,
+        timeout=settings.openai_timeout_seconds,
     )
-    with _lock:  # one HTTP client (connection pool) per endpoint configuration
-        if key not in _cache:
-            from retrieval.generators.openai_compat import OpenAICompatGenerator
-
-            _cache[key] = OpenAICompatGenerator(
-                base_url=settings.openai_base_url,
-                api_key=settings.openai_api_key,
-                model=settings.openai_model,
-                timeout=settings.openai_timeout_seconds,
-            )
-        return _cache[key]
 
 
-__all__ = ["GENERATORS", "Generator", "Message", "Passage", "check_generator_name", "get_generator"]
+__all__ = [
+    "GENERATORS",
+    "Generator",
+    "Message",
+    "Passage",
+    "check_generator_name",
+    "make_generator",
+]

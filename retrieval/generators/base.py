@@ -3,7 +3,7 @@ question) into an answer, whole or token by token.
 
 Example::
 
-    gen = get_generator(rt, "local")
+    gen = rt.generator("local")
     gen.warm_up()
     text = gen.generate(messages, max_tokens=64, temperature=0.0, passages=passages, query=q)
 """

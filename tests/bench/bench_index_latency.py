@@ -5,7 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from eval.bench.index_latency import main  # noqa: E402
+from api.bench.index_latency import main  # noqa: E402
 
 if __name__ == "__main__":
     main()

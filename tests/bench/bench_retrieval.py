@@ -28,6 +28,7 @@ for _k, _v in OFFLINE_ENV.items():
     os.environ.setdefault(_k, _v)
 
 from tests.bench.qa import LANGUAGES, Question, is_relevant, load_documents, load_questions  # noqa: E402
+from tests.utils.components import SHARED_COMPONENTS  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "retrieval.json"
 # The fine-tuned reranker is kept here (git-ignored data/) and reused by later runs.
@@ -146,7 +147,7 @@ def run(reranker_dir: Path | None = None, save: bool = True) -> dict[str, Any]:
     from core.kbs import get_kb, live_version
     from retrieval import search
     from retrieval.fusion import ENGLISH_MODEL_DENSE_WEIGHTS, detect_language
-    from retrieval.rerank import get_reranker
+    from retrieval.rerank import Reranker
     from tests.conftest import make_settings
 
     docs = load_documents()
@@ -154,7 +155,7 @@ def run(reranker_dir: Path | None = None, save: bool = True) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="ragops-bench-"))
     settings = make_settings(tmp / "data", workers=2)
     results: dict[str, Any] = {"questions": len(questions), "documents": len(docs)}
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings, components=SHARED_COMPONENTS)) as client:
         rt = client.app.state.runtime
         started = time.perf_counter()
         ingest(client, "bench", docs)
@@ -235,7 +236,7 @@ def run(reranker_dir: Path | None = None, save: bool = True) -> dict[str, Any]:
             t0 = time.perf_counter()
             train_reranker(reranker_dir, pairs)
             results["reranker_train_seconds"] = round(time.perf_counter() - t0, 1)
-        reranker = get_reranker(str(reranker_dir))
+        reranker = Reranker(str(reranker_dir))
 
         def reranked(q: Question) -> list[bool]:
             cands = fused(q, weight_for(q))[: search.RERANK_CANDIDATES]

@@ -6,6 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from api import cli
+from api.cli import helpers as cli_helpers
 from tests.conftest import make_settings
 from tests.utils.answers import corpus_client
 from tests.utils.samples import QUERIES
@@ -17,7 +18,7 @@ def test_ask_prints_an_answer_with_citations(tmp_path, monkeypatch):
     with corpus_client(tmp_path, kb="sample"):
         pass
     settings = make_settings(tmp_path / "data", redaction_enabled=False)
-    monkeypatch.setattr(cli, "get_settings", lambda: settings)
+    monkeypatch.setattr(cli_helpers, "get_settings", lambda: settings)
     runner = CliRunner()
     query, filename = QUERIES[3]
 

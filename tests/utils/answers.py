@@ -16,6 +16,7 @@ from api.app import create_app
 from retrieval.generators.local import LocalGenerator
 from tests.conftest import make_settings
 from tests.utils.api import wait_for_documents
+from tests.utils.components import SHARED_COMPONENTS
 from tests.utils.samples import build_corpus
 
 
@@ -47,7 +48,7 @@ def corpus_client(tmp: Path, kb: str = "docs", **overrides: Any) -> Iterator[Tes
     (redaction off: these tests are about answers, and Presidio is slow to load)."""
     settings = make_settings(tmp / "data", redaction_enabled=False, **overrides)
     headers = {"Authorization": f"Bearer {settings.admin_key}"} if settings.admin_key else None
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings, components=SHARED_COMPONENTS)) as client:
         r = client.post("/v1/kbs", json={"name": kb}, headers=headers)
         assert r.status_code == 201, r.text
         upload(client, kb, sample_files(tmp), headers=headers)

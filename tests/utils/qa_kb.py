@@ -15,6 +15,7 @@ from tests.bench.qa import load_documents, load_questions, render
 from tests.conftest import make_settings
 from tests.utils.answers import upload
 from tests.utils.api import wait_for_documents
+from tests.utils.components import SHARED_COMPONENTS
 
 
 def qa_subset(
@@ -46,7 +47,7 @@ def qa_client(
     """The app with KB `kb` holding a QA subset, and test set `testset` over it."""
     docs, cases = qa_subset(docs_per_language)
     settings = make_settings(tmp / "data", redaction_enabled=False, **overrides)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings, components=SHARED_COMPONENTS)) as client:
         assert client.post("/v1/kbs", json={"name": kb}).status_code == 201
         upload(client, kb, [(d["filename"], render(d)) for d in docs])
         wait_for_documents(client, kb, expected=len(docs), timeout=300)

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from api import cli
+from api.cli import helpers as cli_helpers
 from core.catalog.models import Answer
 from tests.conftest import make_settings
 from tests.utils.answers import corpus_client, parse_sse
@@ -254,7 +255,7 @@ def test_split_sticky_feedback_report_evaluate_and_stop(env):
 def test_cli_create_list_show_stop(env, monkeypatch):
     c, tmp = env
     settings = make_settings(tmp / "data", redaction_enabled=False)
-    monkeypatch.setattr(cli, "get_settings", lambda: settings)
+    monkeypatch.setattr(cli_helpers, "get_settings", lambda: settings)
     # A second prompt, so the arms differ without loading a model.
     r = c.post("/v1/prompts", json={"name": "terse", "description": "same text, new name"})
     assert r.status_code == 201, r.text

@@ -11,6 +11,7 @@ from api.app import create_app
 from tests.conftest import make_settings
 from tests.utils import fake_openai_server
 from tests.utils.answers import corpus_client, local_generator, parse_sse, upload
+from tests.utils.components import SHARED_COMPONENTS
 from tests.utils.samples import QUERIES
 from tests.utils.servers import serve
 
@@ -257,7 +258,7 @@ def test_generator_per_request_and_per_kb(client):
 
 def test_openai_generator_errors_are_clear(tmp_path):
     settings = make_settings(tmp_path / "data", redaction_enabled=False)
-    with TestClient(create_app(settings)) as c:
+    with TestClient(create_app(settings, components=SHARED_COMPONENTS)) as c:
         c.post("/v1/kbs", json={"name": "kb"})
         upload(c, "kb", [("v.txt", b"Pyroclastic flows race downhill very fast indeed.")])
         from tests.utils.api import wait_for_documents
@@ -274,7 +275,7 @@ def test_openai_generator_errors_are_clear(tmp_path):
         openai_model="m",
         openai_timeout_seconds=5,
     )
-    with TestClient(create_app(dead)) as c:
+    with TestClient(create_app(dead, components=SHARED_COMPONENTS)) as c:
         r = c.post("/v1/kbs/kb/answer", json={"query": "pyroclastic flows", "generator": "openai"})
         assert r.status_code == 503 and "unreachable" in r.json()["error"]["message"]
         events = parse_sse(

@@ -4,6 +4,7 @@ import pytest
 from typer.testing import CliRunner
 
 from api import cli
+from api.cli import helpers as cli_helpers
 from tests.conftest import make_settings
 from tests.utils.models import make_derived_model
 
@@ -12,8 +13,8 @@ pytestmark = [pytest.mark.integration]
 
 def test_models_commands(tmp_path, monkeypatch):
     settings = make_settings(tmp_path / "data", redaction_enabled=False)
-    monkeypatch.setattr(cli, "get_settings", lambda: settings)
-    monkeypatch.setattr(cli.console, "width", 200)  # keep table rows on one line
+    monkeypatch.setattr(cli_helpers, "get_settings", lambda: settings)
+    monkeypatch.setattr(cli_helpers.console, "width", 200)  # keep table rows on one line
     model_dir = make_derived_model(tmp_path / "minilm-cls-256")
     runner = CliRunner()
 

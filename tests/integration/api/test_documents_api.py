@@ -10,6 +10,7 @@ from api.app import create_app
 from core.kbs import get_kb, live_version
 from tests.conftest import make_settings
 from tests.utils.api import top_filename, wait_for_documents
+from tests.utils.components import SHARED_COMPONENTS
 from tests.utils.corpus import make_docx, make_pdf
 from tests.utils.samples import QUERIES, build_corpus
 
@@ -19,7 +20,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 @pytest.fixture
 def client(tmp_path):
     settings = make_settings(tmp_path / "data", max_file_bytes=200_000)
-    with TestClient(create_app(settings)) as c:
+    with TestClient(create_app(settings, components=SHARED_COMPONENTS)) as c:
         yield c
 
 
@@ -231,7 +232,7 @@ def test_knowledge_base_crud_and_validation(client):
 
 def test_admin_key_protects_v1_routes(tmp_path):
     settings = make_settings(tmp_path / "data", admin_key="s3cret-key")
-    with TestClient(create_app(settings)) as c:
+    with TestClient(create_app(settings, components=SHARED_COMPONENTS)) as c:
         assert c.get("/healthz").status_code == 200
         assert c.get("/readyz").json()["status"] == "ready"
         r = c.get("/v1/kbs")

@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from tests.conftest import make_settings
 from tests.utils.api import wait_for_documents
+from tests.utils.components import SHARED_COMPONENTS
 from tests.utils.corpus import make_docx, make_pdf
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -21,7 +22,7 @@ def files(*items):
 @pytest.fixture
 def client(tmp_path):
     settings = make_settings(tmp_path / "data", max_request_bytes=50_000, job_max_attempts=1)
-    with TestClient(create_app(settings)) as c:
+    with TestClient(create_app(settings, components=SHARED_COMPONENTS)) as c:
         c.post("/v1/kbs", json={"name": "kb"})
         yield c
 
@@ -90,7 +91,7 @@ def test_status_reprocess_and_language(client):
 
 def test_request_size_limit_and_busy_reprocess(tmp_path):
     settings = make_settings(tmp_path / "data", max_request_bytes=50_000, workers=0)
-    with TestClient(create_app(settings)) as c:
+    with TestClient(create_app(settings, components=SHARED_COMPONENTS)) as c:
         c.post("/v1/kbs", json={"name": "kb"})
         r = c.post(
             "/v1/kbs/kb/documents",

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from tests.conftest import make_settings
 from tests.utils.api import wait_decision, wait_for_documents
+from tests.utils.components import SHARED_COMPONENTS
 from tests.utils.corpus import make_md
 from tests.utils.models import make_derived_model
 
@@ -24,7 +25,7 @@ REG = "/v1/models/registry"
 
 def _client(tmp_path, **overrides):
     settings = make_settings(tmp_path / "data", redaction_enabled=False, **overrides)
-    return TestClient(create_app(settings))
+    return TestClient(create_app(settings, components=SHARED_COMPONENTS))
 
 
 @pytest.fixture

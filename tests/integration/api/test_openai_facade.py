@@ -9,6 +9,7 @@ from api.app import create_app
 from tests.conftest import make_settings
 from tests.utils.answers import sample_files
 from tests.utils.api import wait_for_documents
+from tests.utils.components import SHARED_COMPONENTS
 from tests.utils.samples import QUERIES
 from tests.utils.servers import serve
 
@@ -21,7 +22,7 @@ KEY = "facade-test-key"
 def base_url(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("facade")
     settings = make_settings(tmp / "data", redaction_enabled=False, admin_key=KEY)
-    with serve(create_app(settings)) as url:
+    with serve(create_app(settings, components=SHARED_COMPONENTS)) as url:
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {KEY}"}) as http:
             assert http.post("/v1/kbs", json={"name": "docs"}).status_code == 201
             files = [("files", (n, d, "application/octet-stream")) for n, d in sample_files(tmp)]

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from tests.conftest import make_settings
 from tests.utils.api import top_filename, wait_for_documents
+from tests.utils.components import SHARED_COMPONENTS
 from tests.utils.corpus import make_md
 from tests.utils.models import make_derived_model
 from tests.utils.samples import QUERIES, build_corpus
@@ -21,7 +22,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 @pytest.fixture
 def client(tmp_path):
     settings = make_settings(tmp_path / "data", keep_retired_versions=0, build_batch_documents=2)
-    with TestClient(create_app(settings)) as c:
+    with TestClient(create_app(settings, components=SHARED_COMPONENTS)) as c:
         yield c
 
 
@@ -286,7 +287,7 @@ def test_qdrant_version_behind_an_alias(loaded):
 
 def test_qdrant_as_the_default_backend(tmp_path):
     settings = make_settings(tmp_path / "data", index_backend="qdrant")
-    with TestClient(create_app(settings)) as c:
+    with TestClient(create_app(settings, components=SHARED_COMPONENTS)) as c:
         c.post("/v1/kbs", json={"name": "q"})
         files = [("files", (p.name, p.read_bytes())) for p in build_corpus(tmp_path / "corpus")]
         c.post("/v1/kbs/q/documents", files=files)

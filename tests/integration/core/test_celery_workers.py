@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from api.runtime import Runtime
 from core.catalog.models import (
     Chunk,
     DocumentRevision,
@@ -27,11 +28,11 @@ from core.catalog.models import (
     VersionStatus,
 )
 from core.config import Settings
-from core.runtime import Runtime
 from ingest.documents import INGEST_JOB, check_upload, submit_upload
 from ingest.knowledge_bases import create_kb
 from retrieval.search import retrieve
 from tests.conftest import make_settings, need_service
+from tests.utils.components import SHARED_COMPONENTS
 from tests.utils.corpus import make_text
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -183,7 +184,7 @@ def wait_final(rt: Runtime, revision_ids: list[str], timeout: float = 150) -> di
 
 def test_two_workers_index_every_document_exactly_once(tmp_path, postgres_url, redis_url):
     settings = celery_settings(tmp_path, postgres_url, redis_url)
-    rt = Runtime(settings)
+    rt = Runtime(settings, components=SHARED_COMPONENTS)
     rt.db.migrate()  # before the workers start, so they never race to create the schema
     workers = [Worker(tmp_path / f"worker-{i}.log", settings) for i in range(2)]
     try:
@@ -233,7 +234,7 @@ def test_two_workers_index_every_document_exactly_once(tmp_path, postgres_url, r
 
 def test_rabbitmq_worker_runs_a_job(tmp_path, postgres_url, amqp_url):
     settings = celery_settings(tmp_path, postgres_url, amqp_url)
-    rt = Runtime(settings)
+    rt = Runtime(settings, components=SHARED_COMPONENTS)
     rt.db.migrate()
     worker = Worker(tmp_path / "worker.log", settings)
     try:

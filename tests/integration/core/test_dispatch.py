@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import update
 
 from core.catalog.models import Job, JobStatus, utcnow
-from core.celery_app import make_celery, register_tasks, run_job_message
+from core.celery_app import RUN_JOB_TASK, make_celery, register_tasks, run_job_message
 from core.db import Database
-from core.dispatch import RUN_JOB_TASK, redispatch_stale
+from core.dispatch import redispatch_stale
 from core.jobs import JobQueue, WorkerPool
 from tests.conftest import make_settings
 

@@ -6,6 +6,7 @@ import time
 import pytest
 from sqlalchemy import inspect, select
 
+from api.runtime import Runtime
 from core.catalog.models import (
     Document,
     DocumentRevision,
@@ -14,10 +15,10 @@ from core.catalog.models import (
     RevisionStatus,
 )
 from core.leases import CatalogLease
-from core.runtime import Runtime
 from eval.scheduler import SchedulerService
 from index.versions import GC_JOB
 from tests.conftest import make_settings
+from tests.utils.components import SHARED_COMPONENTS
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +28,8 @@ def rt(tmp_path, catalog_url):
     runtime = Runtime(
         make_settings(
             tmp_path / "data", database_url=catalog_url, workers=0, scheduler_lease_seconds=1
-        )
+        ),
+        components=SHARED_COMPONENTS,
     )
     runtime.db.migrate()
     yield runtime

@@ -2,7 +2,7 @@
 
 import pytest
 
-from eval.bench.ingest import make_corpus, run
+from api.bench.ingest import make_corpus, run
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -6,6 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from api import cli
+from api.cli import helpers as cli_helpers
 from tests.conftest import make_settings
 from tests.utils.answers import corpus_client
 from tests.utils.samples import QUERIES
@@ -17,7 +18,7 @@ def test_testset_upload_list_and_eval(tmp_path, monkeypatch):
     with corpus_client(tmp_path, kb="sample"):
         pass
     settings = make_settings(tmp_path / "data", redaction_enabled=False)
-    monkeypatch.setattr(cli, "get_settings", lambda: settings)
+    monkeypatch.setattr(cli_helpers, "get_settings", lambda: settings)
     runner = CliRunner()
     cases = tmp_path / "cases.jsonl"
     cases.write_text(

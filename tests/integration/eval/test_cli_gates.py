@@ -7,6 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from api import cli
+from api.cli import helpers as cli_helpers
 from tests.conftest import make_settings
 from tests.utils.models import make_derived_model
 from tests.utils.qa_kb import qa_client
@@ -27,7 +28,7 @@ def test_gate_promote_decisions_and_schedules(tmp_path, monkeypatch):
             assert time.monotonic() < deadline
             time.sleep(0.2)
     settings = make_settings(tmp_path / "data", redaction_enabled=False)
-    monkeypatch.setattr(cli, "get_settings", lambda: settings)
+    monkeypatch.setattr(cli_helpers, "get_settings", lambda: settings)
     runner = CliRunner()
 
     r = runner.invoke(cli.app, ["gate", "show", "--kb", "sample"])

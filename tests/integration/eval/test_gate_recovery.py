@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import pytest
 
+from api.runtime import Runtime
 from core.catalog.models import (
     IndexVersion,
     KnowledgeBase,
@@ -12,16 +13,19 @@ from core.catalog.models import (
     VersionStatus,
     utcnow,
 )
-from core.runtime import Runtime
 from eval import gates
 from tests.conftest import make_settings
+from tests.utils.components import SHARED_COMPONENTS
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def rt(tmp_path, catalog_url):
-    runtime = Runtime(make_settings(tmp_path / "data", database_url=catalog_url, workers=0))
+    runtime = Runtime(
+        make_settings(tmp_path / "data", database_url=catalog_url, workers=0),
+        components=SHARED_COMPONENTS,
+    )
     runtime.db.migrate()
     yield runtime
     runtime.close()

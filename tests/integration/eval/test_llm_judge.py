@@ -21,6 +21,7 @@ from tests.conftest import make_settings
 from tests.utils import scripted_judge_server as sj
 from tests.utils.answers import corpus_client, upload
 from tests.utils.api import wait_for_documents
+from tests.utils.components import SHARED_COMPONENTS
 from tests.utils.samples import QUERIES
 from tests.utils.servers import free_port, serve
 
@@ -188,10 +189,8 @@ def test_an_unreachable_judge_fails_the_attempt_instead_of_scoring_none(tmp_path
         judge_model="m",
         judge_timeout_seconds=5,
     )
-    from ingest.embed import get_embedder
-
     scorer = LLMScorer(
-        Judge(settings, embedder=get_embedder(settings.embedding_model)), metrics=["faithfulness"]
+        Judge(settings, embedder=SHARED_COMPONENTS.embedder(settings)), metrics=["faithfulness"]
     )
     with pytest.raises(Unavailable, match="RAGOPS_JUDGE_BASE_URL"):
         scorer.score(question="q?", answer="An answer.", contexts=["A passage."], reference=None)
@@ -212,7 +211,7 @@ def test_local_model_as_judge_completes_and_counts_tokens(tmp_path):
         "Feed a sourdough starter once a day at room temperature: discard all but 50 g, "
         "then add 50 g flour and 50 g water. A healthy starter doubles within eight hours."
     )
-    with TestClient(create_app(settings)) as c:
+    with TestClient(create_app(settings, components=SHARED_COMPONENTS)) as c:
         assert c.post("/v1/kbs", json={"name": "kb"}).status_code == 201
         upload(c, "kb", [("starter.txt", text.encode())])
         wait_for_documents(c, "kb", expected=1)

@@ -11,6 +11,7 @@ from sqlalchemy import delete
 from typer.testing import CliRunner
 
 from api import cli
+from api.cli import helpers as cli_helpers
 from core.catalog.models import Chunk, EvalRun, JobStatus
 from tests.conftest import make_settings
 from tests.utils.answers import corpus_client
@@ -150,7 +151,7 @@ def test_report_requests_are_validated(runs):
 
 def test_report_cli(runs, tmp_path, monkeypatch):
     _, settings, run1, run2 = runs
-    monkeypatch.setattr(cli, "get_settings", lambda: settings)
+    monkeypatch.setattr(cli_helpers, "get_settings", lambda: settings)
     monkeypatch.chdir(tmp_path)
     runner = CliRunner()
 

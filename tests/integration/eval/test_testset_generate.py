@@ -14,10 +14,12 @@ from typer.testing import CliRunner
 
 from api import cli
 from api.app import create_app
+from api.cli import helpers as cli_helpers
 from core.catalog.models import Chunk, IndexVersion, VersionStatus
 from tests.conftest import make_settings
 from tests.utils import scripted_judge_server as sj
 from tests.utils.answers import corpus_client
+from tests.utils.components import SHARED_COMPONENTS
 from tests.utils.servers import serve
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -154,7 +156,11 @@ def test_generation_requests_are_validated(client):
 
 
 def test_without_a_judge_generation_is_a_409_naming_the_settings(tmp_path):
-    with TestClient(create_app(make_settings(tmp_path / "data", redaction_enabled=False))) as c:
+    with TestClient(
+        create_app(
+            make_settings(tmp_path / "data", redaction_enabled=False), components=SHARED_COMPONENTS
+        )
+    ) as c:
         assert c.post("/v1/kbs", json={"name": "kb"}).status_code == 201
         r = c.post("/v1/testsets/generate", json={"kb": "kb", "name": "gen", "size": 5})
         assert r.status_code == 409, r.text
@@ -166,7 +172,7 @@ def test_without_a_judge_generation_is_a_409_naming_the_settings(tmp_path):
 
 def test_cli_generates_a_test_set(client, data_dir, judge, monkeypatch):
     settings = make_settings(data_dir / "data", redaction_enabled=False, **judge_settings(judge[1]))
-    monkeypatch.setattr(cli, "get_settings", lambda: settings)
+    monkeypatch.setattr(cli_helpers, "get_settings", lambda: settings)
     runner = CliRunner()
     r = runner.invoke(
         cli.app, ["testset", "generate", "--kb", "kb", "--name", "cli-gen", "--size", "2"]

@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from core.catalog.models import Answer, AnswerFeedback
 from tests.conftest import make_settings
+from tests.utils.components import SHARED_COMPONENTS
 
 pytestmark = [pytest.mark.integration]
 
@@ -34,7 +35,7 @@ CSV = (
 @pytest.fixture
 def client(tmp_path):
     settings = make_settings(tmp_path / "data", redaction_enabled=False)
-    with TestClient(create_app(settings)) as c:
+    with TestClient(create_app(settings, components=SHARED_COMPONENTS)) as c:
         yield c
 
 

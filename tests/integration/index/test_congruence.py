@@ -26,6 +26,9 @@ FILTERS: list[dict[str, Any] | None] = [
     {"document_id": ["d1", "d7", "d11"]},
     {"section": "s2", "page_number": [1, 2, 3, 4, 5]},
     {"page_number": 7},
+    {"page_number": 7.0},  # a float equals the integer 7 on both (Qdrant: a one-point range)
+    {"page_number": [7.0, 8], "section": ["s0", "s1"]},
+    {"page_number": {"gte": 3, "lt": 5.5}},
     {"document_id": "nope"},
 ]
 

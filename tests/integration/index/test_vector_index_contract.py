@@ -2,11 +2,16 @@
 
 `VectorIndexContract` holds the tests; each backend subclasses it and overrides the one
 `backend` fixture, which knows how to open an index and how to reopen it from storage.
+That includes the filter semantics (typed equality, any-of lists, list payloads, missing
+keys, literal keys) and the errors: InvalidInput for bad input on every backend;
+Unavailable for storage that fails (a Qdrant server nobody runs, a FAISS directory that
+cannot be written) in the backend sections below.
 """
 
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 import sys
 import uuid
@@ -19,6 +24,7 @@ import numpy as np
 import pytest
 from qdrant_client import QdrantClient
 
+from core.errors import InvalidInput, NotFound, Unavailable
 from index.base import VectorIndex
 from index.faiss_index import FaissIndex
 from index.qdrant_index import (
@@ -157,17 +163,115 @@ class VectorIndexContract:
         self, backend: Backend, index: VectorIndex
     ) -> None:
         index.save()
-        with pytest.raises(ValueError, match="dimension"):
+        with pytest.raises(InvalidInput, match="dimension"):
             backend.reopen(index, DIM + 1)
 
     def test_wrong_dimension_is_rejected(self, index: VectorIndex) -> None:
-        with pytest.raises(ValueError, match=f"dimension {DIM}"):
+        with pytest.raises(InvalidInput, match=f"dimension {DIM}"):
             index.upsert([cid(9)], np.ones((1, DIM + 1), dtype=np.float32), [{}])
-        with pytest.raises(ValueError, match="dimension"):
+        with pytest.raises(InvalidInput, match="dimension"):
             index.search(np.ones(DIM - 1, dtype=np.float32), 1)
-        with pytest.raises(ValueError, match="same length"):
+        with pytest.raises(InvalidInput, match="same length"):
             index.upsert([cid(9), cid(10)], np.vstack([axis(0)]), [{}])
         assert index.count() == 4
+
+    @pytest.mark.parametrize(
+        ("call", "words"),
+        [
+            (lambda ix: ix.upsert([cid(9)], np.full((1, DIM), np.nan, np.float32), [{}]), "NaN"),
+            (lambda ix: ix.upsert([9], np.vstack([axis(0)]), [{}]), "ids must be strings"),
+            (lambda ix: ix.upsert([cid(9)], np.vstack([axis(0)]), [None]), "must be dicts"),
+            (lambda ix: ix.delete([9]), "ids must be strings"),
+            (lambda ix: ix.search(np.full(DIM, np.inf, np.float32), 1), "NaN or inf"),
+            (lambda ix: ix.search(axis(0), "3"), "top_k must be an integer"),
+            (lambda ix: ix.search(axis(0), 3, {"section": None}), "'section'"),
+            (lambda ix: ix.search(axis(0), 3, {"section": [["body"]]}), "'section'"),
+            (lambda ix: ix.search(axis(0), 3, {"page_number": {"from": 1}}), "unknown"),
+            (lambda ix: ix.search(axis(0), 3, {"page_number": {"gte": "x"}}), "ISO 8601"),
+            (lambda ix: ix.search(axis(0), 3, {"score": float("nan")}), "finite"),
+            (lambda ix: ix.search(axis(0), 3, {"page_number": 2**53}), "beyond"),
+            (lambda ix: ix.search(axis(0), 3, {'say "hi"': 1}), "double quote"),
+        ],
+        ids=[
+            "nan-vector",
+            "int-id",
+            "payload-not-dict",
+            "delete-int-id",
+            "inf-query",
+            "top_k-str",
+            "null-filter",
+            "nested-list-filter",
+            "unknown-range-op",
+            "bad-range-bound",
+            "nan-filter",
+            "huge-int-filter",
+            "quoted-key",
+        ],
+    )
+    def test_bad_input_is_invalid_input_and_changes_nothing(
+        self, index: VectorIndex, call: Callable[[VectorIndex], Any], words: str
+    ) -> None:
+        with pytest.raises(InvalidInput, match=words):
+            call(index)
+        assert index.count() == 4
+
+    # -- filter semantics: the same on every backend (index/base.py module docstring) ---
+
+    @pytest.fixture
+    def typed(self, backend: Backend) -> VectorIndex:
+        ix = backend.open(DIM)
+        payloads: list[dict[str, Any]] = [
+            {"v": "1"},
+            {"v": 1},
+            {"v": 1.0},
+            {"v": True},
+            {"v": 0.5},
+            {"v": ["a", 1, False]},
+            {},
+            {"v": None},
+            {"v": 2.25, "a.b": "x", "a": {"b": "y"}, "file name": "f"},
+        ]
+        ix.upsert(
+            [cid(i) for i in range(len(payloads))],
+            np.vstack([axis(i) for i in range(len(payloads))]),
+            payloads,
+        )
+        return ix
+
+    @pytest.mark.parametrize(
+        ("filters", "expected"),
+        [
+            ({"v": "1"}, {0}),
+            ({"v": 1}, {1, 2, 5}),  # numbers compare numerically; a list payload by element
+            ({"v": 1.0}, {1, 2, 5}),
+            ({"v": 0.5}, {4}),
+            ({"v": 2.25}, {8}),
+            ({"v": True}, {3}),  # booleans are never 1 or 0
+            ({"v": False}, {5}),
+            ({"v": 0}, set()),
+            ({"v": "a"}, {5}),
+            ({"v": ["1", 0.5]}, {0, 4}),
+            ({"v": [True, "a"]}, {3, 5}),
+            ({"v": [1, True]}, {1, 2, 3, 5}),
+            ({"v": [7, "zz", 0.75]}, set()),
+            ({"v": []}, set()),
+            ({"v": {"gte": 0.5, "lte": 1}}, {1, 2, 4, 5}),  # ranges skip booleans
+            ({"v": {"gt": 1}}, {8}),
+            ({"missing": "x"}, set()),
+            ({"missing": [1, "x"]}, set()),
+            ({"missing": {"gte": 0}}, set()),
+            ({"a.b": "x"}, {8}),  # keys are literal, not paths
+            ({"a.b": "y"}, set()),
+            ({"file name": "f", "v": 2.25}, {8}),
+            ({"file name": "f", "v": 1}, set()),
+        ],
+        ids=str,
+    )
+    def test_filters_mean_the_same_on_every_backend(
+        self, typed: VectorIndex, filters: dict[str, Any], expected: set[int]
+    ) -> None:
+        hits = typed.search(axis(0), 20, filters)
+        assert {h.chunk_id for h in hits} == {cid(i) for i in expected}
 
     def test_many_vectors_find_themselves_and_honour_filters(self, backend: Backend) -> None:
         """Enough vectors for approximate backends to build their real structures."""
@@ -254,22 +358,26 @@ class TestQdrantMemory(VectorIndexContract):
 
 
 class TestQdrantPath(VectorIndexContract):
-    """Reopen closes the cached local client (releasing its folder lock) and opens a new
-    one on the same path, so the data really comes back from disk."""
+    """Reopen closes the local client (releasing its folder lock) and opens a new one on
+    the same path, so the data really comes back from disk."""
 
     @pytest.fixture
     def backend(self, tmp_path: Path) -> Iterator[Backend]:
         path = tmp_path / "qdrant"
+        clients: list[QdrantClient] = []
 
         def open_(dim: int) -> VectorIndex:
-            return QdrantIndex.open(make_client(path=path), "kb1_v1", dim)
+            if not clients:
+                clients.append(make_client(path=path))
+            return QdrantIndex.open(clients[0], "kb1_v1", dim)
 
         def reopen(_ix: VectorIndex, dim: int) -> VectorIndex:
-            close_client(path)
+            close_client(clients.pop())
             return open_(dim)
 
         yield Backend(open=open_, reopen=reopen)
-        close_client(path)
+        for client in clients:
+            close_client(client)
 
 
 # -- Qdrant-only: collections, aliases, local-mode limits -------------------------------
@@ -298,34 +406,35 @@ def test_alias_moves_atomically_between_versions(tmp_path: Path, where: str) -> 
         assert resolve_alias(client, "kb-live") == v2.collection
         live = QdrantIndex(client, "kb-live", 4)  # reads go through the alias
         assert live.search(np.eye(4, dtype=np.float32)[0], 1)[0].chunk_id == "new"
-        with pytest.raises(LookupError, match="missing"):
+        with pytest.raises(NotFound, match="missing"):
             set_alias(client, "kb-live", "missing")
         assert resolve_alias(client, "kb-live") == v2.collection  # unchanged by the failure
         v2.drop()
         assert resolve_alias(client, "kb-live") is None
-        with pytest.raises(LookupError):
+        with pytest.raises(NotFound):
             v2.count()
     finally:
         if where == "path":
-            close_client(tmp_path)
+            close_client(client)
 
 
 def test_open_rejects_a_collection_of_another_dimension() -> None:
     client = QdrantClient(location=":memory:")
     QdrantIndex.open(client, "c", 8)
-    with pytest.raises(ValueError, match="dimension 8, expected 4"):
+    with pytest.raises(InvalidInput, match="dimension 8, expected 4"):
         QdrantIndex.open(client, "c", 4)
 
 
-def test_local_path_is_cached_per_process_and_locked_against_others(tmp_path: Path) -> None:
+def test_local_path_is_locked_against_other_clients_and_processes(tmp_path: Path) -> None:
     path = tmp_path / "q"
     client = make_client(path=path)
     try:
-        assert make_client(path=tmp_path / "." / "q") is client
+        with pytest.raises(Unavailable, match="RAGOPS_QDRANT_URL"):
+            make_client(path=tmp_path / "." / "q")  # the same folder, another client
         probe = (
             "import sys; from pathlib import Path; from index.qdrant_index import make_client\n"
             "try:\n    make_client(path=Path(sys.argv[1]))\n"
-            "except RuntimeError as e:\n    print(e)\n"
+            "except Exception as e:\n    print(type(e).__name__, e)\n"
         )
         out = subprocess.run(
             [sys.executable, "-c", probe, str(path)],
@@ -335,14 +444,89 @@ def test_local_path_is_cached_per_process_and_locked_against_others(tmp_path: Pa
             timeout=60,
             check=True,
         ).stdout
-        assert "RAGOPS_QDRANT_URL" in out and "single-process" in out
+        assert out.startswith("Unavailable") and "RAGOPS_QDRANT_URL" in out
+        assert "single-process" in out
     finally:
-        close_client(path)
+        close_client(client)
+    reopened = make_client(path=path)  # closed: the folder is free again
+    close_client(reopened)
 
 
-def test_filter_values_qdrant_cannot_match_fail_loudly() -> None:
-    ix = QdrantIndex.open(QdrantClient(location=":memory:"), "c", 2)
-    ix.upsert(["a"], np.array([[1.0, 0.0]], dtype=np.float32), [{"score": 0.5, "flag": True}])
-    with pytest.raises(ValueError, match="strings, integers and booleans"):
-        ix.search(np.array([1.0, 0.0], dtype=np.float32), 1, {"score": 0.5})
-    assert ix.search(np.array([1.0, 0.0], dtype=np.float32), 1, {"flag": [True, "x"]})
+def test_float_equality_becomes_a_one_point_range() -> None:
+    """Qdrant's MatchValue refuses floats and matches integers against integers only; a
+    number filter is a one-point range, so `{"score": 0.5}` works and 2 finds 2.0."""
+    from index.qdrant_index import to_filter
+
+    def condition(filters: dict[str, Any]) -> Any:
+        built = to_filter(filters)
+        assert built is not None and isinstance(built.must, list)
+        return built.must[0]
+
+    cond = condition({"score": 0.5})
+    assert cond.match is None and (cond.range.gte, cond.range.lte) == (0.5, 0.5)
+    cond = condition({"flag": True})
+    assert cond.match.value is True and cond.range is None
+    assert condition({"a.b": "x"}).key == '"a.b"'  # quoted: a literal key, not a path
+    assert condition({"page_number": 3}).key == "page_number"
+
+
+def free_port() -> int:
+    """A local port nothing listens on (bound, read, released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_an_unreachable_server_is_unavailable() -> None:
+    client = QdrantClient(
+        url=f"http://127.0.0.1:{free_port()}", timeout=1, check_compatibility=False
+    )
+    ix = QdrantIndex(client, "c", DIM)
+    calls: list[Callable[[], Any]] = [
+        lambda: ix.search(axis(0), 3),
+        lambda: ix.search(axis(0), 3, {"document_id": "a", "score": 0.5}),
+        lambda: ix.upsert([cid(1)], np.vstack([axis(0)]), [{}]),
+        lambda: ix.delete([cid(1)]),
+        lambda: ix.count(),
+        lambda: QdrantIndex.open(client, "c", DIM),
+        lambda: resolve_alias(client, "kb-live"),
+    ]
+    try:
+        for call in calls:
+            with pytest.raises(Unavailable, match="Qdrant could not .*RAGOPS_QDRANT_URL") as err:
+                call()
+            assert err.value.__cause__ is not None
+        # bad input is still the caller's fault, even with the server down
+        with pytest.raises(InvalidInput, match="dimension"):
+            ix.search(axis(0)[:4], 3)
+    finally:
+        client.close()
+
+
+def test_a_closed_local_store_is_unavailable() -> None:
+    client = QdrantClient(location=":memory:")
+    ix = QdrantIndex.open(client, "c", DIM)
+    client.close()
+    with pytest.raises(Unavailable, match="closed"):
+        ix.count()
+
+
+# -- FAISS-only: storage failures ------------------------------------------------------
+
+
+def test_faiss_storage_that_cannot_be_written_or_read_is_unavailable(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the version directory should be")
+    ix = FaissIndex.open(blocker / "v1", DIM)  # nothing saved there yet: opens empty
+    ix.upsert([cid(1)], np.vstack([axis(0)]), [{}])
+    with pytest.raises(Unavailable, match="FAISS could not save the index at .*not-a-dir") as err:
+        ix.save()
+    assert isinstance(err.value.__cause__, OSError)
+    path = tmp_path / "v1"
+    saved = FaissIndex.open(path, DIM)
+    saved.upsert([cid(1)], np.vstack([axis(0)]), [{}])
+    saved.save()
+    (path / "meta.json").unlink()
+    (path / "meta.json").mkdir()  # unreadable as a file
+    with pytest.raises(Unavailable, match="FAISS could not open the index"):
+        FaissIndex.open(path, DIM)

@@ -5,10 +5,11 @@ import re
 
 import pytest
 
-from core.runtime import Runtime
+from api.runtime import Runtime
 from ingest.config import CleaningConfig, IngestionConfig
 from ingest.pipeline import build_pipeline
 from tests.conftest import make_settings
+from tests.utils.components import SHARED_COMPONENTS
 from tests.utils.corpus import make_pdf
 
 pytestmark = pytest.mark.integration
@@ -33,7 +34,7 @@ def page(number: int, total: int, body: list[str]) -> str:
 
 @pytest.fixture
 def rt(tmp_path):
-    runtime = Runtime(make_settings(tmp_path / "data", workers=0))
+    runtime = Runtime(make_settings(tmp_path / "data", workers=0), components=SHARED_COMPONENTS)
     yield runtime
     runtime.close()
 

@@ -19,6 +19,7 @@ from core.catalog.models import (
 )
 from core.db import Database
 from core.errors import Conflict, InvalidInput, NotFound
+from eval import ab as ab_tests
 from retrieval import ab
 from tests.conftest import make_settings
 
@@ -65,23 +66,23 @@ ARMS = [{"name": "control", "weight": 3}, {"name": "v2", "weight": 1, "index_ver
 
 def test_create_rules(rt, kb):
     with pytest.raises(Conflict, match="index version 3 of 'docs' is building"):
-        ab.create_test(rt, kb=kb, name="t", arms=[ARMS[0], {**ARMS[1], "index_version": 3}])
+        ab_tests.create_test(rt, kb=kb, name="t", arms=[ARMS[0], {**ARMS[1], "index_version": 3}])
     with pytest.raises(NotFound, match="index version 7 not found"):
-        ab.create_test(rt, kb=kb, name="t", arms=[ARMS[0], {**ARMS[1], "index_version": 7}])
+        ab_tests.create_test(rt, kb=kb, name="t", arms=[ARMS[0], {**ARMS[1], "index_version": 7}])
     with pytest.raises(InvalidInput, match="weight must be positive"):
-        ab.create_test(rt, kb=kb, name="t", arms=[ARMS[0], {**ARMS[1], "weight": -1}])
+        ab_tests.create_test(rt, kb=kb, name="t", arms=[ARMS[0], {**ARMS[1], "weight": -1}])
     with pytest.raises(InvalidInput, match="must be a number"):
-        ab.create_test(rt, kb=kb, name="t", arms=[ARMS[0], {**ARMS[1], "weight": True}])
+        ab_tests.create_test(rt, kb=kb, name="t", arms=[ARMS[0], {**ARMS[1], "weight": True}])
     with pytest.raises(InvalidInput, match="weight is required"):
-        ab.create_test(rt, kb=kb, name="t", arms=[ARMS[0], {"name": "x", "index_version": 2}])
+        ab_tests.create_test(rt, kb=kb, name="t", arms=[ARMS[0], {"name": "x", "index_version": 2}])
     with pytest.raises(InvalidInput, match="index_version must be an integer"):
-        ab.create_test(rt, kb=kb, name="t", arms=[ARMS[0], {**ARMS[1], "index_version": "2"}])
+        ab_tests.create_test(rt, kb=kb, name="t", arms=[ARMS[0], {**ARMS[1], "index_version": "2"}])
     with pytest.raises(InvalidInput, match="2 to 10 arms"):
-        ab.create_test(rt, kb=kb, name="t", arms=[ARMS[0]])
+        ab_tests.create_test(rt, kb=kb, name="t", arms=[ARMS[0]])
     with pytest.raises(InvalidInput, match="unknown field 'colour'"):
-        ab.create_test(rt, kb=kb, name="t", arms=[ARMS[0], {**ARMS[1], "colour": 1}])
+        ab_tests.create_test(rt, kb=kb, name="t", arms=[ARMS[0], {**ARMS[1], "colour": 1}])
 
-    test = ab.create_test(rt, kb=kb, name="t", arms=ARMS, created_by="ana")
+    test = ab_tests.create_test(rt, kb=kb, name="t", arms=ARMS, created_by="ana")
     assert test.status == "running" and test.created_by == "ana"
     assert test.arms == [
         {
@@ -101,29 +102,29 @@ def test_create_rules(rt, kb):
     ]
     other = [ARMS[0], {**ARMS[1], "generator": "local"}]
     with pytest.raises(Conflict, match="'t' is already running on 'docs'; stop it first"):
-        ab.create_test(rt, kb=kb, name="u", arms=other)
+        ab_tests.create_test(rt, kb=kb, name="u", arms=other)
     with pytest.raises(Conflict, match="named 't' already exists in 'docs' \\(running\\)"):
-        ab.create_test(rt, kb=kb, name="t", arms=other)
+        ab_tests.create_test(rt, kb=kb, name="t", arms=other)
 
-    stopped = ab.stop_test(rt, kb=kb, name="t")
+    stopped = ab_tests.stop_test(rt, kb=kb, name="t")
     assert stopped.status == "stopped" and stopped.stopped_at is not None
     with pytest.raises(Conflict, match="already stopped"):
-        ab.stop_test(rt, kb=kb, name="t")
+        ab_tests.stop_test(rt, kb=kb, name="t")
     with pytest.raises(Conflict, match="already exists in 'docs' \\(stopped\\)"):
-        ab.create_test(rt, kb=kb, name="t", arms=other)
-    assert ab.create_test(rt, kb=kb, name="u", arms=other).status == "running"
+        ab_tests.create_test(rt, kb=kb, name="t", arms=other)
+    assert ab_tests.create_test(rt, kb=kb, name="u", arms=other).status == "running"
     with rt.db.session() as s:
-        assert [t.name for t in ab.list_tests(session=s, kb=kb)] == ["u", "t"]
-        assert [t.name for t in ab.list_tests(session=s, kb=kb, status="stopped")] == ["t"]
+        assert [t.name for t in ab_tests.list_tests(session=s, kb=kb)] == ["u", "t"]
+        assert [t.name for t in ab_tests.list_tests(session=s, kb=kb, status="stopped")] == ["t"]
         with pytest.raises(InvalidInput, match="status must be"):
-            ab.list_tests(session=s, kb=kb, status="paused")
+            ab_tests.list_tests(session=s, kb=kb, status="paused")
         with pytest.raises(NotFound, match="A/B test 'nope' not found in 'docs'"):
-            ab.get_test(session=s, kb=kb, name="nope")
+            ab_tests.get_test(session=s, kb=kb, name="nope")
 
 
 def test_route_follows_the_stored_arms(rt, kb):
     assert ab.route(rt, kb=kb, user_id="u1").arm is None  # no test yet
-    test = ab.create_test(rt, kb=kb, name="t", arms=ARMS)
+    test = ab_tests.create_test(rt, kb=kb, name="t", arms=ARMS)
     seen = {}
     for i in range(200):
         routed = ab.route(rt, kb=kb, user_id=f"u{i}")
@@ -154,7 +155,7 @@ def test_route_follows_the_stored_arms(rt, kb):
     with pytest.raises(Conflict, match="A/B test 't' arm 'v2' serves index version 2"):
         ab.route(rt, kb=kb, user_id=v2_user)
     assert ab.route(rt, kb=kb, user_id=control_user).arm == "control"
-    ab.stop_test(rt, kb=kb, name="t")
+    ab_tests.stop_test(rt, kb=kb, name="t")
     assert ab.route(rt, kb=kb, user_id=v2_user).arm is None
 
 
@@ -180,7 +181,7 @@ def _eval_run(s, ts, *, index_version, prompt_version=1, status=JobStatus.SUCCEE
 
 
 def test_report_aggregates_per_arm(rt, kb):
-    test = ab.create_test(rt, kb=kb, name="t", arms=ARMS)
+    test = ab_tests.create_test(rt, kb=kb, name="t", arms=ARMS)
     t0 = utcnow()
     with rt.db.session() as s:
         # control: 3 answers (latency 10, 20, 30) with 3 thumbs up and 1 down on them;
@@ -225,7 +226,7 @@ def test_report_aggregates_per_arm(rt, kb):
         _eval_run(s, other, index_version=1, at=t0 + timedelta(minutes=1), recall=0.9)
         _eval_run(s, smoke, index_version=2, at=t0, recall=1.0)
 
-    result = ab.report(rt, kb=kb, name="t")
+    result = ab_tests.report(rt, kb=kb, name="t")
     control, v2 = result["arms"]
     assert result["test"].id == test.id
     assert (control["answers"], control["mean_latency_ms"]) == (3, 20.0)
@@ -243,7 +244,7 @@ def test_report_aggregates_per_arm(rt, kb):
     assert control["eval"]["testset"] == "other" and control["eval"]["scores"] == {"recall@5": 0.9}
     assert v2["eval"]["scores"] == {"recall@5": 1.0} and v2["eval"]["params"]["top_k"] == 5
     # ...or of the one asked for.
-    smoke_only = ab.report(rt, kb=kb, name="t", testset="smoke")["arms"]
+    smoke_only = ab_tests.report(rt, kb=kb, name="t", testset="smoke")["arms"]
     assert smoke_only[0]["eval"]["scores"] == {"recall@5": 0.75}
     assert smoke_only[0]["eval"]["testset_version"] == 1
-    assert all(a["eval"] is None for a in ab.report(rt, kb=kb, name="t", testset="x")["arms"])
+    assert all(a["eval"] is None for a in ab_tests.report(rt, kb=kb, name="t", testset="x")["arms"])

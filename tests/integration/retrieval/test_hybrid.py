@@ -15,6 +15,7 @@ from index.versions import queryable_version
 from tests.bench.qa import LANGUAGES, is_relevant, load_documents, load_questions, render
 from tests.conftest import make_settings
 from tests.utils.api import wait_for_documents
+from tests.utils.components import SHARED_COMPONENTS
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -28,7 +29,9 @@ MIN_RECALL = {"en": 0.9, "es": 0.72, "ru": 0.9}
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("hybrid")
-    with TestClient(create_app(make_settings(tmp / "data"))) as client:
+    with TestClient(
+        create_app(make_settings(tmp / "data"), components=SHARED_COMPONENTS)
+    ) as client:
         docs = [d for d in load_documents() if d["filename"].rsplit(".", 1)[0] in SUBSET]
         assert (
             client.post(

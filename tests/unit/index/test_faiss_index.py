@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 
+from core.errors import InvalidInput, Unavailable
 from index.faiss_index import FaissIndex, faiss_id
 
 pytestmark = pytest.mark.unit
@@ -63,7 +64,7 @@ def test_save_and_reload_round_trip(index, tmp_path):
     again = FaissIndex.open(tmp_path / "v1", 3)
     assert again.count() == 3
     assert again.search(unit(0, 1, 0), 1)[0].payload["document_id"] == "b"
-    with pytest.raises(ValueError, match="dimension"):
+    with pytest.raises(InvalidInput, match="dimension"):
         FaissIndex.open(tmp_path / "v1", 4)
 
 
@@ -74,9 +75,9 @@ def test_copy_is_isolated_from_the_original(index):
 
 
 def test_wrong_dimension_is_rejected(index):
-    with pytest.raises(ValueError, match="dimension 3"):
+    with pytest.raises(InvalidInput, match="dimension 3"):
         index.upsert([cid(9)], np.ones((1, 4), dtype=np.float32), [{}])
-    with pytest.raises(ValueError, match="dimension"):
+    with pytest.raises(InvalidInput, match="dimension"):
         index.search(np.ones(4, dtype=np.float32), 1)
 
 
@@ -101,7 +102,7 @@ def random_unit(n: int, dim: int, seed: int = 0) -> np.ndarray:
     ],
 )
 def test_bad_index_type_or_params_are_rejected(tmp_path, index_type, params, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(InvalidInput, match=message):
         FaissIndex.open(tmp_path / "v", 16, index_type=index_type, index_params=params)
 
 
@@ -111,9 +112,9 @@ def test_type_and_params_are_persisted_and_enforced(tmp_path):
     ix.save()
     meta = json.loads((tmp_path / "v" / "meta.json").read_text())
     assert meta["index_type"] == "hnsw" and meta["index_params"]["M"] == 8
-    with pytest.raises(ValueError, match="holds a 'hnsw' index, not 'flat'"):
+    with pytest.raises(InvalidInput, match="holds a 'hnsw' index, not 'flat'"):
         FaissIndex.open(tmp_path / "v", 8)
-    with pytest.raises(ValueError, match="M can only change by building a new version"):
+    with pytest.raises(InvalidInput, match="M can only change by building a new version"):
         FaissIndex.open(tmp_path / "v", 8, index_type="hnsw", index_params={"M": 16})
     saved = FaissIndex.open(tmp_path / "v", 8, index_type="hnsw")
     assert saved.index_params["M"] == 8
@@ -134,7 +135,7 @@ def test_directories_saved_before_meta_json_open_as_flat(tmp_path):
     )
     ix = FaissIndex.open(legacy, 3)
     assert ix.search(unit(1, 0, 0), 1)[0].payload["document_id"] == "a"
-    with pytest.raises(ValueError, match="holds a 'flat' index"):
+    with pytest.raises(InvalidInput, match="holds a 'flat' index"):
         FaissIndex.open(legacy, 3, index_type="hnsw")
     ix.upsert([cid(2)], unit(0, 1, 0).reshape(1, -1), [{}])
     ix.save()
@@ -169,8 +170,9 @@ def test_crash_while_writing_the_index_keeps_the_previous_snapshot(tmp_path, mon
         raise OSError("disk full")
 
     monkeypatch.setattr(faiss, "write_index", torn_write)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(Unavailable, match="FAISS could not save the index at .*disk full") as err:
         ix.save()
+    assert isinstance(err.value.__cause__, OSError)
     _assert_old_snapshot(path)
 
 
@@ -259,13 +261,72 @@ def test_ivfpq_serves_exactly_until_trained_then_trains_at_save(tmp_path):
 
 
 def test_filter_postings_agree_with_matches_and_follow_writes(index):
-    index.upsert([cid(4)], unit(0, 0, 1).reshape(1, -1), [{"tags": ["x"], "page_number": 2}])
-    assert index.search(unit(0, 0, 1), 5, {"document_id": None})[0].chunk_id == cid(4)
-    assert [h.chunk_id for h in index.search(unit(0, 0, 1), 5, {"tags": ["x"]})] == []
-    assert [h.chunk_id for h in index.search(unit(0, 0, 1), 5, {"tags": [["x"]]})] == [cid(4)]
+    index.upsert([cid(4)], unit(0, 0, 1).reshape(1, -1), [{"tags": ["x", "y"], "page_number": 2}])
+    # a list payload matches by element, on the postings path as in `matches`
+    assert [h.chunk_id for h in index.search(unit(0, 0, 1), 5, {"tags": "x"})] == [cid(4)]
+    assert [h.chunk_id for h in index.search(unit(0, 0, 1), 5, {"tags": ["z", "y"]})] == [cid(4)]
+    with pytest.raises(InvalidInput, match="'tags'"):
+        index.search(unit(0, 0, 1), 5, {"tags": [["x"]]})
+    with pytest.raises(InvalidInput, match="'document_id'"):
+        index.search(unit(0, 0, 1), 5, {"document_id": None})
     before = {h.chunk_id for h in index.search(unit(0, 1, 0), 5, {"page_number": 2})}
     assert before == {cid(2), cid(4)}
+    assert before == {h.chunk_id for h in index.search(unit(0, 1, 0), 5, {"page_number": 2.0})}
     index.delete([cid(2)])
     index.upsert([cid(1)], unit(1, 0, 0).reshape(1, -1), [{"page_number": 2}])
     after = {h.chunk_id for h in index.search(unit(0, 1, 0), 5, {"page_number": [2, 99]})}
     assert after == {cid(1), cid(4)}
+
+
+def test_postings_keep_booleans_and_numbers_apart(index):
+    index.upsert(
+        [cid(5), cid(6), cid(7)],
+        np.vstack([unit(0, 0, 1), unit(0, 1, 1), unit(1, 0, 1)]),
+        [{"flag": True}, {"flag": 1}, {"flag": 1.0}],
+    )
+    q = unit(0, 0, 1)
+    assert {h.chunk_id for h in index.search(q, 9, {"flag": True})} == {cid(5)}
+    assert {h.chunk_id for h in index.search(q, 9, {"flag": 1})} == {cid(6), cid(7)}
+    assert {h.chunk_id for h in index.search(q, 9, {"flag": [False, 1.0]})} == {cid(6), cid(7)}
+
+
+# -- errors: storage failures are Unavailable, bad input InvalidInput -----------------
+
+
+def test_unreadable_or_corrupt_files_are_unavailable(tmp_path, index):
+    index.save()
+    path = tmp_path / "v1"
+    meta = json.loads((path / "meta.json").read_text())
+    (path / meta["files"]["index"]).unlink()  # faiss reports this as a RuntimeError
+    with pytest.raises(Unavailable, match="FAISS could not open the index") as err:
+        FaissIndex.open(path, 3)
+    assert isinstance(err.value.__cause__, RuntimeError)
+    index.save()
+    meta = json.loads((path / "meta.json").read_text())
+    (path / meta["files"]["payloads"]).write_text("{not json")
+    with pytest.raises(Unavailable, match="corrupt"):
+        FaissIndex.open(path, 3)
+    (path / "meta.json").write_text('{"files": ')
+    with pytest.raises(Unavailable, match=r"meta\.json is corrupt"):
+        FaissIndex.open(path, 3)
+
+
+def test_bad_input_is_invalid_input_and_changes_nothing(index):
+    q = unit(1, 0, 0)
+    cases = [
+        (lambda: index.upsert([cid(9)], np.full((1, 3), np.nan, np.float32), [{}]), "NaN"),
+        (lambda: index.upsert([9], q.reshape(1, -1), [{}]), "ids must be strings"),
+        (lambda: index.upsert([cid(9)], q.reshape(1, -1), ["x"]), "payloads must be dicts"),
+        (lambda: index.upsert([cid(9)], [[1, "a", 0]], [{}]), "2-D array of numbers"),
+        (lambda: index.delete([9]), "ids must be strings"),
+        (lambda: index.search(np.array([np.inf, 0, 0]), 1), "NaN or inf"),
+        (lambda: index.search(q, 1.5), "top_k must be an integer"),
+        (lambda: index.search(np.ones((2, 3)), 1), "one vector of dimension 3"),
+        (lambda: index.search(q, 1, {"page_number": float("nan")}), "not a finite number"),
+        (lambda: index.search(q, 1, {"n": 2**53}), "beyond"),
+        (lambda: index.search(q, 1, {'a"b': 1}), "double quote"),
+    ]
+    for call, words in cases:
+        with pytest.raises(InvalidInput, match=words):
+            call()
+    assert index.count() == 3

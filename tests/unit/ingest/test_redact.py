@@ -14,8 +14,8 @@ from ingest.redact import (
     DEFAULT_ENTITIES,
     SUPPORTED_ENTITIES,
     SUPPORTED_OPERATORS,
+    PresidioEngines,
     PresidioRedactor,
-    get_engines,
 )
 
 pytestmark = pytest.mark.unit
@@ -25,12 +25,15 @@ PHONE = "+1 212-555-0143"
 CARD = "4111 1111 1111 1111"
 IBAN = "GB82 WEST 1234 5698 7654 32"
 SECRETS = ("Jane", "Doe", EMAIL, PHONE, CARD, IBAN)
+# This module's own engines, so what they have loaded depends only on these tests.
+ENGINES = PresidioEngines()
+
 TEXT = f"Contact Jane Doe at {EMAIL} or {PHONE}. Pay with card {CARD} or to IBAN {IBAN}."
 
 
 @pytest.fixture(scope="module")
 def redactor() -> PresidioRedactor:
-    r = PresidioRedactor()
+    r = PresidioRedactor(engines=ENGINES)
     r.warm_up()
     return r
 
@@ -42,11 +45,10 @@ def run(r: PresidioRedactor, *texts: str) -> tuple[list[str], StageReport]:
 
 
 def test_construction_is_cheap_and_loads_nothing() -> None:
-    redact._ENGINES.clear()  # the next fixture use rebuilds them
     start = time.perf_counter()
     r = PresidioRedactor(entities=["EMAIL_ADDRESS"], operator="mask")
     assert time.perf_counter() - start < 0.1
-    assert not redact.engines_loaded()
+    assert not r.engines.loaded()
     assert isinstance(r, Stage)
     assert r.name == "redact"
     assert r.config == {
@@ -60,19 +62,18 @@ def test_construction_is_cheap_and_loads_nothing() -> None:
 
 
 def test_engines_are_shared(redactor: PresidioRedactor) -> None:
-    assert redact.engines_loaded()
-    assert get_engines() is get_engines(("en",))
-    PresidioRedactor(operator="hash").warm_up()
+    assert ENGINES.loaded()
+    assert ENGINES.get() is ENGINES.get(("en",))
+    PresidioRedactor(operator="hash", engines=ENGINES).warm_up()
     # One engine per language, pattern-only "other" included, whatever the redactor.
-    assert sorted(redact._ENGINES) == [("en",), ("es",), ("other",), ("ru",)]
-    both = get_engines(("en", "es"))
-    assert both.analyzer.nlp_engine.nlp["es"] is get_engines(("es",)).analyzer.nlp_engine.nlp["es"]
-    assert both.anonymizer is get_engines().anonymizer
-    del redact._ENGINES[("en", "es")]
+    assert ENGINES.loaded_keys == [("en",), ("es",), ("other",), ("ru",)]
+    both = ENGINES.get(("en", "es"))
+    assert both.analyzer.nlp_engine.nlp["es"] is ENGINES.get(("es",)).analyzer.nlp_engine.nlp["es"]
+    assert both.anonymizer is ENGINES.get().anonymizer
 
 
 def test_supported_entities_are_known_to_presidio(redactor: PresidioRedactor) -> None:
-    assert set(SUPPORTED_ENTITIES) <= set(get_engines().analyzer.get_supported_entities("en"))
+    assert set(SUPPORTED_ENTITIES) <= set(ENGINES.get().analyzer.get_supported_entities("en"))
     assert set(DEFAULT_ENTITIES) <= set(SUPPORTED_ENTITIES)
     assert "LOCATION" not in DEFAULT_ENTITIES
 
@@ -101,7 +102,7 @@ def test_replace_tags_every_default_entity(redactor: PresidioRedactor) -> None:
 
 @pytest.mark.parametrize("operator", SUPPORTED_OPERATORS)
 def test_operators_remove_secrets(operator: str) -> None:
-    [text], report = run(PresidioRedactor(operator=operator), TEXT)
+    [text], report = run(PresidioRedactor(operator=operator, engines=ENGINES), TEXT)
     for secret in SECRETS:
         assert secret not in text
         assert secret not in repr(report)
@@ -111,28 +112,28 @@ def test_operators_remove_secrets(operator: str) -> None:
 
 def test_mask_hash_and_drop_shapes() -> None:
     sentence = f"Write to {EMAIL} today."
-    [masked], _ = run(PresidioRedactor(operator="mask"), sentence)
+    [masked], _ = run(PresidioRedactor(operator="mask", engines=ENGINES), sentence)
     assert masked == f"Write to {'*' * len(EMAIL)} today."
-    [dropped], _ = run(PresidioRedactor(operator="drop"), sentence)
+    [dropped], _ = run(PresidioRedactor(operator="drop", engines=ENGINES), sentence)
     assert dropped == "Write to  today."
-    [hashed], _ = run(PresidioRedactor(operator="hash"), sentence)
+    [hashed], _ = run(PresidioRedactor(operator="hash", engines=ENGINES), sentence)
     digest = hashed.removeprefix("Write to ").removesuffix(" today.")
     assert len(digest) == 64 and int(digest, 16) >= 0
 
 
 def test_hash_salt_makes_hashes_repeatable() -> None:
     sentence = f"Write to {EMAIL} today."
-    salted = PresidioRedactor(operator="hash", hash_salt="s" * 16)
+    salted = PresidioRedactor(operator="hash", hash_salt="s" * 16, engines=ENGINES)
     assert run(salted, sentence)[0] == run(salted, sentence)[0]
-    unsalted = PresidioRedactor(operator="hash")
+    unsalted = PresidioRedactor(operator="hash", engines=ENGINES)
     assert run(unsalted, sentence)[0] != run(unsalted, sentence)[0]
     assert "s" * 16 not in repr(salted.config)
     with pytest.raises(ValueError, match="at least 16 bytes"):
-        PresidioRedactor(operator="hash", hash_salt="short")
+        PresidioRedactor(operator="hash", hash_salt="short", engines=ENGINES)
 
 
 def test_entity_subset_keeps_the_rest() -> None:
-    [text], report = run(PresidioRedactor(entities=["EMAIL_ADDRESS"]), TEXT)
+    [text], report = run(PresidioRedactor(entities=["EMAIL_ADDRESS"], engines=ENGINES), TEXT)
     assert EMAIL not in text
     assert PHONE in text and CARD in text and "Jane Doe" in text
     assert report.counts == {
@@ -212,7 +213,7 @@ def test_no_network_during_analysis(
     recognizer = redact._offline_email_recognizer("en")  # a fresh extractor, first lookup
     start = time.perf_counter()
     assert recognizer.validate_result("someone@mail.example.co.uk")
-    [text], _ = run(PresidioRedactor(entities=["EMAIL_ADDRESS"]), f"Mail {EMAIL}")
+    [text], _ = run(PresidioRedactor(entities=["EMAIL_ADDRESS"], engines=ENGINES), f"Mail {EMAIL}")
     assert time.perf_counter() - start < 5
     assert text == "Mail <EMAIL_ADDRESS>"
     assert attempts == []

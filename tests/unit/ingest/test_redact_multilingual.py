@@ -11,13 +11,14 @@ from collections import Counter
 import pytest
 
 from core.types import Piece, StageReport
-from ingest import redact
 from ingest.recognizers import inn_is_valid, snils_is_valid
 from ingest.redact import SUPPORTED_OPERATORS, PresidioRedactor, declared_language
 from tests.unit.ingest.redaction_cases_en import CASES as CASES_EN
 from tests.unit.ingest.redaction_cases_es import CASES as CASES_ES
 from tests.unit.ingest.redaction_cases_ru import CASES as CASES_RU
+from tests.utils.components import SHARED_COMPONENTS
 
+ENGINES = SHARED_COMPONENTS.presidio
 pytestmark = pytest.mark.unit
 
 CASES = {"en": CASES_EN, "es": CASES_ES, "ru": CASES_RU}
@@ -61,7 +62,7 @@ RU_SECRETS = (
 
 @pytest.fixture(scope="module")
 def redactor() -> PresidioRedactor:
-    r = PresidioRedactor()
+    r = PresidioRedactor(engines=ENGINES)
     start = time.perf_counter()
     r.warm_up()
     print(f"warm-up (en, es, ru, other) {time.perf_counter() - start:.1f} s")
@@ -177,7 +178,7 @@ def test_report_counts_per_language_and_never_values(redactor: PresidioRedactor)
 def test_operators_remove_secrets_in_spanish_and_russian(
     redactor: PresidioRedactor, operator: str, text: str, secrets: tuple[str, ...]
 ) -> None:
-    [out], report = run(PresidioRedactor(operator=operator), text)
+    [out], report = run(PresidioRedactor(operator=operator, engines=ENGINES), text)
     for secret in secrets:
         assert secret not in out
         assert secret not in repr(report)
@@ -186,13 +187,13 @@ def test_operators_remove_secrets_in_spanish_and_russian(
 
 def test_operator_shapes_on_cyrillic_and_accents(redactor: PresidioRedactor) -> None:
     sentence = "Паспорт серии 45 10 № 123456 выдан давно."
-    [masked], _ = run(PresidioRedactor(operator="mask"), sentence)
+    [masked], _ = run(PresidioRedactor(operator="mask", engines=ENGINES), sentence)
     assert masked == f"Паспорт серии {'*' * len('45 10 № 123456')} выдан давно."
-    [dropped], _ = run(PresidioRedactor(operator="drop"), sentence)
+    [dropped], _ = run(PresidioRedactor(operator="drop", engines=ENGINES), sentence)
     assert dropped == "Паспорт серии  выдан давно."
     [tagged], _ = run(redactor, "El empleado Javier Martínez Ruiz firmó el contrato ayer.")
     assert tagged == "El empleado <PERSON> firmó el contrato ayer."
-    salted = PresidioRedactor(operator="hash", hash_salt="s" * 16)
+    salted = PresidioRedactor(operator="hash", hash_salt="s" * 16, engines=ENGINES)
     [hashed], _ = run(salted, "СНИЛС 860-913-909 25, и снова СНИЛС 860-913-909 25.")
     first, second = re.findall(r"[0-9a-f]{64}", hashed)
     assert first == second
@@ -212,7 +213,7 @@ def test_mixed_language_pieces_use_their_own_ner(redactor: PresidioRedactor) -> 
     ]
     assert report.counts["redact_by_language"] == {"es:PERSON": 1, "ru:PERSON": 1, "en:PERSON": 1}
     # Forced to English, the Russian name goes unseen: the piece's own NER found it.
-    [forced], _ = run(PresidioRedactor(language="en"), ru)
+    [forced], _ = run(PresidioRedactor(language="en", engines=ENGINES), ru)
     assert "Ольгой Кузнецовой" in forced
 
 
@@ -231,9 +232,11 @@ def test_piece_language_resolution(redactor: PresidioRedactor) -> None:
         Piece(long_es, {"language": "ru"}),
     ]
     assert redactor.piece_languages(pieces) == ["es", "es", "ru", "en", "other", "ru", "ru", "es"]
-    only_en = PresidioRedactor(languages=["en"])
+    only_en = PresidioRedactor(languages=["en"], engines=ENGINES)
     assert only_en.piece_languages([Piece(long_es), Piece(long_ru)]) == ["other", "other"]
-    assert PresidioRedactor(language="ru").piece_languages([Piece(long_es)]) == ["ru"]
+    assert PresidioRedactor(language="ru", engines=ENGINES).piece_languages([Piece(long_es)]) == [
+        "ru"
+    ]
     assert [declared_language(v) for v in ("EN", "ru_RU", "spa", "de", "", None, "??")] == [
         "en",
         "ru",
@@ -308,11 +311,6 @@ def test_no_network_in_any_language(
 
 
 def test_languages_load_lazily() -> None:
-    saved = dict(redact._ENGINES)
-    redact._ENGINES.clear()
-    try:
-        r = PresidioRedactor()
-        run(r, "Write to jane.doe@example.com about the staging cluster and the backups.")
-        assert redact.engines_loaded(("en",)) and not redact.engines_loaded(("ru",))
-    finally:
-        redact._ENGINES.update(saved)
+    r = PresidioRedactor()  # its own engines: nothing loaded yet
+    run(r, "Write to jane.doe@example.com about the staging cluster and the backups.")
+    assert r.engines.loaded(("en",)) and not r.engines.loaded(("ru",))

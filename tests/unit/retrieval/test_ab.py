@@ -6,17 +6,8 @@ from collections import Counter
 import pytest
 
 from core.errors import InvalidInput
-from retrieval.ab import (
-    BUCKETS,
-    Arm,
-    bounds,
-    bucket,
-    check_arms,
-    choose,
-    pick,
-    subject_key,
-    wilson,
-)
+from eval.ab import check_arms, wilson
+from retrieval.ab import BUCKETS, Arm, bounds, bucket, choose, pick, subject_key
 
 pytestmark = pytest.mark.unit
 

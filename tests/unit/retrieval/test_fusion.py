@@ -7,7 +7,6 @@ from index.base import check_filters, matches
 from retrieval.fusion import (
     ENGLISH_MODEL_DENSE_WEIGHTS,
     RRF_K,
-    _fallback_language,
     dense_weight,
     mmr,
     rrf,
@@ -39,13 +38,6 @@ def test_dense_weight_is_lower_for_languages_the_model_does_not_know():
     assert dense_weight("all-MiniLM-L6-v2", "ru") < dense_weight("all-MiniLM-L6-v2", "en")
     assert dense_weight("all-MiniLM-L6-v2", "es") < 1.0
     assert dense_weight("all-MiniLM-L6-v2", "xx") == ENGLISH_MODEL_DENSE_WEIGHTS["other"]
-
-
-def test_fallback_language_detection():
-    assert _fallback_language("How tall is the tower?") == "en"
-    assert _fallback_language("¿Dónde nace el río?") == "es"
-    assert _fallback_language("Какова глубина озера?") == "ru"
-    assert _fallback_language("12345") == "other"
 
 
 def test_mmr_prefers_a_novel_candidate_over_a_near_duplicate():

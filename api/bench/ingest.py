@@ -17,6 +17,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from api.runtime import Runtime
+from core.config import Settings
+from ingest.config import IngestionConfig
+from ingest.embed import resolve_model_path
+from ingest.pipeline import build_pipeline
+
 _TOPICS = {
     "volcano": "magma chamber eruption lava basalt crater ash plume caldera tephra vent",
     "bees": "hive forager nectar pollen queen drone waggle comb royal jelly swarm",
@@ -53,8 +59,6 @@ def make_corpus(n_docs: int, words_per_doc: int, seed: int = 0) -> list[tuple[st
 
 
 def _run_ours(rt: Any, docs: list[tuple[str, str]], *, redact: bool, cache: bool) -> dict[str, Any]:
-    from ingest.config import IngestionConfig
-    from ingest.pipeline import build_pipeline
 
     config = IngestionConfig.defaults(rt.settings).merged({"redaction": {"enabled": redact}})
     pipeline = build_pipeline(
@@ -101,9 +105,6 @@ def _run_llama_index(
 
 
 def run(n_docs: int = 40, words_per_doc: int = 600) -> dict[str, Any]:
-    from core.config import Settings
-    from core.runtime import Runtime
-    from ingest.embed import resolve_model_path
 
     docs = make_corpus(n_docs, words_per_doc)
     with tempfile.TemporaryDirectory() as tmp:

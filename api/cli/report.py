@@ -1,16 +1,18 @@
-"""`ragops report`: the reviewer's report of an eval run, as the API serves it.
-
-Hooked into `api/cli.py` with `register(app)`; it reuses that module's `_runtime` and
-`_fail` so settings and error output match every other command.
-"""
+"""`ragops report`: the reviewer's report of an eval run, as the API serves it."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from api.cli.helpers import console, fail, runtime
+from core.errors import InvalidInput
+from eval.report import FORMATS, load_report
+from eval.report_html import render_html
 
 
 def report(
@@ -40,32 +42,20 @@ def report(
 
     Example: ragops report 3f2a… --compare 9b1c… --out review.html
     """
-    from api.cli import _fail, _runtime, console
-    from core.errors import InvalidInput, RagopsError
-    from eval.report import FORMATS, load_report
-    from eval.report_html import render_html
-
     if report_format not in FORMATS:
         raise typer.BadParameter(
             f"use one of {', '.join(FORMATS)}, got {report_format!r}", param_hint="--format"
         )
     if compare is not None and compare == run_id:
-        _fail(InvalidInput("--compare must name another run than RUN_ID"))
-    rt = _runtime(workers=False, warm_ingest=False)
-    try:
+        fail(InvalidInput("--compare must name another run than RUN_ID"))
+    with runtime(models=False) as rt:
         result = load_report(rt, run_id, compare=compare)
         if report_format == "html":
             body = render_html(result)
         elif report_format == "json":
-            import json
-
             body = json.dumps(result.to_dict(), indent=2, ensure_ascii=False) + "\n"
         else:
             body = result.to_csv()
-    except RagopsError as exc:
-        _fail(exc)
-    finally:
-        rt.close()
     if out is None and report_format == "html":
         out = Path(f"eval-report-{run_id}.html")
     if out is None or str(out) == "-":
@@ -74,11 +64,7 @@ def report(
     try:
         out.write_text(body, encoding="utf-8")
     except OSError as exc:
-        _fail(RuntimeError(f"cannot write {out}: {exc.strerror or exc}"))
+        fail(RuntimeError(f"cannot write {out}: {exc.strerror or exc}"))
     baseline = f" vs {result.baseline.id}" if result.baseline else " (no baseline)"
     console.print(f"wrote {out}: report of run {run_id}{baseline}")
     console.print(result.summary["text"], style="dim", highlight=False)
-
-
-def register(app: typer.Typer) -> None:
-    app.command(name="report")(report)

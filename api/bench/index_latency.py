@@ -125,11 +125,12 @@ def run(
     }
     with tempfile.TemporaryDirectory(prefix="ragops-bench-") as tmp:
         root = Path(tmp)
+        qdrant = make_client(path=root / "qdrant")
         openers: dict[str, Callable[[], VectorIndex]] = {
             "faiss flat": lambda: FaissIndex.open(root / "flat", dim),
             "faiss hnsw": lambda: FaissIndex.open(root / "hnsw", dim, index_type="hnsw"),
             "faiss ivfpq": lambda: FaissIndex.open(root / "ivfpq", dim, index_type="ivfpq"),
-            "qdrant local": lambda: QdrantIndex.open(make_client(path=root / "qdrant"), "b", dim),
+            "qdrant local": lambda: QdrantIndex.open(qdrant, "b", dim),
         }
         reference: dict[str, list[list[str]]] = {}
         flat_latency: dict[str, np.ndarray] = {}
@@ -157,7 +158,7 @@ def run(
                     }
                 report["backends"][name] = entry
         finally:
-            close_client(root / "qdrant")
+            close_client(qdrant)
     return report
 
 

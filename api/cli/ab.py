@@ -1,5 +1,5 @@
 """`ragops ab`: create, list, show and stop A/B tests on a KB's /answer traffic (see
-retrieval/ab.py). Hooked into `api/cli.py` as a sub-app; shares its runtime helpers."""
+eval/ab.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+
+from api.cli.helpers import console, kb_row, print_table, runtime
+from eval.ab import create_test, list_tests, report, stop_test
 
 ab_app = typer.Typer(
     help="A/B tests: split a knowledge base's answers between index versions, generators "
@@ -26,7 +29,7 @@ ARM_HELP = (
 
 
 def parse_arm(text: str) -> dict[str, Any]:
-    """`name:weight[:key=value,...]` → the arm dict `retrieval.ab.create_test` takes."""
+    """`name:weight[:key=value,...]` → the arm dict `eval.ab.create_test` takes."""
     parts = text.split(":", 2)
     if len(parts) < 2 or not parts[0] or not parts[1]:
         raise typer.BadParameter(f"{text!r}: write {ARM_HELP}", param_hint="--arm")
@@ -92,25 +95,16 @@ def create(
 
     Example: ragops ab create sample chunks --arm control:50 --arm small:50:version=2
     """
-    from api import cli
-    from core.errors import RagopsError
-    from retrieval.ab import create_test
-
     if arm and spec:
         raise typer.BadParameter("give either --arm options or --spec, not both")
     if not arm and not spec:
         raise typer.BadParameter("give the arms: --arm name:weight[:...] (twice or more) or --spec")
     arms = _spec_arms(spec) if spec else [parse_arm(a) for a in arm or []]
-    rt = cli._runtime(workers=False, warm_ingest=False)
-    try:
-        row = create_test(rt, kb=cli._kb_row(rt, kb), name=name, arms=arms, created_by=created_by)
-    except RagopsError as exc:
-        cli._fail(exc)
-    finally:
-        rt.close()
-    cli.console.print(f"A/B test {row.name} running on {kb}:")
+    with runtime(models=False) as rt:
+        row = create_test(rt, kb=kb_row(rt, kb), name=name, arms=arms, created_by=created_by)
+    console.print(f"A/B test {row.name} running on {kb}:")
     for line in _arm_rows(row.arms):
-        cli.console.print(f"  {line}", highlight=False)
+        console.print(f"  {line}", highlight=False)
 
 
 @ab_app.command("list")
@@ -122,29 +116,24 @@ def list_cmd(
 
     Example: ragops ab list sample --status running
     """
-    from api import cli
-    from core.errors import RagopsError
-    from retrieval.ab import list_tests
-
-    rt = cli._runtime(workers=False, warm_ingest=False)
-    try:
-        kb_row = cli._kb_row(rt, kb)
+    with runtime(models=False) as rt:
+        target = kb_row(rt, kb)
         with rt.db.session() as s:
-            rows = list_tests(session=s, kb=kb_row, status=status)
-    except RagopsError as exc:
-        cli._fail(exc)
-    finally:
-        rt.close()
-    table = Table("name", "status", "arms", "created", "stopped", title=f"{kb}: A/B tests")
-    for t in rows:
-        table.add_row(
-            t.name,
-            t.status,
-            "\n".join(_arm_rows(t.arms)),
-            t.created_at.isoformat(timespec="seconds"),
-            t.stopped_at.isoformat(timespec="seconds") if t.stopped_at else "",
-        )
-    cli.console.print(table)
+            rows = list_tests(session=s, kb=target, status=status)
+    print_table(
+        ("name", "status", "arms", "created", "stopped"),
+        (
+            (
+                t.name,
+                t.status,
+                "\n".join(_arm_rows(t.arms)),
+                t.created_at.isoformat(timespec="seconds"),
+                t.stopped_at.isoformat(timespec="seconds") if t.stopped_at else "",
+            )
+            for t in rows
+        ),
+        title=f"{kb}: A/B tests",
+    )
 
 
 def _fmt(value: Any, spec: str = ".3f") -> str:
@@ -164,17 +153,8 @@ def show(
 
     Example: ragops ab show sample chunks --testset smoke
     """
-    from api import cli
-    from core.errors import RagopsError
-    from retrieval.ab import report
-
-    rt = cli._runtime(workers=False, warm_ingest=False)
-    try:
-        result = report(rt, kb=cli._kb_row(rt, kb), name=name, testset=testset)
-    except RagopsError as exc:
-        cli._fail(exc)
-    finally:
-        rt.close()
+    with runtime(models=False) as rt:
+        result = report(rt, kb=kb_row(rt, kb), name=name, testset=testset)
     test, arms = result["test"], result["arms"]
     if as_json:
         body = {"name": test.name, "status": test.status, "arms": arms}
@@ -205,7 +185,7 @@ def show(
             _fmt(a["mean_latency_ms"], ".1f"),
             *(_fmt(scores.get(m), ".4f") for m in metrics),
         )
-    cli.console.print(table)
+    console.print(table)
 
 
 @ab_app.command("stop")
@@ -217,15 +197,6 @@ def stop(
 
     Example: ragops ab stop sample chunks
     """
-    from api import cli
-    from core.errors import RagopsError
-    from retrieval.ab import stop_test
-
-    rt = cli._runtime(workers=False, warm_ingest=False)
-    try:
-        stop_test(rt, kb=cli._kb_row(rt, kb), name=name)
-    except RagopsError as exc:
-        cli._fail(exc)
-    finally:
-        rt.close()
-    cli.console.print(f"A/B test {name} stopped")
+    with runtime(models=False) as rt:
+        stop_test(rt, kb=kb_row(rt, kb), name=name)
+    console.print(f"A/B test {name} stopped")

@@ -4,44 +4,19 @@ audit trail and evaluation schedules from the command line."""
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from core.errors import RagopsError
+from api.cli.helpers import console, fail, kb_row, print_table, runtime
+from core.catalog.models import PromotionDecision
+from core.errors import InvalidInput
+from eval import gates
+from eval.scheduler import stored_jobs
+from eval.schedules import create_schedule, list_schedules, run_schedule
 
-console = Console()
 gate_app = typer.Typer(help="A KB's quality gate (promotion policy).", no_args_is_help=True)
 schedule_app = typer.Typer(help="Evaluation schedules.", no_args_is_help=True)
-
-
-def _cli():  # type: ignore[no-untyped-def]
-    from api import cli
-
-    return cli
-
-
-def print_decision(d: dict[str, Any]) -> None:
-    """A decision with its checks, as the reviewer needs it."""
-    ev = d.get("evidence") or {}
-    title = f"{d.get('subject')} of {d.get('kb')}: {d['outcome']}" + (
-        f" (forced by {d['actor']}: {d['reason']})" if d.get("forced") else ""
-    )
-    table = Table("metric", "rule", "candidate", "live", "passed", title=title)
-    for c in ev.get("checks") or []:
-        value = "—" if c.get("value") is None else f"{c['value']:.4f}"
-        base = "—" if c.get("baseline") is None else f"{c['baseline']:.4f}"
-        ok = "[green]yes[/green]" if c["passed"] else "[red]no[/red]"
-        table.add_row(c["metric"], c["rule"], value, base, ok)
-    if ev.get("checks"):
-        console.print(table)
-    else:
-        console.print(title)
-    for key in ("summary", "note", "waiting_for"):
-        if ev.get(key):
-            console.print(f"{key}: {ev[key]}")
 
 
 @gate_app.command("show")
@@ -50,22 +25,14 @@ def gate_show(kb: Annotated[str, typer.Option("--kb", help="Knowledge base name"
 
     Example: ragops gate show --kb sample
     """
-    from eval import gates
-
-    cli = _cli()
-    rt = cli._runtime(workers=False, warm_ingest=False)
-    try:
-        kb_row = cli._kb_row(rt, kb)
+    with runtime(models=False) as rt:
+        target = kb_row(rt, kb)
         with rt.db.session() as s:
-            row = gates.get_gate(session=s, kb=kb_row)
-    except RagopsError as exc:
-        cli._fail(exc)
-    finally:
-        rt.close()
+            row = gates.get_gate(session=s, kb=target)
     if row is None:
         console.print(f"{kb} has no quality gate (set one: ragops gate set --kb {kb} ...)")
         raise typer.Exit(1)
-    console.print_json(json.dumps(gates._policy_dict(gates.policy_of(row))))
+    console.print_json(json.dumps(gates.policy_dict(gates.policy_of(row))))
 
 
 @gate_app.command("set")
@@ -89,17 +56,13 @@ def gate_set(
 
     Example: ragops gate set --kb sample --testset smoke --min recall@k=0.8 --max-regression 0.02
     """
-    from core.errors import InvalidInput
-    from eval import gates
-
-    cli = _cli()
     floors: dict[str, float] = {}
     for item in min_score or []:
         name, _, value = item.partition("=")
         try:
             floors[name.strip()] = float(value)
         except ValueError:
-            cli._fail(InvalidInput(f"--min {item!r}: use metric=number, e.g. recall@k=0.8"))
+            fail(InvalidInput(f"--min {item!r}: use metric=number, e.g. recall@k=0.8"))
     params = {k: v for k, v in {"top_k": top_k, "mode": mode}.items() if v is not None}
     policy = gates.GatePolicy(
         testset=testset,
@@ -108,14 +71,21 @@ def gate_set(
         metrics=list(metric or []),
         params=params,
     )
-    rt = cli._runtime(workers=False, warm_ingest=False)
-    try:
-        gates.set_gate(rt, kb=cli._kb_row(rt, kb), policy=policy, actor=actor)
-    except RagopsError as exc:
-        cli._fail(exc)
-    finally:
-        rt.close()
+    with runtime(models=False) as rt:
+        gates.set_gate(rt, kb=kb_row(rt, kb), policy=policy, actor=actor)
     console.print(f"quality gate of {kb} set")
+
+
+def _decision_row(d: PromotionDecision) -> tuple[str, ...]:
+    ev = d.evidence or {}
+    return (
+        d.created_at.isoformat(timespec="seconds"),
+        d.subject,
+        d.outcome + (" (forced)" if d.forced else ""),
+        "" if d.baseline_version is None else f"v{d.baseline_version}",
+        d.actor or "",
+        str(ev.get("summary") or ev.get("note") or ""),
+    )
 
 
 def decisions(
@@ -126,28 +96,13 @@ def decisions(
 
     Example: ragops decisions --kb sample
     """
-    from eval import gates
-
-    cli = _cli()
-    rt = cli._runtime(workers=False, warm_ingest=False)
-    try:
-        rows = gates.list_decisions(rt, kb=cli._kb_row(rt, kb), limit=limit)
-    except RagopsError as exc:
-        cli._fail(exc)
-    finally:
-        rt.close()
-    table = Table("when", "subject", "outcome", "vs live", "actor", "summary", title=f"{kb}")
-    for d in rows:
-        ev = d.evidence or {}
-        table.add_row(
-            d.created_at.isoformat(timespec="seconds"),
-            d.subject,
-            d.outcome + (" (forced)" if d.forced else ""),
-            "" if d.baseline_version is None else f"v{d.baseline_version}",
-            d.actor or "",
-            str(ev.get("summary") or ev.get("note") or ""),
-        )
-    console.print(table)
+    with runtime(models=False) as rt:
+        rows = gates.list_decisions(rt, kb=kb_row(rt, kb), limit=limit)
+    print_table(
+        ("when", "subject", "outcome", "vs live", "actor", "summary"),
+        (_decision_row(d) for d in rows),
+        title=f"{kb}",
+    )
 
 
 @schedule_app.command("list")
@@ -156,20 +111,23 @@ def schedule_list() -> None:
 
     Example: ragops schedule list
     """
-    from eval.scheduler import stored_jobs
-    from eval.schedules import list_schedules
-
-    cli = _cli()
-    rt = cli._runtime(workers=False, warm_ingest=False)
-    try:
+    with runtime(models=False) as rt:
         rows, jobs = list_schedules(rt), stored_jobs(rt)
-    finally:
-        rt.close()
-    table = Table("name", "kind", "testset", "cron", "enabled", "last run", title="eval schedules")
-    for r in rows:
-        last = r.last_run_at.isoformat(timespec="seconds") if r.last_run_at else ""
-        table.add_row(r.name, r.kind, r.testset, r.cron or "", str(r.enabled), last)
-    console.print(table)
+    print_table(
+        ("name", "kind", "testset", "cron", "enabled", "last run"),
+        (
+            (
+                r.name,
+                r.kind,
+                r.testset,
+                r.cron or "",
+                str(r.enabled),
+                r.last_run_at.isoformat(timespec="seconds") if r.last_run_at else "",
+            )
+            for r in rows
+        ),
+        title="eval schedules",
+    )
     for j in jobs:
         console.print(f"{j['id']}: {j['trigger']} next {j['next_run_time']}")
 
@@ -186,23 +144,15 @@ def schedule_add(
 
     Example: ragops schedule add nightly --kind live_nightly --testset smoke --cron "0 2 * * *"
     """
-    from eval.schedules import create_schedule
-
-    cli = _cli()
-    rt = cli._runtime(workers=False, warm_ingest=False)
-    try:
+    with runtime(models=False) as rt:
         row = create_schedule(
             rt,
             name=name,
             kind=kind,
             testset=testset,
-            kb=cli._kb_row(rt, kb) if kb else None,
+            kb=kb_row(rt, kb) if kb else None,
             cron=cron,
         )
-    except RagopsError as exc:
-        cli._fail(exc)
-    finally:
-        rt.close()
     console.print(f"schedule {row.name} added ({row.kind}{', ' + row.cron if row.cron else ''})")
 
 
@@ -212,20 +162,6 @@ def schedule_run(name: Annotated[str, typer.Argument()]) -> None:
 
     Example: ragops schedule run nightly
     """
-    from eval.schedules import run_schedule
-
-    cli = _cli()
-    rt = cli._runtime(workers=False, warm_ingest=False)
-    try:
+    with runtime(models=False) as rt:
         ids = run_schedule(rt, name)
-    except RagopsError as exc:
-        cli._fail(exc)
-    finally:
-        rt.close()
     console.print(f"queued {len(ids)} eval runs: {' '.join(ids)}")
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(gate_app, name="gate")
-    app.add_typer(schedule_app, name="schedule")
-    app.command("decisions")(decisions)

@@ -4,10 +4,17 @@ as /v1/models/registry)."""
 from __future__ import annotations
 
 import getpass
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+
+from api.cli.helpers import console, json_object_option, print_table, runtime
+from api.runtime import Runtime
+from core.catalog.models import KnowledgeBase, RegistryModel
+from eval import registry, rollout
 
 models_app = typer.Typer(
     help="The model registry: embedding models, generators, judges and rerankers.",
@@ -15,19 +22,13 @@ models_app = typer.Typer(
 )
 
 
-def _cli() -> Any:
-    # api.cli imports this module to mount it; its helpers are looked up at call time.
-    from api import cli
-
-    return cli
-
-
-def _registry_runtime() -> Any:
-    from core import model_registry
-
-    rt = _cli()._runtime(workers=False, warm_ingest=False)
-    model_registry.ensure_builtin(rt)
-    return rt
+@contextmanager
+def _registry_runtime() -> Iterator[Runtime]:
+    """A runtime whose registry lists the built-in models. Registry commands only read
+    and write rows: no model is loaded."""
+    with runtime(models=False) as rt:
+        registry.ensure_builtin(rt)
+        yield rt
 
 
 def _short(digest: str | None) -> str:
@@ -47,25 +48,12 @@ def list_cmd(
 
     Example: ragops models list --kind embedding --stage production
     """
-    from core import model_registry as registry
-    from core.errors import RagopsError
-
-    cli = _cli()
-    rt = _registry_runtime()
-    try:
-        with rt.db.session() as s:
-            rows = [
-                (m.kind, m.name, m.stage, f"{m.source_type}: {m.source}", _short(m.digest))
-                for m in registry.list_models(session=s, kind=kind, stage=stage)
-            ]
-    except RagopsError as exc:
-        cli._fail(exc)
-    finally:
-        rt.close()
-    table = Table("kind", "name", "stage", "source", "digest", title="model registry")
-    for row in rows:
-        table.add_row(*row)
-    cli.console.print(table)
+    with _registry_runtime() as rt, rt.db.session() as s:
+        rows = [
+            (m.kind, m.name, m.stage, f"{m.source_type}: {m.source}", _short(m.digest))
+            for m in registry.list_models(session=s, kind=kind, stage=stage)
+        ]
+    print_table(("kind", "name", "stage", "source", "digest"), rows, title="model registry")
 
 
 @models_app.command("show")
@@ -77,23 +65,12 @@ def show_cmd(
 
     Example: ragops models show embedding all-MiniLM-L6-v2
     """
-    from core import model_registry as registry
-    from core.catalog.models import KnowledgeBase
-    from core.errors import RagopsError
-
-    cli = _cli()
-    rt = _registry_runtime()
-    try:
-        with rt.db.session() as s:
-            m = registry.get_model(session=s, kind=kind, name=name)
-            use = registry.usage(session=s, settings=rt.settings, model=m)
-            parent, children = registry.lineage_links(session=s, model=m)
-            history = registry.stage_history(session=s, model=m)
-            kb_names = dict(s.query(KnowledgeBase.id, KnowledgeBase.name).all())
-    except RagopsError as exc:
-        cli._fail(exc)
-    finally:
-        rt.close()
+    with _registry_runtime() as rt, rt.db.session() as s:
+        m = registry.get_model(session=s, kind=kind, name=name)
+        use = registry.usage(session=s, settings=rt.settings, model=m)
+        parent, children = registry.lineage_links(session=s, model=m)
+        history = registry.stage_history(session=s, model=m)
+        kb_names = dict(s.query(KnowledgeBase.id, KnowledgeBase.name).all())
     info = Table.grid(padding=(0, 2))
     info.add_column(style="bold")
     info.add_column()
@@ -114,7 +91,7 @@ def show_cmd(
     ]
     for key, value in rows:
         info.add_row(key, str(value))
-    cli.console.print(info)
+    console.print(info)
     if history:
         table = Table("when", "event", "outcome", "kb", "version", "actor", "reason")
         for d in history:
@@ -133,7 +110,7 @@ def show_cmd(
                 d.actor or "-",
                 d.reason or "",
             )
-        cli.console.print(table)
+        console.print(table)
 
 
 @models_app.command("register")
@@ -157,11 +134,7 @@ def register_cmd(
     Example: ragops models register embedding minilm-ft --source ./models/minilm-ft
     --fine-tuned-from all-MiniLM-L6-v2 --training-data s3://corpora/tickets
     """
-    from core import model_registry as registry
-    from core.errors import RagopsError
-
-    cli = _cli()
-    meta: dict[str, Any] = cli.json_object_option(metadata, "--metadata") or {}
+    meta: dict[str, Any] = json_object_option(metadata, "--metadata") or {}
     lineage = {
         k: v
         for k, v in {
@@ -171,8 +144,7 @@ def register_cmd(
         }.items()
         if v
     }
-    rt = _registry_runtime()
-    try:
+    with _registry_runtime() as rt:
         m = registry.register(
             rt,
             kind=kind,
@@ -183,11 +155,7 @@ def register_cmd(
             lineage=lineage,
             metadata=meta,
         )
-    except RagopsError as exc:
-        cli._fail(exc)
-    finally:
-        rt.close()
-    cli.console.print(f"registered {m.kind} model {m.name} ({m.stage}, digest {_short(m.digest)})")
+    console.print(f"registered {m.kind} model {m.name} ({m.stage}, digest {_short(m.digest)})")
 
 
 @models_app.command("stage")
@@ -212,14 +180,8 @@ def stage_cmd(
 
     Example: ragops models stage embedding minilm-ft production --kb docs --reason "ft v2"
     """
-    from core import model_registry as registry
-    from core.catalog.models import RegistryModel
-    from core.errors import RagopsError
-
-    cli = _cli()
-    rt = _registry_runtime()
-    try:
-        result = registry.change_stage(
+    with _registry_runtime() as rt:
+        result = rollout.change_stage(
             rt,
             kind=kind,
             name=name,
@@ -229,14 +191,10 @@ def stage_cmd(
             reason=reason,
             force=force,
         )
-    except RagopsError as exc:
-        cli._fail(exc)
-    finally:
-        rt.close()
     if isinstance(result, RegistryModel):
-        cli.console.print(f"{result.kind} model {result.name} is {result.stage}")
+        console.print(f"{result.kind} model {result.name} is {result.stage}")
         return
-    cli.console.print(
+    console.print(
         f"rollout of {kind} model {name} to {kb} started: index version "
         f"{result.index_version} builds, then the quality gate decides (decision "
         f"{result.id}, {result.outcome}); the server's workers run it "
@@ -253,15 +211,6 @@ def delete_cmd(
 
     Example: ragops models delete embedding minilm-old
     """
-    from core import model_registry as registry
-    from core.errors import RagopsError
-
-    cli = _cli()
-    rt = _registry_runtime()
-    try:
+    with _registry_runtime() as rt:
         registry.delete_model(rt, kind=kind, name=name)
-    except RagopsError as exc:
-        cli._fail(exc)
-    finally:
-        rt.close()
-    cli.console.print(f"deleted {kind} model {name}")
+    console.print(f"deleted {kind} model {name}")

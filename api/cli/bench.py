@@ -1,0 +1,76 @@
+"""`ragops bench`: ingestion throughput and search latency, as ratios against a baseline
+run alongside."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from api.bench import index_latency
+from api.bench import ingest as ingest_bench
+from api.cli.helpers import console, fail
+from core.config import apply_offline_defaults
+
+bench_app = typer.Typer(
+    help="Benchmarks: figures as ratios against a baseline run alongside.", no_args_is_help=True
+)
+
+
+@bench_app.command("ingest")
+def bench_ingest(
+    docs: Annotated[int, typer.Option(min=1, help="Documents in the generated corpus")] = 40,
+    words: Annotated[int, typer.Option(min=50, help="Words per document")] = 600,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Our ingestion vs llama-index's IngestionPipeline on the same corpus and model.
+
+    Example: ragops bench ingest --docs 40
+    """
+    try:
+        # The baseline needs the optional bench extra: say so before the long run starts.
+        import llama_index.embeddings.huggingface  # noqa: F401
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        fail(RuntimeError(f"{exc}; install the bench extra: pip install 'ragops[bench]'"))
+    apply_offline_defaults()
+    report = ingest_bench.run(docs, words)
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return
+    table = Table(
+        "pipeline",
+        "seconds",
+        "chunks",
+        "docs/s",
+        "× baseline",
+        "seconds per stage",
+        title=f"ingest: {report['documents']} docs, {report['words']} words",
+    )
+    for name, row in report["rows"].items():
+        stages = ", ".join(f"{k} {v:.2f}" for k, v in (row.get("stages") or {}).items())
+        table.add_row(
+            name,
+            f"{row['seconds']:.2f}",
+            str(row["chunks"]),
+            f"{row['docs_per_s']}",
+            f"{row['speed_vs_baseline']}",
+            stages,
+        )
+    console.print(table)
+
+
+@bench_app.command("index")
+def bench_index(
+    n: Annotated[int, typer.Option(min=100, help="Chunks to index")] = 20_000,
+    queries: Annotated[int, typer.Option(min=10, help="Queries per mode")] = 500,
+    data: Annotated[str, typer.Option(help="random or clustered vectors")] = "random",
+) -> None:
+    """Search latency and recall: FAISS flat / hnsw / ivfpq and Qdrant local, same chunks.
+
+    Example: ragops bench index --n 20000 --queries 500
+    """
+    if data not in ("random", "clustered"):
+        raise typer.BadParameter("use random or clustered", param_hint="--data")
+    index_latency.main(["--n", str(n), "--queries", str(queries), "--data", data])

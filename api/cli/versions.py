@@ -1,0 +1,171 @@
+"""A knowledge base's index versions: `ragops versions`, `build`, `promote`, `rollback`."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from api.cli.helpers import console, err, fail, kb_row, print_decision, print_table, runtime
+from core.catalog.models import IndexVersion, VersionStatus
+from core.errors import GateRefused
+from eval import gates
+from index.versions import get_version, list_versions, promote, rollback
+from ingest.builds import create_version
+
+
+def _version_row(v: IndexVersion) -> list[str]:
+    chunking = v.config.get("chunking", {})
+    return [
+        str(v.number),
+        v.status,
+        f"{v.backend}:{v.index_params.get('index_type', '')}".rstrip(":"),
+        v.embedding_model,
+        f"{chunking.get('chunk_size')}/{chunking.get('chunk_overlap')}",
+        f"{v.progress:.0%}",
+        str(v.vector_count),
+    ]
+
+
+def versions(kb: Annotated[str, typer.Option("--kb", help="Knowledge base name")]) -> None:
+    """List a knowledge base's index versions.
+
+    Example: ragops versions --kb sample
+    """
+    with runtime(models=False) as rt:
+        target = kb_row(rt, kb)
+        with rt.db.session() as s:
+            rows = list_versions(session=s, kb=target)
+    print_table(
+        ("version", "status", "backend", "model", "chunking", "progress", "vectors"),
+        (_version_row(v) for v in rows),
+        title=f"{kb}: index versions",
+    )
+
+
+def build(
+    kb: Annotated[str, typer.Option("--kb", help="Knowledge base name")],
+    embedding_model: Annotated[str | None, typer.Option(help="Packaged name or local path")] = None,
+    chunk_size: Annotated[int | None, typer.Option(min=1, help="Model tokens")] = None,
+    chunk_overlap: Annotated[int | None, typer.Option(min=0)] = None,
+    backend: Annotated[str | None, typer.Option(help="faiss or qdrant")] = None,
+    index_type: Annotated[str | None, typer.Option(help="FAISS: flat, hnsw or ivfpq")] = None,
+    promote_when_ready: Annotated[
+        bool, typer.Option("--promote", help="Promote when ready")
+    ] = False,
+    wait: Annotated[bool, typer.Option(help="Build here and wait (else queue it)")] = True,
+) -> None:
+    """Build a new index version from the KB's current documents while the live one serves.
+
+    Example: ragops build --kb sample --chunk-size 128 --promote
+    """
+    changes: dict[str, Any] = {}
+    if embedding_model:
+        changes["embedding_model"] = embedding_model
+    chunking = {
+        k: v
+        for k, v in {"chunk_size": chunk_size, "chunk_overlap": chunk_overlap}.items()
+        if v is not None
+    }
+    if chunking:
+        changes["chunking"] = chunking
+    params = {"index_type": index_type} if index_type else None
+    with runtime(workers=wait, warm_ingest=True) as rt:
+        target = kb_row(rt, kb)
+        version = create_version(
+            rt, kb=target, changes=changes, backend=backend, index_params=params
+        )
+        console.print(f"building version {version.number} of {kb}")
+        if not wait:
+            return
+        with Progress(
+            TextColumn(f"[bold]version {version.number}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TimeElapsedColumn(),
+            console=console,
+        ) as progress:
+            task = progress.add_task("build", total=1.0)
+            while True:
+                with rt.db.session() as s:
+                    current = get_version(session=s, kb=target, number=version.number)
+                progress.update(task, completed=current.progress)
+                if current.status != "building" or current.error:
+                    break
+                time.sleep(0.3)
+        if current.status != "ready":
+            fail(
+                RuntimeError(
+                    f"version {version.number} is {current.status}: "
+                    f"{current.error or 'build did not finish'}"
+                )
+            )
+        stats = current.stats
+        console.print(
+            f"version {version.number} ready: {stats.get('documents')} documents, "
+            f"{stats.get('chunks')} chunks in {stats.get('build_seconds')}s"
+        )
+        if promote_when_ready:
+            promote(rt, kb=target, number=version.number)
+            console.print(f"version {version.number} is live")
+
+
+def promote_cmd(
+    version: Annotated[int, typer.Argument(help="Version number to make live")],
+    kb: Annotated[str, typer.Option("--kb", help="Knowledge base name")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Override the quality gate (needs --actor, --reason)")
+    ] = False,
+    actor: Annotated[str | None, typer.Option("--actor", help="Who promotes (recorded)")] = None,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why (recorded)")] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait/--no-wait", help="Run the gate's eval runs and wait")
+    ] = True,
+) -> None:
+    """Make a ready index version live (atomically; the old one stays ready), through
+    the KB's quality gate when it has one: the gate's eval runs are reused or run, and a
+    failing version stays ready (exit code 3) with the checks printed.
+
+    Example: ragops promote 2 --kb sample --actor ana
+    """
+    # The gate's eval runs (with --wait) load the embedding model on first use, in the
+    # workers; promoting without a gate loads nothing.
+    with runtime(workers=wait, models=False) as rt:
+        target = kb_row(rt, kb)
+        with rt.db.session() as s:
+            live = get_version(session=s, kb=target, number=version).status == VersionStatus.LIVE
+        if live:
+            console.print(f"version {version} of {kb} is already live")
+            return
+        try:
+            decision = gates.request_promotion(
+                rt, kb=target, number=version, actor=actor, force=force, reason=reason or ""
+            )
+            while wait and decision.outcome == gates.PENDING:
+                time.sleep(0.5)
+                decision = gates.advance(rt, decision.id)
+        except GateRefused as exc:
+            print_decision(exc.details)
+            err.print(f"[red]refused:[/red] {exc.message}")
+            raise typer.Exit(3) from exc
+    print_decision(gates.decision_dict(decision, kb_name=kb))
+    if decision.outcome == gates.REFUSED:
+        raise typer.Exit(3)
+    if decision.outcome == gates.FAILED:
+        raise typer.Exit(2)
+    if decision.outcome == gates.PENDING:
+        console.print(f"pending: decision {decision.id} waits for its eval runs")
+    else:
+        console.print(f"version {version} of {kb} is live ({decision.outcome})")
+
+
+def rollback_cmd(kb: Annotated[str, typer.Option("--kb", help="Knowledge base name")]) -> None:
+    """Make the previously live index version live again.
+
+    Example: ragops rollback --kb sample
+    """
+    with runtime(models=False) as rt:
+        v = rollback(rt, kb=kb_row(rt, kb))
+    console.print(f"rolled back: version {v.number} of {kb} is live")
