@@ -300,13 +300,27 @@ def advance(rt: EvalServices, decision_id: str) -> PromotionDecision:
         d = s.get(PromotionDecision, decision_id)
         if d is None:
             raise NotFound(f"promotion decision {decision_id!r} not found")
-        action = _next_step(rt, s, d) if d.outcome == PENDING else None
-        s.flush()
+        if d.outcome != PENDING:
+            s.expunge(d)
+            return d
+        action = _next_step(rt, s, d)
+        # Written only while still pending: another process (a worker's listener, the
+        # CLI's loop) may have decided meanwhile, and this copy of the evidence is older.
+        progress = {name: getattr(d, name) for name in _STEP_COLUMNS}
         s.expunge(d)
+        s.execute(
+            update(PromotionDecision)
+            .where(PromotionDecision.id == decision_id, PromotionDecision.outcome == PENDING)
+            .values(**progress)
+        )
     if action is None:
         return d
     outcome, note = action
     return _finish(rt, decision_id, outcome, promote=outcome in (PROMOTED, OVERRIDDEN), note=note)
+
+
+# What `_next_step` records on a pending decision.
+_STEP_COLUMNS = ("eval_run_id", "baseline_version", "baseline_run_id", "evidence", "passed")
 
 
 def _next_step(rt: EvalServices, s: Session, d: PromotionDecision) -> tuple[str, str] | None:

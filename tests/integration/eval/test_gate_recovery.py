@@ -77,3 +77,27 @@ def test_a_fresh_deciding_decision_is_left_alone(rt):
     _, decision_id = _deciding(rt, age_seconds=5)
     assert gates.advance_pending(rt) == 0
     assert gates.get_decision(rt, decision_id).outcome == gates.DECIDING
+
+
+def test_a_decision_taken_elsewhere_meanwhile_keeps_its_evidence(rt, monkeypatch):
+    """Two callers advance one pending decision (a worker's listener and the CLI's loop):
+    the one that read it while its runs were still waiting must not overwrite the
+    evidence the other recorded with the outcome."""
+    _, decision_id = _deciding(rt, age_seconds=0)
+    with rt.db.session() as s:
+        s.get(PromotionDecision, decision_id).outcome = gates.PENDING
+    decided = {"checks": [{"metric": "mrr", "passed": False}], "summary": "mrr fell"}
+    real_next_step = gates._next_step
+
+    def next_step_while_another_decides(rt_, s, d):
+        action = real_next_step(rt_, s, d)  # no gate: "promote", computed from a stale read
+        with rt.db.session() as other:  # the other caller decides and records evidence
+            row = other.get(PromotionDecision, decision_id)
+            row.outcome, row.evidence = gates.REFUSED, decided
+        d.evidence = {"waiting_for": ["eval run x"]}  # this caller's older view
+        return None  # still waiting, as far as this caller knows
+
+    monkeypatch.setattr(gates, "_next_step", next_step_while_another_decides)
+    gates.advance(rt, decision_id)
+    d = gates.get_decision(rt, decision_id)
+    assert d.outcome == gates.REFUSED and d.evidence == decided
