@@ -90,7 +90,7 @@ def test_a_decision_taken_elsewhere_meanwhile_keeps_its_evidence(rt, monkeypatch
     real_next_step = gates._next_step
 
     def next_step_while_another_decides(rt_, s, d):
-        action = real_next_step(rt_, s, d)  # no gate: "promote", computed from a stale read
+        real_next_step(rt_, s, d)  # queues nothing here (no gate); its answer is stale anyway
         with rt.db.session() as other:  # the other caller decides and records evidence
             row = other.get(PromotionDecision, decision_id)
             row.outcome, row.evidence = gates.REFUSED, decided
