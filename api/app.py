@@ -37,23 +37,42 @@ log = logging.getLogger(__name__)
 
 
 def create_app(
-    settings: Settings | None = None, *, components: Components | None = None
+    settings: Settings | None = None,
+    *,
+    components: Components | None = None,
+    background_warm_up: bool | None = None,
 ) -> FastAPI:
     """`components` shares loaded models with other apps in the process (tests); by
-    default the app's runtime builds and closes its own."""
+    default the app's runtime builds and closes its own.
+
+    Start-up migrates the catalog (a fraction of a second), then serves at once while
+    models load and workers start in the background (`background_warm_up=True`, the
+    default for an app that owns its components, as `ragops serve`'s does): `/healthz`
+    answers from the first moment, `/readyz` says 503 and what is still warming until
+    all is ready, uploads are stored and queued (workers pick them up after warm-up), and
+    a request that needs a model still loading waits up to `WARM_UP_WAIT_SECONDS`, then
+    answers 503 `unavailable` with Retry-After. An app given shared `components` warms
+    up before serving unless asked otherwise: their models are usually loaded already,
+    and its callers (tests, other apps in the process) expect a ready app."""
     settings = settings or get_settings()
+    background = components is None if background_warm_up is None else background_warm_up
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = Runtime(settings, components=components)
         app.state.runtime = runtime
-        await run_in_threadpool(runtime.start)
+        await run_in_threadpool(runtime.db.migrate)
+        if background:
+            runtime.warm_up_in_background()
+        else:
+            await run_in_threadpool(runtime.warm_up)
         scheduler = None
         if settings.scheduler_embedded:
             scheduler = SchedulerService(runtime).build(blocking=False)
             scheduler.start()
         log.info(
-            "ragops ready (data dir %s, catalog %s)",
+            "ragops serving%s (data dir %s, catalog %s)",
+            ", warming up in the background (GET /readyz)" if background else "",
             settings.data_dir,
             runtime.db.engine.url.render_as_string(hide_password=True),
         )

@@ -70,8 +70,13 @@ def _describe(err: dict) -> str:
 def install(app: FastAPI) -> None:
     @app.exception_handler(errors.RagopsError)
     async def _domain(_: Request, exc: errors.RagopsError) -> JSONResponse:
+        retry_after = getattr(exc, "retry_after", None)
         return envelope(
-            status_for(exc), exc.code, exc.message, details=getattr(exc, "details", None)
+            status_for(exc),
+            exc.code,
+            exc.message,
+            headers={"Retry-After": str(retry_after)} if retry_after is not None else None,
+            details=getattr(exc, "details", None),
         )
 
     @app.exception_handler(RequestValidationError)

@@ -152,6 +152,65 @@ class UploadResponse(BaseModel):
     )
 
 
+class IngestionJobCounts(BaseModel):
+    queued: int
+    running: int
+    succeeded: int
+    dead_letter: int = Field(description="Jobs that used up their attempts; reprocess to retry")
+
+
+class ThroughputWindow(BaseModel):
+    documents: int = Field(description="Revisions indexed in the window")
+    chunks: int
+    documents_per_minute: float
+
+
+class PendingRevision(BaseModel):
+    revision_id: str
+    status: str
+    created_at: str
+    age_seconds: float
+
+
+class IngestionFailure(BaseModel):
+    document_id: str
+    filename: str
+    error: str | None
+    created_at: str
+
+
+class QueueDepth(BaseModel):
+    queued: int
+    running: int
+    limit: int = Field(description="Queued + running jobs beyond which uploads get 429")
+
+
+class IngestionQueue(QueueDepth):
+    """This KB's ingestion jobs against RAGOPS_INGEST_QUEUE_MAX_PER_KB, all KBs' against
+    RAGOPS_INGEST_QUEUE_MAX, and the pace the KB's part drains at."""
+
+    overall: QueueDepth
+    documents_per_minute: float = Field(
+        description="This KB's ingestion jobs finished (indexed or failed) per minute "
+        "over the last `window_seconds`, or since the first of them if later (30 s at least)"
+    )
+    window_seconds: int
+    eta_seconds: float | None = Field(
+        description="When this KB's queue should be empty at that pace; 0 when it is, "
+        "null when nothing finished lately (no estimate)"
+    )
+
+
+class IngestionStatus(BaseModel):
+    counts: dict[str, int] = Field(description="Documents per status of their current revision")
+    total: int
+    jobs: IngestionJobCounts
+    throughput: dict[str, ThroughputWindow] = Field(description="`last_5_minutes` and `last_hour`")
+    oldest_pending: PendingRevision | None
+    recent_failures: list[IngestionFailure]
+    queue: IngestionQueue
+
+
 class RevisionPublic(PublicModel):
     id: str
     number: int

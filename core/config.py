@@ -67,6 +67,13 @@ class Settings(BaseSettings):
     max_file_bytes: int = Field(50 * 1024 * 1024, gt=0)
     max_request_files: int = Field(100, gt=0)
     max_request_bytes: int = Field(200 * 1024 * 1024, gt=0)
+    # Back-pressure: ingestion jobs queued or running, per knowledge base and over all of
+    # them. An upload whose new documents would go past either bound is refused whole
+    # with 429 and a Retry-After estimated from recent throughput (nothing of it is
+    # stored); unchanged re-uploads never count. Jobs are catalog rows, so the bounds
+    # are about latency (how far behind ingestion may fall), not memory.
+    ingest_queue_max: int = Field(50_000, gt=0)
+    ingest_queue_max_per_kb: int = Field(10_000, gt=0)
 
     # Parsing runs in separate processes with these limits, so a hostile file fails alone
     # instead of taking the worker down.
@@ -201,6 +208,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"RAGOPS_CHUNK_OVERLAP ({self.chunk_overlap}) must be smaller than "
                 f"RAGOPS_CHUNK_SIZE ({self.chunk_size})"
+            )
+        if self.ingest_queue_max_per_kb > self.ingest_queue_max:
+            raise ValueError(
+                f"RAGOPS_INGEST_QUEUE_MAX_PER_KB ({self.ingest_queue_max_per_kb}) must not be "
+                f"larger than RAGOPS_INGEST_QUEUE_MAX ({self.ingest_queue_max})"
             )
         if self.judge_kind == "openai" and not (self.judge_base_url and self.judge_model):
             raise ValueError(

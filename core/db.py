@@ -8,7 +8,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -55,9 +55,18 @@ class Database:
         migrate(self.engine)
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """A transaction: commits on success, rolls back on error."""
+    def session(self, *, immediate: bool = False) -> Iterator[Session]:
+        """A transaction: commits on success, rolls back on error.
+
+        `immediate=True` is for a transaction that reads, decides and then writes (an
+        upload: dedup, queue bounds, rows): on SQLite it takes the write lock up front
+        (BEGIN IMMEDIATE, waiting up to busy_timeout), so what it read cannot change
+        before it writes and it never fails half-way for want of the lock. PostgreSQL
+        needs nothing here (callers lock the rows they decide on).
+        """
         with self._sessions() as session, session.begin():
+            if immediate and self.engine.dialect.name == "sqlite":
+                session.execute(text("BEGIN IMMEDIATE"))
             yield session
 
     def dispose(self) -> None:

@@ -78,7 +78,25 @@ def _rebuild_gate_refused(message: str, details: dict) -> GateRefused:
 
 
 class Overloaded(RagopsError):
+    """Too much work is waiting (e.g. the ingestion queue is full): try again later.
+    `retry_after` (whole seconds, at least 1) becomes the response's `Retry-After`
+    header; `details` says which bound was hit."""
+
     code = "overloaded"
+
+    def __init__(
+        self, message: str, *, retry_after: int | None = None, details: dict | None = None
+    ) -> None:
+        super().__init__(message)
+        self.retry_after = None if retry_after is None else max(1, int(retry_after))
+        self.details = details
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_overloaded, (self.message, self.retry_after, self.details))
+
+
+def _rebuild_overloaded(message: str, retry_after: int | None, details: dict | None) -> Overloaded:
+    return Overloaded(message, retry_after=retry_after, details=details)
 
 
 class Unavailable(RagopsError):

@@ -1,26 +1,49 @@
-"""FAISS backend: one directory per index version.
+"""FAISS backend: one directory per index version, made of immutable segments.
 
-Files in a version directory:
-- `meta.json`: index type and params, dimension and the names of the current data files.
-  It is written last and atomically, so it is the commit point of a save.
-- `index-<token>.faiss`, `payloads-<token>.json` (chunk id and filterable metadata per
-  vector) and, for HNSW, `labels-<token>.npy` (which chunk each graph node holds).
+On disk (details in `index.segments`): `meta.json`, the manifest, names the live segment
+files oldest first; each `seg-*.seg` holds the rows one write added (vectors in a FAISS
+structure, chunk ids, payloads) and the ids that write deleted from older segments (its
+tombstones). A row is live when no newer segment adds or deletes its id.
 
-Index types (`index_type`, tuned by `index_params`):
+Writes cost what changed. `upsert`/`delete` go to a private in-memory overlay (older rows
+they replace or delete are masked at once, so this object reads its own writes);
+`save()` publishes the overlay as one new segment file, fsynced, then atomically switches
+the manifest to list it. Nothing already written is rewritten: the bytes of a publish
+grow with the rows it touched, not with the index.
+
+Reads search every segment (skipping its dead rows) and merge the best `top_k`.
+
+Compaction merges segments so there stay few of them (`index.segments.plan_merge`:
+size tiers of factor MERGE_FACTOR, a cap on their number, a rewrite of segments with
+over PURGE_RATIO dead rows). A merge builds one segment of the run's live rows, writes it
+under a temporary name, then publishes it by the same manifest switch; the replaced files
+are deleted one switch later. Snapshots taken before keep answering from their loaded
+segments. `save()` compacts inline when due (`save(compact=False)` does not; the
+`index.store.IndexStore` compacts in a background thread instead), `compact()` on demand.
+
+Crash safety: segment files are written under fresh names and fsynced before the manifest
+names them; the manifest is replaced by an atomic rename. A process killed at any point
+leaves the previous manifest or the new one, and files no manifest names are ignored and
+deleted by a later switch. One writer per directory at a time (`IndexStore` holds a file
+lock); readers need no lock.
+
+Index types (`index_type`, tuned by `index_params`). Segments under APPROX_MIN_ROWS rows
+are exact (flat) whatever the type; larger ones, written or merged, get the type:
 - `flat`: exact inner product (IndexFlatIP behind an IndexIDMap2). Params: none.
 - `hnsw`: IndexHNSWFlat, inner product; approximate search, exact scores. Params:
   `M` (graph degree, default 32), `ef_construction` (default 40), `ef_search` (default 64).
-  HNSW cannot remove vectors, so deletes and updates leave tombstones that searches skip;
-  `save()` rebuilds the graph from live vectors once tombstones exceed 20%.
 - `ivfpq`: IndexIVFPQ, inner product on product-quantised codes; approximate search and
   approximate scores. Params: `nlist` (default 256), `m` (sub-quantisers, must divide the
   dimension; default the largest divisor <= dimension / 8), `nbits` (default 8), `nprobe`
   (lists scanned per query, default 16). It needs training data: until
   `training_threshold` vectors are present the index stays exact (flat) and `trained` is
-  False; the first `save()` past the threshold trains and rebuilds it.
+  False; the first compaction past the threshold trains one codebook on every vector and
+  merges them all into an IVF-PQ segment; later IVF-PQ segments share that codebook.
 
-Directories written before `meta.json` existed (`index.faiss` + `payloads.json`) open as
-`flat`.
+Directories written before segments (`meta.json` naming `index-<token>.faiss`,
+`payloads-<token>.json`, `labels-<token>.npy`; or just `index.faiss` + `payloads.json`,
+opened as `flat`) open as one legacy segment, which new writes stack segments on and the
+first merge that reaches it rewrites.
 
 Errors (the `index.base` contract): bad input raises InvalidInput; a directory or file
 that cannot be read or written (permissions, a missing mount, a full disk; FAISS reports
@@ -34,71 +57,55 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
-import logging
 import os
 import secrets
-import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import numpy as np
 
 from core.errors import InvalidInput, RagopsError, Unavailable
-from index.base import (
-    Hit,
-    check_filters,
-    checked_ids,
-    checked_query,
-    checked_upsert,
-    is_number,
-    matches,
+from index.base import Hit, check_filters, checked_ids, checked_query, checked_upsert
+from index.segments import (
+    BUILDING_PREFIX,
+    MANIFEST_FORMAT,
+    SEGMENT_SUFFIX,
+    Exclusion,
+    IvfPqEngine,
+    Segment,
+    build_segment,
+    merge_segments,
+    plan_merge,
+    read_manifest,
+    read_segment,
+    segment_kind,
+    switch_manifest,
+    write_segment,
 )
-
-log = logging.getLogger(__name__)
 
 IndexType = Literal["flat", "hnsw", "ivfpq"]
 INDEX_TYPES: tuple[str, ...] = ("flat", "hnsw", "ivfpq")
-META_FILE = "meta.json"
-META_FORMAT = 1
-
-# HNSW: rebuild the graph at save() once this share of its nodes are tombstones; dead
-# nodes still cost memory and traversal time, a rebuild costs one full re-insert.
-HNSW_REBUILD_RATIO = 0.2
-# Filtered searches on approximate indexes scan the allowed vectors exactly when there
-# are at most this many: exact and faster than a graph walk that skips most nodes.
-EXACT_FILTER_MAX = 4096
 
 # Knobs that only affect searching, so a saved index may be reopened with new values.
 SEARCH_TIME_PARAMS = frozenset({"ef_search", "nprobe"})
+# Opening retries when a file the manifest named was deleted meanwhile: two switches
+# happened between reading the manifest and loading its segments.
+OPEN_ATTEMPTS = 5
 
 _PARAM_DEFAULTS: dict[str, dict[str, int]] = {
     "flat": {},
     "hnsw": {"M": 32, "ef_construction": 40, "ef_search": 64},
     "ivfpq": {"nlist": 256, "m": 0, "nbits": 8, "nprobe": 16},  # m=0: derived from dimension
 }
+_PENDING = "<pending>"
 
 
 def faiss_id(chunk_id: str) -> int:
     """Stable positive int64 for any chunk id (60 bits of its sha256: collisions are
     negligible at any realistic index size)."""
     return int(hashlib.sha256(chunk_id.encode()).hexdigest()[:15], 16)
-
-
-def _gpu_resources() -> Any | None:
-    """faiss-gpu's resources when it is installed and a GPU is visible, else None."""
-    import faiss
-
-    if not hasattr(faiss, "StandardGpuResources"):
-        return None
-    try:
-        if faiss.get_num_gpus() < 1:
-            return None
-        return faiss.StandardGpuResources()
-    except Exception:  # noqa: BLE001 - a broken CUDA install must not stop the CPU path
-        log.warning("faiss-gpu is installed but unusable; searching on the CPU")
-        return None
 
 
 def resolve_params(
@@ -148,343 +155,53 @@ def _translated(action: str, path: Path) -> Iterator[None]:
         raise InvalidInput(str(exc)) from exc
 
 
-def _corrupt(path: Path, exc: Exception) -> Unavailable:
-    return Unavailable(
-        f"FAISS index at {path} is corrupt ({type(exc).__name__}: {exc}); restore the "
-        "directory from a backup or build a new version"
-    )
-
-
-def _read_meta(path: Path) -> dict[str, Any] | None:
-    """The saved meta.json, a synthetic one for directories saved before it existed, or
-    None when nothing was ever saved. Unavailable when it is unreadable or malformed."""
-    meta_file = path / META_FILE
-    if meta_file.exists():
-        try:
-            meta = dict(json.loads(meta_file.read_text()))
-            files = meta["files"]
-            names = ["index", "payloads"] + (["labels"] if meta["index_type"] == "hnsw" else [])
-            for key in names:
-                if not isinstance(files[key], str):
-                    raise TypeError(f"files.{key} is not a file name")
-            if not isinstance(meta["index_params"], dict):
-                raise TypeError("index_params is not an object")
-        except (ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
-            raise _corrupt(meta_file, exc) from exc
-        return meta
-    if (path / "index.faiss").exists():
-        return {
-            "index_type": "flat",
-            "index_params": {},
-            "files": {"index": "index.faiss", "payloads": "payloads.json"},
-        }
-    return None
-
-
-def _term(value: Any) -> tuple[str, Any] | None:
-    """A payload value's key in the filter postings, typed so that True and 1 stay apart
-    while 2 and 2.0 meet (`index.base.same_value`); None for values no equality matches."""
-    if isinstance(value, bool):
-        return ("bool", value)
-    if is_number(value):
-        return ("number", value)
-    if isinstance(value, str):
-        return ("str", value)
-    return None
-
-
-def _fsync_file(path: Path | str) -> None:
-    with open(path, "rb") as fh:
-        os.fsync(fh.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):  # not every filesystem lets a directory be fsynced
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _selector(ids: np.ndarray) -> Any:
-    import faiss
-
-    return faiss.IDSelectorBatch(np.ascontiguousarray(ids, dtype=np.int64))
-
-
-def _exact_top_k(
-    vectors: np.ndarray, ids: np.ndarray, query: np.ndarray, k: int
-) -> list[tuple[int, float]]:
-    scores = vectors @ query[0]
-    order = np.argsort(-scores, kind="stable")[:k]
-    return [(int(ids[i]), float(scores[i])) for i in order]
-
-
-class _Engine(Protocol):
-    """The raw FAISS structure of one index type, addressed by int64 chunk ids.
-
-    `add` only sees ids that are absent and `remove` only ids that are present: the
-    FaissIndex owns the payload map that decides both.
-    """
-
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None: ...
-    def remove(self, ids: np.ndarray) -> None: ...
-    def search(
-        self, query: np.ndarray, k: int, allowed: np.ndarray | None
-    ) -> list[tuple[int, float]]: ...
-    def clone(self) -> _Engine: ...
-    def compact(self) -> _Engine:
-        """The engine to save: rebuilt or trained when that is due, else self."""
-        ...
-
-    def write(self, directory: Path, token: str) -> dict[str, str]: ...
-
-
-class _FlatEngine:
-    """Exact search; also what an untrained IVF-PQ index serves from."""
-
-    def __init__(self, dimension: int, index: Any = None) -> None:
-        import faiss
-
-        self.dimension = dimension
-        self.index = index if index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
-        self._gpu_index: Any = None  # built on first unfiltered search when faiss-gpu works
-
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        self._gpu_index = None
-        self.index.add_with_ids(vectors, ids)
-
-    def remove(self, ids: np.ndarray) -> None:
-        self._gpu_index = None
-        self.index.remove_ids(_selector(ids))
-
-    def vectors(self) -> tuple[np.ndarray, np.ndarray]:
-        import faiss
-
-        ids = faiss.vector_to_array(self.index.id_map).astype(np.int64)
-        flat = faiss.downcast_index(self.index.index)
-        return ids, flat.reconstruct_n(0, flat.ntotal)
-
-    def _search_index(self) -> Any:
-        if self._gpu_index is None:
-            res = _gpu_resources()
-            if res is None:
-                self._gpu_index = False
-            else:
-                import faiss
-
-                self._gpu_index = faiss.index_cpu_to_gpu(res, 0, self.index)
-        return self._gpu_index or self.index
-
-    def search(
-        self, query: np.ndarray, k: int, allowed: np.ndarray | None
-    ) -> list[tuple[int, float]]:
-        import faiss
-
-        params = None if allowed is None else faiss.SearchParameters(sel=_selector(allowed))
-        # Selector-filtered searches stay on the CPU: GPU indexes don't take id selectors.
-        index = self.index if params is not None else self._search_index()
-        scores, ids = index.search(query, k, params=params)
-        return [(i, s) for s, i in zip(scores[0].tolist(), ids[0].tolist(), strict=True) if i >= 0]
-
-    def clone(self) -> _FlatEngine:
-        import faiss
-
-        return _FlatEngine(self.dimension, faiss.clone_index(self.index))
-
-    def compact(self) -> _FlatEngine:
-        return self
-
-    def write(self, directory: Path, token: str) -> dict[str, str]:
-        import faiss
-
-        name = f"index-{token}.faiss"
-        faiss.write_index(self.index, str(directory / name))
-        return {"index": name}
-
-
-class _HnswEngine:
-    """HNSW graph whose node n holds chunk `labels[n]`; -1 marks a tombstone."""
-
-    def __init__(
-        self, dimension: int, params: dict[str, int], index: Any = None, labels: Any = None
-    ) -> None:
-        self.dimension = dimension
-        self.params = params
-        if index is None:
-            index = self._new_graph()
-        self.index = index
-        self.labels = np.asarray(labels if labels is not None else [], dtype=np.int64)
-        self.node_of = {int(i): n for n, i in enumerate(self.labels.tolist()) if i >= 0}
-
-    def _new_graph(self) -> Any:
-        import faiss
-
-        graph = faiss.IndexHNSWFlat(self.dimension, self.params["M"], faiss.METRIC_INNER_PRODUCT)
-        graph.hnsw.efConstruction = self.params["ef_construction"]
-        return graph
-
-    @property
-    def tombstones(self) -> int:
-        return int(self.labels.size - len(self.node_of))
-
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        start = int(self.index.ntotal)
-        self.index.add(vectors)
-        self.labels = np.concatenate([self.labels, ids.astype(np.int64)])
-        for offset, i in enumerate(ids.tolist()):
-            self.node_of[int(i)] = start + offset
-
-    def remove(self, ids: np.ndarray) -> None:
-        for i in ids.tolist():
-            node = self.node_of.pop(int(i))
-            self.labels[node] = -1
-
-    def search(
-        self, query: np.ndarray, k: int, allowed: np.ndarray | None
-    ) -> list[tuple[int, float]]:
-        import faiss
-
-        if allowed is not None and len(allowed) <= EXACT_FILTER_MAX:
-            return self._exact(query, k, allowed)
-        if allowed is not None:
-            sel = _selector(self._nodes(allowed))
-        elif self.tombstones:
-            sel = faiss.IDSelectorNot(_selector(np.flatnonzero(self.labels < 0)))
-        else:
-            sel = None
-        params = faiss.SearchParametersHNSW(efSearch=max(self.params["ef_search"], k), sel=sel)
-        scores, nodes = self.index.search(query, k, params=params)
-        hits = [
-            (int(self.labels[n]), s)
-            for s, n in zip(scores[0].tolist(), nodes[0].tolist(), strict=True)
-            if n >= 0
-        ]
-        wanted = min(k, len(self.node_of) if allowed is None else len(allowed))
-        if len(hits) < wanted:  # the graph walk lost touch with the allowed nodes
-            live = np.array(list(self.node_of) if allowed is None else allowed, dtype=np.int64)
-            return self._exact(query, k, live)
-        return hits
-
-    def _exact(self, query: np.ndarray, k: int, ids: np.ndarray) -> list[tuple[int, float]]:
-        nodes = self._nodes(ids)
-        return _exact_top_k(self.index.reconstruct_batch(nodes), self.labels[nodes], query, k)
-
-    def _nodes(self, ids: np.ndarray) -> np.ndarray:
-        """Graph nodes holding `ids`: a dict lookup for few ids, one vectorised pass over
-        the labels for many (tombstones are labelled -1, never an id)."""
-        if len(ids) * 16 < self.labels.size:
-            return np.array(sorted(self.node_of[int(i)] for i in ids), dtype=np.int64)
-        return np.flatnonzero(np.isin(self.labels, ids))
-
-    def clone(self) -> _HnswEngine:
-        import faiss
-
-        return _HnswEngine(self.dimension, self.params, faiss.clone_index(self.index), self.labels)
-
-    def compact(self) -> _HnswEngine:
-        if self.labels.size == 0 or self.tombstones / self.labels.size <= HNSW_REBUILD_RATIO:
-            return self
-        ids = np.array(list(self.node_of), dtype=np.int64)
-        rebuilt = _HnswEngine(self.dimension, self.params)
-        if ids.size:
-            nodes = np.array([self.node_of[int(i)] for i in ids], dtype=np.int64)
-            rebuilt.add(ids, self.index.reconstruct_batch(nodes))
-        log.info("rebuilt HNSW graph: dropped %d tombstones", self.tombstones)
-        return rebuilt
-
-    def write(self, directory: Path, token: str) -> dict[str, str]:
-        import faiss
-
-        index_name, labels_name = f"index-{token}.faiss", f"labels-{token}.npy"
-        faiss.write_index(self.index, str(directory / index_name))
-        with open(directory / labels_name, "wb") as fh:
-            np.save(fh, self.labels)
-        return {"index": index_name, "labels": labels_name}
-
-
-class _IvfPqEngine:
-    """Trained IVF-PQ: approximate search over product-quantised codes."""
-
-    def __init__(self, dimension: int, params: dict[str, int], index: Any) -> None:
-        self.dimension = dimension
-        self.params = params
-        self.index = index
-
-    @classmethod
-    def train(cls, dimension: int, params: dict[str, int], flat: _FlatEngine) -> _IvfPqEngine:
-        import faiss
-
-        ids, vectors = flat.vectors()
-        quantizer = faiss.IndexFlatIP(dimension)
-        index = faiss.IndexIVFPQ(
-            quantizer,
-            dimension,
-            params["nlist"],
-            params["m"],
-            params["nbits"],
-            faiss.METRIC_INNER_PRODUCT,
-        )
-        index.train(vectors)
-        index.add_with_ids(vectors, ids)
-        log.info("trained IVF-PQ on %d vectors", len(ids))
-        return cls(dimension, params, index)
-
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        self.index.add_with_ids(vectors, ids)
-
-    def remove(self, ids: np.ndarray) -> None:
-        self.index.remove_ids(_selector(ids))
-
-    def search(
-        self, query: np.ndarray, k: int, allowed: np.ndarray | None
-    ) -> list[tuple[int, float]]:
-        import faiss
-
-        sel = None if allowed is None else _selector(allowed)
-        nlist = int(self.index.nlist)
-        wanted = min(k, int(self.index.ntotal) if allowed is None else len(allowed))
-        hits: list[tuple[int, float]] = []
-        # A selective filter can leave the probed lists empty: widen to every list then.
-        for nprobe in dict.fromkeys((min(self.params["nprobe"], nlist), nlist)):
-            params = faiss.SearchParametersIVF(nprobe=nprobe, sel=sel)
-            scores, ids = self.index.search(query, k, params=params)
-            hits = [
-                (i, s) for s, i in zip(scores[0].tolist(), ids[0].tolist(), strict=True) if i >= 0
-            ]
-            if len(hits) >= wanted:
-                break
-        return hits
-
-    def clone(self) -> _IvfPqEngine:
-        import faiss
-
-        return _IvfPqEngine(self.dimension, self.params, faiss.clone_index(self.index))
-
-    def compact(self) -> _IvfPqEngine:
-        return self
-
-    def write(self, directory: Path, token: str) -> dict[str, str]:
-        import faiss
-
-        name = f"index-{token}.faiss"
-        faiss.write_index(self.index, str(directory / name))
-        return {"index": name}
+def _seq(manifest: dict[str, Any] | None) -> int:
+    return -1 if manifest is None else int(manifest["seq"])
+
+
+def _replay(segments: list[Segment]) -> dict[str, frozenset[int]]:
+    """Dead ids per segment: those a newer segment adds or deletes again."""
+    seen: set[int] = set()
+    dead: dict[str, frozenset[int]] = {}
+    for i in range(len(segments) - 1, -1, -1):
+        segment = segments[i]
+        dead[segment.name] = frozenset(seen.intersection(segment.id_list)) if seen else frozenset()
+        if i:
+            seen.update(segment.id_list)
+            seen.update(segment.delete_list)
+    return dead
+
+
+@dataclass
+class Merge:
+    """A merge built by `FaissIndex.prepare_compaction`, not yet published: the run of
+    segment files it replaces and the segment replacing them (None: the run held nothing
+    that still matters), written as `building` until `apply_compaction` renames it."""
+
+    run: tuple[str, ...]
+    segment: Segment | None
+    building: str | None
+    bytes_written: int
+
+    def discard(self, path: Path) -> None:
+        if self.building:
+            with contextlib.suppress(OSError):
+                os.unlink(path / self.building)
 
 
 class FaissIndex:
-    """A FAISS index of unit vectors scored by inner product (see the module docstring
-    for the index types).
+    """A FAISS index of unit vectors scored by inner product, stored as segments (see the
+    module docstring for the layout and the index types).
 
-    Filtering runs on payloads through an id selector, so filtered searches still
-    return the best `top_k` matching vectors, not a post-filtered remainder.
+    Filtering runs on payloads through per-segment postings and id selectors, so filtered
+    searches still return the best `top_k` matching vectors, not a post-filtered
+    remainder.
 
     Example::
 
         idx = FaissIndex.open(path, 384, index_type="hnsw", index_params={"M": 16})
         idx.upsert(["c1"], vectors, [{"document_id": "d1"}])
-        idx.save()
+        idx.save()  # one new segment file + a manifest switch
     """
 
     backend = "faiss"
@@ -496,39 +213,60 @@ class FaissIndex:
         *,
         index_type: IndexType = "flat",
         index_params: dict[str, Any] | None = None,
-        engine: _Engine | None = None,
-        payloads: dict[int, dict[str, Any]] | None = None,
     ) -> None:
         self.path = path
         self.dimension = dimension
         self.index_type = index_type
         with _translated("configure the index", path):
             self.index_params = resolve_params(index_type, dimension, index_params)
-        if engine is None:
-            if index_type == "hnsw":
-                engine = _HnswEngine(dimension, self.index_params)
-            else:
-                engine = _FlatEngine(dimension)
-        self._engine: _Engine = engine
-        self._payloads: dict[int, dict[str, Any]] = payloads or {}
-        # filter key → {`_term` of a payload value → sorted ids}, built on first use and
-        # dropped by any write
-        self._postings: dict[str, dict[tuple[str, Any], np.ndarray]] = {}
+        # committed state: the manifest as last read or written (None: nothing on disk
+        # yet), its segments oldest first, and per segment the ids no longer live in it
+        self._manifest: dict[str, Any] | None = None
+        self._segments: list[Segment] = []
+        self._dead: dict[str, frozenset[int]] = {}
+        self._live = 0
+        # the overlay of unsaved writes: rows to add (int id → vector, payload) and the
+        # ids whose committed rows they replace or delete (already in `_dead`)
+        self._adds: dict[int, tuple[np.ndarray, dict[str, Any]]] = {}
+        self._kills: set[int] = set()
+        self._pending: Segment | None = None  # `_adds` as a searchable segment, built lazily
+        self._exclusions: dict[str, Exclusion] = {}
+        # bytes and files this object wrote (segments, manifests); benches read them
+        self.bytes_written = 0
+        self.files_written = 0
 
     @property
     def trained(self) -> bool:
         """False while an `ivfpq` index is still served exactly (too few vectors to train)."""
-        return self.index_type != "ivfpq" or isinstance(self._engine, _IvfPqEngine)
+        return self.index_type != "ivfpq" or self._codebook() is not None
 
     @property
     def training_threshold(self) -> int:
-        """Vectors an `ivfpq` index needs before save() trains it (0 for other types)."""
+        """Vectors an `ivfpq` index needs before compaction trains it (0 for other types)."""
         if self.index_type != "ivfpq":
             return 0
         p = self.index_params
         return max(39 * p["nlist"], 2 ** p["nbits"], 256)
 
-    # -- persistence ------------------------------------------------------------------
+    def layout(self) -> dict[str, Any]:
+        """The committed segments (file, kind, rows, dead rows, deletes) and the manifest
+        sequence number; for tests, benches and operators."""
+        return {
+            "seq": _seq(self._manifest),
+            "count": self._live,
+            "segments": [
+                {
+                    "file": s.name,
+                    "kind": s.kind,
+                    "rows": s.rows,
+                    "dead": len(self._dead[s.name]),
+                    "deletes": len(s.delete_list),
+                }
+                for s in self._segments
+            ],
+        }
+
+    # -- opening --------------------------------------------------------------------------
     @classmethod
     def open(
         cls,
@@ -548,12 +286,18 @@ class FaissIndex:
         """
         with _translated("open the index", path):
             resolve_params(index_type, dimension, index_params)  # validate early
-            try:
-                return cls._load(path, dimension, index_type, index_params)
-            except FileNotFoundError:
-                # a concurrent save replaced meta.json and pruned the files we were about
-                # to read (it keeps one previous set, so this needs two saves in between)
-                return cls._load(path, dimension, index_type, index_params)
+            return cls._load(path, dimension, index_type, index_params, previous=None)
+
+    def refreshed(self) -> FaissIndex:
+        """This index as its directory holds it now: self when the manifest has not moved
+        since it was read, else a new snapshot that reuses the segments already loaded
+        (only new segment files are read). Unsaved writes are not carried over."""
+        with _translated("open the index", self.path):
+            if _seq(read_manifest(self.path)) == _seq(self._manifest) and not self._dirty:
+                return self
+            return self._load(
+                self.path, self.dimension, self.index_type, self.index_params, previous=self
+            )
 
     @classmethod
     def _load(
@@ -562,126 +306,105 @@ class FaissIndex:
         dimension: int,
         index_type: IndexType,
         index_params: dict[str, Any] | None,
+        previous: FaissIndex | None,
     ) -> FaissIndex:
-        import faiss
+        for attempt in range(OPEN_ATTEMPTS):
+            manifest = read_manifest(path)
+            if manifest is None:
+                return cls(path, dimension, index_type=index_type, index_params=index_params)
+            try:
+                return cls._from_manifest(
+                    path, dimension, index_type, index_params, manifest, previous
+                )
+            except FileNotFoundError:
+                # a file the manifest named is gone: two switches happened since we read
+                # it (a switch keeps the previous manifest's files); read the new one
+                if attempt == OPEN_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
 
-        meta = _read_meta(path)
-        if meta is None:
-            return cls(path, dimension, index_type=index_type, index_params=index_params)
-        if meta["index_type"] != index_type:
+    @classmethod
+    def _from_manifest(
+        cls,
+        path: Path,
+        dimension: int,
+        index_type: IndexType,
+        index_params: dict[str, Any] | None,
+        manifest: dict[str, Any],
+        previous: FaissIndex | None,
+    ) -> FaissIndex:
+        if manifest["index_type"] != index_type:
             raise InvalidInput(
-                f"{path} holds a {meta['index_type']!r} index, not {index_type!r}; "
+                f"{path} holds a {manifest['index_type']!r} index, not {index_type!r}; "
                 "open it with the type it was built with or build a new version"
             )
-        saved: dict[str, int] = meta["index_params"]
+        saved: dict[str, int] = manifest["index_params"]
         params = {**saved, **(index_params or {})}
-        changed = sorted(k for k in params if k not in SEARCH_TIME_PARAMS and params[k] != saved[k])
+        changed = sorted(
+            k for k in params if k not in SEARCH_TIME_PARAMS and params[k] != saved.get(k)
+        )
         if changed:
             raise InvalidInput(
                 f"{path} was built with index_params {saved}; {', '.join(changed)} can only "
                 "change by building a new version"
             )
-        files = meta["files"]
-        raw = faiss.read_index(str(path / files["index"]))
-        if raw.d != dimension:
-            raise InvalidInput(
-                f"{path / files['index']} has dimension {raw.d}, expected {dimension}"
-            )
-        engine: _Engine
-        params = resolve_params(index_type, dimension, params)
-        try:
-            if index_type == "hnsw":
-                engine = _HnswEngine(dimension, params, raw, np.load(path / files["labels"]))
-            elif isinstance(raw, faiss.IndexIVFPQ):
-                engine = _IvfPqEngine(dimension, params, raw)
-            else:
-                engine = _FlatEngine(dimension, raw)
-            stored = json.loads((path / files["payloads"]).read_text())
-            payloads = {int(k): dict(v) for k, v in stored.items()}
-        except (ValueError, TypeError, AttributeError) as exc:  # bad JSON or .npy contents
-            raise _corrupt(path, exc) from exc
-        return cls(
-            path,
-            dimension,
-            index_type=index_type,
-            index_params=params,
-            engine=engine,
-            payloads=payloads,
-        )
+        stored_dimension = manifest.get("dimension")
+        if stored_dimension is not None and stored_dimension != dimension:
+            raise InvalidInput(f"{path} has dimension {stored_dimension}, expected {dimension}")
+        index = cls(path, dimension, index_type=index_type, index_params=params)
+        loaded = {s.name: s for s in previous._segments} if previous is not None else {}
+        segments = [
+            loaded.get(entry["file"]) or read_segment(path, entry, dimension, index.index_params)
+            for entry in manifest["segments"]
+        ]
+        index._install(manifest, segments, previous)
+        return index
 
-    def save(self) -> None:
-        """Persist atomically: data files are written under fresh names, fsynced, and only
-        then does an atomic rename of meta.json switch to them. A crash at any point
-        leaves the previous meta.json naming the previous, untouched files.
-
-        Also the moment for maintenance: an `ivfpq` index past its training threshold is
-        trained here, an `hnsw` graph with too many tombstones is rebuilt.
-
-        Raises Unavailable when the directory cannot be written (nothing is committed).
-        """
-        with _translated("save the index", self.path):
-            self._save()
-
-    def _save(self) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
-        if not self.trained and len(self._payloads) >= self.training_threshold:
-            assert isinstance(self._engine, _FlatEngine)
-            self._engine = _IvfPqEngine.train(self.dimension, self.index_params, self._engine)
-        self._engine = self._engine.compact()
-
-        token = secrets.token_hex(6)
-        files = self._engine.write(self.path, token)
-        files["payloads"] = f"payloads-{token}.json"
-        with open(self.path / files["payloads"], "w") as fh:
-            json.dump({str(k): v for k, v in self._payloads.items()}, fh)
-        for name in files.values():
-            _fsync_file(self.path / name)
-        previous = (_read_meta(self.path) or {}).get("files", {})
-        meta = {
-            "format": META_FORMAT,
-            "index_type": self.index_type,
-            "index_params": self.index_params,
-            "dimension": self.dimension,
-            "trained": self.trained,
-            "count": self.count(),
-            "files": files,
-        }
-        fd, tmp_meta = tempfile.mkstemp(dir=self.path, prefix=".meta-", suffix=".tmp")
-        with os.fdopen(fd, "w") as fh:
-            json.dump(meta, fh, indent=1)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp_meta, self.path / META_FILE)
-        _fsync_dir(self.path)
-        self._prune(keep=set(files.values()) | set(previous.values()))
-
-    def _prune(self, keep: set[str]) -> None:
-        """Delete data files of older saves (and leftovers of crashed ones), keeping the
-        current and the previous set so a reader that just read the old meta.json can
-        still load what it names."""
-        for entry in self.path.iterdir():
-            name = entry.name
-            stale_data = name.startswith(("index-", "labels-", "payloads-")) or name in (
-                "index.faiss",
-                "payloads.json",
-            )
-            crashed_tmp = name.startswith((".meta-", ".index-", ".payloads-"))
-            if (stale_data and name not in keep) or crashed_tmp:
-                entry.unlink(missing_ok=True)
-
-    def copy(self) -> FaissIndex:
-        with _translated("copy the index", self.path):
-            engine = self._engine.clone()
-        return FaissIndex(
-            self.path,
-            self.dimension,
-            index_type=self.index_type,
-            index_params=self.index_params,
-            engine=engine,
-            payloads={k: dict(v) for k, v in self._payloads.items()},
-        )
+    def _install(
+        self, manifest: dict[str, Any], segments: list[Segment], previous: FaissIndex | None
+    ) -> None:
+        """Adopt `manifest`'s segments: when they only extend `previous`'s (new writes on
+        top), apply just the new ones to its dead sets; otherwise replay them all."""
+        self._manifest = manifest
+        names = [s.name for s in segments]
+        known = [s.name for s in previous._segments] if previous is not None else []
+        if previous is not None and not previous._dirty and known and names[: len(known)] == known:
+            self._segments = list(previous._segments)
+            self._dead = dict(previous._dead)
+            self._exclusions = dict(previous._exclusions)
+            for segment in segments[len(known) :]:
+                self._kill(segment.id_list + segment.delete_list)
+                self._segments.append(segment)
+                self._dead[segment.name] = frozenset()
+        else:
+            self._segments = segments
+            self._dead = _replay(segments)
+        self._live = sum(s.rows - len(self._dead[s.name]) for s in self._segments)
 
     # -- writes -----------------------------------------------------------------------
+    @property
+    def _dirty(self) -> bool:
+        return bool(self._adds or self._kills)
+
+    def _locate(self, int_id: int) -> str | None:
+        """The committed segment holding the live row of `int_id`, if any: only the
+        newest segment with a row for it can (every newer row kills the older ones)."""
+        for segment in reversed(self._segments):
+            if int_id in segment.row_of:
+                return None if int_id in self._dead[segment.name] else segment.name
+        return None
+
+    def _kill(self, int_ids: Iterable[int]) -> set[int]:
+        """Mark the committed live rows of `int_ids` dead; returns the ids that had one."""
+        hit: dict[str, set[int]] = {}
+        for int_id in int_ids:
+            name = self._locate(int_id)
+            if name is not None:
+                hit.setdefault(name, set()).add(int_id)
+        for name, ids in hit.items():
+            self._dead[name] = self._dead[name] | ids  # a new set: snapshots share the old
+        return set().union(*hit.values()) if hit else set()
+
     def upsert(self, ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]]) -> None:
         if not ids:
             return
@@ -691,65 +414,277 @@ class FaissIndex:
     def _upsert(self, ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]]) -> None:
         vectors, latest = checked_upsert(ids, vectors, payloads, self.dimension)
         rows = np.fromiter(latest.values(), dtype=np.int64, count=len(latest))
-        int_ids = np.array([faiss_id(c) for c in latest], dtype=np.int64)
-        self._remove(int_ids)
-        self._postings = {}
-        self._engine.add(int_ids, np.ascontiguousarray(vectors[rows]))
-        for int_id, chunk_id, row in zip(int_ids.tolist(), latest, rows.tolist(), strict=True):
-            self._payloads[int_id] = {**payloads[row], "chunk_id": chunk_id}
+        matrix = vectors[rows]  # a copy: later changes to the caller's array stay out
+        int_ids = [faiss_id(c) for c in latest]
+        self._kills |= self._kill(int_ids)
+        rows_of = zip(int_ids, latest, rows.tolist(), matrix, strict=True)
+        for int_id, chunk_id, row, vector in rows_of:
+            self._adds.pop(int_id, None)
+            self._adds[int_id] = (vector, {**payloads[row], "chunk_id": chunk_id})
+        self._pending = None
 
     def delete(self, ids: list[str]) -> None:
         if ids:
             with _translated("delete", self.path):
                 int_ids = [faiss_id(i) for i in checked_ids(ids)]
-                self._remove(np.array(int_ids, dtype=np.int64))
+                self._kills |= self._kill(int_ids)
+                for int_id in int_ids:
+                    if self._adds.pop(int_id, None) is not None:
+                        self._pending = None
 
-    def _remove(self, int_ids: np.ndarray) -> None:
-        present = list(dict.fromkeys(i for i in int_ids.tolist() if i in self._payloads))
-        if not present:
+    # -- persistence ------------------------------------------------------------------
+    def save(self, *, compact: bool = True) -> None:
+        """Publish the unsaved writes: one new segment file (their rows and tombstones),
+        fsynced, then an atomic switch of the manifest to list it. A crash at any point
+        leaves the previous manifest naming the previous, untouched files. Cost: the
+        rows written, never the size of the index.
+
+        `compact=True` then merges segments inline while the policy asks for it (that is
+        also when an `ivfpq` index past its training threshold is trained).
+
+        Raises Unavailable when the directory cannot be written (nothing is committed).
+        """
+        with _translated("save the index", self.path):
+            self._commit()
+        if compact:
+            self.compact()
+
+    def _commit(self) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        if _seq(read_manifest(self.path)) != _seq(self._manifest):
+            self._rebase()  # another writer switched since we read it: write on top
+        if self._manifest is not None and not self._dirty:
             return
-        self._engine.remove(np.array(present, dtype=np.int64))
-        self._postings = {}
-        for i in present:
-            del self._payloads[i]
+        seq = max(_seq(self._manifest), 0) + 1
+        count = self.count()
+        deletes = np.array(sorted(self._kills - self._adds.keys()), dtype=np.int64)
+        segment = None
+        if self._adds or deletes.size:
+            ids = np.fromiter(self._adds, dtype=np.int64, count=len(self._adds))
+            vectors = (
+                np.vstack([v for v, _ in self._adds.values()])
+                if self._adds
+                else np.empty((0, self.dimension), np.float32)
+            )
+            kind = segment_kind(self.index_type, len(ids), self.trained)
+            name = f"seg-{seq:08d}-{secrets.token_hex(4)}{SEGMENT_SUFFIX}"
+            segment = build_segment(
+                name,
+                kind,
+                self.dimension,
+                self.index_params,
+                ids,
+                vectors,
+                [p for _, p in self._adds.values()],
+                deletes,
+                codebook=self._codebook() if kind == "ivfpq" else None,
+            )
+            self._wrote(write_segment(self.path, name, segment))
+        segments = self._segments + ([segment] if segment is not None else [])
+        manifest = self._manifest_for(seq, segments, count)
+        self._wrote(switch_manifest(self.path, manifest, self._manifest))
+        if segment is not None:
+            self._dead[segment.name] = frozenset()
+        self._segments = segments
+        self._manifest = manifest
+        self._live = count
+        self._adds, self._kills, self._pending = {}, set(), None
+
+    def _rebase(self) -> None:
+        """Reload the committed state from disk and re-apply the unsaved writes on it."""
+        fresh = self._load(
+            self.path, self.dimension, self.index_type, self.index_params, previous=self
+        )
+        touched = self._kills | self._adds.keys()
+        self._manifest, self._segments, self._dead = fresh._manifest, fresh._segments, fresh._dead
+        self._live, self._exclusions = fresh._live, fresh._exclusions
+        self._kills = self._kill(touched)
+        self._pending = None
+
+    def _manifest_for(self, seq: int, segments: list[Segment], count: int) -> dict[str, Any]:
+        return {
+            "format": MANIFEST_FORMAT,
+            "seq": seq,
+            "index_type": self.index_type,
+            "index_params": self.index_params,
+            "dimension": self.dimension,
+            "trained": self.index_type != "ivfpq" or any(s.kind == "ivfpq" for s in segments),
+            "count": count,
+            "segments": [s.entry for s in segments],
+        }
+
+    def _wrote(self, size: int) -> None:
+        self.bytes_written += size
+        self.files_written += 1
+
+    def _codebook(self) -> IvfPqEngine | None:
+        for segment in self._segments:
+            if isinstance(segment.engine, IvfPqEngine):
+                return segment.engine
+        return None
+
+    # -- compaction -------------------------------------------------------------------
+    def _plan(self) -> tuple[int, int, bool] | None:
+        """The run [start, stop) to merge next and whether the merge trains the IVF-PQ
+        codebook (then the run is everything), or None."""
+        if not self._segments:
+            return None
+        if not self.trained and self._live >= self.training_threshold:
+            return (0, len(self._segments), True)
+        plan = plan_merge(
+            [(s.rows - len(self._dead[s.name]), len(s.delete_list), s.rows) for s in self._segments]
+        )
+        return None if plan is None else (*plan, False)
+
+    def compaction_due(self) -> bool:
+        """Whether the merge policy asks for a merge of the committed segments."""
+        return self._plan() is not None
+
+    def compact(self, *, full: bool = False) -> bool:
+        """Save unsaved writes, then merge segments while the policy asks for it, each
+        merge published by its own manifest switch (`full`: merge everything into one
+        segment, e.g. before archiving a version). Returns whether anything merged."""
+        with _translated("compact the index", self.path):
+            self._commit()
+            merged = False
+            while (merge := self._prepare(full=full)) is not None:
+                if not self._apply(merge):
+                    break
+                merged = True
+                full = False
+            return merged
+
+    def prepare_compaction(self) -> Merge | None:
+        """Plan the next merge of the committed segments and build its segment file under
+        a temporary name; None when none is due. Publishes nothing, takes no lock and
+        changes nothing here: run it off the writers' path and pass the result to
+        `apply_compaction` of the then-current index."""
+        with _translated("compact the index", self.path):
+            return self._prepare()
+
+    def _prepare(self, *, full: bool = False) -> Merge | None:
+        if self._dirty:
+            raise InvalidInput("save() the unsaved writes before compacting")
+        plan = self._plan()
+        only = self._segments[0] if len(self._segments) == 1 else None
+        tidy = only is not None and not (self._dead[only.name] or only.delete_list)
+        if full and self._segments and not tidy and (plan is None or not plan[2]):
+            plan = (0, len(self._segments), False)
+        if plan is None:
+            return None
+        start, stop, training = plan
+        run = self._segments[start:stop]
+        if training or any(s.kind == "ivfpq" for s in run):
+            kind = "ivfpq"
+        else:
+            live = sum(s.rows - len(self._dead[s.name]) for s in run)
+            kind = segment_kind(self.index_type, live, self.trained)
+        token = secrets.token_hex(4)
+        name = f"seg-{_seq(self._manifest) + 1:08d}-{token}{SEGMENT_SUFFIX}"
+        segment = merge_segments(
+            name,
+            kind,
+            self.dimension,
+            self.index_params,
+            run,
+            self._dead,
+            self._segments[:start],
+            codebook=None if training else self._codebook(),
+        )
+        building = f"{BUILDING_PREFIX}{token}{SEGMENT_SUFFIX}" if segment is not None else None
+        size = write_segment(self.path, building, segment) if building and segment else 0
+        return Merge(tuple(s.name for s in run), segment, building, size)
+
+    def apply_compaction(self, merge: Merge) -> bool:
+        """Publish `merge` on this index (committed, and the writer of its directory):
+        rename its file into place and switch the manifest to list it instead of its run.
+        False (and the merge's file deleted) when the run is no longer in the manifest
+        (another merge replaced part of it) or its file was pruned as stale; segments
+        written since the merge was planned stay and still apply on top of it."""
+        with _translated("compact the index", self.path):
+            return self._apply(merge)
+
+    def _apply(self, merge: Merge) -> bool:
+        if self._dirty:
+            raise InvalidInput("save() the unsaved writes before compacting")
+        if _seq(read_manifest(self.path)) != _seq(self._manifest):
+            self._rebase()
+        names = [s.name for s in self._segments]
+        run = list(merge.run)
+        start = names.index(run[0]) if run[0] in names else -1
+        if start < 0 or names[start : start + len(run)] != run:
+            merge.discard(self.path)
+            return False
+        after = self._segments[start + len(run) :]
+        replaced: list[Segment] = []
+        if merge.segment is not None:
+            assert merge.building is not None
+            try:
+                os.rename(self.path / merge.building, self.path / merge.segment.name)
+            except FileNotFoundError:
+                return False  # deleted as a stale leftover meanwhile
+            replaced = [merge.segment]
+            self.bytes_written += merge.bytes_written
+            self.files_written += 1
+        segments = self._segments[:start] + replaced + after
+        manifest = self._manifest_for(_seq(self._manifest) + 1, segments, self.count())
+        self._wrote(switch_manifest(self.path, manifest, self._manifest))
+        for name in run:
+            self._dead.pop(name, None)
+            self._exclusions.pop(name, None)
+        if merge.segment is not None:
+            # rows written since the merge was planned may replace or delete merged rows
+            rows = merge.segment.row_of
+            touched = {i for s in after for i in s.id_list + s.delete_list if i in rows}
+            self._dead[merge.segment.name] = frozenset(touched)
+        self._segments = segments
+        self._manifest = manifest
+        self._live = sum(s.rows - len(self._dead[s.name]) for s in segments)
+        return True
+
+    def copy(self) -> FaissIndex:
+        """A snapshot to write on while readers keep searching this one; O(segments), as
+        segments are shared and never change."""
+        clone = FaissIndex(
+            self.path, self.dimension, index_type=self.index_type, index_params=self.index_params
+        )
+        clone._manifest = self._manifest
+        clone._segments = list(self._segments)
+        clone._dead = dict(self._dead)
+        clone._live = self._live
+        clone._adds = dict(self._adds)
+        clone._kills = set(self._kills)
+        clone._pending = self._pending
+        clone._exclusions = dict(self._exclusions)
+        clone.bytes_written, clone.files_written = self.bytes_written, self.files_written
+        return clone
 
     # -- reads ------------------------------------------------------------------------
-    def _allowed(self, filters: dict[str, Any]) -> np.ndarray:
-        """Ids whose payload passes `matches(payload, filters)`, from per-key postings so
-        a filtered query costs O(matching ids), not a scan of every payload."""
-        result: np.ndarray | None = None
-        for key, want in filters.items():
-            if isinstance(want, dict):  # a range: no postings, scan
-                ids = [i for i, p in self._payloads.items() if matches(p, {key: want})]
-                found = np.array(sorted(ids), dtype=np.int64)
-            else:
-                postings = self._postings_for(key)
-                terms = [_term(w) for w in (want if isinstance(want, list) else [want])]
-                parts = [postings[t] for t in terms if t in postings]
-                found = np.unique(np.concatenate(parts)) if parts else np.empty(0, np.int64)
-            result = found if result is None else np.intersect1d(result, found, assume_unique=True)
-            if result.size == 0:
-                break
-        return result if result is not None else np.empty(0, np.int64)
-
-    def _postings_for(self, key: str) -> dict[tuple[str, Any], np.ndarray]:
-        """`_term` → ids whose payload holds it under `key` (each element of a list value;
-        missing keys and values no equality matches are left out, as in `matches`)."""
-        if key in self._postings:
-            return self._postings[key]
-        lists: dict[tuple[str, Any], set[int]] = {}
-        for i, payload in self._payloads.items():
-            value = payload.get(key)
-            for element in value if isinstance(value, list) else [value]:
-                term = _term(element)
-                if term is not None:
-                    lists.setdefault(term, set()).add(i)
-        postings = {t: np.array(sorted(ids), dtype=np.int64) for t, ids in lists.items()}
-        self._postings[key] = postings
-        return postings
-
     def count(self) -> int:
-        return len(self._payloads)
+        return self._live - len(self._kills) + len(self._adds)
+
+    def _pending_segment(self) -> Segment | None:
+        if self._pending is None and self._adds:
+            self._pending = build_segment(
+                _PENDING,
+                "flat",
+                self.dimension,
+                self.index_params,
+                np.fromiter(self._adds, dtype=np.int64, count=len(self._adds)),
+                np.vstack([v for v, _ in self._adds.values()]),
+                [p for _, p in self._adds.values()],
+                np.empty(0, np.int64),
+            )
+        return self._pending
+
+    def _exclusion(self, name: str) -> Exclusion | None:
+        dead = self._dead.get(name)
+        if not dead:
+            return None
+        exclusion = self._exclusions.get(name)
+        if exclusion is None or exclusion.set is not dead:
+            exclusion = self._exclusions[name] = Exclusion(dead)
+        return exclusion
 
     def search(
         self, vector: np.ndarray, top_k: int, filters: dict[str, Any] | None = None
@@ -761,17 +696,28 @@ class FaissIndex:
         query = checked_query(vector, top_k, self.dimension)
         top_k = int(top_k)
         filters = check_filters(filters, allow_empty_lists=True)
-        n = self.count()
-        if n == 0 or top_k <= 0:
+        if self.count() == 0 or top_k <= 0:
             return []
-        allowed = None
-        if filters:
-            allowed = self._allowed(filters)
-            if allowed.size == 0:
-                return []
-        k = min(top_k, n if allowed is None else len(allowed))
+        segments = list(self._segments)
+        pending = self._pending_segment()
+        if pending is not None:
+            segments.append(pending)
+        found: list[tuple[float, int, Segment]] = []
+        for segment in segments:
+            excluded = self._exclusion(segment.name)
+            allowed = None
+            if filters:
+                allowed = segment.allowed(filters)
+                if excluded is not None and allowed.size:
+                    allowed = allowed[~np.isin(allowed, excluded.ids, assume_unique=True)]
+                if not allowed.size:
+                    continue
+                excluded = None
+            for int_id, score in segment.search(query, top_k, allowed, excluded):
+                found.append((score, int_id, segment))
+        found.sort(key=lambda hit: -hit[0])
         hits = []
-        for int_id, score in self._engine.search(query, k, allowed):
-            payload = self._payloads[int_id]
+        for score, int_id, segment in found[:top_k]:
+            payload = dict(segment.payload(int_id))
             hits.append(Hit(chunk_id=payload["chunk_id"], score=float(score), payload=payload))
         return hits

@@ -3,41 +3,68 @@
 Readers get an immutable snapshot: a writer mutates a copy, saves it atomically, bumps
 the version's `generation` in the catalog and only then swaps the cached snapshot. A
 reader in another process (CLI, second API worker) sees the new generation on its next
-query and reloads from disk. Writers of one version are serialised by a thread lock plus
-an advisory file lock.
+query and reloads from disk (FAISS: only the segment files it has not loaded yet). Writers
+of one version are serialised by a thread lock plus an advisory file lock.
+
+FAISS writes cost what changed: `save` appends one segment and switches the manifest
+(`index.faiss_index`). Merging segments runs after the write is published, in a
+background thread per version (`compaction="background"`, the default; "inline" runs it
+in the writer's thread after publishing, "off" leaves it to `compact`): the merge is built
+without any lock and only its manifest switch takes the writers' locks, so readers never
+wait and writers wait only for that switch. A compaction changes no content, so it does
+not bump the generation; a process that reloads later simply finds fewer files.
 """
 
 from __future__ import annotations
 
 import fcntl
+import logging
 import shutil
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import update
 
 from core.catalog.models import IndexVersion
 from core.db import Database
-from core.errors import InvalidInput, NotFound
+from core.errors import InvalidInput, NotFound, RagopsError
 from index.base import VectorIndex
 from index.faiss_index import FaissIndex
 from index.qdrant_index import QdrantIndex, collection_name, set_alias
 
+log = logging.getLogger(__name__)
+
+Compaction = Literal["background", "inline", "off"]
+
 
 class IndexStore:
     """`qdrant` is a zero-argument factory for the deployment's QdrantClient (server by
-    URL or local mode on a path), called only when a Qdrant-backed version is opened."""
+    URL or local mode on a path), called only when a Qdrant-backed version is opened.
+    `compaction` says where FAISS segment merges run (see the module docstring)."""
 
-    def __init__(self, root: Path, db: Database, qdrant: Callable[[], Any] | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        db: Database,
+        qdrant: Callable[[], Any] | None = None,
+        *,
+        compaction: Compaction = "background",
+    ) -> None:
+        if compaction not in ("background", "inline", "off"):
+            raise InvalidInput(f"compaction {compaction!r} is not background, inline or off")
         self.root = root
         self.db = db
+        self.compaction = compaction
         self._qdrant_factory = qdrant
         self._cache: dict[str, tuple[int, VectorIndex]] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
+        self._compactors: dict[str, threading.Thread] = {}
+        self._again: set[str] = set()  # versions written to while their merge thread ran
+        self._dropped: set[str] = set()
 
     def path_for(self, version: IndexVersion) -> Path:
         return self.root / version.kb_id / f"v{version.number}-{version.id[:8]}"
@@ -64,6 +91,13 @@ class IndexStore:
             self.path_for(version), version.dimension, index_type=index_type, index_params=params
         )
 
+    def _reload(self, version: IndexVersion, cached: VectorIndex | None) -> VectorIndex:
+        """The index as storage holds it now; a cached FAISS snapshot only reads the
+        segment files it lacks."""
+        if isinstance(cached, FaissIndex):
+            return cached.refreshed()
+        return self._open(version)
+
     def point_alias(self, kb: Any, version: IndexVersion) -> None:
         """Qdrant: the KB's alias names the live version's collection."""
 
@@ -78,7 +112,7 @@ class IndexStore:
         cached = self._cache.get(version.id)
         if cached and cached[0] >= version.generation:
             return cached[1]
-        index = self._open(version)
+        index = self._reload(version, cached[1] if cached else None)
         with self._guard:
             current = self._cache.get(version.id)
             if current is None or current[0] < version.generation:
@@ -90,16 +124,14 @@ class IndexStore:
             return self._locks.setdefault(version_id, threading.Lock())
 
     @contextmanager
-    def writer(self, version: IndexVersion) -> Iterator[VectorIndex]:
-        """Yield a private copy to mutate; on success save it and publish it.
-
-        FAISS: the copy is private, so a failed write publishes nothing. Qdrant: `copy()`
-        is the collection itself and each call persists at once, so a failed write may
-        leave its earlier batches applied; that is safe because writes are idempotent by
-        chunk id and a retried job converges.
-        """
+    def _exclusive(self, version: IndexVersion, *, create: bool = True) -> Iterator[int]:
+        """Hold the version's writer locks (thread, then file); yields its generation.
+        NotFound when the version row is gone (or, `create=False`, its directory)."""
         path = self.path_for(version)
-        path.mkdir(parents=True, exist_ok=True)
+        if create:
+            path.mkdir(parents=True, exist_ok=True)
+        elif not path.is_dir():
+            raise NotFound(f"index version {version.id} has no directory at {path}")
         with self._lock_for(version.id), open(path / ".lock", "w") as lock_file:
             fcntl.flock(lock_file, fcntl.LOCK_EX)
             try:
@@ -108,26 +140,148 @@ class IndexStore:
                     if row is None:
                         raise NotFound(f"index version {version.id} no longer exists")
                     generation = row.generation
-                cached = self._cache.get(version.id)
-                base = cached[1] if cached and cached[0] == generation else self._open(version)
-                index = base.copy()
-                yield index
-                index.save()
-                with self.db.session() as s:
-                    s.execute(
-                        update(IndexVersion)
-                        .where(IndexVersion.id == version.id)
-                        .values(generation=generation + 1, vector_count=index.count())
-                    )
-                with self._guard:
-                    self._cache[version.id] = (generation + 1, index)
+                yield generation
             finally:
                 fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+    def _current(self, version: IndexVersion, generation: int) -> VectorIndex:
+        """Under the writer locks: the committed index, from the cache when it is still
+        what storage holds (FAISS: the manifest has not moved), else reloaded."""
+        cached = self._cache.get(version.id)
+        if cached and cached[0] == generation and not isinstance(cached[1], FaissIndex):
+            return cached[1]
+        return self._reload(version, cached[1] if cached else None)
+
+    @contextmanager
+    def writer(self, version: IndexVersion) -> Iterator[VectorIndex]:
+        """Yield a private copy to mutate; on success save it and publish it.
+
+        FAISS: the copy is private, so a failed write publishes nothing; a save writes
+        one segment (what the writes touched) and switches the manifest, then merges are
+        scheduled per `compaction`. Qdrant: `copy()` is the collection itself and each call
+        persists at once (upserts go in batches), so a failed write may leave its earlier
+        batches applied; that is safe because writes are idempotent by chunk id and a
+        retried job converges.
+
+        Example::
+
+            with store.writer(version) as index:
+                index.upsert(ids, vectors, payloads)
+                index.delete(old_ids)
+        """
+        with self._exclusive(version) as generation:
+            index = self._current(version, generation).copy()
+            yield index
+            if isinstance(index, FaissIndex):
+                index.save(compact=False)
+            else:
+                index.save()
+            with self.db.session() as s:
+                s.execute(
+                    update(IndexVersion)
+                    .where(IndexVersion.id == version.id)
+                    .values(generation=generation + 1, vector_count=index.count())
+                )
+            with self._guard:
+                self._cache[version.id] = (generation + 1, index)
+        if isinstance(index, FaissIndex) and index.compaction_due():
+            self._schedule_compaction(version)
+
+    # -- compaction (FAISS) -----------------------------------------------------------
+    def _schedule_compaction(self, version: IndexVersion) -> None:
+        if self.compaction == "off":
+            return
+        if self.compaction == "inline":
+            self._compact_logged(version)
+            return
+        with self._guard:
+            running = self._compactors.get(version.id)
+            if running is not None and running.is_alive():
+                self._again.add(version.id)  # it looks again before it exits
+                return
+            thread = threading.Thread(
+                target=self._compact_until_done,
+                args=(version,),
+                name=f"compact-{version.id[:8]}",
+                daemon=True,  # killed at exit mid-merge is safe: nothing was switched
+            )
+            self._compactors[version.id] = thread
+        thread.start()
+
+    def _compact_until_done(self, version: IndexVersion) -> None:
+        while True:
+            self._compact_logged(version)
+            with self._guard:
+                if version.id not in self._again:
+                    del self._compactors[version.id]
+                    return
+                self._again.discard(version.id)
+
+    def _compact_logged(self, version: IndexVersion) -> None:
+        try:
+            self.compact(version)
+        except NotFound:
+            log.debug("index version %s went away while compacting", version.id)
+        except (RagopsError, OSError) as exc:
+            # the write is published either way; the next write schedules another try
+            log.warning("compacting index version %s failed: %s", version.id, exc)
+        except Exception:  # noqa: BLE001 - a background merge must never take a worker down
+            log.exception("compacting index version %s failed", version.id)
+
+    def compact(self, version: IndexVersion) -> int:
+        """Merge the version's FAISS segments while the policy asks for it; returns the
+        merges published. Each merge is built from the cached snapshot without a lock;
+        only its manifest switch holds the writer locks, on the then-current index (so
+        writes published meanwhile stay and apply on top). Readers never wait."""
+        if version.backend != "faiss":
+            return 0
+        merges = 0
+        while version.id not in self._dropped:
+            cached = self._cache.get(version.id)
+            snapshot = cached[1] if cached else None
+            if not isinstance(snapshot, FaissIndex):
+                with self._exclusive(version, create=False) as generation:
+                    snapshot = self._current(version, generation)
+                    with self._guard:
+                        self._cache.setdefault(version.id, (generation, snapshot))
+            assert isinstance(snapshot, FaissIndex)
+            merge = snapshot.prepare_compaction()
+            if merge is None:
+                break
+            applied = False
+            try:
+                with self._exclusive(version, create=False) as generation:
+                    if version.id in self._dropped:
+                        break
+                    current = self._current(version, generation)
+                    assert isinstance(current, FaissIndex)
+                    updated = current.copy()
+                    applied = updated.apply_compaction(merge)
+                    if not applied:
+                        break
+                    with self._guard:
+                        cached = self._cache.get(version.id)
+                        if cached is None or cached[0] <= generation:
+                            self._cache[version.id] = (generation, updated)
+            finally:
+                if not applied:
+                    merge.discard(snapshot.path)
+            merges += 1
+        return merges
+
+    def wait_for_compaction(self, timeout: float | None = None) -> None:
+        """Block until the background merges running now have finished (tests, benches,
+        shutdown)."""
+        with self._guard:
+            threads = list(self._compactors.values())
+        for thread in threads:
+            thread.join(timeout)
 
     def drop(self, version: IndexVersion) -> None:
         """Delete a version's index data (FAISS files or the Qdrant collection)."""
         with self._guard:
             self._cache.pop(version.id, None)
+            self._dropped.add(version.id)
         if version.backend == "qdrant":
             self._open(version).drop()
         shutil.rmtree(self.path_for(version), ignore_errors=True)

@@ -3,7 +3,10 @@ content hash, stored, queued) and delete (catalog rows, vectors, blobs)."""
 
 from __future__ import annotations
 
+import logging
+import math
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Row, func, select
@@ -18,12 +21,15 @@ from core.catalog.models import (
     KnowledgeBase,
     RevisionStatus,
     VersionStatus,
+    new_id,
+    utcnow,
 )
 from core.errors import (
     Conflict,
     EmptyFile,
     InvalidInput,
     NotFound,
+    Overloaded,
     TooLarge,
     UnsupportedType,
 )
@@ -34,7 +40,10 @@ from ingest.sniff import ZIP, sniff_media_type
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+    from core.config import Settings
     from ingest.services import IngestServices
+
+log = logging.getLogger(__name__)
 
 INGEST_JOB = "ingest_revision"
 
@@ -114,6 +123,292 @@ def check_uploaded_file(
     return CheckedUpload(documents, skipped)
 
 
+# Finished ingestion jobs (succeeded or failed for good) over this window make the
+# throughput behind a Retry-After and the status's ETA.
+THROUGHPUT_WINDOW = timedelta(minutes=5)
+THROUGHPUT_MIN_SPAN = timedelta(seconds=30)
+# Retry-After when nothing finished within the window (no estimate), and its ceiling.
+RETRY_AFTER_UNKNOWN = 30
+RETRY_AFTER_MAX = 3600
+_IN_QUEUE = (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+def queue_depth(*, session: Session, kb_id: str | None = None) -> dict[str, int]:
+    """Ingestion jobs queued and running, of one KB or (kb_id None) of all of them."""
+    query = select(Job.status, func.count()).where(
+        Job.kind == INGEST_JOB, Job.status.in_(_IN_QUEUE)
+    )
+    if kb_id is not None:
+        query = query.where(Job.kb_id == kb_id)
+    counts = dict(session.execute(query.group_by(Job.status)).all())
+    return {"queued": counts.get(JobStatus.QUEUED, 0), "running": counts.get(JobStatus.RUNNING, 0)}
+
+
+def finished_per_minute(*, session: Session, kb_id: str | None = None) -> float:
+    """Ingestion jobs of one KB (or all) that ended, indexed or failed for good, per minute
+    over the last THROUGHPUT_WINDOW, or since the first of them ended if that is later
+    (so a queue that started draining a minute ago is not judged over five): how fast
+    the queue drains. Never over less than THROUGHPUT_MIN_SPAN."""
+    now = utcnow()
+    query = select(func.count(), func.min(Job.finished_at)).where(
+        Job.kind == INGEST_JOB,
+        Job.status.in_([JobStatus.SUCCEEDED, JobStatus.FAILED]),
+        Job.finished_at >= now - THROUGHPUT_WINDOW,
+    )
+    if kb_id is not None:
+        query = query.where(Job.kb_id == kb_id)
+    finished, earliest = session.execute(query).one()
+    if not finished:
+        return 0.0
+    span = max(THROUGHPUT_MIN_SPAN, now - earliest)
+    return finished / (span.total_seconds() / 60)
+
+
+def retry_after_seconds(waiting: int, per_minute: float) -> int:
+    """Seconds until `waiting` more jobs have finished at `per_minute`, in [1, 3600];
+    RETRY_AFTER_UNKNOWN when nothing finished lately."""
+    if per_minute <= 0:
+        return RETRY_AFTER_UNKNOWN
+    return min(RETRY_AFTER_MAX, max(1, math.ceil(waiting * 60 / per_minute)))
+
+
+def admit(*, session: Session, settings: Settings, kb: KnowledgeBase, new: int) -> None:
+    """Refuse `new` more ingestion jobs for `kb` if the queue cannot take them all: 413
+    (TooLarge) when no empty queue could, 429 (Overloaded, with a Retry-After from
+    recent throughput) when it is too full now. Jobs queued or running count; the
+    bounds are RAGOPS_INGEST_QUEUE_MAX_PER_KB and RAGOPS_INGEST_QUEUE_MAX."""
+    if new <= 0:
+        return
+    bounds = (
+        (kb.id, f"knowledge base {kb.name!r}", settings.ingest_queue_max_per_kb, "_PER_KB"),
+        (None, "all knowledge bases", settings.ingest_queue_max, ""),
+    )
+    for kb_id, scope, limit, suffix in bounds:
+        setting = f"RAGOPS_INGEST_QUEUE_MAX{suffix}"
+        if new > limit:
+            raise TooLarge(
+                f"{new} new documents in one request, but the ingestion queue of {scope} "
+                f"holds at most {limit} ({setting}); send fewer files per request"
+            )
+        depth = queue_depth(session=session, kb_id=kb_id)
+        waiting = depth["queued"] + depth["running"]
+        if waiting + new > limit:
+            retry = retry_after_seconds(
+                waiting + new - limit, finished_per_minute(session=session, kb_id=kb_id)
+            )
+            raise Overloaded(
+                f"the ingestion queue of {scope} is full: {waiting} documents waiting, and "
+                f"{new} more would pass its limit of {limit} ({setting}); nothing was "
+                f"stored, retry in {retry} s",
+                retry_after=retry,
+                details={
+                    "setting": setting,
+                    "limit": limit,
+                    "waiting": waiting,
+                    "requested": new,
+                    "retry_after_seconds": retry,
+                },
+            )
+
+
+@dataclass
+class _Current:
+    """A document's current revision as the request sees it (its own earlier files
+    included)."""
+
+    document_id: str
+    filename: str
+    revision_id: str
+    number: int
+    status: str
+    sha: str
+
+
+@dataclass
+class _NewRevision:
+    filename: str
+    data: bytes
+    media_type: str
+    sha: str
+    outcome: UploadOutcome
+    document: Document | None  # the existing row; None: the request creates it
+
+
+def _plan(
+    session: Session, *, kb: KnowledgeBase, files: list[tuple[str, bytes, str]], shas: list[str]
+) -> tuple[list[UploadOutcome], list[_NewRevision]]:
+    """Decide every file of a request in order, as one file after another would be: a
+    file whose bytes are some document's current content (an earlier file of the same
+    request included) is a duplicate and changes nothing; any other becomes the next
+    revision of the document with its name, or of a new document. Reads only."""
+    names = {name for name, _, _ in files}
+    rows = session.execute(
+        select(Document, DocumentRevision)
+        .outerjoin(DocumentRevision, DocumentRevision.id == Document.current_revision_id)
+        .where(Document.kb_id == kb.id, Document.filename.in_(names))
+    ).all()
+    rows += session.execute(
+        select(Document, DocumentRevision)
+        .join(DocumentRevision, DocumentRevision.id == Document.current_revision_id)
+        .where(Document.kb_id == kb.id, DocumentRevision.content_sha256.in_(set(shas)))
+    ).all()
+    by_name = {doc.filename: doc for doc, _ in rows if doc.filename in names}
+    # sha -> {document id: its current revision}, kept up to date file by file.
+    current: dict[str, dict[str, _Current]] = {}
+    sha_of: dict[str, str] = {}  # document id -> sha of its current revision
+    for doc, rev in rows:
+        if rev is not None:
+            sha_of[doc.id] = rev.content_sha256
+            current.setdefault(rev.content_sha256, {})[doc.id] = _Current(
+                doc.id, doc.filename, rev.id, rev.number, rev.status, rev.content_sha256
+            )
+    numbers: dict[str, int] = {}
+    if by_name:
+        numbers = dict(
+            session.execute(
+                select(DocumentRevision.document_id, func.max(DocumentRevision.number))
+                .where(DocumentRevision.document_id.in_([d.id for d in by_name.values()]))
+                .group_by(DocumentRevision.document_id)
+            ).all()
+        )
+    created: dict[str, str] = {}  # filename -> id of a document this request creates
+    outcomes: list[UploadOutcome] = []
+    new: list[_NewRevision] = []
+    for (name, data, media_type), sha in zip(files, shas, strict=True):
+        same = current.get(sha)
+        if same:
+            c = min(same.values(), key=lambda c: (c.filename != name, c.filename))
+            outcomes.append(
+                UploadOutcome(
+                    c.document_id, c.revision_id, c.number, c.filename, c.status, True, None
+                )
+            )
+            continue
+        doc = by_name.get(name)
+        document_id = doc.id if doc is not None else created.setdefault(name, new_id())
+        number = numbers[document_id] = (numbers.get(document_id) or 0) + 1
+        outcome = UploadOutcome(
+            document_id, new_id(), number, name, RevisionStatus.PENDING, False, None
+        )
+        if document_id in sha_of:  # its previous content is current no more
+            current[sha_of[document_id]].pop(document_id, None)
+        sha_of[document_id] = sha
+        current.setdefault(sha, {})[document_id] = _Current(
+            document_id, name, outcome.revision_id, number, outcome.status, sha
+        )
+        outcomes.append(outcome)
+        new.append(_NewRevision(name, data, media_type, sha, outcome, doc))
+    return outcomes, new
+
+
+def submit_uploads(
+    rt: IngestServices,
+    *,
+    kb: KnowledgeBase,
+    files: list[tuple[str, bytes, str]],
+    metadata: dict[str, Any] | None = None,
+) -> list[UploadOutcome]:
+    """Store checked files (filename, bytes, media type) and queue their ingestion with
+    one catalog transaction for the whole request, however many files it carries; one
+    outcome per file, in order. A file whose bytes already are the current content of a
+    document in this KB changes nothing (`duplicate`) and never counts against the queue.
+
+    1. A read-only look decides which files are new and whether the ingestion queue has
+       room for all of them (`admit`): if not, the whole request is refused (429 with
+       Retry-After, or 413 if it could never fit) before anything is stored.
+    2. The raw bytes of the new files go to the blob store, outside any transaction
+       (content-addressed, so a request that fails after this is harmless).
+    3. One short transaction decides again, holding the catalog's write lock on SQLite
+       (BEGIN IMMEDIATE) and the KB's row on PostgreSQL, so concurrent uploads to a KB
+       cannot both take the last places, and adds every document, revision and job row.
+       If the queue filled up in between, the blobs step 2 wrote that no revision uses
+       are removed again. (The overall bound is checked without a lock on PostgreSQL:
+       concurrent uploads to different KBs may pass it by their own sizes.)
+
+        outcomes = submit_uploads(rt, kb=kb, files=[("a.txt", b"alpha", "text/plain")])
+    """
+    if not files:
+        return []
+    shas = [sha256_hex(data) for _, data, _ in files]
+    with rt.db.session() as s:
+        _, new = _plan(s, kb=kb, files=files, shas=shas)
+        admit(session=s, settings=rt.settings, kb=kb, new=len(new))
+    written: set[str] = set()
+    for step in new:
+        if step.sha not in written and not rt.blobs.exists(step.sha):
+            rt.blobs.put(step.sha, step.data)
+            written.add(step.sha)
+    try:
+        with rt.db.session(immediate=True) as s:
+            locked = s.execute(
+                select(KnowledgeBase.id).where(KnowledgeBase.id == kb.id).with_for_update()
+            ).scalar_one_or_none()
+            if locked is None:
+                raise NotFound(f"knowledge base {kb.name!r} not found")
+            outcomes, new = _plan(s, kb=kb, files=files, shas=shas)
+            admit(session=s, settings=rt.settings, kb=kb, new=len(new))
+            created: dict[str, Document] = {}
+            for step in new:
+                # A file the first look saw as a duplicate may be new now.
+                if step.sha not in written and not rt.blobs.exists(step.sha):
+                    rt.blobs.put(step.sha, step.data)
+                    written.add(step.sha)
+                outcome = step.outcome
+                doc = step.document or created.get(outcome.document_id)
+                if doc is None:
+                    doc = created[outcome.document_id] = Document(
+                        id=outcome.document_id,
+                        kb_id=kb.id,
+                        filename=step.filename,
+                        metadata_=metadata or {},
+                    )
+                    s.add(doc)
+                elif metadata is not None:
+                    doc.metadata_ = metadata
+                s.add(
+                    DocumentRevision(
+                        id=outcome.revision_id,
+                        document_id=doc.id,
+                        number=outcome.revision,
+                        content_sha256=step.sha,
+                        size_bytes=len(step.data),
+                        media_type=step.media_type,
+                        status=RevisionStatus.PENDING,
+                    )
+                )
+                doc.current_revision_id = outcome.revision_id
+                job = rt.jobs.submit(
+                    s, kind=INGEST_JOB, payload={"revision_id": outcome.revision_id}, kb_id=kb.id
+                )
+                outcome.job_id = job.id
+            s.flush()
+    except BaseException:
+        try:
+            _drop_unused_blobs(rt, written)
+        except Exception:  # noqa: BLE001 - the request's own error is the one to report
+            log.exception("could not remove the blobs of a refused upload")
+        raise
+    return outcomes
+
+
+def _drop_unused_blobs(rt: IngestServices, shas: set[str]) -> None:
+    """Remove these blobs unless a revision uses them (a refused request's bytes). On
+    SQLite the write lock is held meanwhile, so an upload of the same bytes either
+    committed before (the blob stays) or checks for the blob after (and writes it)."""
+    if not shas:
+        return
+    with rt.db.session(immediate=True) as s:
+        used = set(
+            s.execute(
+                select(DocumentRevision.content_sha256).where(
+                    DocumentRevision.content_sha256.in_(shas)
+                )
+            ).scalars()
+        )
+        for sha in shas - used:
+            rt.blobs.delete(sha)
+
+
 def submit_upload(
     rt: IngestServices,
     *,
@@ -124,54 +419,9 @@ def submit_upload(
     metadata: dict[str, Any] | None = None,
 ) -> UploadOutcome:
     """Store the bytes and queue ingestion, unless these exact bytes are already the
-    current content of a document in this KB (then nothing changes)."""
-    sha = sha256_hex(data)
-    with rt.db.session() as s:
-        existing = s.execute(
-            select(Document, DocumentRevision)
-            .join(DocumentRevision, DocumentRevision.id == Document.current_revision_id)
-            .where(Document.kb_id == kb.id, DocumentRevision.content_sha256 == sha)
-            .order_by(Document.filename != filename)
-        ).first()
-        if existing is not None:
-            doc, rev = existing
-            return UploadOutcome(
-                doc.id, rev.id, rev.number, doc.filename, rev.status, duplicate=True, job_id=None
-            )
-        doc = s.execute(
-            select(Document).where(Document.kb_id == kb.id, Document.filename == filename)
-        ).scalar_one_or_none()
-        if doc is None:
-            doc = Document(kb_id=kb.id, filename=filename, metadata_=metadata or {})
-            s.add(doc)
-            s.flush()
-        elif metadata is not None:
-            doc.metadata_ = metadata
-        number = (
-            s.execute(
-                select(func.max(DocumentRevision.number)).where(
-                    DocumentRevision.document_id == doc.id
-                )
-            ).scalar()
-            or 0
-        ) + 1
-        rt.blobs.put(sha, data)
-        rev = DocumentRevision(
-            document_id=doc.id,
-            number=number,
-            content_sha256=sha,
-            size_bytes=len(data),
-            media_type=media_type,
-            status=RevisionStatus.PENDING,
-        )
-        s.add(rev)
-        s.flush()
-        doc.current_revision_id = rev.id
-        job = rt.jobs.submit(s, kind=INGEST_JOB, payload={"revision_id": rev.id}, kb_id=kb.id)
-        s.flush()
-        return UploadOutcome(
-            doc.id, rev.id, number, filename, rev.status, duplicate=False, job_id=job.id
-        )
+    current content of a document in this KB (then nothing changes): `submit_uploads`
+    for one file."""
+    return submit_uploads(rt, kb=kb, files=[(filename, data, media_type)], metadata=metadata)[0]
 
 
 def delete_document(rt: IngestServices, *, kb: KnowledgeBase, document_id: str) -> None:

@@ -162,6 +162,9 @@ class UnstructuredParser:
             _partitioner(media_type)
         self._partition(_tiny_pdf("Warm up the parser."), None, PDF)
         self._partition(b"", "Warm up the tagger.", TEXT)
+        # qpdf, for encrypted PDFs: loaded now, so an isolated worker's memory limit is
+        # measured with it already mapped.
+        import pikepdf  # noqa: F401
 
     def parse(self, data: bytes, *, media_type: str, filename: str) -> list[Piece]:
         """Return the document's text elements in reading order."""
@@ -178,6 +181,8 @@ class UnstructuredParser:
                 raise StageFailed(
                     "parse", "not UTF-8 text (re-save the file as UTF-8)", document=filename
                 ) from exc
+        if media_type == PDF:
+            data = _decrypted_pdf(data, filename)
         try:
             pieces = self._read(data, text, media_type)
         except FormatError as exc:
@@ -335,6 +340,38 @@ def _failure_reason(exc: Exception, data: bytes, media_type: str) -> str:
     if media_type in (DOCX, PPTX, XLSX, ODT, MSG):
         return f"not a valid {label} file (it is truncated or corrupt)"
     return f"could not parse the {label} document ({type(exc).__name__}: {exc})"
+
+
+def _decrypted_pdf(data: bytes, filename: str) -> bytes:
+    """A PDF encrypted with an owner password only (it opens without a password; the
+    owner password just restricts printing or copying) as a plain copy, the way PDF
+    readers open it; any other PDF unchanged.
+
+    pdfminer (under unstructured) reads only some of the standard security handlers: for
+    one, it refuses different crypt filters for streams and strings, and such a file then
+    yields no text. qpdf reads every standard handler (RC4 40/128, AES-128, AES-256 R5/R6,
+    crypt filters). A PDF that needs a real user password stays as it is, and fails as
+    password-protected (see `_pdf_problem`).
+    """
+    # The trailer names /Encrypt in clear text even when the rest is compressed: this
+    # keeps plain PDFs, nearly all of them, away from a second parser.
+    if b"/Encrypt" not in data:
+        return data
+    import pikepdf
+
+    try:
+        with pikepdf.open(io.BytesIO(data), password="") as pdf:
+            if not pdf.is_encrypted:
+                return data
+            out = io.BytesIO()
+            pdf.save(out, encryption=False)
+    except pikepdf.PasswordError:
+        return data
+    except Exception as exc:  # noqa: BLE001 - damaged: let the usual path report it
+        logger.debug("decrypting %s failed: %s: %s", filename, type(exc).__name__, exc)
+        return data
+    logger.info("%s: decrypted a PDF with an owner password only", filename)
+    return out.getvalue()
 
 
 def _pdf_problem(data: bytes) -> str | None:

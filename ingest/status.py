@@ -15,7 +15,12 @@ from core.catalog.models import (
     RevisionStatus,
     utcnow,
 )
-from ingest.documents import INGEST_JOB
+from ingest.documents import (
+    INGEST_JOB,
+    THROUGHPUT_WINDOW,
+    finished_per_minute,
+    queue_depth,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -82,6 +87,9 @@ def ingestion_status(rt: IngestServices, *, kb: KnowledgeBase) -> dict[str, Any]
                 "chunks": int(chunks),
                 "documents_per_minute": round(docs / minutes, 3),
             }
+        depth = queue_depth(session=s, kb_id=kb.id)
+        overall = queue_depth(session=s)
+        per_minute = finished_per_minute(session=s, kb_id=kb.id)
         failures = s.execute(
             select(
                 Document.id, Document.filename, DocumentRevision.error, DocumentRevision.created_at
@@ -115,4 +123,26 @@ def ingestion_status(rt: IngestServices, *, kb: KnowledgeBase) -> dict[str, Any]
             {"document_id": d, "filename": f, "error": e, "created_at": c.isoformat() + "Z"}
             for d, f, e, c in failures
         ],
+        "queue": _queue(rt, depth, overall, per_minute),
+    }
+
+
+def _queue(
+    rt: IngestServices, depth: dict[str, int], overall: dict[str, int], per_minute: float
+) -> dict[str, Any]:
+    """The ingestion queue against its bounds (beyond them uploads get 429), how fast
+    this KB's part drains and when it should be empty at that pace (None: nothing
+    finished lately, so no estimate)."""
+    waiting = depth["queued"] + depth["running"]
+    if waiting == 0:
+        eta: float | None = 0.0
+    else:
+        eta = round(waiting * 60 / per_minute, 1) if per_minute > 0 else None
+    return {
+        **depth,
+        "limit": rt.settings.ingest_queue_max_per_kb,
+        "overall": {**overall, "limit": rt.settings.ingest_queue_max},
+        "documents_per_minute": round(per_minute, 3),
+        "window_seconds": int(THROUGHPUT_WINDOW.total_seconds()),
+        "eta_seconds": eta,
     }

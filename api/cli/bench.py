@@ -11,6 +11,7 @@ from rich.table import Table
 
 from api.bench import index_latency
 from api.bench import ingest as ingest_bench
+from api.bench import service as service_bench
 from api.cli.helpers import console, fail
 from core.config import apply_offline_defaults
 
@@ -24,17 +25,40 @@ def bench_ingest(
     docs: Annotated[int, typer.Option(min=1, help="Documents in the generated corpus")] = 40,
     words: Annotated[int, typer.Option(min=50, help="Words per document")] = 600,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    http: Annotated[
+        bool,
+        typer.Option(
+            "--http",
+            help="Drive a fresh `ragops serve` over HTTP with a mixed-format en/es/ru corpus "
+            "(the issue-12 benchmark) instead of the in-process pipeline",
+        ),
+    ] = False,
+    batch: Annotated[int, typer.Option(min=1, help="Files per upload request (--http)")] = 50,
+    redaction: Annotated[
+        str, typer.Option(help="Redaction settings to run with --http: off, on or off,on")
+    ] = "off,on",
 ) -> None:
     """Our ingestion vs llama-index's IngestionPipeline on the same corpus and model.
 
     Example: ragops bench ingest --docs 40
+             ragops bench ingest --http --docs 500 --json > result.json
     """
+    chosen = tuple(s.strip() for s in redaction.split(",") if s.strip())
+    if not chosen or any(s not in ("off", "on") for s in chosen):
+        raise typer.BadParameter("use off, on or off,on", param_hint="--redaction")
     try:
         # The baseline needs the optional bench extra: say so before the long run starts.
         import llama_index.embeddings.huggingface  # noqa: F401
     except ImportError as exc:  # pragma: no cover - depends on the install
         fail(RuntimeError(f"{exc}; install the bench extra: pip install 'ragops[bench]'"))
     apply_offline_defaults()
+    if http:
+        report = service_bench.run(docs, words=words, batch=batch, settings=chosen)
+        if as_json:
+            print(json.dumps(report, indent=2))
+        else:
+            _print_service(report)
+        return
     report = ingest_bench.run(docs, words)
     if as_json:
         print(json.dumps(report, indent=2))
@@ -57,6 +81,33 @@ def bench_ingest(
             f"{row['docs_per_s']}",
             f"{row['speed_vs_baseline']}",
             stages,
+        )
+    console.print(table)
+
+
+def _print_service(report: dict) -> None:  # type: ignore[type-arg]
+    table = Table(
+        "pipeline",
+        "seconds",
+        "docs/s",
+        "chunks/s",
+        "words/s",
+        "× llama-index",
+        "peak RSS MB",
+        "stage busy share",
+        title=f"ingest over HTTP: {report['documents']} docs, {report['words']} words",
+    )
+    for name, row in report["rows"].items():
+        shares = ", ".join(f"{k} {v:.2f}" for k, v in (row.get("stage_busy_share") or {}).items())
+        table.add_row(
+            name,
+            f"{row['seconds']:.1f}",
+            f"{row['docs_per_s']}",
+            f"{row['chunks_per_s']}",
+            f"{row['words_per_s']}",
+            f"{row['speed_vs_llama_index']}",
+            str(row.get("peak_rss_mb", "")),
+            shares,
         )
     console.print(table)
 

@@ -11,6 +11,7 @@ from api.schemas import (
     DocumentList,
     DocumentPublic,
     DocumentSummary,
+    IngestionStatus,
     UploadItem,
     UploadResponse,
 )
@@ -21,7 +22,7 @@ from ingest.documents import (
     clean_filename,
     delete_document,
     reprocess_document,
-    submit_upload,
+    submit_uploads,
 )
 from ingest.status import ingestion_status, status_counts
 
@@ -48,7 +49,10 @@ async def upload(
     metadata: Annotated[str | None, Form(description="JSON object stored on each document")] = None,
 ) -> UploadResponse:
     """Queue documents for ingestion. Every file is validated before any is stored, so a
-    rejected request stores nothing; re-sending identical bytes queues nothing."""
+    rejected request stores nothing; re-sending identical bytes queues nothing. The whole
+    request is one catalog transaction. When the ingestion queue cannot take all of its
+    new documents (RAGOPS_INGEST_QUEUE_MAX_PER_KB, RAGOPS_INGEST_QUEUE_MAX), the whole
+    request is refused with 429 and `Retry-After`, and nothing of it is stored."""
     settings = rt.settings
     meta = _parse_metadata(metadata)
     total = sum(f.size or 0 for f in files)
@@ -76,19 +80,11 @@ async def upload(
             seen.add(doc_name)
             checked.append((doc_name, doc_data, media_type))
         skipped += [{"filename": path, "reason": reason} for path, reason in result.skipped]
-    items = []
-    for name, data, media_type in checked:
-        outcome = await run_in_threadpool(
-            submit_upload,
-            rt,
-            kb=kb,
-            filename=name,
-            data=data,
-            media_type=media_type,
-            metadata=meta,
-        )
-        items.append(UploadItem.model_validate(outcome, from_attributes=True))
-    return UploadResponse(documents=items, skipped=skipped)
+    outcomes = await run_in_threadpool(submit_uploads, rt, kb=kb, files=checked, metadata=meta)
+    return UploadResponse(
+        documents=[UploadItem.model_validate(o, from_attributes=True) for o in outcomes],
+        skipped=skipped,
+    )
 
 
 @router.get("", response_model=DocumentList)
@@ -134,8 +130,9 @@ def reprocess(kb: KbDep, doc_id: str, rt: RuntimeDep) -> UploadItem:
 status_router = APIRouter(prefix="/kbs/{kb}", tags=["documents"])
 
 
-@status_router.get("/ingestion")
-def ingestion(kb: KbDep, rt: RuntimeDep) -> dict[str, Any]:
+@status_router.get("/ingestion", response_model=IngestionStatus)
+def ingestion(kb: KbDep, rt: RuntimeDep) -> IngestionStatus:
     """Counts by state, job queue (incl. dead letters), throughput, oldest pending
-    document and the latest failures with their reasons."""
-    return ingestion_status(rt, kb=kb)
+    document, the latest failures with their reasons, and the ingestion queue against
+    its bounds with the pace it drains at and an ETA."""
+    return IngestionStatus.model_validate(ingestion_status(rt, kb=kb))

@@ -1,4 +1,6 @@
+import errno
 import json
+import os
 
 import numpy as np
 import pytest
@@ -156,80 +158,96 @@ def _assert_old_snapshot(path):
     assert all(h.payload["v"] == 1 for h in again.search(unit(1, 1, 0), 5))
 
 
-def test_crash_while_writing_the_index_keeps_the_previous_snapshot(tmp_path, monkeypatch):
-    import faiss
+def _segment_files(path):
+    return sorted(p.name for p in path.iterdir() if p.name.startswith("seg-"))
 
+
+def test_crash_while_writing_the_index_keeps_the_previous_snapshot(tmp_path, monkeypatch):
     path = tmp_path / "v"
     ix = _saved_flat(path)
     ix.delete([cid(1)])
     ix.upsert([cid(3)], unit(0, 0, 1).reshape(1, -1), [{"v": 2}])
+    real_fsync = os.fsync
 
-    def torn_write(index, filename):
-        with open(filename, "wb") as fh:
-            fh.write(b"half an index")
-        raise OSError("disk full")
+    def disk_full(fd):  # the segment is written but cannot be made durable
+        raise OSError(errno.ENOSPC, "disk full")
 
-    monkeypatch.setattr(faiss, "write_index", torn_write)
+    monkeypatch.setattr(os, "fsync", disk_full)
     with pytest.raises(Unavailable, match="FAISS could not save the index at .*disk full") as err:
         ix.save()
+    monkeypatch.setattr(os, "fsync", real_fsync)
     assert isinstance(err.value.__cause__, OSError)
     _assert_old_snapshot(path)
+    ix.save()  # the failed save published nothing; this one publishes the same writes
+    again = FaissIndex.open(path, 3)
+    assert {h.chunk_id for h in again.search(unit(1, 1, 1), 5)} == {cid(2), cid(3)}
 
 
 def test_crash_before_the_commit_point_keeps_the_previous_snapshot(tmp_path, monkeypatch):
     path = tmp_path / "v"
     ix = _saved_flat(path)
+    before = _segment_files(path)
     ix.delete([cid(1), cid(2)])
-    real_dump = json.dump
-    calls = []
+    ix.upsert([cid(3)], unit(0, 0, 1).reshape(1, -1), [{"v": 2}])
 
-    def dump_then_crash_on_meta(obj, fh, **kwargs):
-        calls.append(obj)
-        if "files" in obj:  # meta.json: everything else is already on disk
-            fh.write('{"files": ')
-            raise KeyboardInterrupt
-        real_dump(obj, fh, **kwargs)
+    def crash(src, dst):  # the new segment is on disk; the manifest switch never happens
+        raise KeyboardInterrupt
 
-    monkeypatch.setattr(json, "dump", dump_then_crash_on_meta)
+    monkeypatch.setattr("index.segments.os.replace", crash)
     with pytest.raises(KeyboardInterrupt):
         ix.save()
-    monkeypatch.setattr(json, "dump", real_dump)
-    assert len(calls) == 2
+    monkeypatch.undo()
     _assert_old_snapshot(path)
-    # the next good save cleans up what the crashed one left behind
+    orphan = set(_segment_files(path)) - set(before)
+    assert len(orphan) == 1  # written, named by no manifest: ignored by readers
+    # a killed process also leaves its temporary manifest behind
+    (path / ".meta-crashed.tmp").write_text('{"seq": ')
     ix.save()
     names = {p.name for p in path.iterdir()}
     assert not [n for n in names if n.startswith(".meta-")]
-    assert len([n for n in names if n.startswith("index-")]) == 2  # current + previous
-    assert FaissIndex.open(path, 3).count() == 0
+    assert not orphan & names  # the next switch deletes the leftovers
+    meta = json.loads((path / "meta.json").read_text())
+    assert {e["file"] for e in meta["segments"]} <= names
+    again = FaissIndex.open(path, 3)
+    assert again.count() == 1 and again.search(unit(0, 0, 1), 1)[0].payload["v"] == 2
 
 
-def test_hnsw_deletes_are_tombstones_until_a_rebuild(tmp_path):
+def test_deletes_are_tombstones_until_a_merge_drops_them(tmp_path, monkeypatch):
+    monkeypatch.setattr("index.segments.APPROX_MIN_ROWS", 50)
     ix = FaissIndex.open(tmp_path / "v", 8, index_type="hnsw", index_params={"M": 8})
     vectors = random_unit(100, 8)
     ids = [cid(i) for i in range(100)]
     ix.upsert(ids, vectors, [{"n": i} for i in range(100)])
+    ix.save()
     ix.delete(ids[:10])
     ix.upsert(ids[10:15], vectors[10:15], [{"n": -1}] * 5)  # updates: tombstone + add
-    engine = ix._engine
-    assert ix.count() == 90 and engine.tombstones == 15 and engine.index.ntotal == 105
+    assert ix.count() == 90
     assert ids[3] not in {h.chunk_id for h in ix.search(vectors[3], 20)}
     assert ix.search(vectors[12], 1)[0].payload["n"] == -1
     ix.save()
-    assert ix._engine.tombstones == 15  # 15/105 is under the 20% rebuild ratio
+    graph, update = ix.layout()["segments"]
+    assert graph["kind"] == "hnsw" and graph["rows"] == 100 and graph["dead"] == 15
+    assert update == {**update, "kind": "flat", "rows": 5, "deletes": 10, "dead": 0}
     ix.delete(ids[15:30])
-    ix.save()  # 30/105 tombstones: rebuilt from the live vectors
-    assert ix._engine.tombstones == 0 and ix._engine.index.ntotal == 75
+    ix.save()  # 30 of 100 graph nodes dead, over the 20% purge ratio: merged away
+    (merged,) = ix.layout()["segments"]
+    assert merged["kind"] == "hnsw" and merged["rows"] == 75 and merged["dead"] == 0
+    assert merged["deletes"] == 0  # nothing older left to delete from
     again = FaissIndex.open(tmp_path / "v", 8, index_type="hnsw")
     assert again.count() == 75
     assert again.search(vectors[50], 1)[0].chunk_id == ids[50]
+    assert again.search(vectors[12], 1)[0].payload["n"] == -1
+    assert not {h.chunk_id for h in again.search(vectors[0], 100)} & set(ids[:10] + ids[15:30])
 
 
 def test_hnsw_graph_filter_path_falls_back_to_exact_when_it_runs_dry(tmp_path, monkeypatch):
-    monkeypatch.setattr("index.faiss_index.EXACT_FILTER_MAX", 0)
+    monkeypatch.setattr("index.segments.EXACT_FILTER_MAX", 0)
+    monkeypatch.setattr("index.segments.APPROX_MIN_ROWS", 1)
     ix = FaissIndex.open(tmp_path / "v", 8, index_type="hnsw", index_params={"M": 4})
     vectors = random_unit(500, 8)
     ix.upsert([cid(i) for i in range(500)], vectors, [{"odd": i % 2, "n": i} for i in range(500)])
+    ix.save()
+    assert [s["kind"] for s in ix.layout()["segments"]] == ["hnsw"]
     hits = ix.search(vectors[7], 5, {"odd": 1})
     assert hits[0].chunk_id == cid(7) and all(h.payload["odd"] == 1 for h in hits)
     assert [h.chunk_id for h in ix.search(vectors[0], 5, {"n": [3, 400]})] != []
@@ -296,17 +314,35 @@ def test_postings_keep_booleans_and_numbers_apart(index):
 def test_unreadable_or_corrupt_files_are_unavailable(tmp_path, index):
     index.save()
     path = tmp_path / "v1"
-    meta = json.loads((path / "meta.json").read_text())
-    (path / meta["files"]["index"]).unlink()  # faiss reports this as a RuntimeError
+
+    def segment_file():
+        meta = json.loads((path / "meta.json").read_text())
+        return path / meta["segments"][-1]["file"]
+
+    data = segment_file().read_bytes()
+    segment_file().unlink()
+    with pytest.raises(Unavailable, match="FAISS could not open the index") as err:
+        FaissIndex.open(path, 3)
+    assert isinstance(err.value.__cause__, OSError)
+    segment_file().write_bytes(data)
+    assert FaissIndex.open(path, 3).count() == 3
+    segment_file().write_bytes(data[: len(data) - 10])  # a torn file
+    with pytest.raises(Unavailable, match="corrupt .*truncated"):
+        FaissIndex.open(path, 3)
+    header_end = data.index(b'"index_bytes"')
+    body_start = data.index(b"}", header_end) + 1
+    garbage = data[:body_start] + b"\xff" * (len(data) - body_start)
+    segment_file().write_bytes(garbage)  # FAISS reports bad index bytes as a RuntimeError
     with pytest.raises(Unavailable, match="FAISS could not open the index") as err:
         FaissIndex.open(path, 3)
     assert isinstance(err.value.__cause__, RuntimeError)
-    index.save()
-    meta = json.loads((path / "meta.json").read_text())
-    (path / meta["files"]["payloads"]).write_text("{not json")
+    segment_file().write_bytes(data.replace(b'"payloads"', b'"payloadz"'))
     with pytest.raises(Unavailable, match="corrupt"):
         FaissIndex.open(path, 3)
-    (path / "meta.json").write_text('{"files": ')
+    segment_file().write_bytes(b"not a segment")
+    with pytest.raises(Unavailable, match="corrupt"):
+        FaissIndex.open(path, 3)
+    (path / "meta.json").write_text('{"segments": ')
     with pytest.raises(Unavailable, match=r"meta\.json is corrupt"):
         FaissIndex.open(path, 3)
 
