@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 from docx import Document as DocxDocument
 
+from ingest.parse import pdf_from_objects
+
 # Topic words and function words per language: enough variety for distinct chunks.
 VOCABULARY: dict[str, tuple[str, str]] = {
     "en": (
@@ -179,16 +181,4 @@ def _pdf(paragraphs: list[str], *, width: int = 90, lines_per_page: int = 50) ->
         b" ".join(b"%d 0 R" % k for k in kids),
         len(kids),
     )
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1,
-        xref,
-    )
-    return bytes(out)
+    return pdf_from_objects(objects)
