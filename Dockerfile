@@ -14,8 +14,11 @@ COPY eval eval
 COPY api api
 # constraints.txt pins torch; use a CPU wheel index here for a CPU image, or the default
 # CUDA build for the GPU worker image.
+# openvino's telemetry is opted out (ragops converts models without the tool that sends
+# it; this also stops the usage counters it keeps under ~/intel).
 RUN pip install --no-cache-dir -c constraints.txt . \
- && pip install --no-cache-dir --no-deps -r requirements-nodeps.txt
+ && pip install --no-cache-dir --no-deps -r requirements-nodeps.txt \
+ && (opt_in_out --opt_out || true)
 COPY samples samples
 
 VOLUME /data

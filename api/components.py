@@ -61,9 +61,10 @@ class Components:
     def embedder(self, settings: Settings, ref: str | None = None) -> Embedder:
         ref = ref or settings.embedding_model
         device, batch = settings.embedding_device, settings.embedding_batch_size
+        backend = settings.embedding_backend
         return self._get(
-            ("embedder", ref, device, batch),
-            lambda: Embedder(ref, device=device, batch_size=batch),
+            ("embedder", ref, device, batch, backend),
+            lambda: Embedder(ref, device=device, batch_size=batch, backend=backend),
         )
 
     def redactor(

@@ -81,6 +81,11 @@ class Settings(BaseSettings):
     parse_timeout_seconds: float = Field(60.0, gt=0)
     parse_memory_mb: int = Field(512, gt=0)
     parse_processes: int = Field(1, ge=1)
+    # Ingest jobs one worker takes at once (`ingest.stream`): their documents are parsed
+    # and redacted side by side and their chunks embedded together, in batches of about
+    # this many tokens, and written with one index write per batch.
+    ingest_batch_documents: int = Field(32, gt=0)
+    ingest_embed_batch_tokens: int = Field(16_384, gt=0)
     # ZIP uploads: each member becomes a document; bombs are refused before anything
     # is stored.
     archive_max_ratio: float = Field(100.0, gt=1)
@@ -91,6 +96,8 @@ class Settings(BaseSettings):
     # Ingestion defaults (a knowledge base may override chunking and redaction)
     embedding_model: str = "all-MiniLM-L6-v2"
     embedding_device: Literal["auto", "cpu", "cuda"] = "auto"
+    # CPU inference: auto = OpenVINO bf16 where the CPU has native bf16, else torch
+    embedding_backend: Literal["auto", "torch", "openvino"] = "auto"
     embedding_batch_size: int = Field(32, gt=0)
     chunk_size: int = Field(200, gt=0)
     chunk_overlap: int = Field(32, ge=0)

@@ -19,7 +19,7 @@ import socket
 import threading
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -50,6 +50,22 @@ class JobContext:
 
 
 Handler = Callable[[dict[str, Any], JobContext], str | None]
+
+
+@dataclass
+class BatchItem:
+    """One job of a batch handed to a batch handler (see `WorkerPool.register_batch`)."""
+
+    job_id: str
+    payload: dict[str, Any]
+    ctx: JobContext
+
+
+# A job's outcome: its completion message, or the exception it failed with.
+Outcome = str | None | BaseException
+# Takes several claimed jobs of one kind at once and yields each one's outcome as soon as
+# it is known (in any order); jobs it never yields fail as "no outcome".
+BatchHandler = Callable[[list[BatchItem]], Iterator[tuple[BatchItem, Outcome]]]
 
 # Session.info keys: job ids to announce once the caller's transaction commits.
 _PENDING = "ragops.jobs.pending_dispatch"
@@ -169,6 +185,52 @@ class JobQueue:
             if job is not None:
                 return job
         return None
+
+    def claim_more(self, owner: str, kind: str, limit: int) -> list[Job]:
+        """Up to `limit` more queued jobs of `kind` (at most half of those waiting), oldest
+        first, for an owner that already runs one (a batch). One conditional UPDATE takes
+        them; only rows still claimable are taken, so a job never runs twice. Jobs whose
+        lease expired are left to `claim`, which also gives up on those out of attempts."""
+        if limit <= 0:
+            return []
+        now = utcnow()
+        with self.db.session() as s:
+            ids = list(
+                s.execute(
+                    select(Job.id)
+                    .where(Job.kind == kind, Job.status == JobStatus.QUEUED, Job.run_after <= now)
+                    .order_by(Job.created_at)
+                    .limit(2 * limit)
+                ).scalars()
+            )
+        # A fair share: half of what is waiting (up to `limit`), so other workers (and a
+        # Celery worker's peers) get work too instead of one worker taking it all.
+        ids = ids[: len(ids) // 2]
+        if not ids:
+            return []
+        with self.db.session() as s:
+            s.execute(
+                update(Job)
+                .where(Job.id.in_(ids), Job.status == JobStatus.QUEUED, Job.run_after <= now)
+                .values(
+                    status=JobStatus.RUNNING,
+                    lease_owner=owner,
+                    lease_until=now + self.lease,
+                    attempts=Job.attempts + 1,
+                )
+            )
+        with self.db.session() as s:
+            # Candidates were queued, so those now running under this owner are the ones
+            # this UPDATE took (another worker's claim would carry its own owner).
+            taken = list(
+                s.execute(
+                    select(Job).where(
+                        Job.id.in_(ids), Job.lease_owner == owner, Job.status == JobStatus.RUNNING
+                    )
+                ).scalars()
+            )
+        order = {job_id: i for i, job_id in enumerate(ids)}
+        return sorted(taken, key=lambda job: order[job.id])
 
     def claim_specific(self, job_id: str, owner: str, kinds: set[str] | None = None) -> Job | None:
         """Take exactly this job if it is runnable now (what a Celery message asks for).
@@ -295,6 +357,10 @@ class JobQueue:
         return retry
 
 
+def _is_permanent(exc: BaseException) -> bool:
+    return isinstance(exc, PermanentJobError) or bool(getattr(exc, "permanent", False))
+
+
 class WorkerPool:
     """N daemon threads that claim and run jobs until `stop()`.
 
@@ -310,6 +376,7 @@ class WorkerPool:
         self.threads = threads
         self.poll_seconds = poll_seconds
         self.handlers: dict[str, Handler] = {}
+        self.batch_handlers: dict[str, tuple[BatchHandler, int]] = {}
         self.on_final_failure: dict[str, Callable[[dict[str, Any], str], None]] = {}
         self.listeners: dict[str, list[Callable[[dict[str, Any], bool], None]]] = {}
         queue.on_abandoned = self._record_abandoned
@@ -349,6 +416,31 @@ class WorkerPool:
         self.handlers[kind] = handler
         if on_final_failure:
             self.on_final_failure[kind] = on_final_failure
+
+    def register_batch(
+        self,
+        kind: str,
+        handler: BatchHandler,
+        *,
+        max_batch: int,
+        on_final_failure: Callable[[dict[str, Any], str], None] | None = None,
+    ) -> None:
+        """Run jobs of `kind` in batches: a worker that claims one also takes up to
+        `max_batch - 1` more queued ones and hands them all to `handler`. Each job still
+        completes, retries or fails on its own, as soon as the handler yields its outcome."""
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1; got {max_batch}")
+
+        def single(payload: dict[str, Any], ctx: JobContext) -> str | None:
+            item = BatchItem(ctx.job_id, payload, ctx)
+            for _, outcome in handler([item]):
+                if isinstance(outcome, BaseException):
+                    raise outcome
+                return outcome
+            raise RuntimeError("the batch handler gave no outcome")
+
+        self.register(kind, single, on_final_failure)
+        self.batch_handlers[kind] = (handler, max_batch)
 
     def start(self) -> None:
         if self._threads:
@@ -395,7 +487,7 @@ class WorkerPool:
         job = self.queue.claim(owner, set(self.handlers))
         if job is None:
             return False
-        self._execute(job, owner)
+        self._execute_claimed(job, owner)
         return True
 
     def run_job(self, job_id: str, owner: str) -> bool:
@@ -404,8 +496,53 @@ class WorkerPool:
         job = self.queue.claim_specific(job_id, owner, set(self.handlers))
         if job is None:
             return False
-        self._execute(job, owner)
+        self._execute_claimed(job, owner)
         return True
+
+    def _execute_claimed(self, job: Job, owner: str) -> None:
+        batch = self.batch_handlers.get(job.kind)
+        if batch is None:
+            self._execute(job, owner)
+            return
+        handler, max_batch = batch
+        try:
+            more = self.queue.claim_more(owner, job.kind, max_batch - 1)
+        except Exception:  # noqa: BLE001 - the claimed job still runs, alone
+            log.exception("claiming more %s jobs failed", job.kind)
+            more = []
+        for extra in more:
+            log.info("ran job %s as %s, batched with job %s", extra.id, owner, job.id)
+        self._execute_batch(handler, [job, *more], owner)
+
+    def _execute_batch(self, handler: BatchHandler, jobs: list[Job], owner: str) -> None:
+        """Run a batch handler; record each job's outcome the moment it is yielded."""
+        items = [BatchItem(j.id, j.payload, JobContext(self.queue, j.id, owner)) for j in jobs]
+        kinds = {j.id: j.kind for j in jobs}
+        with self._lock:
+            for j in jobs:
+                self._running[j.id] = owner
+        pending = {item.job_id: item for item in items}
+        try:
+            for item, outcome in handler(items):
+                if pending.pop(item.job_id, None) is not None:
+                    self._record(item.job_id, kinds[item.job_id], item.payload, owner, outcome)
+        except Exception as exc:  # noqa: BLE001 - what is left fails with the cause
+            log.warning("batch of %s jobs failed:\n%s", len(pending), traceback.format_exc())
+            for item in list(pending.values()):
+                self._record(item.job_id, kinds[item.job_id], item.payload, owner, exc)
+            pending.clear()
+        finally:
+            for item in pending.values():
+                self._record(
+                    item.job_id,
+                    kinds[item.job_id],
+                    item.payload,
+                    owner,
+                    RuntimeError("the batch handler gave no outcome"),
+                )
+            with self._lock:
+                for j in jobs:
+                    self._running.pop(j.id, None)
 
     def _execute(self, job: Job, owner: str) -> None:
         """Run a claimed job's handler and record the outcome (complete, retry or fail)."""
@@ -413,32 +550,43 @@ class WorkerPool:
             self._running[job.id] = owner
         try:
             handler = self.handlers[job.kind]
-            message = handler(job.payload, JobContext(self.queue, job.id, owner))
-            self.queue.complete(job.id, owner, message or "")
-            self._notify(job.kind, job.payload, succeeded=True)
-        except Exception as exc:  # noqa: BLE001 - a job failure must never kill the worker
-            permanent = isinstance(exc, PermanentJobError) or getattr(exc, "permanent", False)
-            reason = str(exc) or exc.__class__.__name__
-            if not permanent:
-                log.warning(
-                    "job %s (%s) attempt failed: %s\n%s",
-                    job.id,
-                    job.kind,
-                    reason,
-                    traceback.format_exc(),
-                )
-            retried = self.queue.fail(job.id, owner, reason, permanent=permanent)
-            hook = self.on_final_failure.get(job.kind)
-            if not retried and hook:
-                try:
-                    hook(job.payload, reason)
-                except Exception:  # noqa: BLE001
-                    log.exception("recording the failure of job %s failed", job.id)
-            if not retried:
-                self._notify(job.kind, job.payload, succeeded=False)
+            try:
+                outcome: Outcome = handler(job.payload, JobContext(self.queue, job.id, owner))
+            except Exception as exc:  # noqa: BLE001 - a job failure must never kill the worker
+                if not _is_permanent(exc):
+                    log.warning(
+                        "job %s (%s) attempt failed: %s\n%s",
+                        job.id,
+                        job.kind,
+                        exc,
+                        traceback.format_exc(),
+                    )
+                outcome = exc
+            self._record(job.id, job.kind, job.payload, owner, outcome)
         finally:
             with self._lock:
                 self._running.pop(job.id, None)
+
+    def _record(
+        self, job_id: str, kind: str, payload: dict[str, Any], owner: str, outcome: Outcome
+    ) -> None:
+        """Complete the job, or record a failed attempt (retry, or fail for good and tell
+        the domain's `on_final_failure` hook and the listeners)."""
+        if not isinstance(outcome, BaseException):
+            self.queue.complete(job_id, owner, outcome or "")
+            self._notify(kind, payload, succeeded=True)
+            return
+        reason = str(outcome) or outcome.__class__.__name__
+        retried = self.queue.fail(job_id, owner, reason, permanent=_is_permanent(outcome))
+        if retried:
+            return
+        hook = self.on_final_failure.get(kind)
+        if hook:
+            try:
+                hook(payload, reason)
+            except Exception:  # noqa: BLE001
+                log.exception("recording the failure of job %s failed", job_id)
+        self._notify(kind, payload, succeeded=False)
 
     def _loop(self, owner: str) -> None:
         while not self._stop.is_set():

@@ -198,6 +198,7 @@ class VectorIndex(Protocol):
       payloads differ in length, an id is not a string or a payload not a dict;
       Unavailable when the backend cannot store them.
     - `delete` ignores unknown ids. Raises Unavailable when the backend cannot be reached.
+    - `present` returns the subset of ids with a vector; Unavailable as for `delete`.
     - `search` returns at most `top_k` hits, best first, only those whose payload
       matches every filter (see `matches`). Raises InvalidInput for a query of another
       dimension or with NaN/inf, a `top_k` that is not an integer or a malformed filter
@@ -223,6 +224,11 @@ class VectorIndex(Protocol):
         self, ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]]
     ) -> None: ...
     def delete(self, ids: list[str]) -> None: ...
+    def present(self, ids: list[str]) -> set[str]:
+        """The ids among `ids` that hold a vector in this index (its unsaved writes
+        included): what an edit need not write again."""
+        ...
+
     def search(
         self, vector: np.ndarray, top_k: int, filters: dict[str, Any] | None = None
     ) -> list[Hit]: ...

@@ -432,6 +432,13 @@ class FaissIndex:
                     if self._adds.pop(int_id, None) is not None:
                         self._pending = None
 
+    def present(self, ids: list[str]) -> set[str]:
+        return {
+            chunk_id
+            for chunk_id in checked_ids(ids)
+            if (int_id := faiss_id(chunk_id)) in self._adds or self._locate(int_id) is not None
+        }
+
     # -- persistence ------------------------------------------------------------------
     def save(self, *, compact: bool = True) -> None:
         """Publish the unsaved writes: one new segment file (their rows and tombstones),

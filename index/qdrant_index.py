@@ -400,6 +400,23 @@ class QdrantIndex:
                 selector = models.PointIdsList(points=point_ids[start : start + UPSERT_BATCH])
                 self.client.delete(self.collection, points_selector=selector, wait=True)
 
+    def present(self, ids: list[str]) -> set[str]:
+        if not ids:
+            return set()
+        wanted = {point_id(i): i for i in checked_ids(ids)}
+        found: set[str] = set()
+        with _translated(f"retrieve from {self.collection!r}"), self._lock:
+            keys = list(wanted)
+            for start in range(0, len(keys), UPSERT_BATCH):
+                points = self.client.retrieve(
+                    self.collection,
+                    ids=keys[start : start + UPSERT_BATCH],
+                    with_payload=False,
+                    with_vectors=False,
+                )
+                found |= {wanted[str(p.id)] for p in points if str(p.id) in wanted}
+        return found
+
     # -- reads ------------------------------------------------------------------------
     def count(self) -> int:
         with self._lock, _translated(f"count {self.collection!r}"):

@@ -1,14 +1,16 @@
-"""Sentence-transformers embeddings: CUDA + fp16 when a GPU is present, else CPU (bf16
-autocast where the CPU has native bf16), normalised vectors, and a cache keyed by
+"""Sentence-transformers embeddings: CUDA + fp16 when a GPU is present, else CPU (OpenVINO
+bf16 where the CPU has native bf16, else torch), normalised vectors, and a cache keyed by
 (model digest, text hash) so unchanged text is never embedded twice."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
 import logging
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -55,6 +57,125 @@ def _cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+BACKENDS = ("auto", "torch", "openvino")
+
+# Embedded at warm-up by OpenVINO and by torch fp32: OpenVINO is used only if every pair
+# agrees to _GUARD_MIN_COSINE. Different lengths, so the batch has padding.
+_GUARD_SENTENCES = (
+    "The lighthouse keeper logged every passing ship in a leather-bound journal.",
+    "El volcán entró en erupción y la lava cubrió la carretera durante tres días.",
+    "Зимой озеро замерзает, и рыбаки выходят на лёд.",
+    "Invoice 4471: 3 items, total EUR 129.90, due 2024-07-01.",
+)
+_GUARD_MIN_COSINE = 0.999
+
+
+def _import_openvino() -> Any | None:
+    """The openvino module, or None where it is not installed (or cannot load)."""
+    try:
+        import openvino
+    except (ImportError, OSError):
+        return None
+    return openvino
+
+
+def _convert(module: Any, example_input: dict[str, Any]) -> Any:
+    """The torch module as an OpenVINO model, through the PyTorch frontend directly.
+
+    Not `openvino.convert_model`: that wrapper (ovc) sends usage telemetry to Google
+    Analytics unless the host opted out, which a service that must not leak must not do.
+    Inputs keep dynamic batch and sequence dimensions."""
+    from openvino.frontend import FrontEndManager
+    from openvino.frontend.pytorch.ts_decoder import TorchScriptPythonDecoder
+
+    decoder = TorchScriptPythonDecoder(module, example_input=example_input)
+    frontend = FrontEndManager().load_by_framework("pytorch")
+    return frontend.convert(frontend.load(decoder))
+
+
+class _Unsupported(Exception):
+    """This model's first module cannot run on OpenVINO; torch is used instead."""
+
+
+class _OpenVINOFirstModule:
+    """The model's first module (a sentence-transformers `Transformer`) compiled with
+    OpenVINO for the CPU. Inputs are the model's own `preprocess` features (tokenizer
+    settings, truncation at `max_seq_length`, prompts), and the later modules (Pooling,
+    Dense, Normalize, ...) run in torch on its output, so embeddings match the torch
+    pipeline. A snapshot of the weights at compile time. Not thread-safe: `Embedder`
+    serialises calls."""
+
+    def __init__(self, ov: Any, model: Any, *, bf16: bool, threads: int) -> None:
+        import torch
+        from sentence_transformers.sentence_transformer.modules import Transformer
+
+        first = model[0]
+        if not isinstance(first, Transformer):
+            raise _Unsupported(f"first module is {type(first).__name__}, not a Transformer")
+        text = first.modality_config.get("text") if first.modality_config else None
+        if not text or text.get("method") != "forward":
+            raise _Unsupported(f"text modality config {text!r} does not call forward()")
+        output_name = text.get("method_output_name")
+        if isinstance(output_name, list | tuple) and len(output_name) == 1:
+            output_name = output_name[0]
+        if not isinstance(output_name, str):
+            raise _Unsupported(f"model output {output_name!r} is not a single named tensor")
+        if getattr(first, "can_flatten_inputs", False):
+            raise _Unsupported("inputs are flattened (flash-attention unpadding)")
+        if getattr(first.auto_model.config, "output_hidden_states", False):
+            raise _Unsupported("later modules need all hidden states")
+
+        model.eval()
+        auto_model = first.auto_model
+        self.prompt = (
+            model.prompts.get(model.default_prompt_name) if model.default_prompt_name else None
+        )
+        example = model.preprocess(list(_GUARD_SENTENCES[:2]), prompt=self.prompt)
+        accepted = inspect.signature(auto_model.forward).parameters
+        self.input_names = [
+            k for k, v in example.items() if isinstance(v, torch.Tensor) and k in accepted
+        ]
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # tracer warnings about constant shape checks
+            converted = _convert(auto_model, {k: example[k] for k in self.input_names})
+        names = [n for port in converted.outputs for n in port.get_names()]
+        if output_name not in names:
+            raise _Unsupported(f"converted model has no output {output_name!r} ({names})")
+        self.compiled = ov.Core().compile_model(
+            converted,
+            "CPU",
+            {
+                "INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32",
+                "PERFORMANCE_HINT": "LATENCY",
+                "INFERENCE_NUM_THREADS": max(1, threads),
+            },
+        )
+        self.output = self.compiled.output(output_name)
+        self.output_key = first.module_output_name  # e.g. "token_embeddings"
+        self.rest = list(model.children())[1:]
+
+    def encode(self, model: Any, texts: list[str], batch_size: int) -> np.ndarray:
+        """Unit-length float32 vectors in input order; texts are length-sorted and batched
+        like `SentenceTransformer.encode` (less padding)."""
+        import torch
+
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        parts: list[np.ndarray] = []
+        with torch.inference_mode():
+            for start in range(0, len(texts), batch_size):
+                batch = [texts[i] for i in order[start : start + batch_size]]
+                features = model.preprocess(batch, prompt=self.prompt)
+                result = self.compiled({k: features[k].numpy() for k in self.input_names})
+                features[self.output_key] = torch.from_numpy(np.asarray(result[self.output]))
+                for module in self.rest:
+                    features = module(features)
+                vectors = features["sentence_embedding"].float()
+                parts.append(torch.nn.functional.normalize(vectors, p=2, dim=1).numpy())
+        out = np.empty((len(texts), parts[0].shape[1]), dtype=np.float32)
+        out[order] = np.concatenate(parts)
+        return out
+
+
 def digest_dir(path: Path) -> str:
     """sha256 over the model's weight and config files (names, sizes, and weight bytes).
 
@@ -79,18 +200,38 @@ def digest_dir(path: Path) -> str:
 class Embedder:
     """One loaded sentence-transformers model. Cheap to construct; `warm_up()` loads.
 
+    Backend ("auto" | "torch" | "openvino"): on CUDA, torch fp16. On a CPU, "auto" runs the
+    model's first module (the transformer) on OpenVINO in bf16 where the CPU has native
+    bf16 and openvino is installed, else torch (bf16 autocast where native, else fp32);
+    "openvino" forces OpenVINO on the CPU (f32 where the CPU lacks bf16). OpenVINO is used
+    only if the model converts and passes a fidelity check against torch fp32 at warm-up;
+    otherwise a warning is logged and torch is used. The torch model stays loaded either
+    way (`model`: tokenizer, `max_seq_length`, training).
+
     Thread-safe: encode calls are serialised (one model, one device), which is also the
     fastest use of a GPU or of a small CPU.
     """
 
-    def __init__(self, ref: str, *, device: str = "auto", batch_size: int = 32) -> None:
+    def __init__(
+        self, ref: str, *, device: str = "auto", batch_size: int = 32, backend: str = "auto"
+    ) -> None:
+        if backend not in BACKENDS:
+            raise InvalidInput(f"embedding backend {backend!r} is not one of {', '.join(BACKENDS)}")
+        if backend == "openvino" and device == "cuda":
+            raise InvalidInput(
+                "RAGOPS_EMBEDDING_BACKEND=openvino runs on the CPU and cannot be combined "
+                "with RAGOPS_EMBEDDING_DEVICE=cuda"
+            )
         self.ref = ref
         self.path = resolve_model_path(ref)
         self.requested_device = device
+        self.requested_backend = backend
         self.batch_size = batch_size
         self._model: Any = None
+        self._ov: _OpenVINOFirstModule | None = None
         self._lock = threading.Lock()
         self.device = "cpu"
+        self.backend = "torch"
         self.precision = "fp32"
         self._digest: str | None = None
         self._counter: Any = None  # tokenizer used only for counting (see tokenize)
@@ -106,24 +247,96 @@ class Embedder:
             from sentence_transformers import SentenceTransformer
 
             cuda = torch.cuda.is_available()
+            forced_ov = self.requested_backend == "openvino"
             if self.requested_device == "cuda" and not cuda:
                 raise InvalidInput("RAGOPS_EMBEDDING_DEVICE=cuda but no CUDA device is visible")
-            self.device = "cuda" if (cuda and self.requested_device != "cpu") else "cpu"
+            ov = None
+            if forced_ov:
+                ov = _import_openvino()
+                if ov is None:
+                    raise InvalidInput(
+                        "RAGOPS_EMBEDDING_BACKEND=openvino but the openvino package is not "
+                        "installed or does not load (pip install openvino)"
+                    )
+            use_cuda = cuda and self.requested_device != "cpu" and not forced_ov
+            self.device = "cuda" if use_cuda else "cpu"
             t0 = time.perf_counter()
             model = SentenceTransformer(str(self.path), device=self.device)
+            bf16 = False
             if self.device == "cuda":
                 model.half()
                 self.precision = "fp16"
-            elif _cpu_has_bf16():
-                self.precision = "bf16-autocast"
-            self._model = model
+            else:
+                bf16 = _cpu_has_bf16()
+                self.precision = "bf16-autocast" if bf16 else "fp32"
+                if ov is None and self.requested_backend == "auto" and bf16:
+                    ov = _import_openvino()
             log.info(
-                "embedding model %s loaded on %s (%s) in %.1fs",
+                "embedding model %s loaded on %s (torch %s) in %.1fs",
                 self.ref,
                 self.device,
                 self.precision,
                 time.perf_counter() - t0,
             )
+            if ov is not None:
+                self._ov = self._openvino(ov, model, bf16=bf16)
+                if self._ov is not None:
+                    self.backend = "openvino"
+                    self.precision = f"openvino-{'bf16' if bf16 else 'f32'}"
+            self._model = model  # last: a loaded model means backend and precision are final
+
+    def _openvino(self, ov: Any, model: Any, *, bf16: bool) -> _OpenVINOFirstModule | None:
+        """The first module compiled with OpenVINO, or None (warning logged) when the model
+        does not convert or its vectors stray from torch fp32 on the guard sentences."""
+        import torch
+
+        t0 = time.perf_counter()
+        sentences = list(_GUARD_SENTENCES)
+        try:
+            reference = np.asarray(
+                model.encode(
+                    sentences,
+                    batch_size=len(sentences),
+                    normalize_embeddings=True,
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                ),
+                dtype=np.float32,
+            )
+            compiled = _OpenVINOFirstModule(ov, model, bf16=bf16, threads=torch.get_num_threads())
+            # One padded batch and one sentence at a time (no padding).
+            cosine = min(
+                float(np.min(np.sum(compiled.encode(model, sentences, bs) * reference, axis=1)))
+                for bs in (len(sentences), 1)
+            )
+        except Exception as exc:  # noqa: BLE001 - any conversion failure means torch
+            log.warning(
+                "embedding model %s: OpenVINO is not used (%s: %s); running on torch (%s)",
+                self.ref,
+                type(exc).__name__,
+                exc,
+                self.precision,
+            )
+            return None
+        if cosine < _GUARD_MIN_COSINE:
+            log.warning(
+                "embedding model %s: OpenVINO vectors differ from torch fp32 (min cosine "
+                "%.5f < %.3f); running on torch (%s)",
+                self.ref,
+                cosine,
+                _GUARD_MIN_COSINE,
+                self.precision,
+            )
+            return None
+        log.info(
+            "embedding model %s: OpenVINO %s ready in %.1fs (convert, compile, check; "
+            "min cosine to torch fp32 %.5f)",
+            self.ref,
+            "bf16" if bf16 else "f32",
+            time.perf_counter() - t0,
+            cosine,
+        )
+        return compiled
 
     @property
     def model(self) -> Any:
@@ -192,14 +405,17 @@ class Embedder:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         model = self.model
-        with self._lock, self._autocast():
-            vectors = model.encode(
-                texts,
-                batch_size=self.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
+        with self._lock:
+            if self._ov is not None:
+                return self._ov.encode(model, texts, self.batch_size)
+            with self._autocast():
+                vectors = model.encode(
+                    texts,
+                    batch_size=self.batch_size,
+                    normalize_embeddings=True,
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                )
         return np.asarray(vectors, dtype=np.float32)
 
 
@@ -222,20 +438,31 @@ class EmbedStage:
         return {"model": self.embedder.ref, "digest": self.embedder.digest}
 
     def __call__(self, pieces: list[Piece], report: StageReport) -> list[Piece]:
+        self.embed_many([pieces], [report])
+        return pieces
+
+    def embed_many(self, documents: list[list[Piece]], reports: list[StageReport]) -> None:
+        """Embed several documents' chunks as one batch (one cache lookup, one encode of
+        the distinct texts not cached); each document's report gets its own counts."""
         digest = self.embedder.digest
-        hashes = [p.text_hash for p in pieces]
+        hashes = list(dict.fromkeys(p.text_hash for pieces in documents for p in pieces))
         cached = self.cache.get_many(digest, hashes) if self.cache else {}
-        missing_set = {h for h in hashes if h not in cached}
-        missing = sorted(missing_set)
+        missing = [h for h in hashes if h not in cached]
         if missing:
-            by_hash = {p.text_hash: p.text for p in pieces}
+            by_hash = {p.text_hash: p.text for pieces in documents for p in pieces}
             vectors = self.embedder.encode([by_hash[h] for h in missing])
             fresh = dict(zip(missing, vectors, strict=True))
             if self.cache:
                 self.cache.put_many(digest, fresh)
             cached = {**cached, **fresh}
-        report.add(self.name, "embedded", len(missing))
-        report.add(self.name, "cache_hits", sum(1 for h in hashes if h not in missing_set))
-        for piece in pieces:
-            piece.embedding = cached[piece.text_hash]
-        return pieces
+        counted: set[str] = set()  # a text two documents share is embedded for the first
+        missing_set = set(missing)
+        for pieces, report in zip(documents, reports, strict=True):
+            embedded = {p.text_hash for p in pieces if p.text_hash in missing_set} - counted
+            counted |= embedded
+            report.add(self.name, "embedded", len(embedded))
+            report.add(
+                self.name, "cache_hits", sum(1 for p in pieces if p.text_hash not in missing_set)
+            )
+            for piece in pieces:
+                piece.embedding = cached[piece.text_hash]

@@ -50,6 +50,7 @@ from ingest.sniff import (
     XLSX,
     decode_text,
 )
+from ingest.textread import READER_VERSION, read_markdown, read_plain_text
 
 # unstructured reads these when it is imported or first partitions; set them before that.
 # setdefault so an operator's explicit value still wins.
@@ -152,6 +153,9 @@ class UnstructuredParser:
             "strategy": self._strategy,
             "unstructured": version("unstructured"),
             "language": "per document",
+            # Plain text and Markdown skip unstructured (ingest.textread): its rules
+            # decide the pieces, so a change to them must change the key.
+            "text_reader": READER_VERSION,
         }
 
     def warm_up(self) -> None:
@@ -172,7 +176,6 @@ class UnstructuredParser:
             raise UnsupportedType(
                 f"{filename}: no parser for {media_type!r}; supported: {SUPPORTED_LABEL}"
             )
-        _configure_unstructured()
         text: str | None = None
         if media_type in _TEXT_TYPES:
             try:
@@ -181,8 +184,10 @@ class UnstructuredParser:
                 raise StageFailed(
                     "parse", "not UTF-8 text (re-save the file as UTF-8)", document=filename
                 ) from exc
+        decrypted = False
         if media_type == PDF:
-            data = _decrypted_pdf(data, filename)
+            plain = _decrypted_pdf(data, filename)
+            decrypted, data = plain is not data, plain
         try:
             pieces = self._read(data, text, media_type)
         except FormatError as exc:
@@ -203,6 +208,9 @@ class UnstructuredParser:
             reason = _pdf_problem(data) if media_type == PDF else None
             raise StageFailed("parse", reason or _NO_TEXT, document=filename)
         _set_language(pieces)
+        if decrypted:
+            # The pipeline counts it in the parse report (see IngestPipeline.prepare).
+            pieces[0].metadata[DECRYPTED] = True
         logger.debug("parsed %s into %d pieces", filename, len(pieces))
         return pieces
 
@@ -218,7 +226,11 @@ class UnstructuredParser:
         if media_type == ODT:
             return _to_pieces(self._partition(b"", odt_to_html(data), HTML))
         if media_type == RTF:
-            return _to_pieces(self._partition(b"", rtf_to_text(data), TEXT))
+            return read_plain_text(rtf_to_text(data))
+        if media_type == TEXT:
+            return read_plain_text(text or "")
+        if media_type == MARKDOWN:
+            return read_markdown(text or "")
         if media_type == HTML and text is not None and _html_too_deep(text):
             raise FormatError(
                 "HTML is nested more than 256 elements deep, which the HTML parser refuses"
@@ -226,6 +238,7 @@ class UnstructuredParser:
         return _to_pieces(self._partition(data, text, media_type))
 
     def _partition(self, data: bytes, text: str | None, media_type: str) -> list[Any]:
+        _configure_unstructured()
         partition = _partitioner(media_type)
         kwargs: dict[str, Any] = {
             # Only the metadata uses it for these formats; naming it skips langdetect.
@@ -242,6 +255,10 @@ class UnstructuredParser:
         elif text is None:
             kwargs["strategy"] = self._strategy
         return partition(**kwargs)
+
+
+# Piece metadata key: set on the first piece of a PDF opened by removing an owner password.
+DECRYPTED = "pdf_decrypted"
 
 
 def _set_language(pieces: list[Piece]) -> None:

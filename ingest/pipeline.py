@@ -14,7 +14,7 @@ from ingest.chunk import SentenceChunker
 from ingest.clean import Cleaner, ExactDeduplicator, HeaderFooterRemover, NearDuplicateRemover
 from ingest.config import IngestionConfig, RedactionConfig
 from ingest.embed import Embedder, EmbeddingCache, EmbedStage
-from ingest.parse import UnstructuredParser
+from ingest.parse import DECRYPTED, UnstructuredParser
 
 # Status a revision shows while a stage runs (see core.catalog.models.RevisionStatus).
 STAGE_STATUS = {
@@ -50,10 +50,55 @@ class IngestPipeline:
         spec += [[s.name, s.config] for s in self.stages]
         return sha256_hex(json.dumps(spec, sort_keys=True, default=str))
 
+    @property
+    def embed_stage(self) -> EmbedStage:
+        stage = self.stages[-1]
+        assert isinstance(stage, EmbedStage)
+        return stage
+
     def embed(self, pieces: list[Piece], report: StageReport) -> list[Piece]:
         """Only the final embed stage: for chunks this config already produced (their
         vectors usually come straight from the embedding cache)."""
-        return self.stages[-1](pieces, report)
+        return self.embed_stage(pieces, report)
+
+    def embed_documents(self, documents: list[list[Piece]], reports: list[StageReport]) -> None:
+        """The embed stage for many documents' chunks at once (one length-sorted batch),
+        each document's counts and share of the time in its own report."""
+        t0 = time.perf_counter()
+        self.embed_stage.embed_many(documents, reports)
+        elapsed = time.perf_counter() - t0
+        total = sum(len(d) for d in documents) or 1
+        for chunks, report in zip(documents, reports, strict=True):
+            share = elapsed * len(chunks) / total
+            report.seconds["embed"] = round(report.seconds.get("embed", 0.0) + share, 4)
+
+    def prepare(
+        self,
+        data: bytes,
+        *,
+        media_type: str,
+        filename: str,
+        on_stage: Callable[[str], None] | None = None,
+    ) -> PipelineResult:
+        """Every stage but the final embedding: the document's chunks, without vectors."""
+        report = StageReport()
+        if on_stage:
+            on_stage(self.parser.name)
+        t0 = time.perf_counter()
+        pieces = self.parser.parse(data, media_type=media_type, filename=filename)
+        report.seconds[self.parser.name] = round(time.perf_counter() - t0, 4)
+        report.add(self.parser.name, "elements", len(pieces))
+        if pieces and pieces[0].metadata.pop(DECRYPTED, False):
+            report.add(self.parser.name, "decrypted")
+        for stage in self.stages[:-1]:
+            if on_stage:
+                on_stage(stage.name)
+            t0 = time.perf_counter()
+            pieces = stage(pieces, report)
+            report.seconds[stage.name] = round(
+                report.seconds.get(stage.name, 0.0) + time.perf_counter() - t0, 4
+            )
+        return PipelineResult(chunks=pieces, report=report)
 
     def run(
         self,
@@ -63,22 +108,13 @@ class IngestPipeline:
         filename: str,
         on_stage: Callable[[str], None] | None = None,
     ) -> PipelineResult:
-        report = StageReport()
+        result = self.prepare(data, media_type=media_type, filename=filename, on_stage=on_stage)
         if on_stage:
-            on_stage(self.parser.name)
+            on_stage(self.embed_stage.name)
         t0 = time.perf_counter()
-        pieces = self.parser.parse(data, media_type=media_type, filename=filename)
-        report.seconds[self.parser.name] = round(time.perf_counter() - t0, 4)
-        report.add(self.parser.name, "elements", len(pieces))
-        for stage in self.stages:
-            if on_stage:
-                on_stage(stage.name)
-            t0 = time.perf_counter()
-            pieces = stage(pieces, report)
-            report.seconds[stage.name] = round(
-                report.seconds.get(stage.name, 0.0) + time.perf_counter() - t0, 4
-            )
-        return PipelineResult(chunks=pieces, report=report)
+        result.chunks = self.embed_stage(result.chunks, result.report)
+        result.report.seconds["embed"] = round(time.perf_counter() - t0, 4)
+        return result
 
 
 def build_pipeline(

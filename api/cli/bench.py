@@ -37,6 +37,10 @@ def bench_ingest(
     redaction: Annotated[
         str, typer.Option(help="Redaction settings to run with --http: off, on or off,on")
     ] = "off,on",
+    baseline: Annotated[
+        bool,
+        typer.Option(help="Run the llama-index baseline (--http; off for long RSS runs)"),
+    ] = True,
 ) -> None:
     """Our ingestion vs llama-index's IngestionPipeline on the same corpus and model.
 
@@ -53,7 +57,9 @@ def bench_ingest(
         fail(RuntimeError(f"{exc}; install the bench extra: pip install 'ragops[bench]'"))
     apply_offline_defaults()
     if http:
-        report = service_bench.run(docs, words=words, batch=batch, settings=chosen)
+        report = service_bench.run(
+            docs, words=words, batch=batch, settings=chosen, baseline=baseline
+        )
         if as_json:
             print(json.dumps(report, indent=2))
         else:
@@ -105,7 +111,7 @@ def _print_service(report: dict) -> None:  # type: ignore[type-arg]
             f"{row['docs_per_s']}",
             f"{row['chunks_per_s']}",
             f"{row['words_per_s']}",
-            f"{row['speed_vs_llama_index']}",
+            f"{row.get('speed_vs_llama_index', '—')}",
             str(row.get("peak_rss_mb", "")),
             shares,
         )

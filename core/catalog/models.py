@@ -131,9 +131,12 @@ class Chunk(Base):
     __table_args__ = (
         Index("ix_chunk_revision", "revision_id"),
         Index("ix_chunk_kb", "kb_id"),
+        # Ingest reads a document's chunks of one config (see ingest.revisions).
+        Index("ix_chunk_document", "document_id", "config_hash"),
     )
 
-    # Deterministic: hash(kb, document, revision, position, ingestion config hash).
+    # Deterministic and revision-independent: hash(kb, document, config hash, text, the
+    # payload's page/section/language, occurrence); see ingest.revisions.
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     kb_id: Mapped[str] = mapped_column(ForeignKey("knowledge_bases.id", ondelete="CASCADE"))
     document_id: Mapped[str] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))

@@ -146,6 +146,19 @@ def deep_json(depth: int = 100_000) -> bytes:
     return b"[" * depth + b"]" * depth
 
 
+def hanging_parse(data: bytes, *, media_type: str, filename: str) -> list:
+    """Stand-in for a parser stuck on a file (a pathological regex, a decompression
+    loop), for `IsolatedParser(parse_function=...)`: bytes starting with HANG never
+    return; anything else parses."""
+    import time
+
+    from ingest._parse_preload import parse
+
+    while data.startswith(b"HANG"):
+        time.sleep(1)
+    return parse(data, media_type=media_type, filename=filename)
+
+
 def crashing_parse(data: bytes, *, media_type: str, filename: str) -> list:
     """Stand-in for a parser bug in C code, for `IsolatedParser(parse_function=...)`:
     bytes starting with CRASH kill the worker with SIGSEGV; anything else parses."""

@@ -53,6 +53,9 @@ def test_owner_locked_pdfs_are_indexed_and_user_locked_fails(tmp_path):
             f"{v}.pdf": "indexed" for v in VARIANTS
         }
         assert all(d["chunk_count"] >= 1 and d["error"] is None for d in docs.values()), docs
+        for d in docs.values():  # the parse report says the file was opened by decrypting
+            report = c.get(f"/v1/kbs/archive/documents/{d['id']}").json()["revisions"][0]["report"]
+            assert report["counts"]["parse"]["decrypted"] == 1, report
         for variant, topic in TOPICS.items():
             assert (
                 top_filename(c, "archive", f"when did work on the {topic} finish")

@@ -165,3 +165,71 @@ def test_lost_worker_on_last_attempt_fails_the_job_and_records_why(queue):
         row = s.get(Job, job_id)
     assert row.status == JobStatus.FAILED and "worker lost" in row.error
     assert recorded == [row.error]
+
+
+def test_batch_handler_gets_many_jobs_and_each_ends_on_its_own(queue):
+    """A batch kind: one worker takes several queued jobs at once; each job's outcome is
+    recorded as the handler yields it (success, retry, permanent failure), and a job the
+    handler never answers fails instead of hanging."""
+    ids = submit(queue, 9, kind="batch")
+    sizes: list[int] = []
+    attempts: Counter[int] = Counter()
+
+    def handler(items):
+        sizes.append(len(items))
+        for item in items:
+            i = item.payload["i"]
+            attempts[i] += 1
+            if i == 3:
+                yield item, PermanentJobError("bad input 3")
+            elif i == 4 and attempts[i] == 1:
+                yield item, RuntimeError("flaky 4")
+            elif i == 5:
+                continue  # never answered
+            else:
+                yield item, f"done {i}"
+
+    failures: dict[int, str] = {}
+    pool = WorkerPool(queue, threads=1, poll_seconds=0.02)
+    pool.register_batch(
+        "batch",
+        handler,
+        max_batch=4,
+        on_final_failure=lambda payload, reason: failures.__setitem__(payload["i"], reason),
+    )
+    pool.start()
+    try:
+        jobs = {j.payload["i"]: j for j in wait_all(queue, ids)}
+    finally:
+        pool.stop()
+    assert max(sizes) == 4 and sum(sizes) >= 9  # batches, bounded by max_batch
+    assert {i for i, j in jobs.items() if j.status == JobStatus.SUCCEEDED} == {0, 1, 2, 4, 6, 7, 8}
+    assert jobs[4].attempts == 2 and jobs[4].message == "done 4"
+    assert jobs[3].status == JobStatus.FAILED and jobs[3].attempts == 1
+    assert failures[3] == "bad input 3"
+    assert jobs[5].status == JobStatus.FAILED and "no outcome" in failures[5]
+
+
+def test_batches_never_run_a_job_twice_across_competing_workers(queue):
+    ids = submit(queue, 60, kind="batch")
+    runs: Counter[int] = Counter()
+    lock = threading.Lock()
+
+    def handler(items):
+        for item in items:
+            with lock:
+                runs[item.payload["i"]] += 1
+            time.sleep(0.005)
+            yield item, "ok"
+
+    pools = [WorkerPool(queue, threads=2, poll_seconds=0.02) for _ in range(2)]
+    for pool in pools:
+        pool.register_batch("batch", handler, max_batch=8)
+        pool.start()
+    try:
+        jobs = wait_all(queue, ids)
+    finally:
+        for pool in pools:
+            pool.stop()
+    assert all(j.status == JobStatus.SUCCEEDED for j in jobs)
+    assert runs == Counter({i: 1 for i in range(60)})

@@ -140,6 +140,13 @@ class VectorIndexContract:
         assert cid(2) not in {h.chunk_id for h in index.search(axis(1), 10)}
         assert index.search(axis(1), 10, {"page_number": 2}) == []
 
+    def test_present_names_the_ids_holding_a_vector(self, index: VectorIndex) -> None:
+        assert index.present([cid(1), cid(2), cid(99)]) == {cid(1), cid(2)}
+        index.delete([cid(1)])
+        index.upsert([cid(50)], np.vstack([axis(3)]), [{}])
+        assert index.present([cid(1), cid(50)]) == {cid(50)}
+        assert index.present([]) == set()
+
     def test_empty_index_and_zero_top_k(self, backend: Backend) -> None:
         ix = backend.open(DIM)
         assert ix.count() == 0

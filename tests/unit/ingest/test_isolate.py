@@ -105,12 +105,14 @@ def test_crash_fails_one_document(isolated: IsolatedParser) -> None:
 
 
 def test_timeout_then_recovery() -> None:
-    parser = IsolatedParser(timeout_s=0.3)
+    # A file that makes the parser hang (every real format now parses a 5 MB line in
+    # well under a second, so the hang is simulated in the worker).
+    parser = IsolatedParser(timeout_s=0.5, parse_function="tests.utils.hostile:hanging_parse")
     parser.warm_up()
     try:
         with pytest.raises(StageFailed) as caught:
-            parser.parse(hostile.long_line_text(), media_type=TEXT, filename="long.txt")
-        assert caught.value.message == "parse failed for 'long.txt': parsing took longer than 0.3 s"
+            parser.parse(b"HANG" + hostile.long_line_text(), media_type=TEXT, filename="long.txt")
+        assert caught.value.message == "parse failed for 'long.txt': parsing took longer than 0.5 s"
         _parse_good(parser)
     finally:
         parser.close()
