@@ -22,6 +22,7 @@ point is recovered by the jobs' leases.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -264,15 +265,28 @@ class _Stream:
 
     def _flush(self, batch: list[_Prepared]) -> Iterator[tuple[_Work, Outcome]]:
         try:
+            t0 = time.perf_counter()
             ids = [p.work.ref.revision_id for p in batch]
             set_status(self.rt, ids, RevisionStatus.EMBEDDING)
             self.pipeline.embed_documents([p.chunks for p in batch], [p.report for p in batch])
+            t1 = time.perf_counter()
             saved, skipped = self._save(batch)
             yield from skipped
             live = [p for p in batch if p.work.ref.revision_id in saved]
-            set_status(self.rt, [p.work.ref.revision_id for p in live], RevisionStatus.INDEXING)
+            t2 = time.perf_counter()
             self._write(live, saved)
+            t3 = time.perf_counter()
             outcomes = self._finish(live) if self.finish else [(p.work, None) for p in live]
+            log.debug(
+                "flushed %d documents, %d chunks: embed %.3fs, save %.3fs, write %.3fs, "
+                "finish %.3fs",
+                len(batch),
+                sum(len(p.chunks) for p in batch),
+                t1 - t0,
+                t2 - t1,
+                t3 - t2,
+                time.perf_counter() - t3,
+            )
         except Exception as exc:  # noqa: BLE001 - the flushed documents retry on their own
             log.warning("flushing %d documents failed: %s", len(batch), exc)
             outcomes = [(p.work, exc) for p in batch]
@@ -295,6 +309,12 @@ class _Stream:
                     skipped.append((p.work, _superseded(s, ref)))
                 else:
                     saved[ref.revision_id] = save_chunks(s, ref, p.chunks, self.config_hash)
+            if saved:
+                s.execute(
+                    update(DocumentRevision)
+                    .where(DocumentRevision.id.in_(list(saved)))
+                    .values(status=RevisionStatus.INDEXING)
+                )
         return saved, skipped
 
     def _write(self, live: list[_Prepared], saved: dict[str, SavedChunks]) -> None:
