@@ -141,11 +141,16 @@ def run_llama_index(
 
 
 class RssSampler:
-    """Peak resident memory of a process and its children, sampled every 0.2 s."""
+    """Peak memory of a process and its children: RSS summed (pages the forked parser
+    workers share with their forkserver count once per process) every 0.2 s, and PSS
+    (shared pages split between the processes that map them: what the tree really
+    holds) every second. PSS is read from /proc/*/smaps_rollup; 0 where unavailable."""
 
     def __init__(self, process: psutil.Process) -> None:
         self.process = process
         self.peak = 0
+        self.peak_pss = 0
+        self._samples = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
@@ -154,18 +159,27 @@ class RssSampler:
         try:
             procs = [self.process, *self.process.children(recursive=True)]
             self.peak = max(self.peak, sum(p.memory_info().rss for p in procs))
+            if self._samples % 5 == 0:
+                pss = sum(getattr(p.memory_full_info(), "pss", 0) for p in procs)
+                self.peak_pss = max(self.peak_pss, pss)
         except psutil.Error:
             pass
+        self._samples += 1
 
     def _loop(self) -> None:
         while not self._stop.wait(0.2):
             self._sample()
 
     def stop(self) -> float:
+        self._samples = 0  # the last sample reads PSS too
         self._sample()
         self._stop.set()
         self._thread.join()
         return round(self.peak / 2**20)
+
+    @property
+    def peak_pss_mb(self) -> int:
+        return round(self.peak_pss / 2**20)
 
 
 def run_service(docs: list[BenchDocument], *, redaction: bool, batch: int) -> dict[str, Any]:
@@ -238,6 +252,7 @@ def run_service(docs: list[BenchDocument], *, redaction: bool, batch: int) -> di
         "upload_request_s_p50": round(float(np.median(upload_s)), 3),
         "stage_busy_share": {k: round(v / seconds, 3) for k, v in stages.items()},
         "peak_rss_mb": peak,
+        "peak_pss_mb": rss.peak_pss_mb,
     }
 
 
