@@ -287,11 +287,7 @@ def request_promotion(
 
 
 def check_force(force: bool, actor: str | None, reason: str) -> None:
-    if force and (not (actor or "").strip() or not (reason or "").strip()):
-        raise InvalidInput(
-            "force overrides the quality gate and is recorded: send actor (who) and "
-            "reason (why) with it"
-        )
+    registry.check_force(force, actor, reason, overrides="overrides the quality gate")
 
 
 def advance(rt: EvalServices, decision_id: str) -> PromotionDecision:

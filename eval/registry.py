@@ -384,10 +384,13 @@ def move_stage(
     return model
 
 
-def check_force(force: bool, actor: str | None, reason: str) -> None:
+def check_force(
+    force: bool, actor: str | None, reason: str, *, overrides: str = "skips a safety check"
+) -> None:
+    """A forced action is recorded with who and why: refuse it without both."""
     if force and (not (actor or "").strip() or not (reason or "").strip()):
         raise InvalidInput(
-            "force skips a safety check and is recorded: send actor (who) and reason (why) with it"
+            f"force {overrides} and is recorded: send actor (who) and reason (why) with it"
         )
 
 

@@ -16,7 +16,7 @@ from api.cli.helpers import console, err, runtime, settings
 from api.worker import run_worker
 from core.db import Database
 from eval.scheduler import SchedulerService
-from index.qdrant_index import make_client
+from index.qdrant_index import close_client, make_client
 
 LOG_LEVEL_HELP = "debug, info, warning or error"
 
@@ -122,9 +122,13 @@ def check() -> None:
             problems.append(f"broker: {exc.__class__.__name__}: {exc}")
     if deployment.qdrant_url:
         try:
-            make_client(
+            client = make_client(
                 url=deployment.qdrant_url, api_key=deployment.qdrant_api_key or None
-            ).get_collections()
+            )
+            try:
+                client.get_collections()
+            finally:
+                close_client(client)
         except Exception as exc:  # noqa: BLE001
             problems.append(f"qdrant: {exc.__class__.__name__}: {exc}")
     for problem in problems:
