@@ -78,12 +78,9 @@ class IngestPipeline:
         *,
         media_type: str,
         filename: str,
-        on_stage: Callable[[str], None] | None = None,
     ) -> PipelineResult:
         """Every stage but the final embedding: the document's chunks, without vectors."""
         report = StageReport()
-        if on_stage:
-            on_stage(self.parser.name)
         t0 = time.perf_counter()
         pieces = self.parser.parse(data, media_type=media_type, filename=filename)
         report.seconds[self.parser.name] = round(time.perf_counter() - t0, 4)
@@ -91,8 +88,6 @@ class IngestPipeline:
         if pieces and pieces[0].metadata.pop(DECRYPTED, False):
             report.add(self.parser.name, "decrypted")
         for stage in self.stages[:-1]:
-            if on_stage:
-                on_stage(stage.name)
             t0 = time.perf_counter()
             pieces = stage(pieces, report)
             report.seconds[stage.name] = round(
@@ -106,11 +101,8 @@ class IngestPipeline:
         *,
         media_type: str,
         filename: str,
-        on_stage: Callable[[str], None] | None = None,
     ) -> PipelineResult:
-        result = self.prepare(data, media_type=media_type, filename=filename, on_stage=on_stage)
-        if on_stage:
-            on_stage(self.embed_stage.name)
+        result = self.prepare(data, media_type=media_type, filename=filename)
         t0 = time.perf_counter()
         result.chunks = self.embed_stage(result.chunks, result.report)
         result.report.seconds["embed"] = round(time.perf_counter() - t0, 4)

@@ -27,11 +27,12 @@ from core.catalog.models import (
     VersionStatus,
     utcnow,
 )
+from core.errors import StageFailed
 from core.jobs import PermanentJobError
 from core.types import Piece, sha256_hex
 from index.versions import active_versions
 from ingest.config import IngestionConfig
-from ingest.pipeline import IngestPipeline, build_pipeline
+from ingest.pipeline import IngestPipeline, PipelineResult, build_pipeline
 
 if TYPE_CHECKING:
     from ingest.services import IngestServices
@@ -67,18 +68,39 @@ def pipeline_for(rt: IngestServices, config: IngestionConfig) -> IngestPipeline:
     )
 
 
-def chunk_payload(ref: RevisionRef, piece: Piece) -> dict[str, Any]:
-    return {
-        **ref.base_payload(),
-        "revision_id": ref.revision_id,
-        "page_number": piece.metadata.get("page_number"),
-        "section": piece.metadata.get("section"),
-        "language": piece.metadata.get("language"),
-    }
-
-
 def payloads_for(ref: RevisionRef, chunks: list[Piece]) -> list[dict[str, Any]]:
-    return [chunk_payload(ref, p) for p in chunks]
+    base = {**ref.base_payload(), "revision_id": ref.revision_id}
+    return [
+        {
+            **base,
+            "page_number": p.metadata.get("page_number"),
+            "section": p.metadata.get("section"),
+            "language": p.metadata.get("language"),
+        }
+        for p in chunks
+    ]
+
+
+def prepared_chunks(
+    rt: IngestServices, pipeline: IngestPipeline, ref: RevisionRef
+) -> PipelineResult:
+    """The revision's raw bytes through every stage but embedding, with chunk ids.
+
+    Raises PermanentJobError when the bytes are gone from the blob store, StageFailed
+    when no text is left to index (and whatever the stages raise)."""
+    try:
+        data = rt.blobs.get(ref.sha)
+    except FileNotFoundError as exc:
+        raise PermanentJobError(
+            f"raw bytes of {ref.filename!r} are missing from the blob store"
+        ) from exc
+    result = pipeline.prepare(data, media_type=ref.media_type, filename=ref.filename)
+    if not result.chunks:
+        raise StageFailed(
+            "chunk", "no text left to index after cleaning and redaction", document=ref.filename
+        )
+    assign_chunk_ids(ref, result.chunks, pipeline.config_hash)
+    return result
 
 
 def assign_chunk_ids(ref: RevisionRef, chunks: list[Piece], config_hash: str) -> None:

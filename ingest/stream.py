@@ -41,21 +41,20 @@ from core.catalog.models import (
     VersionStatus,
     utcnow,
 )
-from core.errors import StageFailed
-from core.jobs import BatchItem, Outcome, PermanentJobError
+from core.jobs import BatchItem, Outcome
 from core.types import Piece, StageReport
 from ingest.config import IngestionConfig
 from ingest.pipeline import IngestPipeline
 from ingest.revisions import (
     RevisionRef,
     SavedChunks,
-    assign_chunk_ids,
-    chunk_payload,
     current_revisions,
     document_language,
     ensure_versions,
     lock_current,
+    payloads_for,
     pipeline_for,
+    prepared_chunks,
     save_chunks,
     set_status,
     stored_chunks,
@@ -249,18 +248,7 @@ class _Stream:
                 chunks = stored_chunks(s, ref, self.config_hash)
             if chunks:
                 return _Prepared(work, chunks)
-        try:
-            data = self.rt.blobs.get(ref.sha)
-        except FileNotFoundError as exc:
-            raise PermanentJobError(
-                f"raw bytes of {ref.filename!r} are missing from the blob store"
-            ) from exc
-        result = self.pipeline.prepare(data, media_type=ref.media_type, filename=ref.filename)
-        if not result.chunks:
-            raise StageFailed(
-                "chunk", "no text left to index after cleaning and redaction", document=ref.filename
-            )
-        assign_chunk_ids(ref, result.chunks, self.config_hash)
+        result = prepared_chunks(self.rt, self.pipeline, ref)
         return _Prepared(work, result.chunks, result.report)
 
     def _flush(self, batch: list[_Prepared]) -> Iterator[tuple[_Work, Outcome]]:
@@ -335,14 +323,11 @@ class _Stream:
                         continue
                     changes = saved[ref.revision_id]
                     present = index.present(changes.kept) if changes.kept else set()
-                    written = 0
-                    for chunk in p.chunks:
-                        if chunk.id in present:
-                            continue
-                        ids.append(chunk.id or "")
-                        vectors.append(chunk.embedding)  # type: ignore[arg-type]
-                        payloads.append(chunk_payload(ref, chunk))
-                        written += 1
+                    fresh = [c for c in p.chunks if c.id not in present]
+                    ids += [c.id or "" for c in fresh]
+                    vectors += [c.embedding for c in fresh]  # type: ignore[misc]
+                    payloads += payloads_for(ref, fresh)
+                    written = len(fresh)
                     gone += changes.gone
                     if n == 0:
                         p.report.add("index", "written", written)

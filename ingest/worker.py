@@ -33,11 +33,11 @@ from ingest.pipeline import IngestPipeline
 from ingest.revisions import (
     RevisionRef,
     Superseded,
-    assign_chunk_ids,
     check_current,
     current_revisions,
     payloads_for,
     pipeline_for,
+    prepared_chunks,
     save_chunks,
     set_status,
     stored_chunks,
@@ -66,20 +66,10 @@ def revision_chunks(
         stored = stored_chunks(s, ref, config_hash)
     if stored:
         return pipeline.embed(stored, report)
-    try:
-        data = rt.blobs.get(ref.sha)
-    except FileNotFoundError as exc:
-        raise PermanentJobError(
-            f"raw bytes of {ref.filename!r} are missing from the blob store"
-        ) from exc
-    result = pipeline.run(data, media_type=ref.media_type, filename=ref.filename)
+    result = prepared_chunks(rt, pipeline, ref)
+    pipeline.embed_documents([result.chunks], [result.report])
     report.counts.update(result.report.counts)
     report.seconds.update(result.report.seconds)
-    if not result.chunks:
-        raise StageFailed(
-            "chunk", "no text left to index after cleaning and redaction", document=ref.filename
-        )
-    assign_chunk_ids(ref, result.chunks, config_hash)
     with rt.db.session() as s:
         check_current(s, ref)
         save_chunks(s, ref, result.chunks, config_hash)
