@@ -15,6 +15,7 @@ from api.app import create_app
 from api.cli.helpers import console, err, runtime, settings
 from api.worker import run_worker
 from core.db import Database
+from core.memory import limit_malloc_arenas
 from eval.scheduler import SchedulerService
 from index.qdrant_index import close_client, make_client
 
@@ -40,9 +41,11 @@ def serve(
     import uvicorn
 
     _configure_logging(log_level)
+    deployment = settings()
+    limit_malloc_arenas(deployment.malloc_arenas)
     # Presidio logs one line per recognizer (and warns about languages we don't load).
     logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
-    uvicorn.run(create_app(settings()), host=host, port=port, log_level=log_level)
+    uvicorn.run(create_app(deployment), host=host, port=port, log_level=log_level)
 
 
 def worker(
@@ -71,6 +74,7 @@ def worker(
         )
         raise typer.Exit(2)
     _configure_logging(log_level)
+    limit_malloc_arenas(worker_settings.malloc_arenas)
     run_worker(worker_settings, concurrency=concurrency, log_level=log_level)
 
 
