@@ -82,6 +82,7 @@ PIPE_BATCH_SIZE = 32
 # tagger, morphologizer, parser and rule-based lemmatizer that listen to it) is about
 # half of the pipeline's time for nothing but lemmas; lower-cased tokens stand in for
 # lemmas instead (see `_lowercase_lemma`).
+NLP_PIPELINE_VERSION = "ner-only/lowercase-lemma"
 _UNUSED_SPACY_PIPES = (
     "tok2vec",
     "tagger",
@@ -427,6 +428,8 @@ class PresidioRedactor:
             "language": self.language,
             "operator": self.operator,
             "score_threshold": self.score_threshold,
+            # What runs before the recognizers: a change to it can change what is found.
+            "nlp": NLP_PIPELINE_VERSION,
         }
         if self.operator == "hash":
             # The salt changes the output, so it is part of the config hash, but only

@@ -57,6 +57,7 @@ def test_construction_is_cheap_and_loads_nothing() -> None:
         "language": None,
         "operator": "mask",
         "score_threshold": 0.4,
+        "nlp": "ner-only/lowercase-lemma",
     }
     assert PresidioRedactor(language="en").config["languages"] == ["en"]
 
