@@ -32,6 +32,7 @@ from ingest.formats import (
     read_xlsx,
     rtf_to_text,
 )
+from ingest.htmlread import HTML_READER_VERSION, read_html
 from ingest.language import detect_document_language
 from ingest.sniff import (
     CSV,
@@ -156,6 +157,7 @@ class UnstructuredParser:
             # Plain text and Markdown skip unstructured (ingest.textread): its rules
             # decide the pieces, so a change to them must change the key.
             "text_reader": READER_VERSION,
+            "html_reader": HTML_READER_VERSION,
         }
 
     def warm_up(self) -> None:
@@ -224,17 +226,19 @@ class UnstructuredParser:
         if media_type == JSON:
             return read_json(text or "")
         if media_type == ODT:
-            return _to_pieces(self._partition(b"", odt_to_html(data), HTML))
+            return read_html(odt_to_html(data))
         if media_type == RTF:
             return read_plain_text(rtf_to_text(data))
         if media_type == TEXT:
             return read_plain_text(text or "")
         if media_type == MARKDOWN:
             return read_markdown(text or "")
-        if media_type == HTML and text is not None and _html_too_deep(text):
-            raise FormatError(
-                "HTML is nested more than 256 elements deep, which the HTML parser refuses"
-            )
+        if media_type == HTML:
+            if _html_too_deep(text or ""):
+                raise FormatError(
+                    "HTML is nested more than 256 elements deep, which the HTML parser refuses"
+                )
+            return read_html(text or "")
         return _to_pieces(self._partition(data, text, media_type))
 
     def _partition(self, data: bytes, text: str | None, media_type: str) -> list[Any]:
