@@ -24,6 +24,7 @@ from typing import Any
 from core.errors import ArchiveRejected, StageFailed, UnsupportedType
 from core.types import Piece
 from ingest.archive import check_container
+from ingest.docxread import DOCX_READER_VERSION, read_docx
 from ingest.formats import (
     FormatError,
     odt_to_html,
@@ -158,6 +159,7 @@ class UnstructuredParser:
             # decide the pieces, so a change to them must change the key.
             "text_reader": READER_VERSION,
             "html_reader": HTML_READER_VERSION,
+            "docx_reader": DOCX_READER_VERSION,
         }
 
     def warm_up(self) -> None:
@@ -221,6 +223,8 @@ class UnstructuredParser:
             check_container(data, _LABELS[media_type])  # stored before sniff checked it
         if media_type == XLSX:
             return read_xlsx(data)
+        if media_type == DOCX:
+            return read_docx(data)
         if media_type == CSV:
             return read_csv(text or "")
         if media_type == JSON:
