@@ -85,7 +85,7 @@ class Settings(BaseSettings):
     # and redacted side by side and their chunks embedded together, in batches of about
     # this many tokens, and written with one index write per batch.
     ingest_batch_documents: int = Field(32, gt=0)
-    ingest_embed_batch_tokens: int = Field(16_384, gt=0)
+    ingest_embed_batch_tokens: int = Field(32_768, gt=0)
     # glibc malloc arenas of `ragops serve` / `ragops worker` (core.memory); 0: default.
     malloc_arenas: int = Field(2, ge=0)
     # ZIP uploads: each member becomes a document; bombs are refused before anything

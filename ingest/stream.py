@@ -4,8 +4,9 @@ A worker claims a batch of ingest jobs (`WorkerPool.register_batch`) and runs th
 through three stages joined by bounded hand-offs:
 
 1. **prepare**, in a few threads: raw bytes → parse (in the isolated parser processes,
-   where a hostile file fails alone) → clean → redact → chunk. At most `2 × threads`
-   documents are in flight, so memory stays bounded however large the batch.
+   where a hostile file fails alone) → clean → redact → chunk. About one embedding
+   batch's worth of documents is in flight (at least `2 × threads`, at most
+   `MAX_WINDOW`), so memory stays bounded however large the batch.
 2. **embed**, in the claiming thread: prepared documents are gathered until they hold
    `ingest_embed_batch_tokens` tokens, or until nothing else is ready (a slow file never
    holds the others back), then embedded as one length-sorted batch from many documents.
@@ -22,6 +23,7 @@ point is recovered by the jobs' leases.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -64,6 +66,9 @@ if TYPE_CHECKING:
     from ingest.services import IngestServices
 
 log = logging.getLogger(__name__)
+
+# Most documents in preparation at once in one stream (their chunks wait in memory).
+MAX_WINDOW = 64
 
 
 @dataclass
@@ -206,14 +211,14 @@ class _Stream:
         """Yields each document's outcome: an exception, a message when it was finished
         (or skipped), None when it passed and a later pass finishes it."""
         todo = iter(works)
-        window = 2 * self.threads
         pending: dict[Future[_Prepared], _Work] = {}
         ready: list[_Prepared] = []
+        seen = [0, 0]  # documents prepared, their tokens
         pool = ThreadPoolExecutor(self.threads, thread_name_prefix="ragops-prepare")
         try:
 
             def refill() -> None:
-                while len(pending) < window:
+                while len(pending) < self._window(*seen):
                     work = next(todo, None)
                     if work is None:
                         return
@@ -231,6 +236,8 @@ class _Stream:
                     work = pending.pop(future)
                     try:
                         ready.append(future.result())
+                        seen[0] += 1
+                        seen[1] += ready[-1].tokens
                     except Exception as exc:  # noqa: BLE001 - this document fails alone
                         yield work, exc
                 refill()
@@ -240,6 +247,16 @@ class _Stream:
                     yield from self._flush(batch)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+
+    def _window(self, documents: int, tokens: int) -> int:
+        """Documents in preparation at once: enough that one embedding batch can fill up
+        while the previous one is embedded (small batches embed up to 20% slower), at
+        least two per thread, at most `MAX_WINDOW`."""
+        least = 2 * self.threads
+        if not documents or not tokens:
+            return least
+        per_document = tokens / documents
+        return max(least, min(MAX_WINDOW, math.ceil(self.budget / per_document)))
 
     def _prepare(self, work: _Work) -> _Prepared:
         ref = work.ref
