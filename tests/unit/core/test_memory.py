@@ -32,8 +32,11 @@ _SCRIPT = textwrap.dedent(
     libc = ctypes.CDLL(ctypes.util.find_library("c"))
     libc.malloc.restype = ctypes.c_void_p
     kept = []
+    # All alive at once: an exited thread's arena is handed to the next new thread.
+    together = threading.Barrier(6)
     def work():
         kept.append(libc.malloc(4096))
+        together.wait(timeout=30)
     threads = [threading.Thread(target=work) for _ in range(6)]
     for t in threads:
         t.start()
