@@ -27,6 +27,7 @@ from ingest.docxread import read_docx  # noqa: E402
 from ingest.htmlread import read_html  # noqa: E402
 from ingest.pdfread import read_pdf  # noqa: E402
 from ingest.textread import read_markdown, read_plain_text  # noqa: E402
+from tests.utils.pieces import normalised_text  # noqa: E402
 
 Reader = Callable[[bytes], list[Piece]]
 
@@ -78,10 +79,6 @@ def _best_ms(reader: Reader, docs: list[bytes], rounds: int) -> float:
     return 1000 * best / len(docs)
 
 
-def _text(pieces: list[Piece]) -> str:
-    return " ".join(" ".join(p.text for p in pieces).split())
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=150)
@@ -94,7 +91,7 @@ def main() -> None:
         docs = [d.data for d in corpus if d.filename.endswith("." + fmt)]
         theirs = _unstructured(fmt)
         theirs(docs[0])  # lazy imports and model loading out of the timing
-        same = sum(_text(ours(d)) == _text(theirs(d)) for d in docs)
+        same = sum(normalised_text(ours(d)) == normalised_text(theirs(d)) for d in docs)
         slow, fast = _best_ms(theirs, docs, args.rounds), _best_ms(ours, docs, args.rounds)
         print(
             f"| {fmt} | {len(docs)} | {slow:.1f} | {fast:.2f} | {slow / fast:.0f} "

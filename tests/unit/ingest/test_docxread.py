@@ -17,6 +17,7 @@ from core.types import Piece
 from ingest import docxread
 from ingest.docxread import DOCX_READER_VERSION, read_docx
 from ingest.formats import FormatError
+from tests.utils.pieces import normalised_text, shape, texts
 
 pytestmark = pytest.mark.unit
 
@@ -124,14 +125,6 @@ def _saved(document: Any) -> bytes:
     return out.getvalue()
 
 
-def _shape(pieces: list[Piece]) -> list[tuple[str, str, str | None]]:
-    return [(p.metadata["category"], p.text, p.metadata["section"]) for p in pieces]
-
-
-def _texts(pieces: list[Piece]) -> list[str]:
-    return [p.text for p in pieces]
-
-
 def _pages(pieces: list[Piece]) -> list[tuple[str, int | None]]:
     return [(p.text, p.metadata["page_number"]) for p in pieces]
 
@@ -148,7 +141,7 @@ def test_headings_set_sections_and_metadata_has_exactly_three_keys() -> None:
     document.add_heading("Dances", level=3)
     document.add_paragraph("The waggle dance points at flowers.")
     pieces = read_docx(_saved(document))
-    assert _shape(pieces) == [
+    assert shape(pieces) == [
         ("Title", "Honeybees", "Honeybees"),
         ("NarrativeText", "A colony has one queen.", "Honeybees"),
         ("Title", "Foraging", "Foraging"),
@@ -163,7 +156,7 @@ def test_headings_set_sections_and_metadata_has_exactly_three_keys() -> None:
 def test_text_before_the_first_heading_has_no_section_and_unknown_styles_are_body_text() -> None:
     styles = _styles(_style("Heading1", "heading 1"))
     body = _p("Preface.") + _p("Later", style="Heading1") + _p("Body.", style="NoSuchStyle")
-    assert _shape(read_docx(_package(body, styles=styles))) == [
+    assert shape(read_docx(_package(body, styles=styles))) == [
         ("NarrativeText", "Preface.", None),
         ("Title", "Later", "Later"),
         ("NarrativeText", "Body.", "Later"),
@@ -190,7 +183,7 @@ def test_localised_heading_styles_are_recognised_by_name_outline_and_based_on() 
         + _p("Outline only", ppr='<w:outlineLvl w:val="3"/>')
         + _p("Body after it.")
     )
-    assert _shape(read_docx(_package(body, styles=styles))) == [
+    assert shape(read_docx(_package(body, styles=styles))) == [
         ("Title", "Informe anual", "Informe anual"),
         ("Title", "Título principal", "Título principal"),
         ("NarrativeText", "Texto normal.", "Título principal"),
@@ -207,7 +200,7 @@ def test_cyrillic_and_spanish_text_is_kept_exactly() -> None:
     document.add_paragraph("Матка откладывает яйца; рабочие пчёлы собирают нектар.")
     document.add_heading("Las abejas", level=1)
     document.add_paragraph("¿Cuántas abejas hay? Añadió: «la colmena está llena».")
-    assert _texts(read_docx(_saved(document))) == [
+    assert texts(read_docx(_saved(document))) == [
         "Пчёлы и мёд",
         "Матка откладывает яйца; рабочие пчёлы собирают нектар.",
         "Las abejas",
@@ -232,7 +225,7 @@ def test_runs_tabs_breaks_hyperlinks_and_fields() -> None:
         '<w:fldSimple w:instr=" NUMPAGES "><w:r><w:t xml:space="preserve"> of 9</w:t></w:r>'
         "</w:fldSimple>"
     )
-    assert _texts(read_docx(_package(_p(runs=runs)))) == [
+    assert texts(read_docx(_package(_p(runs=runs)))) == [
         "See the site\ttabbed\nnext line, well-known page 7 of 9"
     ]
 
@@ -251,7 +244,7 @@ def test_tracked_deletions_are_skipped_and_insertions_kept() -> None:
         '<w:p><w:del w:id="5" w:author="a"><w:r><w:delText>Gone.</w:delText></w:r></w:del></w:p>'
     )
     pieces = read_docx(_package(_p(runs=runs) + deleted_paragraph))
-    assert _texts(pieces) == ["The hive has one queen today."]
+    assert texts(pieces) == ["The hive has one queen today."]
 
 
 def test_text_box_is_read_once_after_its_anchor() -> None:
@@ -265,7 +258,7 @@ def test_text_box_is_read_once_after_its_anchor() -> None:
         "</mc:Fallback></mc:AlternateContent></w:r>"
     )
     body = _p("Anchor paragraph.", runs=runs) + _p("Next paragraph.")
-    assert _texts(read_docx(_package(body))) == [
+    assert texts(read_docx(_package(body))) == [
         "Anchor paragraph.",
         "Boxed note.",
         "Second box line.",
@@ -279,7 +272,7 @@ def test_vml_text_box_without_alternate_content_is_read() -> None:
         + _p("Old-style box.")
         + "</w:txbxContent></v:textbox></v:shape></w:pict></w:r>"
     )
-    assert _texts(read_docx(_package(_p("Anchor.", runs=runs)))) == ["Anchor.", "Old-style box."]
+    assert texts(read_docx(_package(_p("Anchor.", runs=runs)))) == ["Anchor.", "Old-style box."]
 
 
 def test_content_controls_are_read_except_contents_and_placeholders() -> None:
@@ -301,7 +294,7 @@ def test_content_controls_are_read_except_contents_and_placeholders() -> None:
             ),
         )
     )
-    assert _texts(read_docx(_package(body))) == ["Annual report 2024", "Name: Ada Lovelace"]
+    assert texts(read_docx(_package(body))) == ["Annual report 2024", "Name: Ada Lovelace"]
 
 
 def test_empty_paragraphs_give_nothing_and_an_empty_document_gives_no_pieces() -> None:
@@ -324,7 +317,7 @@ def test_list_styles_numbering_labels_and_typed_bullets() -> None:
     document.add_paragraph("- a typed dash item")
     document.add_paragraph("-5 degrees is cold")
     document.add_paragraph("Plain text.", style="List Paragraph")
-    assert _shape(read_docx(_saved(document)))[1:] == [
+    assert shape(read_docx(_saved(document)))[1:] == [
         ("ListItem", "smoke the hive", "Steps"),
         ("ListItem", "open the lid", "Steps"),
         ("ListItem", "1. Install the hive", "Steps"),
@@ -378,7 +371,7 @@ def test_numbering_labels_follow_levels_restarts_overrides_and_tables() -> None:
         + _numbered("from five", "3")
         + _numbered("numbering off", "0")
     )
-    assert _shape(read_docx(_package(body, styles=styles, numbering=NUMBERING))) == [
+    assert shape(read_docx(_package(body, styles=styles, numbering=NUMBERING))) == [
         ("Title", "1. Introduction", "1. Introduction"),
         ("Title", "1.1 Scope", "1.1 Scope"),
         ("ListItem", "a) first", "1.1 Scope"),
@@ -409,7 +402,7 @@ def test_table_rows_and_cells() -> None:
     document.add_table(rows=2, cols=2)  # empty: no piece
     document.add_paragraph("After.")
     pieces = read_docx(_saved(document))
-    assert _shape(pieces) == [
+    assert shape(pieces) == [
         ("NarrativeText", "Stock:", None),
         ("Table", "Name | Qty | Note (kg)\nApple | 3", None),
         ("NarrativeText", "After.", None),
@@ -422,7 +415,7 @@ def test_merged_and_nested_cells() -> None:
         [_cell(_p("Region"), merge='<w:vMerge w:val="restart"/>'), _cell(_p("North"))],
         [_cell(merge="<w:vMerge/>"), _cell(_p("South"), nested)],
     )
-    assert _texts(read_docx(_package(body))) == ["Region | North\n | South inner 1 inner 2"]
+    assert texts(read_docx(_package(body))) == ["Region | North\n | South inner 1 inner 2"]
 
 
 # ------------------------------------------------------------------ page numbers
@@ -557,7 +550,7 @@ def test_headers_and_footers_per_section() -> None:
     ]
     settings = f"<w:settings {NS}><w:evenAndOddHeaders/></w:settings>"
     with_even = read_docx(_package(body, styles=styles, parts=parts, settings=settings))
-    assert "Even header" in _texts(with_even)
+    assert "Even header" in texts(with_even)
 
 
 def test_a_section_linked_to_the_previous_header_does_not_repeat_it() -> None:
@@ -589,7 +582,7 @@ def test_section_breaks_inside_content_controls_count_and_those_in_tables_do_not
         '<w:footerReference w:type="default" r:id="ftr3"/></w:sectPr>'
     )
     parts = {"ftr1": _p("Cover footer"), "ftr2": _p("Never"), "ftr3": _p("Body footer")}
-    assert _texts(read_docx(_package(body, parts=parts))) == [
+    assert texts(read_docx(_package(body, parts=parts))) == [
         "Cover.",
         "Cover footer",
         "In a table.",
@@ -655,7 +648,7 @@ def test_unreadable_document_xml_is_a_format_error(xml: str, reason: str) -> Non
 def test_broken_auxiliary_parts_are_ignored() -> None:
     body = _numbered("item", "1") + _p("Heading?", style="Heading1")
     pieces = read_docx(_package(body, styles="<w:styles", numbering="not xml"))
-    assert _shape(pieces) == [("ListItem", "item", None), ("NarrativeText", "Heading?", None)]
+    assert shape(pieces) == [("ListItem", "item", None), ("NarrativeText", "Heading?", None)]
 
 
 # ------------------------------------------------------------------ hostile input
@@ -691,10 +684,6 @@ def test_large_styles_part_is_cut_without_changing_what_is_read() -> None:
 # ------------------------------------------------------------------ against unstructured
 
 
-def _normalised(pieces: list[Piece]) -> str:
-    return " ".join(" ".join(p.text for p in pieces).split())
-
-
 @pytest.mark.slow
 def test_bench_corpus_text_matches_unstructured() -> None:
     import io
@@ -712,7 +701,7 @@ def test_bench_corpus_text_matches_unstructured() -> None:
         elements = partition_docx(file=io.BytesIO(document.data), languages=["eng"])
         theirs = parse._to_pieces(elements)
         ours = read_docx(document.data)
-        assert _normalised(ours) == _normalised(theirs), document.filename
+        assert normalised_text(ours) == normalised_text(theirs), document.filename
         # Same headings, sections and page numbers; only NLP categories of body text
         # ("UncategorizedText") differ.
         assert [(p.text, p.metadata["section"], p.metadata["page_number"]) for p in ours] == [

@@ -17,16 +17,13 @@ from ingest import parse
 from ingest.formats import FormatError
 from ingest.htmlread import HTML_READER_VERSION, MAX_DEPTH, _TreeReader, read_html
 from ingest.sniff import decode_text
+from tests.utils.pieces import normalised_text, shape
 from tests.utils.samples import build_corpus
 
 pytestmark = pytest.mark.unit
 
 # Guard only (the inputs below take well under a second); not a speed test.
 HOSTILE_BOUND_S = 5.0
-
-
-def _shape(pieces: list[Piece]) -> list[tuple[str, str, str | None]]:
-    return [(p.metadata["category"], p.text, p.metadata["section"]) for p in pieces]
 
 
 def _texts(html: str) -> list[str]:
@@ -44,7 +41,7 @@ def test_headings_set_sections() -> None:
         "<h3>Swarming</h3><p>The old queen leaves.</p>"
         "<h2>  </h2><p>An empty heading changes nothing.</p>"
     )
-    assert _shape(read_html(html)) == [
+    assert shape(read_html(html)) == [
         ("NarrativeText", "Before any heading.", None),
         ("Title", "Honeybees", "Honeybees"),
         ("NarrativeText", "A colony has one queen.", "Honeybees"),
@@ -97,7 +94,7 @@ def test_text_around_child_blocks_is_kept() -> None:
 
 def test_block_inside_inline_element_is_its_own_piece() -> None:
     html = '<a href="/post"><div><h3>Card title</h3><p>Card text.</p></div></a> after'
-    assert _shape(read_html(html)) == [
+    assert shape(read_html(html)) == [
         ("Title", "Card title", "Card title"),
         ("NarrativeText", "Card text.", "Card title"),
         ("NarrativeText", "after", "Card title"),
@@ -106,7 +103,7 @@ def test_block_inside_inline_element_is_its_own_piece() -> None:
 
 def test_br_is_a_line_break_except_in_headings() -> None:
     html = "<h2>Part<br>two</h2><p>first line<br>  second line<br><br>third</p>"
-    assert _shape(read_html(html)) == [
+    assert shape(read_html(html)) == [
         ("Title", "Part two", "Part two"),
         ("NarrativeText", "first line\nsecond line\nthird", "Part two"),
     ]
@@ -114,7 +111,7 @@ def test_br_is_a_line_break_except_in_headings() -> None:
 
 def test_bullet_paragraphs_and_single_characters() -> None:
     html = "<p>• first point</p><p>- second point</p><p>-5 degrees</p><p>|</p><p>•</p><p>ok</p>"
-    assert _shape(read_html(html)) == [
+    assert shape(read_html(html)) == [
         ("ListItem", "first point", None),
         ("ListItem", "second point", None),
         ("NarrativeText", "-5 degrees", None),
@@ -128,7 +125,7 @@ def test_only_main_is_read_when_there_is_one() -> None:
         "<main><h2>Article</h2><p>Body text.</p></main>"
         "<footer>Copyright</footer></body>"
     )
-    assert _shape(read_html(html)) == [
+    assert shape(read_html(html)) == [
         ("Title", "Article", "Article"),
         ("NarrativeText", "Body text.", "Article"),
     ]
@@ -145,7 +142,7 @@ def test_nested_lists() -> None:
         "<li><p>loose item</p></li>"
         "</ul><ol><li>one</li><li>two</li></ol><p>After the list.</p>"
     )
-    assert _shape(read_html(html)) == [
+    assert shape(read_html(html)) == [
         ("Title", "Tasks", "Tasks"),
         *[
             ("ListItem", text, "Tasks")
@@ -166,7 +163,7 @@ def test_nested_lists() -> None:
 
 def test_definition_lists() -> None:
     html = "<dl><dt>Starter</dt><dd>A culture of flour and water.</dd></dl>"
-    assert _shape(read_html(html)) == [
+    assert shape(read_html(html)) == [
         ("NarrativeText", "Starter", None),
         ("ListItem", "A culture of flour and water.", None),
     ]
@@ -189,7 +186,7 @@ def test_table_rows_and_cells() -> None:
         "</tbody></table>"
         "<p>After the table.</p>"
     )
-    assert _shape(read_html(html)) == [
+    assert shape(read_html(html)) == [
         ("Title", "Schedule", "Schedule"),
         (
             "Table",
@@ -221,7 +218,7 @@ def test_table_without_cell_text_gives_nothing() -> None:
 
 def test_table_inside_a_list_item() -> None:
     html = "<ul><li>item<table><tr><td>c1</td><td>c2</td></tr></table>more</li></ul>"
-    assert _shape(read_html(html)) == [
+    assert shape(read_html(html)) == [
         ("ListItem", "item", None),
         ("Table", "c1 | c2", None),
         ("ListItem", "more", None),
@@ -237,7 +234,7 @@ def test_pre_is_kept_verbatim() -> None:
         "\tswarm = (&quot;May&quot;, &quot;June&quot;)\n"
         "<span class='k'>if</span> x &lt; 3:<br>    go()\n\n</pre><p>Done.</p>"
     )
-    assert _shape(read_html(html)) == [
+    assert shape(read_html(html)) == [
         ("NarrativeText", "Config:", None),
         (
             "CodeSnippet",
@@ -250,7 +247,7 @@ def test_pre_is_kept_verbatim() -> None:
 
 def test_blocks_inside_pre_are_lines() -> None:
     html = "<pre><div>line one</div><div>line two</div>tail</pre>"
-    assert _shape(read_html(html)) == [("CodeSnippet", "line one\nline two\ntail", None)]
+    assert shape(read_html(html)) == [("CodeSnippet", "line one\nline two\ntail", None)]
 
 
 # ------------------------------------------------------------------ dropped
@@ -323,7 +320,7 @@ def test_xhtml_with_namespace_and_encoding_declaration() -> None:
         "<title>Маяки</title></head>"
         "<body><h1>Маяки Балтики</h1><p>Линза Френеля<br />видна за 20 миль.</p></body></html>"
     )
-    assert _shape(read_html(html)) == [
+    assert shape(read_html(html)) == [
         ("Title", "Маяки Балтики", "Маяки Балтики"),
         ("NarrativeText", "Линза Френеля\nвидна за 20 миль.", "Маяки Балтики"),
     ]
@@ -339,7 +336,7 @@ def test_fragment_without_html_or_body() -> None:
         "<h2>Release notes</h2>\nVersion 2.3 fixes <a href='#'>three bugs</a>.\n"
         "<ul><li>x1</li></ul>"
     )
-    assert _shape(read_html(html)) == [
+    assert shape(read_html(html)) == [
         ("Title", "Release notes", "Release notes"),
         ("NarrativeText", "Version 2.3 fixes three bugs.", "Release notes"),
         ("ListItem", "x1", "Release notes"),
@@ -385,7 +382,7 @@ def test_character_references() -> None:
     ids=["ru", "es"],
 )
 def test_cyrillic_and_spanish(html: str, expected: list[tuple[str, str, str]]) -> None:
-    assert _shape(read_html(html)) == expected
+    assert shape(read_html(html)) == expected
 
 
 def test_lone_surrogate_does_not_fail() -> None:
@@ -475,10 +472,6 @@ def _unstructured_pieces(text: str) -> list[Piece]:
     return parse._to_pieces(partition_html(text=text, languages=["eng"]))
 
 
-def _normalised(pieces: list[Piece]) -> str:
-    return " ".join(" ".join(p.text for p in pieces).split())
-
-
 @pytest.mark.slow  # loads unstructured and spaCy, builds the whole bench corpus
 def test_same_text_as_unstructured_on_the_bench_corpus() -> None:
     docs = [d for d in make_documents(90) if d.filename.endswith(".html")]
@@ -487,8 +480,8 @@ def test_same_text_as_unstructured_on_the_bench_corpus() -> None:
         text = decode_text(doc.data)
         ours = read_html(text)
         theirs = _unstructured_pieces(text)
-        assert _normalised(ours) == _normalised(theirs), doc.filename
-        assert _normalised(ours) == " ".join(" ".join((doc.title, *doc.paragraphs)).split())
+        assert normalised_text(ours) == normalised_text(theirs), doc.filename
+        assert normalised_text(ours) == " ".join(" ".join((doc.title, *doc.paragraphs)).split())
         assert [p.text for p in ours] == [p.text for p in theirs], doc.filename
         titles = [
             (p.text, p.metadata["section"]) for p in ours if p.metadata["category"] == "Title"
@@ -504,7 +497,7 @@ def test_same_pieces_as_unstructured_on_the_sample_page(tmp_path: Path) -> None:
     text = page.read_text("utf-8")
     pieces = read_html(text)
     assert len(pieces) == 10
-    assert _shape(pieces) == _shape(_unstructured_pieces(text))
+    assert shape(pieces) == shape(_unstructured_pieces(text))
 
 
 def test_reader_version() -> None:

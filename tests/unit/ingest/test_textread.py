@@ -9,25 +9,17 @@ import unicodedata
 
 import pytest
 
-from core.types import Piece
 from ingest import parse
 from ingest.parse import UnstructuredParser
 from ingest.sniff import MARKDOWN, RTF, TEXT
 from ingest.textread import READER_VERSION, read_markdown, read_plain_text
 from tests.utils.corpus import make_rtf
+from tests.utils.pieces import shape, texts
 
 pytestmark = pytest.mark.unit
 
 # Guard only (the inputs below take well under a second); not a speed test.
 HOSTILE_BOUND_S = 5.0
-
-
-def _shape(pieces: list[Piece]) -> list[tuple[str, str, str | None]]:
-    return [(p.metadata["category"], p.text, p.metadata["section"]) for p in pieces]
-
-
-def _texts(pieces: list[Piece]) -> list[str]:
-    return [p.text for p in pieces]
 
 
 # ------------------------------------------------------------------ Markdown
@@ -38,7 +30,7 @@ def test_atx_headings_set_sections() -> None:
         "# Honeybees\n\nA colony has one queen.\n\n## Foraging ##\n\n"
         "Workers carry nectar.\n\n### Swarming #\nThe old queen leaves.\n"
     )
-    assert _shape(read_markdown(md)) == [
+    assert shape(read_markdown(md)) == [
         ("Title", "Honeybees", "Honeybees"),
         ("NarrativeText", "A colony has one queen.", "Honeybees"),
         ("Title", "Foraging", "Foraging"),
@@ -62,7 +54,7 @@ def test_text_before_the_first_heading_has_no_section() -> None:
     ],
 )
 def test_atx_heading_text(line: str, expected: str) -> None:
-    assert _shape(read_markdown(line + "\n\nBody.")) == [
+    assert shape(read_markdown(line + "\n\nBody.")) == [
         ("Title", expected, expected),
         ("NarrativeText", "Body.", expected),
     ]
@@ -75,7 +67,7 @@ def test_not_an_atx_heading(line: str) -> None:
 
 def test_setext_headings() -> None:
     md = "Main title\n==========\n\nFirst paragraph.\n\nA sub\nheading\n---\n\nSecond paragraph.\n"
-    assert _shape(read_markdown(md)) == [
+    assert shape(read_markdown(md)) == [
         ("Title", "Main title", "Main title"),
         ("NarrativeText", "First paragraph.", "Main title"),
         ("Title", "A sub heading", "A sub heading"),
@@ -88,7 +80,7 @@ def test_paragraph_lines_are_joined() -> None:
         "A colony has one queen\nand thousands of workers  \n"  # two spaces: a hard break
         "that share the labour\\\nof the hive.\n"  # so is a trailing backslash
     )
-    assert _texts(read_markdown(md)) == [
+    assert texts(read_markdown(md)) == [
         "A colony has one queen and thousands of workers that share the labour of the hive."
     ]
 
@@ -109,7 +101,7 @@ def test_lists_nested_and_numbered() -> None:
         "- [x] done\n"
         "- [ ] open\n"
     )
-    assert _shape(read_markdown(md)) == [
+    assert shape(read_markdown(md)) == [
         ("Title", "Tasks", "Tasks"),
         *[
             ("ListItem", text, "Tasks")
@@ -132,7 +124,7 @@ def test_lists_nested_and_numbered() -> None:
 
 def test_list_item_with_a_second_paragraph_stays_one_piece() -> None:
     md = "- item\n\n  more about the item\n- next\n\nAfter the list.\n"
-    assert _shape(read_markdown(md)) == [
+    assert shape(read_markdown(md)) == [
         ("ListItem", "item\nmore about the item", None),
         ("ListItem", "next", None),
         ("NarrativeText", "After the list.", None),
@@ -143,7 +135,7 @@ def test_list_interrupting_a_paragraph() -> None:
     """As in CommonMark: a bullet or a list starting at 1 interrupts a paragraph, any
     other number is hard-wrapped text ("born in\\n1984. He ...")."""
     pieces = read_markdown("Steps:\n1. open\n\nBorn in\n1984. He moved.\n\nItems:\n- a\n")
-    assert _shape(pieces) == [
+    assert shape(pieces) == [
         ("NarrativeText", "Steps:", None),
         ("ListItem", "open", None),
         ("NarrativeText", "Born in 1984. He moved.", None),
@@ -155,7 +147,7 @@ def test_list_interrupting_a_paragraph() -> None:
 def test_code_fences_are_kept_verbatim() -> None:
     code = 'def f(x):\n    # not a heading\n    return x * 2  # *not* emphasis\n\n\tprint("[a](b)")'
     md = f"# Code\n\n```python\n{code}\n```\n\n~~~\n- not a list\n> not a quote\n~~~~\n\nAfter.\n"
-    assert _shape(read_markdown(md)) == [
+    assert shape(read_markdown(md)) == [
         ("Title", "Code", "Code"),
         ("CodeSnippet", code, "Code"),
         ("CodeSnippet", "- not a list\n> not a quote", "Code"),
@@ -165,7 +157,7 @@ def test_code_fences_are_kept_verbatim() -> None:
 
 def test_code_fence_inside_a_list_and_unclosed_fence() -> None:
     md = "- item\n  ```\n  code\n    more\n  ```\n- next\n\n```\nruns to the end\n# still code"
-    assert _shape(read_markdown(md)) == [
+    assert shape(read_markdown(md)) == [
         ("ListItem", "item", None),
         ("CodeSnippet", "code\n  more", None),
         ("ListItem", "next", None),
@@ -175,7 +167,7 @@ def test_code_fence_inside_a_list_and_unclosed_fence() -> None:
 
 def test_indented_code_block() -> None:
     md = "Text.\n\n    indented code\n      keeps its shape\n\nMore text.\n"
-    assert _shape(read_markdown(md)) == [
+    assert shape(read_markdown(md)) == [
         ("NarrativeText", "Text.", None),
         ("CodeSnippet", "indented code\n  keeps its shape", None),
         ("NarrativeText", "More text.", None),
@@ -194,7 +186,7 @@ def test_tables() -> None:
         "--- | ---\n"
         "a | 1\n"
     )
-    assert _shape(read_markdown(md)) == [
+    assert shape(read_markdown(md)) == [
         ("Title", "Prices", "Prices"),
         (
             "Table",
@@ -206,7 +198,7 @@ def test_tables() -> None:
 
 
 def test_pipe_without_delimiter_row_is_text() -> None:
-    assert _shape(read_markdown("a | b\nc | d\n")) == [("NarrativeText", "a | b c | d", None)]
+    assert shape(read_markdown("a | b\nc | d\n")) == [("NarrativeText", "a | b c | d", None)]
 
 
 @pytest.mark.parametrize(
@@ -242,21 +234,21 @@ def test_pipe_without_delimiter_row_is_text() -> None:
 )
 def test_inline_markup_is_stripped(markdown: str, expected: str) -> None:
     md = f"{markdown}\n\n[ref]: https://example.com\n[Short]: /s\n[collapsed]: /c\n"
-    assert _texts(read_markdown(md)) == [expected]
+    assert texts(read_markdown(md)) == [expected]
 
 
 def test_front_matter_is_dropped() -> None:
     md = "---\ntitle: Bees\ntags: [a, b]\n---\n# Honeybees\n\nBody.\n"
-    assert _texts(read_markdown(md)) == ["Honeybees", "Body."]
+    assert texts(read_markdown(md)) == ["Honeybees", "Body."]
 
 
 def test_rule_at_the_top_without_a_closing_one_is_not_front_matter() -> None:
-    assert _texts(read_markdown("---\nJust text.\n")) == ["Just text."]
+    assert texts(read_markdown("---\nJust text.\n")) == ["Just text."]
 
 
 def test_block_quotes() -> None:
     md = "> A quoted\n> paragraph.\n>\n> > Nested quote\nlazy line.\n\n> # Quoted heading\n"
-    assert _shape(read_markdown(md)) == [
+    assert shape(read_markdown(md)) == [
         ("NarrativeText", "A quoted paragraph.", None),
         ("NarrativeText", "Nested quote lazy line.", None),
         ("NarrativeText", "Quoted heading", None),
@@ -268,17 +260,17 @@ def test_rules_comments_and_definitions_are_dropped() -> None:
         "Before.\n\n***\n- - -\n___\n\n<!-- a comment\nover lines -->\n\n"
         "<!-- one line -->\n\n[ref]: https://example.com\n\nAfter [ref].\n"
     )
-    assert _texts(read_markdown(md)) == ["Before.", "After ref."]
+    assert texts(read_markdown(md)) == ["Before.", "After ref."]
 
 
 def test_html_only_blocks_leave_nothing() -> None:
     md = '<div align="center">\n<img src="logo.png">\n</div>\n\nText.\n'
-    assert _texts(read_markdown(md)) == ["Text."]
+    assert texts(read_markdown(md)) == ["Text."]
 
 
 def test_crlf_and_bom() -> None:
     md = "\ufeff# Title\r\n\r\nLine one\r\nline two\r\n"
-    assert _shape(read_markdown(md)) == [
+    assert shape(read_markdown(md)) == [
         ("Title", "Title", "Title"),
         ("NarrativeText", "Line one line two", "Title"),
     ]
@@ -298,7 +290,7 @@ def test_plain_paragraphs_titles_and_list_items() -> None:
         "Foraging\n\n"
         "Workers visit flowers.\n"
     )
-    assert _shape(read_plain_text(text)) == [
+    assert shape(read_plain_text(text)) == [
         ("Title", "Honeybees", "Honeybees"),
         (
             "NarrativeText",
@@ -344,7 +336,7 @@ def test_plain_title_rule(line: str, is_title: bool) -> None:
 def test_plain_title_needs_a_paragraph_of_its_own_and_text_after_it() -> None:
     # Last line of the file, and a heading line glued to its paragraph: not titles.
     pieces = read_plain_text("Introduction\nThe text starts at once.\n\nThe end\n")
-    assert _shape(pieces) == [
+    assert shape(pieces) == [
         ("NarrativeText", "Introduction The text starts at once.", None),
         ("NarrativeText", "The end", None),
     ]
@@ -352,7 +344,7 @@ def test_plain_title_needs_a_paragraph_of_its_own_and_text_after_it() -> None:
 
 def test_plain_underlines_and_separators_end_paragraphs() -> None:
     text = "Title\n=====\nBody text.\n\n* * *\n\nMore text.\n-----\n"
-    assert _shape(read_plain_text(text)) == [
+    assert shape(read_plain_text(text)) == [
         ("Title", "Title", "Title"),
         ("NarrativeText", "Body text.", "Title"),
         ("NarrativeText", "More text.", "Title"),
@@ -361,7 +353,7 @@ def test_plain_underlines_and_separators_end_paragraphs() -> None:
 
 def test_plain_text_keeps_markup_characters() -> None:
     text = "Use **stars** and [brackets](here) as typed.\n\n— Dialogue line, said she.\n"
-    assert _shape(read_plain_text(text)) == [
+    assert shape(read_plain_text(text)) == [
         ("NarrativeText", "Use **stars** and [brackets](here) as typed.", None),
         ("NarrativeText", "— Dialogue line, said she.", None),
     ]
@@ -378,14 +370,14 @@ RU = "В семье одна матка и тысячи рабочих пчёл.
 @pytest.mark.parametrize("sentence", [ES, RU], ids=["es", "ru"])
 def test_spanish_and_russian_come_through_unchanged(read, sentence: str) -> None:
     pieces = read(f"{sentence}\n\n{sentence}\n")
-    assert _texts(pieces) == [sentence, sentence]
+    assert texts(pieces) == [sentence, sentence]
 
 
 @pytest.mark.parametrize("read", [read_plain_text, read_markdown])
 def test_normalisation_form_is_kept(read) -> None:
     decomposed = unicodedata.normalize("NFD", "Canción de la abeja y ёлка.")
     assert decomposed != unicodedata.normalize("NFC", decomposed)
-    assert _texts(read(decomposed)) == [decomposed]
+    assert texts(read(decomposed)) == [decomposed]
 
 
 @pytest.mark.parametrize("read", [read_plain_text, read_markdown])
@@ -456,7 +448,7 @@ def test_hostile_star_bracket_line_keeps_its_brackets() -> None:
 
 def test_deeply_nested_quotes_keep_their_text() -> None:
     pieces = read_markdown("\n".join(">" * depth + f" line {depth}" for depth in range(1, 2001)))
-    assert _texts(pieces) == [" ".join(f"line {depth}" for depth in range(1, 2001))]
+    assert texts(pieces) == [" ".join(f"line {depth}" for depth in range(1, 2001))]
 
 
 # ------------------------------------------------------------------ the parse stage
@@ -499,7 +491,7 @@ def test_parser_reads_text_and_markdown_without_unstructured(
 def test_parser_reads_rtf_text_without_unstructured(no_unstructured: None) -> None:
     data = make_rtf("Honeybees", ["A colony has one queen.", "# Foraging", "Workers fly out."])
     pieces = UnstructuredParser().parse(data, media_type=RTF, filename="bees.rtf")
-    assert _shape(pieces) == [
+    assert shape(pieces) == [
         ("Title", "Honeybees", "Honeybees"),
         ("NarrativeText", "A colony has one queen.", "Honeybees"),
         ("Title", "Foraging", "Foraging"),
