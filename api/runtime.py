@@ -37,6 +37,7 @@ from core.db import Database
 from core.dispatch import make_dispatcher
 from core.errors import Unavailable
 from core.jobs import JobQueue, WorkerPool
+from core.threads import limit_blas_threads
 from eval.jobs import register_handlers as register_eval_handlers
 from index.store import IndexStore
 from ingest.archive import ArchiveLimits
@@ -191,7 +192,7 @@ class Runtime:
                 if self.settings.redaction_enabled:
                     steps.append((REDACTOR, lambda: self.redactor().warm_up()))
         if workers:
-            steps.append((WORKERS, self.workers.start))
+            steps.append((WORKERS, self._start_workers))
         with self._warm:
             self._warming = [name for name, _ in steps]
             if threading.current_thread() is not self._warm_thread:
@@ -218,6 +219,11 @@ class Runtime:
         with self._warm:
             self._warm_ended = time.monotonic()
             self.ready = True
+
+    def _start_workers(self) -> None:
+        # After the models: the BLAS libraries they load are capped too (core.threads).
+        limit_blas_threads(self.settings.blas_threads)
+        self.workers.start()
 
     def warm_up_in_background(
         self, *, workers: bool = True, warm_ingest: bool = True, models: bool = True

@@ -88,6 +88,8 @@ class Settings(BaseSettings):
     ingest_embed_batch_tokens: int = Field(32_768, gt=0)
     # glibc malloc arenas of `ragops serve` / `ragops worker` (core.memory); 0: default.
     malloc_arenas: int = Field(2, ge=0)
+    # Threads per BLAS library once the models are loaded (core.threads); 0: default.
+    blas_threads: int = Field(1, ge=0)
     # ZIP uploads: each member becomes a document; bombs are refused before anything
     # is stored.
     archive_max_ratio: float = Field(100.0, gt=1)

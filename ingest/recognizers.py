@@ -14,6 +14,7 @@ number is far more often an order number than an INN.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -161,13 +162,34 @@ def iban_recognizer(language: str) -> IbanRecognizer:
     ("… 7265 cada mes", "… 4 and") joins the match, fails the mod-97 check, and the
     whole IBAN is missed. IBANs are written in capitals; words after them are not.
     """
-    pattern = Pattern(
-        "IBAN Generic (case-sensitive)",
-        r"(?<![A-Z0-9])(?-i:([A-Z]{2}[0-9]{2}(?:[ -]?[A-Z0-9]{4}){2,6})"
-        r"((?:[ -]?[A-Z0-9]{4})?)((?:[ -]?[A-Z0-9]{1,3})?))(?![A-Z0-9])",
-        0.5,
-    )
-    return IbanRecognizer(supported_language=language, patterns=[pattern])
+    pattern = Pattern("IBAN Generic (case-sensitive)", IBAN_REGEX, 0.5)
+    return _PrecheckedIbanRecognizer(supported_language=language, patterns=[pattern])
+
+
+# Group 1 is the IBAN proper; the optional groups let Presidio try shorter endings.
+IBAN_REGEX = (
+    r"(?<![A-Z0-9])(?-i:([A-Z]{2}[0-9]{2}(?:[ -]?[A-Z0-9]{4}){2,6})"
+    r"((?:[ -]?[A-Z0-9]{4})?)((?:[ -]?[A-Z0-9]{1,3})?))(?![A-Z0-9])"
+)
+# What every IBAN match starts with, compiled once: most texts hold none.
+_IBAN_START = re.compile(r"(?<![A-Z0-9])[A-Z]{2}[0-9]{2}")
+
+
+class _PrecheckedIbanRecognizer(IbanRecognizer):
+    """Presidio's IBAN recognizer, skipped for texts without an IBAN's first four
+    characters. Its own matching recompiles the pattern on every call (a regex-cache
+    lookup whose flag arithmetic alone was 8% of the redact stage's time)."""
+
+    def analyze(
+        self,
+        text: str,
+        entities: list[str],
+        nlp_artifacts: NlpArtifacts | None = None,
+        regex_flags: int | None = None,
+    ) -> list[RecognizerResult]:
+        if _IBAN_START.search(text) is None:
+            return []
+        return super().analyze(text, entities, nlp_artifacts, regex_flags)
 
 
 def localized_phone_recognizer(language: str) -> PhoneRecognizer:

@@ -219,7 +219,7 @@ class PresidioEngines:
                 f"no redaction engine for language(s) {unknown}; "
                 f"choose from {list(ENGINE_LANGUAGES)}"
             )
-        nlp_engine = SpacyNlpEngine(
+        nlp_engine = _array_artifacts_engine(SpacyNlpEngine)(
             models=[
                 {"lang_code": lang, "model_name": SPACY_MODELS.get(lang, f"blank:{lang}")}
                 for lang in languages
@@ -259,6 +259,35 @@ class PresidioEngines:
         nlp.add_pipe("ragops_lowercase_lemma")
         self._pipelines[lang] = nlp
         return nlp
+
+
+def _array_artifacts_engine(base: type) -> type:
+    """Presidio's spaCy engine, reading lemmas and token offsets as two array columns.
+
+    Presidio's own reader builds a Python object for every token to read two attributes
+    (12% of the redact stage's time); the artifacts it hands to recognizers are the same.
+    """
+    from presidio_analyzer.nlp_engine import NlpArtifacts
+    from spacy.attrs import IDX, LEMMA
+
+    class ArrayArtifactsEngine(base):  # type: ignore[misc, valid-type]
+        def _doc_to_nlp_artifact(self, doc: Any, language: str) -> NlpArtifacts:
+            columns = doc.to_array([IDX, LEMMA]).tolist() if len(doc) else []
+            strings = doc.vocab.strings
+            entities, scores = self._get_updated_entities(
+                doc.ents, self._get_scores_for_entities(doc)
+            )
+            return NlpArtifacts(
+                entities=entities,
+                tokens=doc,
+                tokens_indices=[idx for idx, _ in columns],
+                lemmas=[strings[lemma] for _, lemma in columns],
+                nlp_engine=self,
+                language=language,
+                scores=scores,
+            )
+
+    return ArrayArtifactsEngine
 
 
 def _lowercase_lemma(doc: Any) -> Any:

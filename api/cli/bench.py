@@ -99,6 +99,7 @@ def _print_service(report: dict) -> None:  # type: ignore[type-arg]
         "chunks/s",
         "words/s",
         "× llama-index",
+        "× (model tokens)",
         "peak RSS MB",
         "stage busy share",
         title=f"ingest over HTTP: {report['documents']} docs, {report['words']} words",
@@ -112,6 +113,7 @@ def _print_service(report: dict) -> None:  # type: ignore[type-arg]
             f"{row['chunks_per_s']}",
             f"{row['words_per_s']}",
             f"{row.get('speed_vs_llama_index', '—')}",
+            f"{row.get('speed_vs_llama_index_model_tokens', '—')}",
             str(row.get("peak_rss_mb", "")),
             shares,
         )

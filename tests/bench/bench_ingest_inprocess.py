@@ -20,6 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+import psutil  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
 from api.bench.corpus import make_documents  # noqa: E402
@@ -48,6 +49,7 @@ def main() -> None:
         try:
             kb = create_kb(rt, name="bench", changes={"redaction": {"enabled": redact}})
             t0 = time.perf_counter()
+            cpu0 = _tree_cpu_seconds()
             for i in range(0, len(docs), 50):
                 files = [(d.filename, d.data, d.media_type) for d in docs[i : i + 50]]
                 submit_uploads(rt, kb=kb, files=files)
@@ -61,9 +63,27 @@ def main() -> None:
                 if done >= len(docs):
                     break
                 time.sleep(0.05)
-            print(f"{len(docs)} documents in {time.perf_counter() - t0:.1f} s")
+            wall = time.perf_counter() - t0
+            cpu = _tree_cpu_seconds() - cpu0
+            print(
+                f"{len(docs)} documents in {wall:.1f} s, {cpu:.1f} CPU s "
+                f"({cpu / wall:.2f} cores busy on average)"
+            )
         finally:
             rt.close()
+
+
+def _tree_cpu_seconds() -> float:
+    """User + system CPU seconds of this process and its live children (the parsers)."""
+    me = psutil.Process()
+    total = 0.0
+    for process in [me, *me.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
 
 
 if __name__ == "__main__":
