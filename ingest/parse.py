@@ -55,7 +55,7 @@ from ingest.sniff import (
     SUPPORTED_LABEL,
     TEXT,
     XLSX,
-    decode_text,
+    decode_with_encoding,
 )
 from ingest.textread import READER_VERSION, read_markdown, read_plain_text
 
@@ -187,13 +187,17 @@ class UnstructuredParser:
                 f"{filename}: no parser for {media_type!r}; supported: {SUPPORTED_LABEL}"
             )
         text: str | None = None
+        encoding = "utf-8"
         if media_type in _TEXT_TYPES:
             try:
-                text = decode_text(data)
+                decoded = decode_with_encoding(data)
             except UnicodeDecodeError as exc:
                 raise StageFailed(
-                    "parse", "not UTF-8 text (re-save the file as UTF-8)", document=filename
+                    "parse",
+                    "not UTF-8 text nor a code page we recognise (re-save the file as UTF-8)",
+                    document=filename,
                 ) from exc
+            text, encoding = decoded.text, decoded.encoding
         decrypted = False
         if media_type == PDF:
             plain = _decrypted_pdf(data, filename)
@@ -221,6 +225,8 @@ class UnstructuredParser:
         if decrypted:
             # The pipeline counts it in the parse report (see IngestPipeline.prepare).
             pieces[0].metadata[DECRYPTED] = True
+        if encoding != "utf-8":
+            pieces[0].metadata[ENCODING] = encoding  # for the parse report, as DECRYPTED
         logger.debug("parsed %s into %d pieces", filename, len(pieces))
         return pieces
 
@@ -275,6 +281,8 @@ class UnstructuredParser:
 
 # Piece metadata key: set on the first piece of a PDF opened by removing an owner password.
 DECRYPTED = "pdf_decrypted"
+# Set on the first piece of a text document read in another encoding than UTF-8.
+ENCODING = "text_encoding"
 
 
 def _set_language(pieces: list[Piece]) -> None:

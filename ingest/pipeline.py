@@ -14,7 +14,7 @@ from ingest.chunk import SentenceChunker
 from ingest.clean import Cleaner, ExactDeduplicator, HeaderFooterRemover, NearDuplicateRemover
 from ingest.config import IngestionConfig, RedactionConfig
 from ingest.embed import Embedder, EmbeddingCache, EmbedStage
-from ingest.parse import DECRYPTED, UnstructuredParser
+from ingest.parse import DECRYPTED, ENCODING, UnstructuredParser
 
 # Status a revision shows while a stage runs (see core.catalog.models.RevisionStatus).
 STAGE_STATUS = {
@@ -87,6 +87,8 @@ class IngestPipeline:
         report.add(self.parser.name, "elements", len(pieces))
         if pieces and pieces[0].metadata.pop(DECRYPTED, False):
             report.add(self.parser.name, "decrypted")
+        if pieces and (encoding := pieces[0].metadata.pop(ENCODING, None)):
+            report.add(self.parser.name, f"encoding:{encoding}")
         for stage in self.stages[:-1]:
             t0 = time.perf_counter()
             pieces = stage(pieces, report)

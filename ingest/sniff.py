@@ -5,8 +5,9 @@ The file name and the client's Content-Type lie often enough (a PDF saved as `.t
 libmagic: Debian's `libmagic1` is not always present, and the formats we accept are
 cheap to recognise directly: magic bytes (PDF, RTF, OLE2 for Outlook MSG), the part
 names inside a ZIP (DOCX/PPTX/XLSX, ODT's `mimetype` member), RFC 822 headers (EML),
-a successful parse (JSON), a consistent delimiter (CSV). The name only breaks the
-Markdown-vs-plain-text tie and lets a two-row table count as CSV.
+a successful parse (JSON), a consistent delimiter (CSV). Text may be UTF-8, UTF-16/32
+or a legacy code page (`ingest.encoding`). The name only breaks the Markdown-vs-plain-text
+tie and lets a two-row table count as CSV.
 
 Example::
 
@@ -15,7 +16,6 @@ Example::
 
 from __future__ import annotations
 
-import codecs
 import csv
 import io
 import json
@@ -24,6 +24,7 @@ import zipfile
 
 from core.errors import EmptyFile, UnsupportedType
 from ingest.archive import check_container
+from ingest.encoding import Decoded, detect
 
 PDF = "application/pdf"
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -60,18 +61,8 @@ SUPPORTED_LABEL = "PDF, DOCX, PPTX, XLSX, ODT, RTF, HTML, Markdown, plain text, 
 
 # Readers (Acrobat included) accept a few bytes of junk before the PDF header; so do we.
 _PDF_HEADER_WINDOW = 1024
-# Share of control characters (besides tab/newline/CR/FF) above which "text" is binary.
-_MAX_CONTROL_RATIO = 0.01
 # How much decoded text the HTML and Markdown heuristics look at.
 _SNIFF_CHARS = 64 * 1024
-
-_BOMS: tuple[tuple[bytes, str], ...] = (
-    (codecs.BOM_UTF32_LE, "utf-32-le"),  # before UTF-16 LE: it starts with the same bytes
-    (codecs.BOM_UTF32_BE, "utf-32-be"),
-    (codecs.BOM_UTF8, "utf-8"),
-    (codecs.BOM_UTF16_LE, "utf-16-le"),
-    (codecs.BOM_UTF16_BE, "utf-16-be"),
-)
 
 # Leading bytes of formats people upload by mistake, so the error says what we saw.
 _OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
@@ -104,7 +95,6 @@ _EML_HEAD_BYTES = 16 * 1024
 _CSV_SAMPLE_ROWS = 50
 _CSV_DELIMITERS = ",;\t"
 
-_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 _LEADING_COMMENTS_RE = re.compile(r"^(?:\s*<!--.*?-->)*\s*", re.DOTALL)
 _XML_PROLOG_RE = re.compile(r"^<\?xml[^>]*\?>\s*", re.IGNORECASE)
 # These open a document only in HTML; a Markdown file never starts with them.
@@ -167,11 +157,19 @@ def sniff_media_type(
 
 
 def decode_text(data: bytes) -> str:
-    """Decode bytes that `sniff_media_type` accepted as text (UTF-8, or a BOM's encoding)."""
-    text = _try_decode(data)
-    if text is None:
-        raise UnicodeDecodeError("utf-8", data, 0, len(data), "not UTF-8 text or BOM-marked")
-    return text
+    """Decode bytes that `sniff_media_type` accepted as text: UTF-8, UTF-16/32, or a
+    legacy code page found by `ingest.encoding.detect`."""
+    return decode_with_encoding(data).text
+
+
+def decode_with_encoding(data: bytes) -> Decoded:
+    """`decode_text`, and the encoding it read the bytes with ("utf-8", "cp1251", ...)."""
+    decoded = detect(data)
+    if decoded is None:
+        raise UnicodeDecodeError(
+            "utf-8", data, 0, len(data), "not UTF-8, UTF-16 or a code page that reads as text"
+        )
+    return decoded
 
 
 def _unsupported(name: str, detected: str) -> UnsupportedType:
@@ -217,21 +215,10 @@ def _sniff_zip(data: bytes, name: str, *, allow_archive: bool) -> str:
 
 
 def _try_decode(data: bytes) -> str | None:
-    """Text is UTF-8 or BOM-marked Unicode with (almost) no control characters."""
-    body, encoding = data, "utf-8"
-    for bom, bom_encoding in _BOMS:
-        if data.startswith(bom):
-            body, encoding = data[len(bom) :], bom_encoding
-            break
-    try:
-        text = body.decode(encoding)
-    except UnicodeDecodeError:
-        return None
-    if "\x00" in text:
-        return None
-    if text and len(_CONTROL_RE.findall(text)) / len(text) > _MAX_CONTROL_RATIO:
-        return None
-    return text
+    """The text, if `data` is text in UTF-8, UTF-16/32 or a legacy code page (cp1251,
+    koi8-r, cp866, windows-1252, ...) with (almost) no control characters."""
+    decoded = detect(data)
+    return None if decoded is None else decoded.text
 
 
 def _describe_binary(data: bytes) -> str:

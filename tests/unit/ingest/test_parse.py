@@ -195,7 +195,7 @@ def test_corrupt_docx_fails_with_reason(parser: UnstructuredParser) -> None:
 
 def test_undecodable_text_fails(parser: UnstructuredParser) -> None:
     with pytest.raises(StageFailed, match="not UTF-8 text"):
-        parser.parse(b"caf\xe9", media_type=TEXT, filename="latin1.txt")
+        parser.parse(b"\x00\x01\x02 caf\xe9", media_type=TEXT, filename="broken.txt")
 
 
 def test_unknown_media_type(parser: UnstructuredParser) -> None:
