@@ -109,9 +109,12 @@ class Bm25Index:
     index stores), `ids[i]` the chunk id.
     """
 
-    def __init__(self, ids: list[str], payloads: list[dict[str, Any]], model: Any) -> None:
+    def __init__(
+        self, ids: list[str], payloads: list[dict[str, Any]], model: Any, *, stem: bool = True
+    ) -> None:
         self.ids = ids
         self.payloads = payloads
+        self.stem = stem  # how queries are tokenised: as the texts were (see `tokenize`)
         self._model = model
         self._lock = threading.Lock()
 
@@ -122,8 +125,11 @@ class Bm25Index:
         *,
         ids: list[str] | None = None,
         payloads: list[dict[str, Any]] | None = None,
+        stem: bool = True,
     ) -> Bm25Index:
-        return cls.from_tokens([tokenize(t) for t in texts], ids=ids, payloads=payloads)
+        """`stem=False` is plain BM25 (casefolded, accent-stripped words), for comparison."""
+        tokens = [tokenize(t, stem=stem) for t in texts]
+        return cls.from_tokens(tokens, ids=ids, payloads=payloads, stem=stem)
 
     @classmethod
     def from_tokens(
@@ -132,8 +138,9 @@ class Bm25Index:
         *,
         ids: list[str] | None = None,
         payloads: list[dict[str, Any]] | None = None,
+        stem: bool = True,
     ) -> Bm25Index:
-        """From texts already passed through `tokenize`."""
+        """From texts already passed through `tokenize` (with the same `stem`)."""
         import bm25s
 
         ids = ids if ids is not None else [str(i) for i in range(len(tokens))]
@@ -142,7 +149,7 @@ class Bm25Index:
         if tokens:
             model = bm25s.BM25(k1=K1, b=B, method="lucene")
             model.index(list(tokens), show_progress=False)
-        return cls(ids, payloads, model)
+        return cls(ids, payloads, model, stem=stem)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -154,7 +161,7 @@ class Bm25Index:
         matches `filters`, best first (ties by row, so results are deterministic)."""
         if self._model is None or top_k <= 0:
             return []
-        tokens = [t for t in tokenize(query) if t in self._model.vocab_dict]
+        tokens = [t for t in tokenize(query, stem=self.stem) if t in self._model.vocab_dict]
         if not tokens:
             return []
         with self._lock:  # bm25s keeps scratch state per call; one query at a time

@@ -3,10 +3,11 @@
 Modes:
 - `dense`: the vector index alone; `score` is the cosine similarity.
 - `hybrid`: BM25 over the same version's chunks (see `retrieval.bm25`) fused with the dense
-  list by weighted reciprocal rank fusion. The dense list's weight depends on the query
-  language and the embedding model (`retrieval.fusion.dense_weight`): an English-only
-  model gets a small vote on Spanish and Russian queries, so it cannot drag hybrid below
-  BM25 alone. `score` is the fused score scaled to (0, 1] (1 = ranked first by every list).
+  list by score (`retrieval.fusion.fuse_scores`; BM25 hits with negligible scores are
+  dropped first). The method and the dense list's weight depend on the embedding model
+  and the query language (`retrieval.fusion.fusion_policy`): an English-only model gets
+  a small vote on Spanish and none on Russian queries, so it cannot drag hybrid below
+  BM25 alone. `score` is the fused score in [0, 1].
 
 Then, optionally: a CrossEncoder `rerank` of the best candidates (`score` becomes the
 reranker's, in [0, 1]), `mmr` diversity over the candidates' vectors, and
@@ -33,7 +34,7 @@ from core.errors import InvalidInput
 from core.types import sha256_hex
 from index.base import check_filters as _check_filter_shapes
 from index.versions import queryable_version
-from retrieval.fusion import RRF_K, dense_weight, detect_language, mmr, rrf
+from retrieval.fusion import RRF_K, detect_language, fuse_scores, fusion_policy, mmr, rrf
 from retrieval.rerank import RERANK_CANDIDATES
 
 if TYPE_CHECKING:
@@ -111,20 +112,28 @@ def _bm25_candidates(
     ]
 
 
-def _fuse(dense: list[_Candidate], lexical: list[_Candidate], w_dense: float) -> list[_Candidate]:
+def _fuse(
+    dense: list[_Candidate], lexical: list[_Candidate], w_dense: float, method: str
+) -> list[_Candidate]:
+    """One list from both, best first; `fused` (and `score`) in [0, 1]: 1 is a hit ranked
+    first (RRF) or scored highest (DBSF, convex) by every list."""
     by_id: dict[str, _Candidate] = {c.chunk_id: c for c in dense}
     for c in lexical:
         if c.chunk_id in by_id:
             by_id[c.chunk_id].bm25 = c.bm25
         else:
             by_id[c.chunk_id] = c
-    weights = [w_dense, 1.0]
-    best = sum(weights) / (RRF_K + 1)  # ranked first by every list
-    fused = rrf([[c.chunk_id for c in dense], [c.chunk_id for c in lexical]], weights)
+    fused = fuse_scores(
+        [(c.chunk_id, c.dense or 0.0) for c in dense],
+        [(c.chunk_id, c.bm25 or 0.0) for c in lexical],
+        w_dense,
+        method,
+    )
+    scale = RRF_K + 1 if method == "rrf" else 1.0  # RRF's best is 1 / (RRF_K + 1)
     out = []
-    for chunk_id, value in fused.items():
-        cand = by_id[chunk_id]
-        cand.fused = value / best
+    for chunk_id, value in fused:
+        cand = by_id[str(chunk_id)]
+        cand.fused = min(1.0, value * scale)
         cand.score = cand.fused
         out.append(cand)
     return out
@@ -195,8 +204,8 @@ def retrieve(
     query_vector, candidates = _dense_candidates(rt, version, query, pool, filters)
     if mode == "hybrid":
         lexical = _bm25_candidates(rt, version, query, pool, filters)
-        w_dense = dense_weight(version.embedding_model, language or "other")
-        candidates = _fuse(candidates, lexical, w_dense)
+        policy = fusion_policy(version.embedding_model)
+        candidates = _fuse(candidates, lexical, policy.weight(language or "other"), policy.method)
     if not candidates:
         return RetrievalResult(
             index_version=version.number, results=[], mode=mode, language=language

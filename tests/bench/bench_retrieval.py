@@ -146,7 +146,7 @@ def run(reranker_dir: Path | None = None, save: bool = True) -> dict[str, Any]:
     from core.catalog.models import Chunk, Document
     from core.kbs import get_kb, live_version
     from retrieval import search
-    from retrieval.fusion import ENGLISH_MODEL_DENSE_WEIGHTS, detect_language
+    from retrieval.fusion import ENGLISH_MODEL_FUSION, detect_language
     from retrieval.rerank import Reranker
     from tests.conftest import make_settings
 
@@ -187,7 +187,10 @@ def run(reranker_dir: Path | None = None, save: bool = True) -> dict[str, Any]:
 
         def fused(q: Question, weight: float) -> list:
             return search._fuse(
-                copy.deepcopy(dense_lists[q.id]), copy.deepcopy(bm25_lists[q.id]), weight
+                copy.deepcopy(dense_lists[q.id]),
+                copy.deepcopy(bm25_lists[q.id]),
+                weight,
+                ENGLISH_MODEL_FUSION.method,
             )
 
         language_of = {q.id: detect_language(q.question) for q in questions}
@@ -196,13 +199,13 @@ def run(reranker_dir: Path | None = None, save: bool = True) -> dict[str, Any]:
         )
 
         def weight_for(q: Question) -> float:
-            return ENGLISH_MODEL_DENSE_WEIGHTS.get(language_of[q.id], 0.5)
+            return ENGLISH_MODEL_FUSION.weight(language_of[q.id])
 
         modes: dict[str, Any] = {
             "dense": table(questions, lambda q: judge(q, [c.chunk_id for c in dense_lists[q.id]])),
             "bm25": table(questions, lambda q: judge(q, [c.chunk_id for c in bm25_lists[q.id]])),
             "hybrid_equal_weights": table(
-                questions, lambda q: judge(q, [c.chunk_id for c in fused(q, 1.0)])
+                questions, lambda q: judge(q, [c.chunk_id for c in fused(q, 0.5)])
             ),
             "hybrid": table(
                 questions, lambda q: judge(q, [c.chunk_id for c in fused(q, weight_for(q))])

@@ -66,3 +66,12 @@ def test_filters_apply_to_bm25_hits():
 
 def test_empty_index_returns_nothing():
     assert Bm25Index.build([]).search("anything", 5) == []
+
+
+def test_plain_bm25_matches_words_only_as_written():
+    texts = ["Los ríos de España nacen en la sierra", "Реки России текут на север"]
+    stemmed, plain = Bm25Index.build(texts), Bm25Index.build(texts, stem=False)
+    for query, row in (("¿Dónde nace el agua?", 0), ("река", 1)):
+        assert [r for r, _ in stemmed.search(query, 2)] == [row]
+        assert plain.search(query, 2) == []
+    assert [r for r, _ in plain.search("rios", 2)] == [0]  # accents still stripped

@@ -5,9 +5,11 @@ import pytest
 
 from index.base import check_filters, matches
 from retrieval.fusion import (
-    ENGLISH_MODEL_DENSE_WEIGHTS,
+    ENGLISH_MODEL_FUSION,
+    FUSION_METHODS,
     RRF_K,
-    dense_weight,
+    fuse_scores,
+    fusion_policy,
     mmr,
     rrf,
 )
@@ -33,11 +35,16 @@ def test_rrf_weights_let_the_stronger_list_win():
         rrf([["a"]], [1.0, 1.0])
 
 
-def test_dense_weight_is_lower_for_languages_the_model_does_not_know():
-    assert dense_weight("all-MiniLM-L6-v2", "en") == 1.0
-    assert dense_weight("all-MiniLM-L6-v2", "ru") < dense_weight("all-MiniLM-L6-v2", "en")
-    assert dense_weight("all-MiniLM-L6-v2", "es") < 1.0
-    assert dense_weight("all-MiniLM-L6-v2", "xx") == ENGLISH_MODEL_DENSE_WEIGHTS["other"]
+def test_an_english_model_gets_less_say_in_languages_it_does_not_know():
+    policy = fusion_policy("all-MiniLM-L6-v2")
+    assert policy is ENGLISH_MODEL_FUSION
+    assert policy.weight("ru") < policy.weight("es") < policy.weight("en")
+    assert policy.weight("xx") == policy.weight("other")
+
+
+def test_a_multilingual_model_votes_alike_in_every_language():
+    policy = fusion_policy("multilingual-e5-small")
+    assert {policy.weight(lang) for lang in ("en", "es", "ru")} == {policy.weight("en")} != {0.0}
 
 
 def test_mmr_prefers_a_novel_candidate_over_a_near_duplicate():
@@ -71,3 +78,56 @@ def test_filter_shapes_and_matching():
     ):
         with pytest.raises(ValueError, match=words):
             check_filters(bad)
+
+
+# An exact-identifier query (seen in an outside check): BM25 finds the document holding
+# DOCTOKEN_0045 with score 4.49 and, through the common prefix, two others at 0.0006; the
+# dense list ranks those two above it.
+IDENTIFIER_DENSE = [("other-1", 0.83), ("other-2", 0.82), ("token-doc", 0.81), ("x", 0.80)]
+IDENTIFIER_BM25 = [("token-doc", 4.49), ("other-1", 0.0006), ("other-2", 0.0006)]
+
+
+@pytest.mark.parametrize("method", FUSION_METHODS)
+def test_a_strong_lexical_match_wins_over_prefix_noise(method):
+    fused = fuse_scores(IDENTIFIER_DENSE, IDENTIFIER_BM25, 0.5, method)
+    assert fused[0][0] == "token-doc"
+
+
+def test_plain_rrf_without_the_floor_would_rank_the_identifier_third():
+    # The failure the floor fixes: rank votes from negligible BM25 scores.
+    assert list(rrf([[i for i, _ in IDENTIFIER_DENSE], [i for i, _ in IDENTIFIER_BM25]]))[0] != (
+        "token-doc"
+    )
+
+
+@pytest.mark.parametrize("method", FUSION_METHODS)
+def test_weight_one_keeps_the_dense_order_and_zero_the_lexical_one(method):
+    # Each list ends in a weak tail ("e"): min-max maps a list's last score to 0.
+    dense = [("a", 0.9), ("b", 0.8), ("c", 0.7), ("e", 0.1)]
+    lexical = [("c", 9.0), ("b", 5.0), ("d", 4.0), ("e", 0.5)]
+    assert [i for i, _ in fuse_scores(dense, lexical, 1.0, method)][:3] == ["a", "b", "c"]
+    assert [i for i, _ in fuse_scores(dense, lexical, 0.0, method)][:3] == ["c", "b", "d"]
+
+
+def test_dbsf_is_blind_to_each_list_s_scale():
+    dense = [("a", 0.80), ("b", 0.795), ("c", 0.70)]  # e5: a narrow band of cosines
+    lexical = [("c", 30.0), ("b", 20.0), ("a", 10.0)]
+    scaled = [(i, s * 1000) for i, s in lexical]
+    one, other = fuse_scores(dense, lexical, 0.5, "dbsf"), fuse_scores(dense, scaled, 0.5, "dbsf")
+    assert [i for i, _ in one] == [i for i, _ in other]
+    assert [s for _, s in one] == pytest.approx([s for _, s in other])
+
+
+def test_bad_method_or_weight_is_refused():
+    with pytest.raises(ValueError, match="unknown fusion"):
+        fuse_scores([], [], 0.5, "sum")
+    with pytest.raises(ValueError, match="within 0..1"):
+        fuse_scores([], [], 1.5, "dbsf")
+
+
+@pytest.mark.parametrize("method", FUSION_METHODS)
+def test_a_listed_hit_outranks_one_the_list_does_not_hold(method):
+    # With the dense list weighing nothing, BM25's last hit must still come before
+    # dense-only hits (min-max alone would score it 0, like an absent one).
+    fused = fuse_scores([("x", 0.9), ("y", 0.8)], [("a", 3.0), ("b", 2.0), ("c", 1.0)], 0.0, method)
+    assert [i for i, _ in fused] == ["a", "b", "c", "x", "y"]
