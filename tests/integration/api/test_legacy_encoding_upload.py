@@ -42,8 +42,7 @@ FILES = {
 
 def test_legacy_encodings_are_detected_indexed_and_reported(tmp_path):
     files = [
-        ("files", (name, data, "application/octet-stream"))
-        for name, (data, _, _) in FILES.items()
+        ("files", (name, data, "application/octet-stream")) for name, (data, _, _) in FILES.items()
     ]
     with TestClient(
         create_app(make_settings(tmp_path / "data"), components=SHARED_COMPONENTS)
