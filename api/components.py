@@ -74,11 +74,13 @@ class Components:
         policy = policy or RedactionConfig(entities=list(settings.redaction_entities))
         entities = tuple(policy.entities or settings.redaction_entities)
         languages = tuple(policy.languages) if policy.languages else None
+        per_entity = tuple(sorted((policy.entity_operators or {}).items()))
         return self._get(
-            ("redactor", entities, policy.operator, languages),
+            ("redactor", entities, policy.operator, per_entity, languages),
             lambda: PresidioRedactor(
                 entities=list(entities),
                 operator=policy.operator,
+                entity_operators=dict(per_entity),
                 languages=languages,
                 engines=self.presidio,
             ),

@@ -103,6 +103,9 @@ class Settings(BaseSettings):
     # CPU inference: auto = OpenVINO bf16 where the CPU has native bf16, else torch
     embedding_backend: Literal["auto", "torch", "openvino"] = "auto"
     embedding_batch_size: int = Field(32, gt=0)
+    # Where packaged models built on first use (multilingual-e5-small) are kept; empty
+    # means data_dir/models.
+    model_cache_dir: Path | None = None
     chunk_size: int = Field(200, gt=0)
     chunk_overlap: int = Field(32, ge=0)
     redaction_enabled: bool = True

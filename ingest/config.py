@@ -37,8 +37,16 @@ class RedactionConfig(BaseModel):
     entities: list[str] | None = Field(
         None, description="Presidio entity types to redact; default: the service's list"
     )
-    operator: Literal["replace", "mask", "hash", "drop"] = Field(
-        "replace", description="replace with <TYPE>, mask with *, salted-less sha256, or drop"
+    operator: Literal["replace", "mask", "hash", "drop", "pseudonymize"] = Field(
+        "replace",
+        description="replace with <TYPE>, mask with *, salted-less sha256, drop, or "
+        "pseudonymize: <TYPE_1>, <TYPE_2>, the same number for the same value in a document",
+    )
+    entity_operators: (
+        dict[str, Literal["replace", "mask", "hash", "drop", "pseudonymize"]] | None
+    ) = Field(
+        None,
+        description='An operator per entity type over `operator`, e.g. {"PERSON": "pseudonymize"}',
     )
     languages: list[Literal["en", "es", "ru"]] | None = Field(
         None, description="Languages whose name recognizer runs; default: en, es, ru"

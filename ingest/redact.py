@@ -69,8 +69,9 @@ SUPPORTED_ENTITIES: tuple[str, ...] = (
 )
 # The default set lives in settings (core.config), with why some entities are opt-in.
 DEFAULT_ENTITIES: tuple[str, ...] = tuple(DEFAULT_REDACT_ENTITIES)
-# "drop" is Presidio's "redact" operator; the other names are Presidio's own.
-SUPPORTED_OPERATORS: tuple[str, ...] = ("replace", "mask", "hash", "drop")
+# "drop" is Presidio's "redact" operator; "pseudonymize" numbers each distinct value per
+# document (<PERSON_1>, <PERSON_2>); the other names are Presidio's own.
+SUPPORTED_OPERATORS: tuple[str, ...] = ("replace", "mask", "hash", "drop", "pseudonymize")
 
 # spaCy needs ~1 GB of scratch memory per 100k characters; longer texts are analysed in
 # windows cut at line or word breaks, so an entity is missed only if it spans a cut.
@@ -412,6 +413,7 @@ class PresidioRedactor:
         operator: str = "replace",
         score_threshold: float = 0.4,
         hash_salt: str | None = None,
+        entity_operators: dict[str, str] | None = None,
         engines: PresidioEngines | None = None,
     ) -> None:
         chosen = list(DEFAULT_ENTITIES) if entities is None else list(dict.fromkeys(entities))
@@ -419,10 +421,18 @@ class PresidioRedactor:
         if unknown or not chosen:
             problem = f"unknown redaction entities {unknown}" if unknown else "no entities"
             raise ValueError(f"{problem}; choose from {', '.join(SUPPORTED_ENTITIES)}")
-        if operator not in SUPPORTED_OPERATORS:
+        entity_operators = dict(entity_operators or {})
+        for value in (operator, *entity_operators.values()):
+            if value not in SUPPORTED_OPERATORS:
+                raise ValueError(
+                    f"unknown redaction operator {value!r}; "
+                    f"choose from {', '.join(SUPPORTED_OPERATORS)}"
+                )
+        stray = sorted(set(entity_operators) - set(SUPPORTED_ENTITIES))
+        if stray:
             raise ValueError(
-                f"unknown redaction operator {operator!r}; "
-                f"choose from {', '.join(SUPPORTED_OPERATORS)}"
+                f"entity_operators names unknown entities {stray}; "
+                f"choose from {', '.join(SUPPORTED_ENTITIES)}"
             )
         if languages is None:
             languages = [language] if language else list(SUPPORTED_LANGUAGES)
@@ -444,6 +454,7 @@ class PresidioRedactor:
         self.languages = [lang for lang in SUPPORTED_LANGUAGES if lang in languages]
         self.language = language
         self.operator = operator
+        self.entity_operators = {e: o for e, o in sorted(entity_operators.items()) if o != operator}
         self.score_threshold = score_threshold
         self._hash_salt = hash_salt
         # Its own engines unless given shared ones: construction stays cheap either way.
@@ -460,7 +471,9 @@ class PresidioRedactor:
             # What runs before the recognizers: a change to it can change what is found.
             "nlp": NLP_PIPELINE_VERSION,
         }
-        if self.operator == "hash":
+        if self.entity_operators:  # only when set: earlier policies keep their hash
+            config["entity_operators"] = dict(self.entity_operators)
+        if "hash" in (self.operator, *self.entity_operators.values()):
             # The salt changes the output, so it is part of the config hash, but only
             # as a fingerprint: manifests must not reveal it.
             config["hash_salt_sha256"] = (
@@ -476,11 +489,17 @@ class PresidioRedactor:
         todo = [i for i, p in enumerate(pieces) if p.text.strip()]
         out = list(pieces)
         counts: Counter[tuple[str, str]] = Counter()
-        operators = self._operators()
+        pseudonyms = _Pseudonyms()  # one numbering for the whole document
+        operators = self._operators(pseudonyms)
         try:
             texts = [pieces[i].text for i in todo]
             langs = self.piece_languages([pieces[i] for i in todo])
             found = self.find(texts, langs)
+            # Number in reading order (the anonymizer replaces spans from the end).
+            for text, results in zip(texts, found, strict=True):
+                for r in results:
+                    if self.entity_operators.get(r.entity_type, self.operator) == "pseudonymize":
+                        pseudonyms.name(r.entity_type, text[r.start : r.end])
             for i, text, lang, results in zip(todo, texts, langs, found, strict=True):
                 redacted = self.engines.anonymizer.anonymize(
                     text=text, analyzer_results=results, operators=operators
@@ -556,23 +575,53 @@ class PresidioRedactor:
                         found[n].append(r)
         return [_without_overlaps(results) for results in found]
 
-    def _operators(self) -> dict[str, Any]:
+    def _operators(self, pseudonyms: _Pseudonyms) -> dict[str, Any]:
+        """Presidio operator configs: "DEFAULT" plus one per entity with its own operator
+        (and one per entity type that is pseudonymised, which needs the type's name)."""
+        operators = {"DEFAULT": self._operator(self.operator, None, pseudonyms)}
+        for entity in self.entities:
+            chosen = self.entity_operators.get(entity, self.operator)
+            if chosen != self.operator or chosen == "pseudonymize":
+                operators[entity] = self._operator(chosen, entity, pseudonyms)
+        return operators
+
+    def _operator(self, name: str, entity: str | None, pseudonyms: _Pseudonyms) -> Any:
         from presidio_anonymizer.entities import OperatorConfig
 
-        if self.operator == "replace":
+        if name == "pseudonymize":
+            label = entity or "PII"
+            return OperatorConfig("custom", {"lambda": lambda v: pseudonyms.name(label, v)})
+        if name == "replace":
             config = OperatorConfig("replace")  # default new_value is "<ENTITY_TYPE>"
-        elif self.operator == "mask":
+        elif name == "mask":
             config = OperatorConfig(
                 "mask", {"masking_char": "*", "chars_to_mask": 10**9, "from_end": False}
             )
-        elif self.operator == "hash":
+        elif name == "hash":
             params = {"hash_type": "sha256"}
             if self._hash_salt:
                 params["salt"] = self._hash_salt
             config = OperatorConfig("hash", params)
         else:
             config = OperatorConfig("redact")
-        return {"DEFAULT": config}
+        return config
+
+
+class _Pseudonyms:
+    """Numbered placeholders for one document: the same value (case and spacing aside)
+    of the same entity type gets the same `<PERSON_1>` wherever it appears, so a reader
+    (or a model) can still tell who did what without learning who they are."""
+
+    def __init__(self) -> None:
+        self._numbers: dict[tuple[str, str], int] = {}
+        self._counts: Counter[str] = Counter()
+
+    def name(self, entity: str, value: str) -> str:
+        key = (entity, " ".join(value.casefold().split()))
+        if key not in self._numbers:
+            self._counts[entity] += 1
+            self._numbers[key] = self._counts[entity]
+        return f"<{entity}_{self._numbers[key]}>"
 
 
 def _declared_for(piece: Piece) -> str | None:

@@ -263,6 +263,29 @@ def test_redaction_policy_per_kb_operator_and_spanish_ids(client):
     assert r.status_code == 422 and "operator" in r.json()["error"]["message"]
 
 
+def test_people_pseudonymised_per_document(client):
+    policy = {"operator": "replace", "entity_operators": {"PERSON": "pseudonymize"}}
+    r = client.post("/v1/kbs", json={"name": "pseudo", "redaction": policy})
+    assert r.status_code == 201 and r.json()["redaction"]["entity_operators"] == {
+        "PERSON": "pseudonymize"
+    }
+    text = (
+        "Jane Doe signed the lease for the harbour warehouse in May. "
+        "Mark Smith, the landlord, wrote to jane.doe@example.com about the deposit. "
+        "Jane Doe paid the deposit the following week."
+    )
+    upload(client, "pseudo", [("lease.txt", text.encode())])
+    wait_for_documents(client, "pseudo", expected=1)
+    hits = client.post("/v1/kbs/pseudo/retrieve", json={"query": "who paid the deposit"})
+    stored = hits.json()["results"][0]["text"]
+    assert stored.count("<PERSON_1>") == 2 and "<PERSON_2>" in stored, stored
+    assert "<EMAIL_ADDRESS>" in stored and "Jane" not in stored and "Mark" not in stored
+    bad = {"entity_operators": {"NAME": "mask"}}
+    r = client.post("/v1/kbs", json={"name": "bad-entity-op", "redaction": bad})
+    assert r.status_code == 422
+    assert "redaction.entity_operators: unknown NAME" in r.json()["error"]["message"]
+
+
 def test_zip_members_become_documents_and_bombs_are_refused(client):
     from tests.utils.corpus import make_md, make_xlsx, make_zip
     from tests.utils.hostile import encrypted_pdf, traversal_zip, zip_bomb

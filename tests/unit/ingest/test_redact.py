@@ -133,6 +133,38 @@ def test_hash_salt_makes_hashes_repeatable() -> None:
         PresidioRedactor(operator="hash", hash_salt="short", engines=ENGINES)
 
 
+def test_pseudonyms_number_each_value_per_document() -> None:
+    r = PresidioRedactor(operator="pseudonymize", engines=ENGINES)
+    texts = [
+        f"Jane Doe wrote to {EMAIL}. Later Mark Smith answered her.",
+        f"Mark Smith called {PHONE}; Jane Doe did not reply to {EMAIL.upper()}.",
+    ]
+    out, report = run(r, *texts)
+    assert out == [
+        "<PERSON_1> wrote to <EMAIL_ADDRESS_1>. Later <PERSON_2> answered her.",
+        "<PERSON_2> called <PHONE_NUMBER_1>; <PERSON_1> did not reply to <EMAIL_ADDRESS_1>.",
+    ]
+    assert report.counts["redact"] == {"EMAIL_ADDRESS": 2, "PERSON": 4, "PHONE_NUMBER": 1}
+    # A new document (a new call) starts counting again.
+    assert run(r, "Mail bob@example.org today.")[0] == ["Mail <EMAIL_ADDRESS_1> today."]
+
+
+def test_entity_operators_override_the_default_and_enter_the_config() -> None:
+    plain = PresidioRedactor(engines=ENGINES)
+    mixed = PresidioRedactor(entity_operators={"PERSON": "pseudonymize"}, engines=ENGINES)
+    [text], _ = run(mixed, f"Jane Doe wrote to {EMAIL}.")
+    assert text == "<PERSON_1> wrote to <EMAIL_ADDRESS>."
+    assert mixed.config["entity_operators"] == {"PERSON": "pseudonymize"}
+    # Unset (or the same as the operator) leaves the config, and so its hash, as before.
+    assert "entity_operators" not in plain.config
+    same = PresidioRedactor(entity_operators={"PERSON": "replace"}, engines=ENGINES)
+    assert same.config == plain.config
+    with pytest.raises(ValueError, match="entity_operators names unknown entities"):
+        PresidioRedactor(entity_operators={"NAME": "mask"})
+    with pytest.raises(ValueError, match="unknown redaction operator 'shuffle'"):
+        PresidioRedactor(entity_operators={"PERSON": "shuffle"})
+
+
 def test_entity_subset_keeps_the_rest() -> None:
     [text], report = run(PresidioRedactor(entities=["EMAIL_ADDRESS"], engines=ENGINES), TEXT)
     assert EMAIL not in text
@@ -181,7 +213,8 @@ def test_long_text_is_windowed_with_correct_offsets(redactor: PresidioRedactor) 
         ({"entities": []}, "no entities; choose from PERSON, EMAIL_ADDRESS"),
         (
             {"operator": "encrypt"},
-            "unknown redaction operator 'encrypt'; choose from replace, mask, hash, drop",
+            "unknown redaction operator 'encrypt'; choose from replace, mask, hash, drop, "
+            "pseudonymize",
         ),
         ({"language": "de"}, "unsupported redaction language 'de'; choose from en, es, ru"),
         ({"languages": ["en", "fr"]}, "unsupported redaction language 'fr'; choose from en, "),
