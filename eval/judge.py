@@ -194,13 +194,13 @@ def ragas_embeddings(embedder: Embedder) -> Any:
 
     class _Embeddings(BaseRagasEmbedding):
         def embed_text(self, text: str, **kwargs: Any) -> list[float]:
-            return embedder.encode([text])[0].tolist()
+            return embedder.encode([text], kind="query")[0].tolist()
 
         async def aembed_text(self, text: str, **kwargs: Any) -> list[float]:
             return await asyncio.to_thread(self.embed_text, text)
 
         def embed_texts(self, texts: list[str], **kwargs: Any) -> list[list[float]]:
-            return embedder.encode(list(texts)).tolist()
+            return embedder.encode(list(texts), kind="query").tolist()
 
         async def aembed_texts(self, texts: list[str], **kwargs: Any) -> list[list[float]]:
             return await asyncio.to_thread(self.embed_texts, texts)

@@ -195,7 +195,8 @@ class OfflineScorer:
     def semantic_similarity(self, answer: str, reference: str) -> float | None:
         if self.embedder is None:
             return None
-        vectors = self.embedder.encode([answer, reference])
+        # Symmetric similarity: both sides as queries (e5's advice; no-op for MiniLM).
+        vectors = self.embedder.encode([answer, reference], kind="query")
         return _clamp(float(vectors[0] @ vectors[1]))
 
     def ir_scores(self, *, ranked_docs: list[str], relevant: list[str], k: int) -> dict:

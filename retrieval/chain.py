@@ -95,8 +95,8 @@ def _relevance(
     missing = [i for i, v in enumerate(values) if v is None]
     if missing:
         embedder = rt.embedder((kb.config or {}).get("embedding_model"))
-        vectors = embedder.encode([query] + [hits[i].text for i in missing])
-        sims = vectors[1:] @ vectors[0]
+        question = embedder.encode([query], kind="query")[0]
+        sims = embedder.encode([hits[i].text for i in missing]) @ question
         for i, sim in zip(missing, np.asarray(sims).tolist(), strict=True):
             values[i] = float(sim)
     return [float(v) for v in values]  # type: ignore[arg-type]

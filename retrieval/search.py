@@ -97,7 +97,7 @@ def _dense_candidates(
     rt: RetrievalServices, version: IndexVersion, query: str, k: int, filters: dict[str, Any] | None
 ) -> tuple[np.ndarray, list[_Candidate]]:
     index = rt.indexes.reader(version)
-    vector = rt.embedder(version.embedding_model).encode([query])[0]
+    vector = rt.embedder(version.embedding_model).encode([query], kind="query")[0]
     hits = index.search(vector, k, filters)  # backends raise InvalidInput / Unavailable
     return vector, [_Candidate(h.chunk_id, h.payload, dense=h.score, score=h.score) for h in hits]
 

@@ -91,8 +91,8 @@ class ExtractiveGenerator:
         candidates = full or candidates
         if not candidates or not query.strip():
             return []
-        vectors = self._embedder.encode([query] + [s for _, _, s in candidates])
-        semantic = vectors[1:] @ vectors[0]
+        question = self._embedder.encode([query], kind="query")[0]
+        semantic = self._embedder.encode([s for _, _, s in candidates]) @ question
         q_words = _content_words(query)
         lexical = np.array(
             [

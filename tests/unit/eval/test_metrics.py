@@ -68,7 +68,7 @@ def test_metric_names_validate():
 class _UnitEmbedder:
     """Deterministic bag-of-letters embedder (normalised), like a real one's contract."""
 
-    def encode(self, texts):
+    def encode(self, texts, *, kind="passage"):
         import numpy as np
 
         out = np.zeros((len(texts), 26))
