@@ -30,6 +30,7 @@ import numpy as np
 
 from core.catalog.models import Answer, AnswerSettings
 from core.errors import InvalidInput
+from retrieval.calibration import dense_score
 from retrieval.generators import check_generator_name
 from retrieval.generators.base import Generator, Message, Passage
 from retrieval.prompts import DEFAULT_PROMPT, parse_ref, render, resolve_prompt
@@ -86,8 +87,8 @@ def answer_settings(rt: RetrievalServices, *, kb_id: str) -> AnswerSettings | No
 def _relevance(
     rt: RetrievalServices, kb: KnowledgeBase, query: str, hits: Sequence[Any]
 ) -> list[float]:
-    """Dense cosine per hit: from retrieval where it has one, else embedded here (a hit
-    that only BM25 found)."""
+    """Dense relevance per hit on the calibrated scale (`retrieval.calibration`): from the
+    retrieval's cosine where it has one, else embedded here (a hit only BM25 found)."""
     values: list[float | None] = []
     for hit in hits:
         dense = (getattr(hit, "scores", None) or {}).get("dense")
@@ -99,7 +100,8 @@ def _relevance(
         sims = embedder.encode([hits[i].text for i in missing]) @ question
         for i, sim in zip(missing, np.asarray(sims).tolist(), strict=True):
             values[i] = float(sim)
-    return [float(v) for v in values]  # type: ignore[arg-type]
+    model = (kb.config or {}).get("embedding_model") or rt.settings.embedding_model
+    return [dense_score(model, float(v)) for v in values]  # type: ignore[arg-type]
 
 
 def plan_answer(

@@ -1,7 +1,8 @@
 """Retrieval against a knowledge base's live (or pinned) index version, with citations.
 
 Modes:
-- `dense`: the vector index alone; `score` is the cosine similarity.
+- `dense`: the vector index alone; `score` is the cosine similarity on one scale across
+  models (`retrieval.calibration`; the raw cosine is `scores["dense"]`).
 - `hybrid`: BM25 over the same version's chunks (see `retrieval.bm25`) fused with the dense
   list by score (`retrieval.fusion.fuse_scores`; BM25 hits with negligible scores are
   dropped first). The method and the dense list's weight depend on the embedding model
@@ -34,6 +35,7 @@ from core.errors import InvalidInput
 from core.types import sha256_hex
 from index.base import check_filters as _check_filter_shapes
 from index.versions import queryable_version
+from retrieval.calibration import dense_score
 from retrieval.fusion import RRF_K, detect_language, fuse_scores, fusion_policy, mmr, rrf
 from retrieval.rerank import RERANK_CANDIDATES
 
@@ -99,7 +101,11 @@ def _dense_candidates(
     index = rt.indexes.reader(version)
     vector = rt.embedder(version.embedding_model).encode([query], kind="query")[0]
     hits = index.search(vector, k, filters)  # backends raise InvalidInput / Unavailable
-    return vector, [_Candidate(h.chunk_id, h.payload, dense=h.score, score=h.score) for h in hits]
+    model = version.embedding_model
+    return vector, [
+        _Candidate(h.chunk_id, h.payload, dense=h.score, score=dense_score(model, h.score))
+        for h in hits
+    ]
 
 
 def _bm25_candidates(

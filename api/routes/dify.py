@@ -2,7 +2,8 @@
 base (endpoint = this server's base URL, API key = RAGOPS_ADMIN_KEY, knowledge ID = a KB
 name) and Dify calls `POST /retrieval`.
 
-Scores are the dense cosine similarity (clamped to 0..1), which is what Dify's
+Scores are the dense similarity on one scale across models (`retrieval.calibration`:
+the cosine for MiniLM, a calibrated cosine for e5), which is what Dify's
 `score_threshold` means. Errors use Dify's shape `{"error_code", "error_msg"}`:
 1001 malformed Authorization header, 1002 wrong key (both HTTP 403), 2001 unknown
 knowledge base (404); a malformed body is HTTP 400 with error_code 400.
