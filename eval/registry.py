@@ -32,9 +32,11 @@ Example::
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import weakref
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -511,6 +513,19 @@ def _builtin_generators(settings: Settings) -> list[dict[str, Any]]:
     ]
 
 
+def _provenance(path: Path) -> dict[str, Any]:
+    """A model built from packages on first use (multilingual-e5-small) records where each
+    of its files came from in `provenance.json`; the registry keeps that record."""
+    record = path / "provenance.json"
+    if not record.is_file():
+        return {}
+    try:
+        return {"provenance": json.loads(record.read_text(encoding="utf-8"))}
+    except (OSError, ValueError) as exc:
+        log.warning("model %s: unreadable provenance.json (%s)", path, exc)
+        return {}
+
+
 def _default_embedding(settings: Settings) -> dict[str, Any] | None:
     ref = settings.embedding_model
     path = packaged_embedding_path(ref)
@@ -522,7 +537,7 @@ def _default_embedding(settings: Settings) -> dict[str, Any] | None:
             "source": ref,
             "description": "The default embedding model (RAGOPS_EMBEDDING_MODEL), shipped "
             "in a Python package.",
-            "metadata_": {"path": str(path)},
+            "metadata_": {"path": str(path), **_provenance(path)},
             "digest_path": path,
         }
     path = resolve_embedding(ref)

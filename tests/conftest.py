@@ -15,6 +15,11 @@ from core.config import OFFLINE_ENV, Settings
 
 for _key, _value in OFFLINE_ENV.items():
     os.environ.setdefault(_key, _value)
+# Models built on first use (multilingual-e5-small, 490 MB) are built once for the whole
+# run, in the checkout's git-ignored data/, and shared by every test and test server.
+os.environ.setdefault(
+    "RAGOPS_MODEL_CACHE_DIR", str(Path(__file__).resolve().parents[1] / "data" / "models")
+)
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 POSTGRES_URL = os.environ.get(

