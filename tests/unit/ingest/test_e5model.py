@@ -317,6 +317,7 @@ def test_a_folder_that_is_not_a_build_is_not_overwritten(scratch):
 def test_packaged_names_resolve_under_the_data_dir_or_the_cache_dir(
     built, data_dir, scratch, monkeypatch
 ):
+    monkeypatch.delenv("RAGOPS_MODEL_CACHE_DIR", raising=False)  # conftest shares one
     monkeypatch.setattr(embed_module, "get_settings", lambda: make_settings(data_dir))
     assert resolve_model_path("multilingual-e5-small") == built
     assert resolve_model_path("intfloat/multilingual-e5-small") == built
