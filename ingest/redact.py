@@ -498,7 +498,7 @@ class PresidioRedactor:
             # Number in reading order (the anonymizer replaces spans from the end).
             for text, results in zip(texts, found, strict=True):
                 for r in results:
-                    if self.entity_operators.get(r.entity_type, self.operator) == "pseudonymize":
+                    if self._operator_name(r.entity_type) == "pseudonymize":
                         pseudonyms.name(r.entity_type, text[r.start : r.end])
             for i, text, lang, results in zip(todo, texts, langs, found, strict=True):
                 redacted = self.engines.anonymizer.anonymize(
@@ -580,10 +580,13 @@ class PresidioRedactor:
         (and one per entity type that is pseudonymised, which needs the type's name)."""
         operators = {"DEFAULT": self._operator(self.operator, None, pseudonyms)}
         for entity in self.entities:
-            chosen = self.entity_operators.get(entity, self.operator)
+            chosen = self._operator_name(entity)
             if chosen != self.operator or chosen == "pseudonymize":
                 operators[entity] = self._operator(chosen, entity, pseudonyms)
         return operators
+
+    def _operator_name(self, entity: str) -> str:
+        return self.entity_operators.get(entity, self.operator)
 
     def _operator(self, name: str, entity: str | None, pseudonyms: _Pseudonyms) -> Any:
         from presidio_anonymizer.entities import OperatorConfig

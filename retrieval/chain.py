@@ -89,18 +89,18 @@ def _relevance(
 ) -> list[float]:
     """Dense relevance per hit on the calibrated scale (`retrieval.calibration`): from the
     retrieval's cosine where it has one, else embedded here (a hit only BM25 found)."""
+    model = (kb.config or {}).get("embedding_model") or rt.settings.embedding_model
     values: list[float | None] = []
     for hit in hits:
         dense = (getattr(hit, "scores", None) or {}).get("dense")
         values.append(None if dense is None else float(dense))
     missing = [i for i, v in enumerate(values) if v is None]
     if missing:
-        embedder = rt.embedder((kb.config or {}).get("embedding_model"))
+        embedder = rt.embedder(model)
         question = embedder.encode([query], kind="query")[0]
         sims = embedder.encode([hits[i].text for i in missing]) @ question
         for i, sim in zip(missing, np.asarray(sims).tolist(), strict=True):
             values[i] = float(sim)
-    model = (kb.config or {}).get("embedding_model") or rt.settings.embedding_model
     return [dense_score(model, float(v)) for v in values]  # type: ignore[arg-type]
 
 
