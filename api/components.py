@@ -61,10 +61,12 @@ class Components:
     def embedder(self, settings: Settings, ref: str | None = None) -> Embedder:
         ref = ref or settings.embedding_model
         device, batch = settings.embedding_device, settings.embedding_batch_size
-        backend = settings.embedding_backend
+        backend, models = settings.embedding_backend, settings.models_dir
         return self._get(
-            ("embedder", ref, device, batch, backend),
-            lambda: Embedder(ref, device=device, batch_size=batch, backend=backend),
+            ("embedder", ref, device, batch, backend, models),
+            lambda: Embedder(
+                ref, device=device, batch_size=batch, backend=backend, cache_dir=models
+            ),
         )
 
     def redactor(

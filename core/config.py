@@ -98,7 +98,7 @@ class Settings(BaseSettings):
     archive_max_depth: int = Field(2, ge=1)
 
     # Ingestion defaults (a knowledge base may override chunking and redaction)
-    embedding_model: str = "all-MiniLM-L6-v2"
+    embedding_model: str = "multilingual-e5-small"
     embedding_device: Literal["auto", "cpu", "cuda"] = "auto"
     # CPU inference: auto = OpenVINO bf16 where the CPU has native bf16, else torch
     embedding_backend: Literal["auto", "torch", "openvino"] = "auto"
@@ -252,6 +252,11 @@ class Settings(BaseSettings):
     @property
     def qdrant_path(self) -> Path:
         return self.data_dir / "qdrant"
+
+    @property
+    def models_dir(self) -> Path:
+        """Where packaged models built on first use are kept."""
+        return (self.model_cache_dir or self.data_dir / "models").expanduser()
 
 
 @lru_cache

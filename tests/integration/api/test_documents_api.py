@@ -200,7 +200,7 @@ def test_knowledge_base_crud_and_validation(client):
     assert r.status_code == 201
     kb = r.json()
     assert kb["chunking"] == {"chunk_size": 128, "chunk_overlap": 16}
-    assert kb["embedding_model"] == "all-MiniLM-L6-v2" and kb["live_version"] is None
+    assert kb["embedding_model"] == "multilingual-e5-small" and kb["live_version"] is None
     assert client.post("/v1/kbs", json={"name": "kb-1"}).status_code == 409
 
     def invalid(body):
@@ -208,7 +208,7 @@ def test_knowledge_base_crud_and_validation(client):
         assert r.status_code == 422, r.text
         return r.json()["error"]["message"]
 
-    assert "truncated" in invalid({"name": "a", "chunking": {"chunk_size": 400}})
+    assert "truncated" in invalid({"name": "a", "chunking": {"chunk_size": 600}})
     assert "chunk_overlap" in invalid(
         {"name": "a", "chunking": {"chunk_size": 50, "chunk_overlap": 60}}
     )

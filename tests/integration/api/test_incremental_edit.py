@@ -32,19 +32,21 @@ TOPICS = [
 
 
 def paragraph(topic: str, i: int) -> str:
+    # Every sentence names the section, so no two paragraphs are near-duplicates (the
+    # cleaning stage would drop chunks that repeat an earlier one but for a number).
     sentences = [
         f"Section {i} explains {topic} in practical detail for field engineers.",
-        f"The main idea of {topic} is that small careful steps add up over many seasons.",
-        f"Teams that study {topic} keep a written log of every measurement they take.",
-        f"Experts in {topic} compare results across sites to find what really matters.",
-        f"A good introduction to {topic} starts with history and ends with open questions.",
+        f"In section {i}, the main idea of {topic} is that small careful steps add up.",
+        f"Teams that study {topic} keep {i + 3} written logs of every measurement.",
+        f"Experts in {topic} compare results across {2 * i + 5} sites to find what matters.",
+        f"Part {i} on {topic} starts with history and ends with {i % 7 + 2} open questions.",
     ]
     return " ".join(sentences)
 
 
 def document(replace: dict[int, str] | None = None) -> bytes:
     parts = ["# Field handbook"]
-    for i in range(36):
+    for i in range(60):
         text = (replace or {}).get(i) or paragraph(TOPICS[i % len(TOPICS)], i)
         parts.append(text)
     return "\n\n".join(parts).encode()

@@ -24,6 +24,9 @@ REG = "/v1/models/registry"
 
 
 def _client(tmp_path, **overrides):
+    # The registry mechanics with MiniLM as the server default (the e5 default registers
+    # itself the same way: tests/integration/api/test_multilingual_model.py).
+    overrides.setdefault("embedding_model", "all-MiniLM-L6-v2")
     settings = make_settings(tmp_path / "data", redaction_enabled=False, **overrides)
     return TestClient(create_app(settings, components=SHARED_COMPONENTS))
 

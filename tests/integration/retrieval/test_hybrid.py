@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from core.kbs import get_kb
 from index.versions import queryable_version
+from retrieval.calibration import dense_score
 from tests.bench.qa import LANGUAGES, is_relevant, load_documents, load_questions, render
 from tests.conftest import make_settings
 from tests.utils.api import wait_for_documents
@@ -21,9 +22,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 # Two documents per topic per language: 18 documents, 54 questions (18 per language).
 SUBSET = {f"{lang}-topic{t}-{i:02d}" for lang in LANGUAGES for t in range(3) for i in (0, 1)}
-# recall@5 of the default mode (hybrid) measured on this subset: en 1.0, es 0.83, ru 1.0
-# (the full benchmark is tests/bench/bench_retrieval.py); minus a margin of ~2 questions.
-MIN_RECALL = {"en": 0.9, "es": 0.72, "ru": 0.9}
+# recall@5 of the default mode (hybrid, multilingual-e5-small) measured on this subset:
+# en 1.0, es 0.94, ru 1.0 (MiniLM: es 0.83); the full benchmarks are
+# tests/bench/bench_retrieval*.py. Minus a margin of ~2 questions.
+MIN_RECALL = {"en": 0.9, "es": 0.83, "ru": 0.9}
 
 
 @pytest.fixture(scope="module")
@@ -107,6 +109,7 @@ def test_default_mode_recall_per_language_and_hybrid_not_below_bm25(app):
         lang: (recall_at_5(client, qs), bm25_recall_at_5(client, qs))
         for lang, qs in by_language.items()
     }
+    print(f"\nrecall@5 (hybrid, bm25) per language: {measured}")
     for lang, (hybrid, bm25) in measured.items():
         assert hybrid >= MIN_RECALL[lang], measured
         if lang in ("es", "ru"):
@@ -120,7 +123,10 @@ def test_default_mode_recall_per_language_and_hybrid_not_below_bm25(app):
     assert hit["metadata"]["lang"] == "ru" and hit["metadata"]["revision_id"]
     dense = post(client, {"query": "How tall is the lighthouse tower?", "mode": "dense"})
     assert dense["mode"] == "dense" and dense["results"][0]["scores"]["bm25"] is None
-    assert dense["results"][0]["score"] == dense["results"][0]["scores"]["dense"]
+    top = dense["results"][0]  # the score is the dense cosine on the calibrated scale
+    assert top["score"] == pytest.approx(
+        dense_score("multilingual-e5-small", top["scores"]["dense"]), abs=1e-5
+    )
 
 
 def _filenames(client, body, kb="mix"):
