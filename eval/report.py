@@ -5,6 +5,7 @@ database) assembles a `Report`: both runs' keys, aggregates with deltas, one row
 question sorted worst regression first, the KB + test set history for the "metric per
 version over time" plot, and the contexts each run retrieved. `Report.to_dict()` is the
 JSON format, `Report.to_csv()` the CSV one; `eval.report_html.render_html` the HTML one.
+`Report.by_language` breaks the aggregates down by the question's language.
 
 Decisions a reviewer should know:
 
@@ -20,6 +21,12 @@ Decisions a reviewer should know:
   regression. A question's `regression` is the mean delta over the metrics both runs
   scored for it; rows sort most negative first. Without B rows sort by A's mean score,
   weakest first.
+- A question's language is the one its test case declares (metadata "language": "en",
+  "es", "ru"; any other value is "other"), else `ingest.language.detect_language` of the
+  question text, computed at report time (cheap: a regex pass, langdetect only for text
+  with no function word; cached per report). Per language, `by_language` holds each
+  run's question count and every metric's mean over that language's questions, with
+  delta = A − B as in the overall aggregates.
 
 Example::
 
@@ -41,9 +48,18 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.catalog.models import Chunk, EvalResult, EvalRun, IndexVersion, JobStatus, utcnow
+from core.catalog.models import (
+    Chunk,
+    EvalResult,
+    EvalRun,
+    IndexVersion,
+    JobStatus,
+    TestCase,
+    utcnow,
+)
 from core.errors import Conflict, InvalidInput, NotFound
 from eval.metrics import OFFLINE_METRICS
+from ingest.language import LANGUAGES, OTHER, detect_language
 
 if TYPE_CHECKING:
     from eval.services import EvalServices
@@ -59,6 +75,8 @@ HISTORY_LIMIT = 100
 # |delta| below this counts as unchanged: it would show as 0.000, and a reviewer should
 # not see a question counted as regressed next to a delta that reads zero.
 TIE = 5e-4
+# Order of the per-language breakdown: the languages the pipeline analyses, then the rest.
+LANGUAGE_ORDER = (*LANGUAGES, OTHER)
 # Cells starting with one of these are formulas to a spreadsheet: CSV text gets a "'".
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -149,6 +167,7 @@ class QuestionRow:
     regression: float | None
     mean_a: float | None
     mean_b: float | None
+    language: str = OTHER
 
 
 @dataclass
@@ -159,6 +178,17 @@ class MetricRow:
     b: float | None
     b_count: int
     delta: float | None
+
+
+@dataclass
+class LanguageRow:
+    """The aggregates over one language's questions: how many each run answered, and
+    one `MetricRow` per report metric (None where no question of the language scored it)."""
+
+    language: str
+    questions: int
+    baseline_questions: int
+    metrics: list[MetricRow]
 
 
 @dataclass
@@ -181,6 +211,7 @@ class Report:
     aggregates: list[MetricRow]
     rows: list[QuestionRow]
     history: list[HistoryPoint]
+    by_language: list[LanguageRow] = field(default_factory=list)
     generated_at: datetime = field(default_factory=utcnow)
 
     @property
@@ -207,12 +238,13 @@ class Report:
             data["finished_at"] = info.finished_at.isoformat() if info.finished_at else None
             return data
 
+        summary = self.summary
         return {
             "run": run(self.run),
             "baseline": run(self.baseline),
             "baseline_source": self.baseline_source,
             "generated_at": self.generated_at.isoformat(),
-            "summary": self.summary,
+            "summary": summary,
             "metrics": self.metrics,
             "compared_metrics": self.compared,
             "aggregates": [asdict(m) for m in self.aggregates],
@@ -221,13 +253,15 @@ class Report:
                 {**asdict(h), "created_at": h.created_at.isoformat()} for h in self.history
             ],
             "distributions": self.distributions(),
+            "by_language": summary["by_language"],
         }
 
     def csv_columns(self) -> list[str]:
         columns = ["position", "question", "regression", "mean_a", "mean_b"]
         for m in self.metrics:
             columns += [f"{m}_a", f"{m}_b", f"{m}_delta"]
-        return columns + ["answer_a", "answer_b"]
+        # language last: the columns before it keep their positions
+        return columns + ["answer_a", "answer_b", "language"]
 
     def to_csv(self) -> str:
         """One row per question, worst regression first. Columns are stable whether or
@@ -250,7 +284,7 @@ class Report:
                     _num(r.b.scores.get(m) if r.b else None),
                     _num(r.deltas.get(m)),
                 ]
-            cells += [_text_cell(r.a.answer), _text_cell(r.b.answer if r.b else "")]
+            cells += [_text_cell(r.a.answer), _text_cell(r.b.answer if r.b else ""), r.language]
             writer.writerow(cells)
         return buf.getvalue()
 
@@ -286,20 +320,65 @@ def _contexts(result: EvalResult, texts: Mapping[str, str]) -> list[Context]:
     ]
 
 
+def _scores(result: EvalResult) -> dict[str, float | None]:
+    return {
+        m: (float(v) if isinstance(v, int | float) else None)
+        for m, v in (result.scores or {}).items()
+        if v is None or isinstance(v, int | float)
+    }
+
+
 def _side(result: EvalResult, texts: Mapping[str, str]) -> Side:
-    raw = dict(result.scores or {})
-    errors = raw.pop("errors", None)
+    errors = (result.scores or {}).get("errors")
     return Side(
         answer=result.answer or "",
-        scores={
-            m: (float(v) if isinstance(v, int | float) else None)
-            for m, v in raw.items()
-            if v is None or isinstance(v, int | float)
-        },
+        scores=_scores(result),
         contexts=_contexts(result, texts),
         seconds=float(result.seconds or 0.0),
         errors={str(k): str(v) for k, v in errors.items()} if isinstance(errors, dict) else {},
     )
+
+
+def case_language(declared: Any) -> str | None:
+    """A test case's declared language (its metadata "language") as "en", "es", "ru" or
+    "other"; a region is dropped ("es-MX" is "es"). None when it declares none."""
+    if not isinstance(declared, str) or not declared.strip():
+        return None
+    code = re.split(r"[-_]", declared.strip().lower(), maxsplit=1)[0]
+    return code if code in LANGUAGES else OTHER
+
+
+def _language_rows(
+    metrics: Sequence[str],
+    scored_a: Sequence[tuple[str, Mapping[str, float | None]]],
+    scored_b: Sequence[tuple[str, Mapping[str, float | None]]] | None,
+) -> list[LanguageRow]:
+    """Per language present, the mean of each metric over that language's questions in
+    A and B (`scored_*`: one (language, scores) pair per question; None: no baseline)."""
+    out: list[LanguageRow] = []
+    for language in LANGUAGE_ORDER:
+        mine = [scores for lang, scores in scored_a if lang == language]
+        theirs = [scores for lang, scores in scored_b or () if lang == language]
+        if not mine and not theirs:
+            continue
+        rows = []
+        for m in metrics:
+            va = [s[m] for s in mine if s.get(m) is not None]
+            vb = [s[m] for s in theirs if s.get(m) is not None]
+            mean_a = _mean(va)
+            mean_b = _mean(vb) if scored_b is not None else None
+            rows.append(
+                MetricRow(
+                    name=m,
+                    a=mean_a,
+                    a_count=len(va),
+                    b=mean_b,
+                    b_count=len(vb),
+                    delta=_delta(mean_a, mean_b),
+                )
+            )
+        out.append(LanguageRow(language, len(mine), len(theirs), rows))
+    return out
 
 
 def check_comparable(run: EvalRun, baseline: EvalRun) -> None:
@@ -337,14 +416,28 @@ def build_report(
     history: Sequence[EvalRun] = (),
     chunking: Mapping[tuple[str, int], dict[str, Any]] | None = None,
     baseline_source: str | None = None,
+    languages: Mapping[str, Any] | None = None,
 ) -> Report:
     """Assemble the report from loaded rows (no database access).
 
     `texts` maps chunk ids to their text; `chunking` maps (kb_id, index version) to the
-    version's chunking config; `history` holds the succeeded runs of A's KB and test set.
+    version's chunking config; `history` holds the succeeded runs of A's KB and test set;
+    `languages` maps case ids to the language their test case declares (metadata
+    "language"); other questions' language is detected from their text.
     """
     texts = texts or {}
     chunking = chunking or {}
+    languages = languages or {}
+    detected: dict[str, str] = {}
+
+    def language_of(result: EvalResult) -> str:
+        declared = case_language(languages.get(result.case_id))
+        if declared is not None:
+            return declared
+        if result.question not in detected:
+            detected[result.question] = detect_language(result.question)
+        return detected[result.question]
+
     if baseline is not None:
         check_comparable(run, baseline)
     a = RunInfo.of(run, "A", chunking.get((run.kb_id, run.index_version)))
@@ -389,8 +482,14 @@ def build_report(
                 regression=_mean(deltas.values()),
                 mean_a=_mean(side_a.scores.get(m) for m in metrics),
                 mean_b=_mean(side_b.scores.get(m) for m in metrics) if side_b else None,
+                language=language_of(result),
             )
         )
+    by_language = _language_rows(
+        metrics,
+        [(r.language, r.a.scores) for r in rows],
+        [(language_of(r), _scores(r)) for r in baseline_results] if b is not None else None,
+    )
     if b is not None:
         rows.sort(key=lambda r: (r.regression is None, r.regression or 0.0, r.position))
     else:
@@ -420,6 +519,7 @@ def build_report(
         aggregates=aggregates,
         rows=rows,
         history=timeline,
+        by_language=by_language,
     )
 
 
@@ -428,8 +528,22 @@ def _short(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def language_summary(report: Report) -> dict[str, dict[str, Any]]:
+    """`by_language` as data: {language: {"questions", "baseline_questions", "metrics":
+    [{"name", "a", "a_count", "b", "b_count", "delta"}, …]}}, languages in
+    LANGUAGE_ORDER."""
+    return {
+        row.language: {
+            "questions": row.questions,
+            "baseline_questions": row.baseline_questions,
+            "metrics": [asdict(m) for m in row.metrics],
+        }
+        for row in report.by_language
+    }
+
+
 def summarize(report: Report) -> dict[str, Any]:
-    """The verdict line and the counts behind it."""
+    """The verdict line and the counts behind it, with the per-language breakdown."""
     rows = report.rows
     if report.baseline is None:
         key = report.run.key
@@ -454,6 +568,7 @@ def summarize(report: Report) -> dict[str, Any]:
             "questions_regressed": 0,
             "questions_unchanged": 0,
             "worst_regression": None,
+            "by_language": language_summary(report),
         }
     deltas = {m.name: m.delta for m in report.aggregates if m.name in report.compared}
     better = [m for m, d in deltas.items() if d is not None and d > TIE]
@@ -499,6 +614,7 @@ def summarize(report: Report) -> dict[str, Any]:
             if worst is not None
             else None
         ),
+        "by_language": language_summary(report),
     }
 
 
@@ -546,6 +662,19 @@ def _chunk_texts(s: Session, ids: set[str]) -> dict[str, str]:
         rows = s.execute(select(Chunk.id, Chunk.text).where(Chunk.id.in_(batch))).all()
         texts.update((chunk_id, text) for chunk_id, text in rows)
     return texts
+
+
+def _case_languages(s: Session, case_ids: set[str]) -> dict[str, Any]:
+    """The "language" each test case's metadata declares, for the cases that declare one."""
+    out: dict[str, Any] = {}
+    ordered = sorted(case_ids)
+    for start in range(0, len(ordered), 500):  # stay under SQL parameter limits
+        batch = ordered[start : start + 500]
+        rows = s.execute(select(TestCase.id, TestCase.metadata_).where(TestCase.id.in_(batch)))
+        for case_id, metadata in rows.all():
+            if isinstance(metadata, dict) and metadata.get("language") is not None:
+                out[case_id] = metadata["language"]
+    return out
 
 
 def _chunking(s: Session, runs: Iterable[EvalRun]) -> dict[tuple[str, int], dict[str, Any]]:
@@ -611,4 +740,5 @@ def load_report(
             history=history,
             chunking=_chunking(s, [run, *([baseline] if baseline is not None else [])]),
             baseline_source=source,
+            languages=_case_languages(s, {r.case_id for r in [*results, *baseline_results]}),
         )

@@ -17,13 +17,15 @@ import base64
 from html import escape
 from typing import Any
 
-from eval.report import TIE, Context, QuestionRow, Report, RunInfo, Side
+from eval.report import TIE, Context, LanguageRow, QuestionRow, Report, RunInfo, Side
 from eval.report_plots import distribution_png, history_png, regression_png
 
 # Questions expanded on load in the side-by-side section (the worst ones).
 OPEN_DETAILS = 2
 # Characters of a passage shown; the JSON format carries it whole.
 MAX_CONTEXT_CHARS = 3000
+
+LANGUAGE_NAMES = {"en": "English", "es": "Spanish", "ru": "Russian", "other": "other"}
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
@@ -195,10 +197,45 @@ def _aggregates_table(report: Report) -> str:
     return f"<table>{head}{''.join(rows)}</table>"
 
 
+def _language_cell(row: LanguageRow) -> str:
+    name = LANGUAGE_NAMES.get(row.language, row.language)
+    return f"<td>{escape(name)} <span class='mono small'>{escape(row.language)}</span></td>"
+
+
+def _language_table(report: Report) -> str:
+    """One row per language present: its question count and each metric's mean over its
+    questions (with a baseline: Δ A − B, then A vs B, as in the question table)."""
+    two = report.baseline is not None
+    head = "<tr><th>language</th><th class=num>questions</th>"
+    head += "".join(f"<th class='num mono'>{escape(m)}</th>" for m in report.metrics) + "</tr>"
+    rows = []
+    for lang in report.by_language:
+        count = f"{lang.questions} / {lang.baseline_questions}" if two else str(lang.questions)
+        cells = [_language_cell(lang), f"<td class=num>{count}</td>"]
+        for m in lang.metrics:
+            if not two:
+                cells.append(f"<td class=num>{_fmt(m.a)}</td>")
+                continue
+            scored = m.a is not None or m.b is not None
+            scores = f"{_fmt(m.a, 2)} vs {_fmt(m.b, 2)}" if scored else ""
+            cells.append(
+                f'<td class=num{_tint(m.delta)}>{_delta(m.delta)}<div class="small">{scores}'
+                "</div></td>"
+            )
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    legend = (
+        "Mean of each metric over the questions in each language (declared by the test "
+        "case, else detected from the question text)."
+    )
+    if two:
+        legend += " Each cell: Δ (A − B), then A vs B; questions: A / B."
+    return f'<p class="small">{legend}</p><table>{head}{"".join(rows)}</table>'
+
+
 def _question_table(report: Report) -> str:
     two = report.baseline is not None
     metrics = report.metrics
-    head = "<tr><th class=num>#</th><th>question</th>"
+    head = "<tr><th class=num>#</th><th>question</th><th>lang</th>"
     head += "<th class=num>mean Δ</th>" if two else "<th class=num>mean</th>"
     head += "".join(f"<th class='num mono'>{escape(m)}</th>" for m in metrics) + "</tr>"
     rows = []
@@ -206,6 +243,7 @@ def _question_table(report: Report) -> str:
         cells = [
             f"<td class=num>{r.position}</td>",
             f'<td class=q><a href="#q-{r.position}">{escape(r.question)}</a></td>',
+            f"<td class=mono>{escape(r.language)}</td>",
         ]
         if two:
             cells.append(f"<td class=cell{_tint(r.regression)}>{_delta(r.regression)}</td>")
@@ -363,6 +401,8 @@ def render_html(report: Report) -> str:
 {_runs_table(report)}
 <h2 id="metrics">Aggregate metrics</h2>
 {_aggregates_table(report)}
+<h2 id="languages">By language</h2>
+{_language_table(report)}
 <h2 id="plots">Plots</h2>
 {"".join(figures)}
 <h2 id="questions">Questions</h2>

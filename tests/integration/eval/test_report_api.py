@@ -1,5 +1,6 @@
 """Reports of real eval runs: the sample corpus indexed twice (default chunks, then small
-ones), the labelled sample queries evaluated on each version, then GET
+ones), the labelled sample queries evaluated on each version (one asked in Spanish, one in
+Russian, one terse enough that only its declared language counts), then GET
 /v1/evals/{id}/report in every format and `ragops report` through typer's runner."""
 
 import csv
@@ -30,6 +31,11 @@ def runs(tmp_path_factory):
         cases[5]["reference_answer"] = "Black answers 1.e4 with 1...c5, the Sicilian Defence."
         cases[3]["reference_answer"] = "Feed the starter once or twice a day."
         cases[0]["question"] = "What is a <b>pyroclastic</b> flow & how fast does it move?"
+        cases[1]["question"] = "¿Cómo se indican las abejas obreras dónde están las flores?"
+        cases[2]["question"] = "Кто изобрёл подвижный металлический шрифт в Европе и когда?"
+        # too short to detect ("other"): the case's declared language decides
+        cases[4]["question"] = "Fresnel lens range?"
+        cases[4]["metadata"] = {"language": "en"}
         r = c.post("/v1/testsets", json={"name": "samples", "cases": cases})
         assert r.status_code == 201, r.text
         r = c.post("/v1/evals", json={"testset": "samples", "kb": "kb", "top_k": 3})
@@ -74,6 +80,28 @@ def test_report_formats_over_the_api(runs):
     assert first["b"]["contexts"] and all(ctx["text"] for ctx in first["b"]["contexts"])
     assert len(first["a"]["contexts"]) == 3
 
+    # per-language breakdown: counts from declared or detected languages, deltas per metric
+    assert data["by_language"] == data["summary"]["by_language"]
+    languages = {q["position"]: q["language"] for q in data["questions"]}
+    assert languages == {1: "en", 2: "es", 3: "ru", 4: "en", 5: "en", 6: "en"}
+    assert {lang: row["questions"] for lang, row in data["by_language"].items()} == {
+        "en": 4,
+        "es": 1,
+        "ru": 1,
+    }
+    english = data["by_language"]["en"]
+    assert english["baseline_questions"] == 4
+    assert [m["name"] for m in english["metrics"]] == data["metrics"]
+    for lang, row in data["by_language"].items():
+        scores = [q for q in data["questions"] if q["language"] == lang]
+        for m in row["metrics"]:
+            a = [q["a"]["scores"][m["name"]] for q in scores]
+            a = [v for v in a if v is not None]
+            assert m["a_count"] == len(a)
+            assert m["a"] == (pytest.approx(sum(a) / len(a), abs=1e-6) if a else None)
+            if m["a"] is not None and m["b"] is not None:
+                assert m["delta"] == pytest.approx(m["a"] - m["b"], abs=2e-6)
+
     r = c.get(f"/v1/evals/{run2['id']}/report")
     assert r.status_code == 200, r.text
     assert r.headers["content-type"] == "text/html; charset=utf-8"
@@ -84,6 +112,7 @@ def test_report_formats_over_the_api(runs):
     assert "What is a &lt;b&gt;pyroclastic&lt;/b&gt; flow &amp; how fast" in page
     assert page.count("data:image/png;base64,") == 3
     assert "size 48, overlap 8" in page
+    assert '<h2 id="languages">By language</h2>' in page and "Russian" in page
 
     r = c.get(f"/v1/evals/{run2['id']}/report", params={"format": "csv"})
     assert r.status_code == 200, r.text
@@ -94,6 +123,7 @@ def test_report_formats_over_the_api(runs):
     rows = list(csv.DictReader(io.StringIO(r.text)))
     assert [int(row["position"]) for row in rows] == [q["position"] for q in data["questions"]]
     assert {"recall@3_a", "recall@3_b", "recall@3_delta", "answer_a"} <= set(rows[0])
+    assert {int(row["position"]): row["language"] for row in rows} == languages
 
     # Explicit baseline, both directions; the first run alone has no baseline.
     back = c.get(

@@ -90,7 +90,7 @@ def test_report_renders_in_chromium(browser, tmp_path):
                    details: document.querySelectorAll('details').length,
                    scripts: document.scripts.length})"""
     )
-    assert counts == {"tables": 3, "questions": 30, "open": 2, "details": 30, "scripts": 0}
+    assert counts == {"tables": 4, "questions": 30, "open": 2, "details": 30, "scripts": 0}
     assert page.locator(".verdict").inner_text().startswith("A is better than B on")
     # the hostile question and answer are shown as text, not run or loaded
     assert page.get_by_text("What does <script>alert('x')</script> & <b>bold</b> do?").count() == 2

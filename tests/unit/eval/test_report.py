@@ -161,6 +161,7 @@ def test_csv_has_one_row_per_question_with_both_scores_and_deltas():
         "rouge_delta",
         "answer_a",
         "answer_b",
+        "language",
     ]
     assert [r[0] for r in rows[1:]] == ["2", "3", "1"]
     q2 = dict(zip(rows[0], rows[1], strict=True))
