@@ -49,6 +49,12 @@ DEFAULT_REDACT_ENTITIES = [
     "RU_SNILS",
     "RU_INN",
 ]
+# Operators that differ from the default `replace` (<TYPE>), measured per entity type on
+# the multilingual QA set (docs/benchmarks.md, "What redaction costs retrieval"): a name
+# removed by any operator costs the same answerability, but numbered placeholders keep
+# people apart within a document (<PERSON_1> did X, <PERSON_2> did Y), where <PERSON>
+# merges them, and they recover part of the retrieval loss on the affected questions.
+DEFAULT_ENTITY_OPERATORS = {"PERSON": "pseudonymize"}
 
 # Brokers the worker is tested against; the `s` forms are the same brokers over TLS.
 CELERY_BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps")

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from core.config import Settings
+from core.config import DEFAULT_ENTITY_OPERATORS, Settings
 from core.errors import InvalidInput
 from core.types import sha256_hex
 
@@ -46,11 +46,21 @@ class RedactionConfig(BaseModel):
         dict[str, Literal["replace", "mask", "hash", "drop", "pseudonymize"]] | None
     ) = Field(
         None,
-        description='An operator per entity type over `operator`, e.g. {"PERSON": "pseudonymize"}',
+        description="An operator per entity type over `operator`, e.g. "
+        '{"PERSON": "pseudonymize"}; when neither is sent, the service default: '
+        'replace, with {"PERSON": "pseudonymize"}',
     )
     languages: list[Literal["en", "es", "ru"]] | None = Field(
         None, description="Languages whose name recognizer runs; default: en, es, ru"
     )
+
+    @model_validator(mode="after")
+    def _default_operators(self) -> RedactionConfig:
+        """A policy that chooses no operator gets the measured per-entity defaults; one
+        that chooses an operator (or stored one: every existing KB) gets exactly that."""
+        if not {"operator", "entity_operators"} & self.model_fields_set:
+            self.entity_operators = dict(DEFAULT_ENTITY_OPERATORS)
+        return self
 
 
 class CleaningConfig(BaseModel):
@@ -118,6 +128,14 @@ class IngestionConfig(BaseModel):
             if isinstance(value, dict) and isinstance(data.get(key), dict):
                 # Nested keys are taken as sent: an explicit null clears a nullable field
                 # (e.g. cleaning.near_duplicate_threshold). Callers drop unset fields.
+                if (
+                    key == "redaction"
+                    and "operator" in value
+                    and "entity_operators" not in value
+                    and data[key].get("entity_operators") == DEFAULT_ENTITY_OPERATORS
+                ):
+                    # An operator chosen over the service default applies to every entity.
+                    data[key]["entity_operators"] = None
                 data[key] = {**data[key], **value}
             else:
                 data[key] = value

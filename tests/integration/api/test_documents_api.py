@@ -244,6 +244,10 @@ def test_admin_key_protects_v1_routes(tmp_path):
 def test_redaction_policy_per_kb_operator_and_spanish_ids(client):
     r = client.post("/v1/kbs", json={"name": "masked", "redaction": {"operator": "mask"}})
     assert r.status_code == 201 and r.json()["redaction"]["operator"] == "mask"
+    assert r.json()["redaction"]["entity_operators"] is None  # mask applies to all
+    r = client.post("/v1/kbs", json={"name": "plain"})
+    assert r.json()["redaction"]["operator"] == "replace"
+    assert r.json()["redaction"]["entity_operators"] == {"PERSON": "pseudonymize"}
     text = (
         "Para la reserva escriba a lucia.garcia@example.es o llame al +34 612 345 678. "
         "El titular del contrato tiene el DNI 12345678Z y vive en Sevilla."
