@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from api.limits import MAX_QUERY_CHARS
 from api.schemas import PublicModel, RowWith
 
 _PROMPT_DOC = 'A prompt template: "name" (its newest version) or "name@version"'
@@ -22,7 +23,7 @@ class PromptRef(BaseModel):
 class AnswerRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    query: str = Field(..., min_length=1, max_length=8000)
+    query: str = Field(..., min_length=1, max_length=MAX_QUERY_CHARS)
     top_k: int | None = Field(None, ge=1, le=50, description="Passages retrieved (default 5)")
     generator: str | None = Field(
         None,

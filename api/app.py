@@ -12,6 +12,8 @@ from fastapi.concurrency import run_in_threadpool
 from api import errors
 from api.components import Components
 from api.deps import require_key
+from api.metrics import router as metrics_router
+from api.middleware import RequestContext
 from api.routes import (
     ab_tests,
     answers,
@@ -90,7 +92,12 @@ def create_app(
         description="Versioned RAG indexes with measured answer quality.",
     )
     errors.install(app)
+    # Request ids, HTTP metrics, access lines and the one log of an unhandled error.
+    # Add middleware that answers by itself (limits) before this line: it then runs
+    # inside, and its responses are counted and carry the request id.
+    app.add_middleware(RequestContext)
     app.include_router(health.router)
+    app.include_router(metrics_router)
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_key)])
     v1.include_router(kbs.router)
     v1.include_router(documents.router)

@@ -1,4 +1,13 @@
-"""One place that turns errors into `{"error": {"code", "message"}}` responses."""
+"""One place that turns errors into `{"error": {"code", "message", "request_id"}}`
+responses.
+
+`request_id` is the id of the request (`X-Request-ID`, see `api.middleware`), also on
+every log line about it: quote it when reporting a problem. An error nothing maps (a bug,
+a dependency failing in an unforeseen way) is logged once, with its traceback, and
+answered 500 `internal_error`; `api.middleware` catches it before Starlette's
+ServerErrorMiddleware, which would re-raise it to the server to be logged a second time
+and drop the connection.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +19,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core import errors
+from core.logs import current_request_id
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +61,9 @@ def envelope(
     error: dict = {"code": code, "message": message}
     if details is not None:
         error["details"] = details
+    request_id = current_request_id()
+    if request_id is not None:
+        error["request_id"] = request_id
     return JSONResponse({"error": error}, status_code=status, headers=headers)
 
 
@@ -91,7 +104,14 @@ def install(app: FastAPI) -> None:
             exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None)
         )
 
+    # Only reached in an app without `api.middleware.RequestContext` (which answers
+    # unhandled errors itself): Starlette then re-raises to the server after this.
     @app.exception_handler(Exception)
     async def _unknown(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", exc_info=exc)
-        return envelope(500, "internal_error", "internal server error")
+        return unhandled(exc)
+
+
+def unhandled(exc: BaseException) -> JSONResponse:
+    """Log an unmapped error once, with its traceback, and answer a bare 500."""
+    log.error("unhandled error: %s: %s", exc.__class__.__name__, exc, exc_info=exc)
+    return envelope(500, "internal_error", "internal server error")

@@ -17,6 +17,7 @@ from pydantic import (
     model_validator,
 )
 
+from api.limits import MAX_QUERY_CHARS
 from ingest.config import ChunkingConfig, CleaningConfig, RedactionConfig
 
 
@@ -274,7 +275,7 @@ _FILTERS_DOC = (
 class RetrievalOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    query: str = Field(..., min_length=1, max_length=8000)
+    query: str = Field(..., min_length=1, max_length=MAX_QUERY_CHARS)
     top_k: int = Field(5, ge=1, le=100)
     filters: dict[str, Any] | None = Field(None, description=_FILTERS_DOC)
     score_threshold: float | None = Field(

@@ -10,6 +10,8 @@ import logging
 import os
 import threading
 
+from prometheus_client import start_http_server
+
 from api.runtime import Runtime
 from core.celery_app import make_celery, register_tasks
 from core.config import Settings
@@ -28,7 +30,12 @@ def run_worker(settings: Settings, *, concurrency: int = 1, log_level: str = "in
         rt.start(workers=False)
         rt.workers.start_heartbeat()
         redispatch_forever(rt.jobs, every_seconds=settings.celery_redispatch_seconds, stop=stop)
+        if settings.worker_metrics_port:
+            # This process's job, stage and embedding metrics (the API serves the catalog's).
+            start_http_server(settings.worker_metrics_port)
         app = make_celery(settings)
+        # Keep the JSON/text logging `ragops worker` set up (Celery would replace it).
+        app.conf.worker_hijack_root_logger = False
         register_tasks(app, rt.workers)
         log.info("worker %s consuming queue %r", rt.workers.owner_prefix, settings.celery_queue)
         app.worker_main(

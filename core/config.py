@@ -138,6 +138,13 @@ class Settings(BaseSettings):
     # Documents embedded per index write while building a version.
     build_batch_documents: int = Field(32, gt=0)
 
+    # Logs: one JSON object per line ("json") or the plain development format ("text");
+    # unset means json in production, text otherwise (README "Observability").
+    log_format: Literal["json", "text"] | None = None
+    # A `ragops worker` serves its own Prometheus metrics on this port (0: none); the API
+    # serves them at GET /metrics.
+    worker_metrics_port: int = Field(0, ge=0, le=65535)
+
     # Jobs
     workers: int = Field(2, ge=0)
     job_max_attempts: int = Field(3, gt=0)
@@ -242,6 +249,13 @@ class Settings(BaseSettings):
         if self.environment == "production" and self.admin_key in (None, "", "changeme"):
             raise ValueError("RAGOPS_ADMIN_KEY must be set to a real secret in production")
         return self
+
+    @property
+    def log_style(self) -> Literal["json", "text"]:
+        """The log format in effect: RAGOPS_LOG_FORMAT, else json in production."""
+        if self.log_format:
+            return self.log_format
+        return "json" if self.environment == "production" else "text"
 
     @property
     def catalog_url(self) -> str:

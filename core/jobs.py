@@ -17,7 +17,6 @@ import logging
 import os
 import socket
 import threading
-import traceback
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,6 +28,8 @@ from sqlalchemy.orm import Session
 
 from core.catalog.models import Job, JobStatus, new_id, utcnow
 from core.db import Database
+from core.logs import bind, current_request_id
+from core.metrics import count_job
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,12 @@ class JobQueue:
         kb_id: str | None = None,
         max_attempts: int | None = None,
     ) -> Job:
-        """Add a job inside the caller's transaction (it runs once that commits)."""
+        """Add a job inside the caller's transaction (it runs once that commits). The
+        request id bound to the caller's logs (`core.logs`) goes into the payload as
+        `request_id`, so the worker that runs the job logs under it too."""
+        request_id = current_request_id()
+        if request_id and "request_id" not in payload:
+            payload = {**payload, "request_id": request_id}
         job = Job(
             id=new_id(),  # known now, so the after-commit hook needs no flush or query
             kind=kind,
@@ -388,6 +394,7 @@ class WorkerPool:
         self._heartbeat: threading.Thread | None = None
 
     def _record_abandoned(self, job: Job) -> None:
+        count_job(job.kind, failed=True)
         hook = self.on_final_failure.get(job.kind)
         if hook is not None:
             try:
@@ -522,14 +529,20 @@ class WorkerPool:
             for j in jobs:
                 self._running[j.id] = owner
         pending = {item.job_id: item for item in items}
+        # Lines about the whole batch carry every request id it serves ("a,b"); each
+        # job's own outcome is logged under its own (`_record`).
+        request_ids = dict.fromkeys(j.payload.get("request_id") for j in jobs)
+        batch_request_id = ",".join(r for r in request_ids if r) or None
         try:
-            for item, outcome in handler(items):
-                if pending.pop(item.job_id, None) is not None:
-                    self._record(item.job_id, kinds[item.job_id], item.payload, owner, outcome)
+            with bind(request_id=batch_request_id):
+                for item, outcome in handler(items):
+                    if pending.pop(item.job_id, None) is not None:
+                        self._record(item.job_id, kinds[item.job_id], item.payload, owner, outcome)
         except Exception as exc:  # noqa: BLE001 - what is left fails with the cause
-            log.warning("batch of %s jobs failed:\n%s", len(pending), traceback.format_exc())
+            with bind(request_id=batch_request_id):
+                log.warning("batch of %s jobs failed: %s", len(pending), exc, exc_info=True)
             for item in list(pending.values()):
-                self._record(item.job_id, kinds[item.job_id], item.payload, owner, exc)
+                self._record(item.job_id, kinds[item.job_id], item.payload, owner, exc, logged=True)
             pending.clear()
         finally:
             for item in pending.values():
@@ -551,33 +564,60 @@ class WorkerPool:
         try:
             handler = self.handlers[job.kind]
             try:
-                outcome: Outcome = handler(job.payload, JobContext(self.queue, job.id, owner))
+                with bind(request_id=job.payload.get("request_id"), job_id=job.id):
+                    outcome: Outcome = handler(job.payload, JobContext(self.queue, job.id, owner))
             except Exception as exc:  # noqa: BLE001 - a job failure must never kill the worker
-                if not _is_permanent(exc):
-                    log.warning(
-                        "job %s (%s) attempt failed: %s\n%s",
-                        job.id,
-                        job.kind,
-                        exc,
-                        traceback.format_exc(),
-                    )
-                outcome = exc
+                outcome = exc  # logged once, with its traceback, by `_record`
             self._record(job.id, job.kind, job.payload, owner, outcome)
         finally:
             with self._lock:
                 self._running.pop(job.id, None)
 
     def _record(
-        self, job_id: str, kind: str, payload: dict[str, Any], owner: str, outcome: Outcome
+        self,
+        job_id: str,
+        kind: str,
+        payload: dict[str, Any],
+        owner: str,
+        outcome: Outcome,
+        *,
+        logged: bool = False,
     ) -> None:
         """Complete the job, or record a failed attempt (retry, or fail for good and tell
-        the domain's `on_final_failure` hook and the listeners)."""
+        the domain's `on_final_failure` hook and the listeners). Logs a failure once, under
+        the job's request id, with its traceback unless it is permanent (bad input) or
+        already `logged`."""
+        with bind(request_id=payload.get("request_id"), job_id=job_id):
+            self._record_outcome(job_id, kind, payload, owner, outcome, logged=logged)
+
+    def _record_outcome(
+        self,
+        job_id: str,
+        kind: str,
+        payload: dict[str, Any],
+        owner: str,
+        outcome: Outcome,
+        *,
+        logged: bool,
+    ) -> None:
         if not isinstance(outcome, BaseException):
             self.queue.complete(job_id, owner, outcome or "")
+            count_job(kind, failed=False)
+            log.info("job %s (%s) succeeded: %s", job_id, kind, outcome or "done")
             self._notify(kind, payload, succeeded=True)
             return
         reason = str(outcome) or outcome.__class__.__name__
-        retried = self.queue.fail(job_id, owner, reason, permanent=_is_permanent(outcome))
+        permanent = _is_permanent(outcome)
+        retried = self.queue.fail(job_id, owner, reason, permanent=permanent)
+        count_job(kind, failed=True, final=not retried)
+        log.warning(
+            "job %s (%s) %s: %s",
+            job_id,
+            kind,
+            "attempt failed, will retry" if retried else "failed",
+            reason,
+            exc_info=None if permanent or logged else outcome,
+        )
         if retried:
             return
         hook = self.on_final_failure.get(kind)

@@ -21,6 +21,7 @@ import numpy as np
 
 from core.config import get_settings
 from core.errors import InvalidInput
+from core.metrics import observe_embedding
 from core.types import Piece, StageReport
 from ingest.e5model import cached_multilingual_e5
 
@@ -557,8 +558,15 @@ class EmbedStage:
         cached = self.cache.get_many(digest, hashes) if self.cache else {}
         missing = [h for h in hashes if h not in cached]
         if missing:
-            by_hash = {p.text_hash: p.text for pieces in documents for p in pieces}
-            vectors = self.embedder.encode([by_hash[h] for h in missing], kind="passage")
+            by_hash = {p.text_hash: p for pieces in documents for p in pieces}
+            texts = [by_hash[h].text for h in missing]
+            t0 = time.perf_counter()
+            vectors = self.embedder.encode(texts, kind="passage")
+            observe_embedding(
+                texts=len(texts),
+                tokens=sum(by_hash[h].token_count or len(by_hash[h].text) // 4 for h in missing),
+                seconds=time.perf_counter() - t0,
+            )
             fresh = dict(zip(missing, vectors, strict=True))
             if self.cache:
                 self.cache.put_many(digest, fresh)

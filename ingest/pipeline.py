@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from core.metrics import INGEST_STAGE_SECONDS
 from core.types import Piece, StageReport, sha256_hex
 from ingest.base import Stage
 from ingest.chunk import SentenceChunker
@@ -67,6 +68,7 @@ class IngestPipeline:
         t0 = time.perf_counter()
         self.embed_stage.embed_many(documents, reports)
         elapsed = time.perf_counter() - t0
+        INGEST_STAGE_SECONDS.labels("embed").observe(elapsed)
         total = sum(len(d) for d in documents) or 1
         for chunks, report in zip(documents, reports, strict=True):
             share = elapsed * len(chunks) / total
@@ -83,7 +85,9 @@ class IngestPipeline:
         report = StageReport()
         t0 = time.perf_counter()
         pieces = self.parser.parse(data, media_type=media_type, filename=filename)
-        report.seconds[self.parser.name] = round(time.perf_counter() - t0, 4)
+        elapsed = time.perf_counter() - t0
+        report.seconds[self.parser.name] = round(elapsed, 4)
+        INGEST_STAGE_SECONDS.labels(self.parser.name).observe(elapsed)
         report.add(self.parser.name, "elements", len(pieces))
         if pieces and pieces[0].metadata.pop(DECRYPTED, False):
             report.add(self.parser.name, "decrypted")
@@ -92,9 +96,9 @@ class IngestPipeline:
         for stage in self.stages[:-1]:
             t0 = time.perf_counter()
             pieces = stage(pieces, report)
-            report.seconds[stage.name] = round(
-                report.seconds.get(stage.name, 0.0) + time.perf_counter() - t0, 4
-            )
+            elapsed = time.perf_counter() - t0
+            report.seconds[stage.name] = round(report.seconds.get(stage.name, 0.0) + elapsed, 4)
+            INGEST_STAGE_SECONDS.labels(stage.name).observe(elapsed)
         return PipelineResult(chunks=pieces, report=report)
 
     def run(
@@ -107,7 +111,9 @@ class IngestPipeline:
         result = self.prepare(data, media_type=media_type, filename=filename)
         t0 = time.perf_counter()
         result.chunks = self.embed_stage(result.chunks, result.report)
-        result.report.seconds["embed"] = round(time.perf_counter() - t0, 4)
+        elapsed = time.perf_counter() - t0
+        result.report.seconds["embed"] = round(elapsed, 4)
+        INGEST_STAGE_SECONDS.labels("embed").observe(elapsed)
         return result
 
 

@@ -44,6 +44,8 @@ from core.catalog.models import (
     utcnow,
 )
 from core.jobs import BatchItem, Outcome
+from core.logs import run_bound
+from core.metrics import INGEST_STAGE_SECONDS
 from core.types import Piece, StageReport
 from ingest.config import IngestionConfig
 from ingest.pipeline import IngestPipeline
@@ -222,7 +224,9 @@ class _Stream:
                     work = next(todo, None)
                     if work is None:
                         return
-                    pending[pool.submit(self._prepare, work)] = work
+                    # The document's log lines carry the id of the request that queued it.
+                    fields = {"request_id": work.item.payload.get("request_id")}
+                    pending[pool.submit(run_bound, fields, self._prepare, work)] = work
 
             refill()
             while pending or ready:
@@ -281,6 +285,7 @@ class _Stream:
             t2 = time.perf_counter()
             self._write(live, saved)
             t3 = time.perf_counter()
+            INGEST_STAGE_SECONDS.labels("index").observe(t3 - t2)
             outcomes = self._finish(live) if self.finish else [(p.work, None) for p in live]
             log.debug(
                 "flushed %d documents, %d chunks: embed %.3fs, save %.3fs, write %.3fs, "

@@ -32,7 +32,7 @@ from core.catalog.models import Answer, AnswerSettings
 from core.errors import InvalidInput
 from retrieval.calibration import dense_score
 from retrieval.generators import check_generator_name
-from retrieval.generators.base import Generator, Message, Passage
+from retrieval.generators.base import Generator, Message, Passage, Usage
 from retrieval.prompts import DEFAULT_PROMPT, parse_ref, render, resolve_prompt
 from retrieval.search import retrieve
 
@@ -68,6 +68,11 @@ class AnswerPlan:
     temperature: float
     channel: str
     started: float = field(default_factory=time.perf_counter)
+    # The answering version's embedding model (what extractive scores with).
+    embedding_model: str | None = None
+    # Token counts the generator reported for this answer (see `Generator`); filled by
+    # run_answer / stream_answer, left empty when the generator was not called.
+    usage: Usage = field(default_factory=Usage)
     # Set by retrieval.ab when an A/B test's arm serves the request.
     ab_test_id: str | None = None
     ab_test: str | None = None
@@ -185,6 +190,7 @@ def plan_answer(
         temperature=settings.answer_temperature if temperature is None else temperature,
         channel=channel,
         started=started,
+        embedding_model=model,
     )
 
 
@@ -273,7 +279,9 @@ def run_answer(rt: RetrievalServices, plan: AnswerPlan) -> dict[str, Any]:
     """Generate the whole answer, record it, return the public response."""
     if not plan.knows:
         return _record(rt, plan, dont_know(plan.kb_name))
-    text = plan.generator.generate(plan.messages, **generation_kwargs(plan)).strip()
+    text = plan.generator.generate(
+        plan.messages, **generation_kwargs(plan), usage=plan.usage
+    ).strip()
     return _record(rt, plan, text or dont_know(plan.kb_name))
 
 
@@ -285,7 +293,7 @@ def stream_answer(rt: RetrievalServices, plan: AnswerPlan) -> Iterator[tuple[str
         yield "done", _record(rt, plan, text)
         return
     pieces: list[str] = []
-    for piece in plan.generator.stream(plan.messages, **generation_kwargs(plan)):
+    for piece in plan.generator.stream(plan.messages, **generation_kwargs(plan), usage=plan.usage):
         pieces.append(piece)
         yield "token", piece
     text = "".join(pieces).strip()

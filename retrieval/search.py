@@ -24,6 +24,7 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -32,6 +33,7 @@ from sqlalchemy import select
 
 from core.catalog.models import Chunk, Document, DocumentRevision
 from core.errors import InvalidInput
+from core.metrics import timed_retrieval
 from core.types import sha256_hex
 from index.base import check_filters as _check_filter_shapes
 from index.versions import queryable_version
@@ -53,6 +55,11 @@ DEFAULT_MODE: Mode = "hybrid"
 # beyond top_k for a hit ranked low by one list and high by the other to surface.
 MIN_CANDIDATES = 30
 MAX_CANDIDATES = 200
+# With a `where` predicate the dense pool starts at max(pool, MIN_CANDIDATES, 4 * top_k)
+# and grows 4x a round until top_k candidates pass or the index has no more, up to this
+# many: past it, a KB whose best 10,000 chunks hold fewer than top_k matches answers
+# with the matches found (one request never scans an unbounded index).
+MAX_WHERE_CANDIDATES = 10_000
 _HIDDEN_PAYLOAD = frozenset({"chunk_id", "document_id", "filename"})
 
 
@@ -98,10 +105,16 @@ class _Candidate:
 
 
 def _dense_candidates(
-    rt: RetrievalServices, version: IndexVersion, query: str, k: int, filters: dict[str, Any] | None
+    rt: RetrievalServices,
+    version: IndexVersion,
+    query: str,
+    k: int,
+    filters: dict[str, Any] | None,
+    vector: np.ndarray | None = None,
 ) -> tuple[np.ndarray, list[_Candidate]]:
     index = rt.indexes.reader(version)
-    vector = rt.embedder(version.embedding_model).encode([query], kind="query")[0]
+    if vector is None:
+        vector = rt.embedder(version.embedding_model).encode([query], kind="query")[0]
     hits = index.search(vector, k, filters)  # backends raise InvalidInput / Unavailable
     model = version.embedding_model
     return vector, [
@@ -164,6 +177,7 @@ def _vectors(
     return np.vstack([found[h] for h in hashes]).astype(np.float32)
 
 
+@timed_retrieval
 def retrieve(
     rt: RetrievalServices,
     *,
@@ -177,9 +191,13 @@ def retrieve(
     mmr_diversity: bool = False,
     mmr_lambda: float = 0.7,
     rerank: bool | None = None,
+    where: Callable[[Mapping[str, Any]], bool] | None = None,
 ) -> RetrievalResult:
     """Best chunks first. `rerank=None` reranks when the KB has a reranker configured;
-    `rerank=True` without one is an InvalidInput."""
+    `rerank=True` without one is an InvalidInput. `where` keeps only the candidates whose
+    index payload (upload metadata, filename, document_id, page_number, section,
+    language) it accepts, on top of `filters`; the pool grows until top_k pass (see
+    MAX_WHERE_CANDIDATES)."""
     query = query.strip()
     if not query:
         raise InvalidInput("query is empty; send the text to search for")
@@ -209,11 +227,29 @@ def retrieve(
     pool = top_k
     if mode == "hybrid" or use_rerank or mmr_diversity:
         pool = min(MAX_CANDIDATES, max(MIN_CANDIDATES, 4 * top_k))
-    query_vector, candidates = _dense_candidates(rt, version, query, pool, filters)
-    if mode == "hybrid":
-        lexical = _bm25_candidates(rt, version, query, pool, filters)
-        policy = fusion_policy(version.embedding_model)
-        candidates = _fuse(candidates, lexical, policy.weight(language or "other"), policy.method)
+    fetch = pool
+    if where is not None:
+        fetch = min(MAX_WHERE_CANDIDATES, max(pool, MIN_CANDIDATES, 4 * top_k))
+    query_vector: np.ndarray | None = None
+    while True:
+        query_vector, candidates = _dense_candidates(
+            rt, version, query, fetch, filters, query_vector
+        )
+        exhausted = len(candidates) < fetch  # every chunk passing `filters` was seen
+        if mode == "hybrid":
+            lexical = _bm25_candidates(rt, version, query, fetch, filters)
+            policy = fusion_policy(version.embedding_model)
+            candidates = _fuse(
+                candidates, lexical, policy.weight(language or "other"), policy.method
+            )
+        if where is None:
+            break
+        candidates = [c for c in candidates if where(c.payload)]
+        if len(candidates) >= top_k or exhausted or fetch >= MAX_WHERE_CANDIDATES:
+            # At most what a pool yields without `where` (one pool from each list).
+            candidates = candidates[: 2 * pool]
+            break
+        fetch = min(MAX_WHERE_CANDIDATES, 4 * fetch)
     if not candidates:
         return RetrievalResult(
             index_version=version.number,

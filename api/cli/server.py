@@ -15,6 +15,7 @@ from api.app import create_app
 from api.cli.helpers import console, err, runtime, settings
 from api.worker import run_worker
 from core.db import Database
+from core.logs import configure_logging
 from core.memory import limit_malloc_arenas
 from eval.scheduler import SchedulerService
 from index.qdrant_index import close_client, make_client
@@ -23,9 +24,8 @@ LOG_LEVEL_HELP = "debug, info, warning or error"
 
 
 def _configure_logging(log_level: str) -> None:
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    """JSON lines or text as RAGOPS_LOG_FORMAT says (README "Observability")."""
+    configure_logging(log_level, settings().log_style)
 
 
 def serve(
@@ -45,7 +45,16 @@ def serve(
     limit_malloc_arenas(deployment.malloc_arenas)
     # Presidio logs one line per recognizer (and warns about languages we don't load).
     logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
-    uvicorn.run(create_app(deployment), host=host, port=port, log_level=log_level)
+    # log_config=None keeps the logging set up above (uvicorn's own would replace it);
+    # the app writes one access line per request, with its request id, instead of uvicorn.
+    uvicorn.run(
+        create_app(deployment),
+        host=host,
+        port=port,
+        log_level=log_level,
+        log_config=None,
+        access_log=False,
+    )
 
 
 def worker(

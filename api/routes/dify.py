@@ -6,7 +6,14 @@ Scores are the dense similarity on one scale across models (`retrieval.calibrati
 the cosine for MiniLM, a calibrated cosine for e5), which is what Dify's
 `score_threshold` means. Errors use Dify's shape `{"error_code", "error_msg"}`:
 1001 malformed Authorization header, 1002 wrong key (both HTTP 403), 2001 unknown
-knowledge base (404); a malformed body is HTTP 400 with error_code 400.
+knowledge base (404); a malformed body, including a metadata condition with an operator
+outside Dify's set, is HTTP 400 with error_code 400.
+
+`metadata_condition` takes Dify's whole set (and/or, every operator, null meaning no
+filter; semantics in `retrieval.metadata_conditions`) over each chunk's index payload:
+the upload's metadata, filename, document_id, page_number, section, language. What the
+index means identically (an "and" of is/in on plain strings) is pre-filtered there; the
+rest is a predicate over a growing candidate pool (`retrieval.search.retrieve`'s `where`).
 
 Example::
 
@@ -27,8 +34,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api.deps import RuntimeDep, load_kb
+from api.limits import MAX_QUERY_CHARS
 from api.runtime import Runtime
 from core.errors import InvalidInput, NotFound
+from retrieval.metadata_conditions import parse_metadata_condition, split_for_index
 from retrieval.search import retrieve
 
 router = APIRouter(tags=["dify"])
@@ -54,52 +63,26 @@ class Condition(BaseModel):
 
 
 class MetadataCondition(BaseModel):
-    logical_operator: Literal["and", "or"] = "and"
-    conditions: list[Condition] = Field(default_factory=list)
+    # Dify's model: both optional; a null logical_operator is "and", null conditions
+    # filter nothing.
+    logical_operator: Literal["and", "or"] | None = "and"
+    conditions: list[Condition] | None = None
 
 
 class DifyRetrievalRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     knowledge_id: str = Field(..., min_length=1)
-    query: str = Field(..., min_length=1, max_length=8000)
+    query: str = Field(..., min_length=1, max_length=MAX_QUERY_CHARS)
     retrieval_setting: RetrievalSetting
     metadata_condition: MetadataCondition | None = None
 
 
-_RANGES = {">": "gt", "<": "lt", "≥": "gte", ">=": "gte", "≤": "lte", "<=": "lte"}
-_DATES = {"before": "lt", "after": "gt"}
-
-
-def to_filters(condition: MetadataCondition | None) -> dict[str, Any] | None:
-    """Dify metadata conditions as our filters: is / = / in and numeric or date ranges,
-    joined by "and". Anything else is an InvalidInput naming what works."""
-    if condition is None or not condition.conditions:
-        return None
-    if condition.logical_operator == "or" and len(condition.conditions) > 1:
-        raise InvalidInput('metadata_condition: only logical_operator "and" is supported')
-    filters: dict[str, Any] = {}
-    for c in condition.conditions:
-        names = [c.name] if isinstance(c.name, str) else c.name
-        op = c.comparison_operator
-        for name in names:
-            if op in ("is", "="):
-                filters[name] = c.value
-            elif op == "in":
-                filters[name] = c.value if isinstance(c.value, list) else [c.value]
-            elif op in _RANGES or op in _DATES:
-                bound = _RANGES.get(op) or _DATES[op]
-                existing = filters.get(name)
-                filters[name] = {**(existing if isinstance(existing, dict) else {}), bound: c.value}
-            else:
-                raise InvalidInput(
-                    f"metadata_condition: operator {op!r} is not supported; use is, =, in, "
-                    ">, <, ≥, ≤, before or after"
-                )
-    return filters
-
-
 def _search(rt: Runtime, body: DifyRetrievalRequest) -> list[dict[str, Any]]:
+    condition = body.metadata_condition
+    filters, where = split_for_index(
+        parse_metadata_condition(condition.model_dump() if condition else None)
+    )
     kb = load_kb(rt, body.knowledge_id)
     setting = body.retrieval_setting
     result = retrieve(
@@ -107,9 +90,10 @@ def _search(rt: Runtime, body: DifyRetrievalRequest) -> list[dict[str, Any]]:
         kb=kb,
         query=body.query,
         top_k=setting.top_k,
-        filters=to_filters(body.metadata_condition),
+        filters=filters,
         score_threshold=setting.score_threshold or None,
         mode="dense",
+        where=where,
     )
     records = []
     for hit in result.results:

@@ -35,6 +35,15 @@ class Passage:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class Usage:
+    """Token counts of one generation, filled in by a generator that knows them (a local
+    model's tokenizer, an upstream's reported usage); None where it cannot tell."""
+
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
 @runtime_checkable
 class Generator(Protocol):
     """Contract:
@@ -47,6 +56,9 @@ class Generator(Protocol):
       structured form, for generators that do not read prompts (extractive).
     - Raise `core.errors.InvalidInput` for a configuration the caller can fix (422) and
       `core.errors.Unavailable` when a backing service cannot be reached (503).
+    - `usage`, when given, receives the call's token counts where the generator knows
+      them (`local`: its tokenizer; `openai`: what the endpoint reports); `extractive`
+      leaves it empty. `stream` fills it once exhausted.
     - `warm_up()` loads models or checks clients; constructors stay cheap.
     """
 
@@ -65,6 +77,7 @@ class Generator(Protocol):
         temperature: float,
         passages: Sequence[Passage] = (),
         query: str = "",
+        usage: Usage | None = None,
     ) -> str: ...
 
     def stream(
@@ -75,4 +88,5 @@ class Generator(Protocol):
         temperature: float,
         passages: Sequence[Passage] = (),
         query: str = "",
+        usage: Usage | None = None,
     ) -> Iterator[str]: ...

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from retrieval.generators.base import Message, Passage
+from retrieval.generators.base import Message, Passage, Usage
 
 if TYPE_CHECKING:
     from ingest.embed import Embedder
@@ -122,8 +122,10 @@ class ExtractiveGenerator:
         temperature: float,
         passages: Sequence[Passage] = (),
         query: str = "",
+        usage: Usage | None = None,
     ) -> str:
-        del messages, temperature  # reads the structured passages, never the prompt
+        # Reads the structured passages, never the prompt; no model, so no token counts.
+        del messages, temperature, usage
         parts: list[str] = []
         budget = max_tokens * 4  # ~4 characters per token
         for passage, _, sentence in self.select(query, passages):
@@ -143,6 +145,7 @@ class ExtractiveGenerator:
         temperature: float,
         passages: Sequence[Passage] = (),
         query: str = "",
+        usage: Usage | None = None,
     ) -> Iterator[str]:
         text = self.generate(
             messages, max_tokens=max_tokens, temperature=temperature, passages=passages, query=query

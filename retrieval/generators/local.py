@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import InvalidInput
-from retrieval.generators.base import Message, Passage
+from retrieval.generators.base import Message, Passage, Usage
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +136,12 @@ class LocalGenerator:
             chat, add_generation_prompt=True, return_tensors="pt", return_dict=True
         )
 
+    def _count(self, loaded: _Loaded, inputs: Any, text: str, usage: Usage) -> None:
+        # The prompt as the chat template fed it; the completion re-encoded from the
+        # returned text, so generate() and stream() count the same answer alike.
+        usage.prompt_tokens = int(inputs["input_ids"].shape[1])
+        usage.completion_tokens = len(loaded.tokenizer.encode(text, add_special_tokens=False))
+
     def _kwargs(self, loaded: _Loaded, max_tokens: int, temperature: float) -> dict[str, Any]:
         eos = loaded.tokenizer.eos_token_id
         kwargs: dict[str, Any] = {
@@ -157,6 +163,7 @@ class LocalGenerator:
         temperature: float,
         passages: Sequence[Passage] = (),
         query: str = "",
+        usage: Usage | None = None,
     ) -> str:
         import torch
 
@@ -165,7 +172,10 @@ class LocalGenerator:
         with loaded.lock, torch.inference_mode():
             out = loaded.model.generate(**inputs, **self._kwargs(loaded, max_tokens, temperature))
         new = out[0, inputs["input_ids"].shape[1] :]
-        return loaded.tokenizer.decode(new, skip_special_tokens=True).strip()
+        text = loaded.tokenizer.decode(new, skip_special_tokens=True).strip()
+        if usage is not None:
+            self._count(loaded, inputs, text, usage)
+        return text
 
     def stream(
         self,
@@ -175,6 +185,7 @@ class LocalGenerator:
         temperature: float,
         passages: Sequence[Passage] = (),
         query: str = "",
+        usage: Usage | None = None,
     ) -> Iterator[str]:
         import torch
         from transformers import TextIteratorStreamer
@@ -201,12 +212,16 @@ class LocalGenerator:
         thread = threading.Thread(target=run, name="local-generator", daemon=True)
         thread.start()
         first = True
+        pieces: list[str] = []
         for piece in streamer:
             if first:  # match generate(), which strips leading whitespace
                 piece = piece.lstrip()
                 first = not piece
             if piece:
+                pieces.append(piece)
                 yield piece
         thread.join()
         if failure:
             raise failure[0]
+        if usage is not None:
+            self._count(loaded, inputs, "".join(pieces).strip(), usage)

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from core.errors import InvalidInput, Unavailable
-from retrieval.generators.base import Message, Passage
+from retrieval.generators.base import Message, Passage, Usage
 
 
 class OpenAICompatGenerator:
@@ -101,8 +101,11 @@ class OpenAICompatGenerator:
         temperature: float,
         passages: Sequence[Passage] = (),
         query: str = "",
+        usage: Usage | None = None,
     ) -> str:
         response = self._call(messages, max_tokens, temperature)
+        if usage is not None:
+            _reported(response, usage)
         return (response.choices[0].message.content or "").strip()
 
     def stream(
@@ -113,18 +116,34 @@ class OpenAICompatGenerator:
         temperature: float,
         passages: Sequence[Passage] = (),
         query: str = "",
+        usage: Usage | None = None,
     ) -> Iterator[str]:
         import openai
 
-        events = self._call(messages, max_tokens, temperature, stream=True)
+        # Asked only when wanted: the final event then carries the usage, no choices.
+        extra = {"stream_options": {"include_usage": True}} if usage is not None else {}
+        events = self._call(messages, max_tokens, temperature, stream=True, **extra)
         try:
             for event in events:
+                if usage is not None:
+                    _reported(event, usage)
                 if event.choices and event.choices[0].delta.content:
                     yield event.choices[0].delta.content
         except openai.APIError as exc:
             raise Unavailable(
                 f"the openai generator stream from {self.base_url} broke: {_short(exc)}"
             ) from exc
+
+
+def _reported(response: Any, usage: Usage) -> None:
+    """The endpoint's own counts, where it reports them (not every server does)."""
+    reported = getattr(response, "usage", None)
+    if reported is None:
+        return
+    prompt = getattr(reported, "prompt_tokens", None)
+    completion = getattr(reported, "completion_tokens", None)
+    if isinstance(prompt, int) and isinstance(completion, int):
+        usage.prompt_tokens, usage.completion_tokens = prompt, completion
 
 
 def _short(exc: Exception) -> str:
