@@ -240,7 +240,7 @@ def retrieve(
             lexical = _bm25_candidates(rt, version, query, fetch, filters)
             policy = fusion_policy(version.embedding_model)
             candidates = _fuse(
-                candidates, lexical, policy.weight(language or "other"), policy.method
+                candidates, lexical, policy.weight(language or "other", query), policy.method
             )
         if where is None:
             break

@@ -7,10 +7,12 @@ from index.base import check_filters, matches
 from retrieval.fusion import (
     ENGLISH_MODEL_FUSION,
     FUSION_METHODS,
+    IDENTIFIER_DENSE_WEIGHT,
     RRF_K,
     fuse_scores,
     fusion_policy,
     mmr,
+    names_identifier,
     rrf,
 )
 
@@ -133,3 +135,29 @@ def test_a_listed_hit_outranks_one_the_list_does_not_hold(method):
     # dense-only hits (min-max alone would score it 0, like an absent one).
     fused = fuse_scores([("x", 0.9), ("y", 0.8)], [("a", 3.0), ("b", 2.0), ("c", 1.0)], 0.0, method)
     assert [i for i, _ in fused] == ["a", "b", "c", "x", "y"]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "INV-2024-00123",
+        "What does DOCTOKEN_0045 say about the warehouse?",
+        "¿Qué dice SKU 48213-B sobre el estado?",
+        "Что сказано в ДОГ-2023/117?",
+        "JIRA-4821",
+    ],
+)
+def test_queries_naming_an_identifier_let_the_lexical_list_lead(query):
+    assert names_identifier(query)
+    policy = fusion_policy("multilingual-e5-small")
+    assert policy.weight("en", query) == IDENTIFIER_DENSE_WEIGHT < policy.weight("en")
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["How tall is the lighthouse?", "bees in 2023", "Windows 10 setup", "section 8.9.2.1", "4K"],
+)
+def test_plain_words_and_numbers_are_not_identifiers(query):
+    assert not names_identifier(query)
+    policy = fusion_policy("multilingual-e5-small")
+    assert policy.weight("ru", query) == policy.weight("ru")
