@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.eval_schemas import EvalRunPublic
+from api.limits import MAX_DB_INT
 from api.schemas import PublicModel
 
 
@@ -19,7 +20,10 @@ class ArmCreate(BaseModel):
         ..., gt=0, description="Relative share of traffic: 50/50, 1/1 and 90/10 all work"
     )
     index_version: int | None = Field(
-        None, ge=1, description="A ready or live version; default: the live one at creation"
+        None,
+        ge=1,
+        le=MAX_DB_INT,
+        description="A ready or live version; default: the live one at creation",
     )
     generator: str | None = Field(
         None, description="extractive | local | openai; default: the KB's, else the server's"
@@ -100,8 +104,10 @@ class ABEvaluate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     testset: str = Field(..., min_length=1)
-    testset_version: int | None = Field(None, ge=1, description="Default: the newest")
-    top_k: int | None = Field(None, ge=1)
+    testset_version: int | None = Field(
+        None, ge=1, le=MAX_DB_INT, description="Default: the newest"
+    )
+    top_k: int | None = Field(None, ge=1, le=100)
     metrics: list[str] | None = None
 
 

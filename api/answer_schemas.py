@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from api.limits import MAX_QUERY_CHARS
+from api.limits import MAX_DB_INT, MAX_QUERY_CHARS
 from api.schemas import PublicModel, RowWith
 
 _PROMPT_DOC = 'A prompt template: "name" (its newest version) or "name@version"'
@@ -17,7 +17,7 @@ _PROMPT_DOC = 'A prompt template: "name" (its newest version) or "name@version"'
 class PromptRef(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(..., min_length=1, max_length=128)
-    version: int | None = Field(None, ge=1)
+    version: int | None = Field(None, ge=1, le=MAX_DB_INT)
 
 
 class AnswerRequest(BaseModel):
@@ -32,7 +32,9 @@ class AnswerRequest(BaseModel):
     )
     prompt: str | PromptRef | None = Field(None, description=_PROMPT_DOC)
     stream: bool = Field(False, description="Stream tokens as server-sent events")
-    index_version: int | None = Field(None, ge=1, description="Pin a ready or live version")
+    index_version: int | None = Field(
+        None, ge=1, le=MAX_DB_INT, description="Pin a ready or live version"
+    )
     score_threshold: float | None = Field(
         None,
         ge=-1.0,

@@ -30,6 +30,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Path, Request
 from sqlalchemy.orm import Session
 
+from api.limits import MAX_DB_INT
 from api.runtime import Runtime
 from core.catalog.models import IndexVersion, KnowledgeBase
 from core.kbs import get_kb
@@ -72,7 +73,7 @@ KbDep = Annotated[KnowledgeBase, Depends(kb_from_path)]
 
 
 def version_from_path(
-    kb: Annotated[str, Path()], number: Annotated[int, Path()], rt: RuntimeDep
+    kb: Annotated[str, Path()], number: Annotated[int, Path(le=MAX_DB_INT)], rt: RuntimeDep
 ) -> IndexVersion:
     with rt.db.session() as session:
         row = get_kb(session=session, name_or_id=kb)

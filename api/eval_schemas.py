@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
+from api.limits import MAX_DB_INT
 from api.schemas import METADATA_COLUMN, JsonObject, NullAsEmptyList, Progress, PublicModel
 
 
@@ -73,12 +74,12 @@ class TestSetGenerationPublic(PublicModel):
 
 class EvalCreate(BaseModel):
     testset: str
-    testset_version: int | None = Field(None, ge=1)
+    testset_version: int | None = Field(None, ge=1, le=MAX_DB_INT)
     kb: str
-    index_version: int | None = Field(None, ge=1)
+    index_version: int | None = Field(None, ge=1, le=MAX_DB_INT)
     generator: str | None = None
     prompt: str | None = Field(None, description="name or name@version")
-    top_k: int | None = Field(None, ge=1)
+    top_k: int | None = Field(None, ge=1, le=100)
     mode: str | None = None
     metrics: list[str] | None = None
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.limits import MAX_DB_INT
 from api.schemas import JsonObject, NullAsEmptyDict, NullAsEmptyList, PublicModel
 
 
@@ -17,13 +18,15 @@ class _Strict(BaseModel):
 class GateParams(_Strict):
     generator: str | None = None
     prompt: str | None = Field(None, description="name or name@version")
-    top_k: int | None = Field(None, ge=1)
+    top_k: int | None = Field(None, ge=1, le=100)
     mode: str | None = None
 
 
 class GateUpdate(_Strict):
     testset: str = Field(min_length=1)
-    testset_version: int | None = Field(None, ge=1, description="None: the newest version")
+    testset_version: int | None = Field(
+        None, ge=1, le=MAX_DB_INT, description="None: the newest version"
+    )
     min_scores: dict[str, float] = Field(
         default_factory=dict, description='floors, e.g. {"faithfulness": 0.8}'
     )
@@ -82,7 +85,7 @@ class ScheduleCreate(_Strict):
     kind: str = Field(description="live_nightly or on_ready")
     kb: str | None = Field(None, description="one KB; None: every KB")
     testset: str = Field(min_length=1)
-    testset_version: int | None = Field(None, ge=1)
+    testset_version: int | None = Field(None, ge=1, le=MAX_DB_INT)
     cron: str | None = Field(None, description='UTC crontab, live_nightly only; "0 2 * * *"')
     params: dict[str, Any] = Field(default_factory=dict)
     enabled: bool = True
@@ -91,7 +94,7 @@ class ScheduleCreate(_Strict):
 class ScheduleUpdate(_Strict):
     kb: str | None = None
     testset: str | None = None
-    testset_version: int | None = Field(None, ge=1)
+    testset_version: int | None = Field(None, ge=1, le=MAX_DB_INT)
     cron: str | None = None
     params: dict[str, Any] | None = None
     enabled: bool | None = None

@@ -17,7 +17,7 @@ from pydantic import (
     model_validator,
 )
 
-from api.limits import MAX_QUERY_CHARS
+from api.limits import MAX_DB_INT, MAX_QUERY_CHARS
 from ingest.config import ChunkingConfig, CleaningConfig, RedactionConfig
 
 
@@ -302,7 +302,7 @@ class RetrievalOptions(BaseModel):
 
 class RetrieveRequest(RetrievalOptions):
     index_version: int | None = Field(
-        None, ge=1, description="Pin a ready or live version; default: the live one"
+        None, ge=1, le=MAX_DB_INT, description="Pin a ready or live version; default: the live one"
     )
 
 

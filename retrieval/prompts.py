@@ -135,7 +135,9 @@ def parse_ref(ref: str) -> tuple[str, int | None]:
     name, sep, version = ref.partition("@")
     if not sep:
         return name, None
-    if not version.isdigit() or int(version) < 1:
+    # ASCII digits only ("²".isdigit() is True) and at most 9 of them: a version is an
+    # integer column, and a longer number can only be a mistake.
+    if not (version.isascii() and version.isdigit()) or len(version) > 9 or int(version) < 1:
         raise InvalidInput(f"prompt {ref!r}: write name or name@version, e.g. default@1")
     return name, int(version)
 

@@ -7,6 +7,7 @@ from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 
 from api.deps import KbDep, RuntimeDep, SessionDep
+from api.limits import MAX_DB_INT
 from api.schemas import (
     DocumentList,
     DocumentPublic,
@@ -93,7 +94,7 @@ def list_documents(
     session: SessionDep,
     status: Annotated[str | None, Query(description="Only documents in this status")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_DB_INT)] = 0,
 ) -> DocumentList:
     counts = status_counts(session=session, kb_id=kb.id)
     rows = catalog.list_documents(session=session, kb=kb, status=status, limit=limit, offset=offset)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
 from api.deps import RuntimeDep, SessionDep, load_kb
@@ -19,6 +19,7 @@ from api.eval_schemas import (
     TestSetList,
     TestSetPublic,
 )
+from api.limits import MAX_DB_INT
 from api.runtime import Runtime
 from core.catalog.models import EvalRun, Job, TestSet
 from core.errors import InvalidInput
@@ -122,7 +123,9 @@ def testset_versions(name: str, session: SessionDep) -> TestSetList:
 
 
 @router.get("/testsets/{name}/{version}", response_model=TestSetDetail)
-def testset_detail(name: str, version: int, session: SessionDep) -> TestSetDetail:
+def testset_detail(
+    name: str, version: Annotated[int, Path(le=MAX_DB_INT)], session: SessionDep
+) -> TestSetDetail:
     t = ts.get_testset(session=session, name=name, version=version)
     return TestSetDetail.from_row(t, cases=ts.get_cases(session=session, testset_id=t.id))
 
@@ -161,7 +164,7 @@ def list_evals(
     kb: str | None = None,
     testset: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_DB_INT)] = 0,
 ) -> EvalRunList:
     """Runs newest first, one page at a time (`limit`, `offset`)."""
     kb_id = load_kb(rt, kb).id if kb is not None else None

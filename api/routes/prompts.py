@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Path
 
 from api.answer_schemas import (
     PromptCreate,
@@ -10,6 +12,7 @@ from api.answer_schemas import (
     PromptVersions,
 )
 from api.deps import SessionDep
+from api.limits import MAX_DB_INT
 from core.catalog.models import PromptTemplate
 from retrieval import prompts
 
@@ -65,5 +68,7 @@ def get_prompt(name: str, session: SessionDep) -> PromptVersions:
 
 
 @router.get("/{name}/{version}", response_model=PromptPublic)
-def get_version(name: str, version: int, session: SessionDep) -> PromptPublic:
+def get_version(
+    name: str, version: Annotated[int, Path(le=MAX_DB_INT)], session: SessionDep
+) -> PromptPublic:
     return to_public(prompts.resolve_prompt(session=session, name=name, version=version))

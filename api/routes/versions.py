@@ -1,12 +1,13 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Path
 from fastapi.responses import JSONResponse
 
 from api.deps import KbDep, RuntimeDep, SessionDep, VersionDep
 from api.gate_schemas import PromoteRequest
+from api.limits import MAX_DB_INT
 from api.schemas import JobAccepted, VersionCreate, VersionList, VersionPublic
 from core.catalog.models import IndexVersion, VersionStatus
 from core.errors import Conflict
@@ -101,7 +102,7 @@ def rollback(kb: KbDep, rt: RuntimeDep) -> VersionPublic:
 
 
 @router.delete("/versions/{number}", response_model=VersionPublic)
-def retire(kb: KbDep, number: int, rt: RuntimeDep) -> VersionPublic:
+def retire(kb: KbDep, number: Annotated[int, Path(le=MAX_DB_INT)], rt: RuntimeDep) -> VersionPublic:
     """Retire a version (409 for the live one); its data goes at the next GC."""
     return to_public(lifecycle.retire(rt, kb=kb, number=number))
 
