@@ -73,7 +73,12 @@ from core.kbs import get_kb  # noqa: E402
 from index.versions import queryable_version  # noqa: E402
 from retrieval.calibration import dense_score  # noqa: E402
 from retrieval.chain import plan_answer, run_answer  # noqa: E402
-from retrieval.fusion import detect_language, fuse_scores, fusion_policy  # noqa: E402
+from retrieval.fusion import (  # noqa: E402
+    detect_language,
+    fuse_scores,
+    fusion_policy,
+    names_identifier,
+)
 from retrieval.generators.extractive import (  # noqa: E402
     MAX_SENTENCES,
     MIN_ANSWER_WORDS,
@@ -824,26 +829,14 @@ class SentenceChoice:
         return " ".join(parts), cited
 
 
-def has_identifier(query: str) -> bool:
-    """A token of 4+ characters holding a digit, a letter, and an upper-case letter or one
-    of - _ / (INV-2024-00123, JIRA-4821, DOCTOKEN_0045, 48213-B, ДОГ-2023/117; not 2024,
-    2020-2021 or mp3)."""
-    for token in query.split():
-        token = token.strip("?¿!¡.,;:«»\"'()[]")
-        if (
-            len(token) >= 4
-            and any(c.isdigit() for c in token)
-            and any(c.isalpha() for c in token)
-            and any(c.isupper() or c in "-_/" for c in token)
-        ):
-            return True
-    return False
-
-
-# Hybrid: the service's fusion (method and per-language dense weight of the model's
-# policy) with the dense weight capped when the query holds an identifier.
+# Hybrid: the model's fusion policy (method, per-language dense weight) with the dense
+# weight capped at several values when the query names an identifier
+# (`retrieval.fusion.names_identifier`). "service" is `policy.weight(language, query)`,
+# what `retrieve` uses (its cap is IDENTIFIER_DENSE_WEIGHT); "no identifier cap" is the
+# per-language weight alone, as before the cap was introduced.
 FUSION_CANDIDATES: dict[str, float | None] = {
     "service": None,
+    "no identifier cap": 1.0,
     "identifier: dense weight <= 0.35": 0.35,
     "identifier: dense weight <= 0.2": 0.2,
     "identifier: lexical only": 0.0,
@@ -869,10 +862,15 @@ class FusionProbe:
         names = {c.chunk_id: c.payload["filename"] for c in (*dense, *lexical)}
         dense_list = [(c.chunk_id, c.dense or 0.0) for c in dense]
         lexical_list = [(c.chunk_id, c.bm25 or 0.0) for c in lexical]
-        weight = self.policy.weight(detect_language(query))
+        language = detect_language(query)
+        weight = self.policy.dense_weights.get(language, self.policy.dense_weights["other"])
+        named = names_identifier(query)
         out = {}
         for name, cap in FUSION_CANDIDATES.items():
-            w = weight if cap is None or not has_identifier(query) else min(weight, cap)
+            if cap is None:
+                w = self.policy.weight(language, query)
+            else:
+                w = min(weight, cap) if named else weight
             fused = fuse_scores(dense_list, lexical_list, w, self.policy.method)[:top_k]
             out[name] = list(dict.fromkeys(names[str(i)] for i, _ in fused))
         return out
@@ -895,7 +893,7 @@ def fusion_candidates(searcher: Searcher, inputs: Inputs) -> dict[str, Any]:
     triggered = []
     for q in inputs.questions:
         relevant = {passage_filename(pid) for pid in q.relevant_ids}
-        triggered.append((q.language, has_identifier(q.question)))
+        triggered.append((q.language, names_identifier(q.question)))
         for name, docs in probe.rankings(q.question, QUALITY_TOP_K).items():
             quality[name].append((q.language, ([f in relevant for f in docs[:10]], len(relevant))))
     return {
