@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from api.eval_schemas import EvalRunPublic
 from api.limits import MAX_DB_INT
-from api.schemas import PublicModel
+from api.schemas import PublicModel, RequestModel, UtcDateTime, choices, each_of
+from eval.ab import NAME_PATTERN as AB_NAME
+from eval.metrics import ALL_METRICS
+from retrieval.generators import GENERATORS
 
 
-class ArmCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ArmCreate(RequestModel):
     name: str = Field(..., min_length=1, max_length=64, examples=["control"])
     weight: float = Field(
         ..., gt=0, description="Relative share of traffic: 50/50, 1/1 and 90/10 all work"
@@ -26,17 +26,23 @@ class ArmCreate(BaseModel):
         description="A ready or live version; default: the live one at creation",
     )
     generator: str | None = Field(
-        None, description="extractive | local | openai; default: the KB's, else the server's"
+        None,
+        description="extractive | local | openai; default: the KB's, else the server's",
+        json_schema_extra=choices((*GENERATORS, None)),
     )
     prompt: str | None = Field(
         None, description='"name" or "name@version"; default: the KB\'s, else "default"'
     )
 
 
-class ABTestCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(..., min_length=1, max_length=128, examples=["small-chunks"])
+class ABTestCreate(RequestModel):
+    name: str = Field(
+        ...,
+        min_length=1,
+        max_length=128,
+        examples=["small-chunks"],
+        json_schema_extra={"pattern": AB_NAME.pattern},
+    )
     arms: list[ArmCreate] = Field(..., min_length=2, max_length=10)
     created_by: str | None = Field(None, max_length=128)
 
@@ -58,8 +64,8 @@ class ABTestPublic(PublicModel):
     status: Literal["running", "stopped"]
     arms: list[ArmPublic]
     created_by: str | None
-    created_at: datetime
-    stopped_at: datetime | None
+    created_at: UtcDateTime
+    stopped_at: UtcDateTime | None
 
 
 class ABTestList(BaseModel):
@@ -72,7 +78,7 @@ class ArmEval(BaseModel):
     testset_version: int
     params: dict[str, Any]
     question_count: int
-    finished_at: datetime | None
+    finished_at: UtcDateTime | None
     scores: dict[str, float | None] = Field(description="Metric means of the run")
 
 
@@ -100,15 +106,13 @@ class ABTestReport(ABTestPublic):
     arms: list[ArmReport]  # type: ignore[assignment]
 
 
-class ABEvaluate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ABEvaluate(RequestModel):
     testset: str = Field(..., min_length=1)
     testset_version: int | None = Field(
         None, ge=1, le=MAX_DB_INT, description="Default: the newest"
     )
     top_k: int | None = Field(None, ge=1, le=100)
-    metrics: list[str] | None = None
+    metrics: list[str] | None = Field(None, json_schema_extra=each_of(ALL_METRICS))
 
 
 class ArmRun(BaseModel):

@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.limits import MAX_DB_INT, MAX_QUERY_CHARS
-from api.schemas import PublicModel, RowWith
+from api.schemas import PublicModel, RequestModel, RowWith, UtcDateTime, choices
+from retrieval.generators import GENERATORS
+from retrieval.prompts import NAME_PATTERN as PROMPT_NAME
 
 _PROMPT_DOC = 'A prompt template: "name" (its newest version) or "name@version"'
 
@@ -20,15 +21,14 @@ class PromptRef(BaseModel):
     version: int | None = Field(None, ge=1, le=MAX_DB_INT)
 
 
-class AnswerRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class AnswerRequest(RequestModel):
     query: str = Field(..., min_length=1, max_length=MAX_QUERY_CHARS)
     top_k: int | None = Field(None, ge=1, le=50, description="Passages retrieved (default 5)")
     generator: str | None = Field(
         None,
         examples=["extractive"],
         description="extractive | local | openai; default: the KB's, else the server's",
+        json_schema_extra=choices((*GENERATORS, None)),
     )
     prompt: str | PromptRef | None = Field(None, description=_PROMPT_DOC)
     stream: bool = Field(False, description="Stream tokens as server-sent events")
@@ -86,10 +86,12 @@ class AnswerResponse(BaseModel):
     arm: str | None = Field(None, description="Its arm (see /v1/kbs/{kb}/ab-tests)")
 
 
-class AnswerSettingsUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    generator: str | None = Field(None, description='extractive | local | openai; "" resets')
+class AnswerSettingsUpdate(RequestModel):
+    generator: str | None = Field(
+        None,
+        description='extractive | local | openai; "" resets',
+        json_schema_extra=choices((*GENERATORS, "", None)),
+    )
     prompt: str | None = Field(None, description=_PROMPT_DOC + '; "" resets')
 
 
@@ -99,10 +101,15 @@ class AnswerSettingsPublic(PublicModel):
     prompt: PromptRef
 
 
-class PromptCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(..., min_length=1, max_length=128, examples=["support"])
+class PromptCreate(RequestModel):
+    name: str = Field(
+        ...,
+        min_length=1,
+        max_length=128,
+        examples=["support"],
+        description="Letters, digits, '_', '-' or '.', starting with a letter or digit",
+        json_schema_extra={"pattern": PROMPT_NAME.pattern},
+    )
     system: str | None = Field(
         None, max_length=20000, description="System message; default: the built-in one"
     )
@@ -120,7 +127,7 @@ class PromptPublic(PublicModel):
     system: str
     template: str
     description: str
-    created_at: datetime
+    created_at: UtcDateTime
 
 
 class PromptSummary(BaseModel):
@@ -128,7 +135,7 @@ class PromptSummary(BaseModel):
     latest_version: int
     versions: int
     description: str
-    updated_at: datetime
+    updated_at: UtcDateTime
 
 
 class PromptList(BaseModel):
@@ -141,9 +148,7 @@ class PromptVersions(BaseModel):
     versions: list[PromptPublic]
 
 
-class FeedbackCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class FeedbackCreate(RequestModel):
     rating: Literal[-1, 1] = Field(..., description="1 = helpful, -1 = not helpful")
     comment: str | None = Field(None, max_length=4000)
     correction: str | None = Field(None, max_length=20000, description="The right answer")
@@ -155,7 +160,7 @@ class FeedbackPublic(PublicModel):
     rating: int
     comment: str | None
     correction: str | None
-    created_at: datetime
+    created_at: UtcDateTime
 
 
 class AnswerPublic(PublicModel):
@@ -172,7 +177,7 @@ class AnswerPublic(PublicModel):
     channel: str
     latency_ms: float
     arm: str | None
-    created_at: datetime
+    created_at: UtcDateTime
     feedback: list[FeedbackPublic]
 
     @model_validator(mode="before")

@@ -9,11 +9,12 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.concurrency import run_in_threadpool
 
-from api import errors
+from api import errors, openapi
 from api.components import Components
 from api.deps import require_key
 from api.metrics import router as metrics_router
 from api.middleware import RequestContext
+from api.overload import OverloadGuard
 from api.routes import (
     ab_tests,
     answers,
@@ -92,9 +93,11 @@ def create_app(
         description="Versioned RAG indexes with measured answer quality.",
     )
     errors.install(app)
+    openapi.install(app)
     # Request ids, HTTP metrics, access lines and the one log of an unhandled error.
     # Add middleware that answers by itself (limits) before this line: it then runs
     # inside, and its responses are counted and carry the request id.
+    app.add_middleware(OverloadGuard, settings=settings)
     app.add_middleware(RequestContext)
     app.include_router(health.router)
     app.include_router(metrics_router)

@@ -73,7 +73,7 @@ KbDep = Annotated[KnowledgeBase, Depends(kb_from_path)]
 
 
 def version_from_path(
-    kb: Annotated[str, Path()], number: Annotated[int, Path(le=MAX_DB_INT)], rt: RuntimeDep
+    kb: Annotated[str, Path()], number: Annotated[int, Path(ge=1, le=MAX_DB_INT)], rt: RuntimeDep
 ) -> IndexVersion:
     with rt.db.session() as session:
         row = get_kb(session=session, name_or_id=kb)

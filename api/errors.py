@@ -1,5 +1,5 @@
 """One place that turns errors into `{"error": {"code", "message", "request_id"}}`
-responses.
+responses (`Error`, the schema every ragops error response has in the OpenAPI document).
 
 `request_id` is the id of the request (`X-Request-ID`, see `api.middleware`), also on
 every log line about it: quote it when reporting a problem. An error nothing maps (a bug,
@@ -7,16 +7,22 @@ a dependency failing in an unforeseen way) is logged once, with its traceback, a
 answered 500 `internal_error`; `api.middleware` catches it before Starlette's
 ServerErrorMiddleware, which would re-raise it to the server to be logged a second time
 and drop the connection.
+
+A 405 lists in `Allow` every method some route serves on the path (Starlette's own names
+only the first route whose path matches).
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Scope
 
 from core import errors
 from core.logs import current_request_id
@@ -49,6 +55,23 @@ HTTP_CODES = {
     429: "overloaded",
     503: "unavailable",
 }
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="Machine-readable, e.g. `not_found`, `invalid_input`")
+    message: str = Field(description="What happened and what to do next")
+    request_id: str | None = Field(
+        None, description="The request's X-Request-ID: quote it when reporting a problem"
+    )
+    details: dict[str, Any] | None = Field(
+        None, description="Structured evidence, for some codes (e.g. a refused promotion)"
+    )
+
+
+class Error(BaseModel):
+    """Every error response of the ragops API."""
+
+    error: ErrorBody
 
 
 def envelope(
@@ -98,17 +121,41 @@ def install(app: FastAPI) -> None:
         return envelope(422, "invalid_input", message)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = HTTP_CODES.get(exc.status_code, "error")
-        return envelope(
-            exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None)
-        )
+        headers = dict(getattr(exc, "headers", None) or {})
+        message = str(exc.detail)
+        if exc.status_code == 405 and (allowed := allowed_methods(request.scope)):
+            headers["Allow"] = ", ".join(allowed)
+            message = f"{request.method} is not allowed here; use {' or '.join(allowed)}"
+        return envelope(exc.status_code, code, message, headers=headers or None)
 
     # Only reached in an app without `api.middleware.RequestContext` (which answers
     # unhandled errors itself): Starlette then re-raises to the server after this.
     @app.exception_handler(Exception)
     async def _unknown(_: Request, exc: Exception) -> JSONResponse:
         return unhandled(exc)
+
+
+def allowed_methods(scope: Scope) -> list[str]:
+    """Every method a route of the app serves on the request's path, sorted."""
+    path = scope.get("path", "")
+    root = scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    methods: set[str] = set()
+    for route in scope["app"].routes:
+        # FastAPI keeps included routers as one entry each, their routes as contexts.
+        contexts = (
+            route.effective_route_contexts()
+            if hasattr(route, "effective_route_contexts")
+            else [route]
+        )
+        for context in contexts:
+            regex = getattr(context, "path_regex", None)
+            if regex is not None and regex.match(path):
+                methods |= set(getattr(context, "methods", None) or ())
+    return sorted(methods)
 
 
 def unhandled(exc: BaseException) -> JSONResponse:

@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.limits import MAX_DB_INT
-from api.schemas import METADATA_COLUMN, JsonObject, NullAsEmptyList, Progress, PublicModel
+from api.schemas import (
+    METADATA_COLUMN,
+    JsonObject,
+    NullAsEmptyList,
+    Progress,
+    PublicModel,
+    RequestModel,
+    UtcDateTime,
+    choices,
+    each_of,
+)
+from eval.generate import LANGUAGES
+from eval.metrics import ALL_METRICS
+from eval.testsets import MAX_CASES
+from eval.testsets import RESERVED_NAMES as TESTSET_RESERVED
+from retrieval.generators import GENERATORS
+from retrieval.search import MODES
 
 
 class TestSetPublic(PublicModel):
@@ -19,7 +34,7 @@ class TestSetPublic(PublicModel):
     description: str
     source: str
     case_count: int
-    created_at: datetime
+    created_at: UtcDateTime
 
 
 class TestSetList(BaseModel):
@@ -44,13 +59,71 @@ class TestSetDetail(TestSetPublic):
     cases: list[TestCasePublic]
 
 
-class TestSetGenerate(BaseModel):
+# Checked by `eval.testsets.check_name` (surrounding spaces are dropped).
+TESTSET_NAME = {
+    "pattern": r"^[^/]*[^/\s][^/]*$",
+    "not": {"enum": sorted(TESTSET_RESERVED)},
+    "description": "1-128 characters without '/'; not "
+    + " or ".join(sorted(TESTSET_RESERVED))
+    + " (a route of its own)",
+}
+
+
+class TestCaseIn(BaseModel):
+    """A case as sent (JSON body, or one line of a .jsonl file): `question` plus at least
+    one reference (`reference_answer`, `reference_contexts` or `reference_doc_ids`)."""
+
     __test__ = False
+    model_config = ConfigDict(extra="forbid")
+
+    question: str = Field(..., min_length=1, pattern=r"\S")
+    reference_answer: str | None = None
+    # A single string is a list of one; null or "" an empty list.
+    reference_contexts: list[str] | str | None = None
+    reference_doc_ids: list[str] | str | None = None
+    tags: list[str] | str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class TestSetCreate(BaseModel):
+    """The JSON form of POST /v1/testsets (documentation: the route reads the body
+    itself, as JSON or multipart)."""
+
+    __test__ = False
+
+    name: str = Field(..., min_length=1, max_length=128, json_schema_extra=TESTSET_NAME)
+    description: str = ""
+    cases: list[TestCaseIn] = Field(..., min_length=1, max_length=MAX_CASES)
+
+
+class TestSetUpload(BaseModel):
+    """The multipart form of POST /v1/testsets."""
+
+    __test__ = False
+
+    file: bytes = Field(..., description=".jsonl (one case per line) or .csv")
+    # (No `not` here: schemathesis cannot combine it with a binary part.)
+    name: str = Field(
+        ...,
+        min_length=1,
+        max_length=128,
+        json_schema_extra={k: v for k, v in TESTSET_NAME.items() if k != "not"},
+    )
+    description: str = ""
+
+
+class TestSetGenerate(RequestModel):
+    __test__ = False
+    model_config = ConfigDict(extra="ignore")
 
     kb: str
     name: str
     size: int = Field(..., ge=1, le=500, description="cases to generate")
-    languages: list[str] | None = Field(None, description="ISO 639-1 codes, e.g. ['en', 'es']")
+    languages: list[str] | None = Field(
+        None,
+        description="ISO 639-1 codes, e.g. ['en', 'es']",
+        json_schema_extra=each_of(LANGUAGES),
+    )
 
 
 class TestSetGenerationPublic(PublicModel):
@@ -68,20 +141,22 @@ class TestSetGenerationPublic(PublicModel):
     index_version: int
     judge: str
     testset: TestSetPublic | None = None
-    created_at: datetime
-    finished_at: datetime | None
+    created_at: UtcDateTime
+    finished_at: UtcDateTime | None
 
 
-class EvalCreate(BaseModel):
+class EvalCreate(RequestModel):
+    model_config = ConfigDict(extra="ignore")
+
     testset: str
     testset_version: int | None = Field(None, ge=1, le=MAX_DB_INT)
     kb: str
     index_version: int | None = Field(None, ge=1, le=MAX_DB_INT)
-    generator: str | None = None
+    generator: str | None = Field(None, json_schema_extra=choices((*GENERATORS, None)))
     prompt: str | None = Field(None, description="name or name@version")
     top_k: int | None = Field(None, ge=1, le=100)
-    mode: str | None = None
-    metrics: list[str] | None = None
+    mode: str | None = Field(None, json_schema_extra=choices((*MODES, None)))
+    metrics: list[str] | None = Field(None, json_schema_extra=each_of(ALL_METRICS))
 
 
 class EvalRunPublic(PublicModel):
@@ -98,8 +173,8 @@ class EvalRunPublic(PublicModel):
     usage: JsonObject
     error: str | None
     job_id: str | None
-    created_at: datetime
-    finished_at: datetime | None
+    created_at: UtcDateTime
+    finished_at: UtcDateTime | None
 
 
 class EvalRunList(BaseModel):

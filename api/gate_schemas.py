@@ -2,27 +2,35 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from api.limits import MAX_DB_INT
-from api.schemas import JsonObject, NullAsEmptyDict, NullAsEmptyList, PublicModel
+from api.schemas import (
+    JsonObject,
+    NullAsEmptyDict,
+    NullAsEmptyList,
+    PublicModel,
+    RequestModel,
+    UtcDateTime,
+    choices,
+    each_of,
+)
+from eval.metrics import ALL_METRICS
+from eval.schedules import KINDS
+from retrieval.generators import GENERATORS
+from retrieval.search import MODES
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class GateParams(_Strict):
-    generator: str | None = None
+class GateParams(RequestModel):
+    generator: str | None = Field(None, json_schema_extra=choices((*GENERATORS, None)))
     prompt: str | None = Field(None, description="name or name@version")
     top_k: int | None = Field(None, ge=1, le=100)
-    mode: str | None = None
+    mode: str | None = Field(None, json_schema_extra=choices((*MODES, None)))
 
 
-class GateUpdate(_Strict):
+class GateUpdate(RequestModel):
     testset: str = Field(min_length=1)
     testset_version: int | None = Field(
         None, ge=1, le=MAX_DB_INT, description="None: the newest version"
@@ -34,7 +42,9 @@ class GateUpdate(_Strict):
         None, description="largest allowed drop of a compared metric below the live version"
     )
     metrics: list[str] = Field(
-        default_factory=list, description="metrics compared with live (empty: all in common)"
+        default_factory=list,
+        description="metrics compared with live (empty: all in common)",
+        json_schema_extra=each_of(ALL_METRICS),
     )
     params: GateParams = Field(default_factory=GateParams)
     actor: str | None = None
@@ -49,10 +59,10 @@ class GatePublic(PublicModel):
     metrics: Annotated[list[str], NullAsEmptyList]
     params: JsonObject
     updated_by: str | None
-    updated_at: datetime
+    updated_at: UtcDateTime
 
 
-class PromoteRequest(_Strict):
+class PromoteRequest(RequestModel):
     force: bool = Field(False, description="promote despite the gate (needs actor and reason)")
     actor: str | None = Field(None, max_length=128, description="who asks; recorded")
     reason: str | None = Field(None, max_length=2000)
@@ -73,16 +83,16 @@ class DecisionPublic(BaseModel):
     actor: str | None
     reason: str
     evidence: dict[str, Any]
-    created_at: str | None
+    created_at: UtcDateTime | None
 
 
 class DecisionList(BaseModel):
     decisions: list[DecisionPublic]
 
 
-class ScheduleCreate(_Strict):
+class ScheduleCreate(RequestModel):
     name: str = Field(min_length=1, max_length=128)
-    kind: str = Field(description="live_nightly or on_ready")
+    kind: str = Field(description="live_nightly or on_ready", json_schema_extra=choices(KINDS))
     kb: str | None = Field(None, description="one KB; None: every KB")
     testset: str = Field(min_length=1)
     testset_version: int | None = Field(None, ge=1, le=MAX_DB_INT)
@@ -91,7 +101,11 @@ class ScheduleCreate(_Strict):
     enabled: bool = True
 
 
-class ScheduleUpdate(_Strict):
+class ScheduleUpdate(RequestModel):
+    # Fields where null means something (every KB, no cron, the newest version); a
+    # null elsewhere leaves the field as it is.
+    NULLABLE: ClassVar[frozenset[str]] = frozenset({"kb", "cron", "testset_version"})
+
     kb: str | None = None
     testset: str | None = None
     testset_version: int | None = Field(None, ge=1, le=MAX_DB_INT)
@@ -109,17 +123,17 @@ class SchedulePublic(PublicModel):
     cron: str | None
     params: JsonObject
     enabled: bool
-    last_run_at: datetime | None
-    next_run_time: datetime | None = None
-    created_at: datetime
-    updated_at: datetime
+    last_run_at: UtcDateTime | None
+    next_run_time: UtcDateTime | None = None
+    created_at: UtcDateTime
+    updated_at: UtcDateTime
 
 
 class SystemJob(BaseModel):
     id: str
     name: str | None = None
     trigger: str
-    next_run_time: datetime | None = None
+    next_run_time: UtcDateTime | None = None
 
 
 class ScheduleList(BaseModel):

@@ -25,9 +25,11 @@ from starlette.requests import Request
 from core.errors import InvalidInput, TooLarge
 
 MAX_QUERY_CHARS = 8000
-# The largest integer a catalog column holds (SQLite and PostgreSQL BIGINT): every integer
-# from a request is bounded by it at the edge (422), never an overflow deep inside (500).
-MAX_DB_INT = 2**63 - 1
+# Every integer from a request is bounded by it at the edge (422), never an overflow deep
+# inside (500): within what a catalog column holds (SQLite and PostgreSQL BIGINT, 2**63 - 1)
+# and exact as a JSON number read as a double (JavaScript's Number.MAX_SAFE_INTEGER), so
+# clients and the OpenAPI document agree on the bound.
+MAX_DB_INT = 2**53 - 1
 MAX_JSON_BODY_BYTES = 1 << 20
 MAX_JSON_DEPTH = 64
 

@@ -3,21 +3,19 @@ names are what clients send)."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field, field_validator
 
-from api.schemas import METADATA_COLUMN, JsonObject, PublicModel
+from api.schemas import METADATA_COLUMN, JsonObject, PublicModel, RequestModel, UtcDateTime
+from eval.registry import NAME_RE as MODEL_NAME
 
 Kind = Literal["embedding", "generator", "judge", "reranker"]
 Stage = Literal["candidate", "staging", "production", "archived"]
 SourceType = Literal["local_path", "hub_id", "endpoint", "package", "builtin"]
 
 
-class Lineage(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class Lineage(RequestModel):
     fine_tuned_from: str | None = Field(
         None,
         max_length=1024,
@@ -30,16 +28,17 @@ class Lineage(BaseModel):
     notes: str | None = Field(None, max_length=4096)
 
 
-class ModelCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ModelCreate(RequestModel):
     kind: Kind
     name: str = Field(
         ...,
         min_length=1,
         max_length=200,
-        description="Unique per kind; may contain '/' like a hub id",
+        description="Unique per kind; may contain '/' like a hub id, not end in '/stage' "
+        "(the path of stage changes)",
         examples=["minilm-cls-256"],
+        # Checked by `eval.registry.check_name`, with a message saying how.
+        json_schema_extra={"pattern": MODEL_NAME.pattern, "not": {"pattern": "/stage$"}},
     )
     source_type: SourceType = Field(
         description="local_path (a folder or file on the server, digested), hub_id (never "
@@ -51,20 +50,25 @@ class ModelCreate(BaseModel):
     lineage: Lineage | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("name")
+    @classmethod
+    def _not_a_stage_path(cls, name: str) -> str:
+        if name.endswith("/stage"):
+            raise ValueError(
+                "a name may not end in '/stage': .../{name}/stage is the path of stage changes"
+            )
+        return name
 
-class ModelUpdate(BaseModel):
+
+class ModelUpdate(RequestModel):
     """Given fields replace the stored value; `{}` clears lineage or metadata."""
-
-    model_config = ConfigDict(extra="forbid")
 
     description: str | None = Field(None, max_length=4000)
     lineage: Lineage | None = None
     metadata: dict[str, Any] | None = None
 
 
-class StageChange(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class StageChange(RequestModel):
     stage: Stage
     kb: str | None = Field(
         None,
@@ -91,9 +95,9 @@ class ModelPublic(PublicModel):
     lineage: JsonObject
     metadata: JsonObject = Field(validation_alias=METADATA_COLUMN)
     description: str
-    created_at: datetime
-    updated_at: datetime
-    stage_changed_at: datetime | None
+    created_at: UtcDateTime
+    updated_at: UtcDateTime
+    stage_changed_at: UtcDateTime | None
 
 
 class ModelList(BaseModel):
@@ -138,7 +142,7 @@ class StageEvent(BaseModel):
     forced: bool
     actor: str | None
     reason: str
-    created_at: datetime
+    created_at: UtcDateTime
 
 
 class ModelDetail(ModelPublic):
@@ -158,4 +162,4 @@ class RolloutAccepted(PublicModel):
     outcome: str = Field(description="pending until the gate decides")
     index_version: int | None
     evidence: JsonObject
-    created_at: datetime
+    created_at: UtcDateTime

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
@@ -13,12 +14,16 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
 
 from api.limits import MAX_DB_INT, MAX_QUERY_CHARS
+from core.catalog.models import JobStatus, RevisionStatus, VersionStatus
 from ingest.config import ChunkingConfig, CleaningConfig, RedactionConfig
+from ingest.knowledge_bases import NAME_RE as KB_NAME_RE
+from ingest.knowledge_bases import RESERVED_NAMES as RESERVED_KB_NAMES
 
 
 class RowWith:
@@ -30,6 +35,20 @@ class RowWith:
     def __getattr__(self, name: str) -> Any:
         extra = self.__dict__["_extra"]
         return extra[name] if name in extra else getattr(self.__dict__["_row"], name)
+
+
+class RequestModel(BaseModel):
+    """A request body: fields the schema does not name are refused, and a JSON value of
+    the wrong type is never coerced (no "5" for 5, no 0 for false), so what the service
+    accepts is what the OpenAPI document says."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _integral_floats(cls, value: Any) -> Any:
+        # JSON Schema counts 41.0 as an integer; strict mode alone would refuse it.
+        return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 class PublicModel(BaseModel):
@@ -50,27 +69,81 @@ NullAsEmptyList = BeforeValidator(lambda value: value or [])
 JsonObject = Annotated[dict[str, Any], NullAsEmptyDict]
 # Progress 0..1, shown to 4 decimals.
 Progress = Annotated[float, AfterValidator(lambda value: round(value, 4))]
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# Every timestamp in a response: catalog columns hold naive UTC, so a naive value is
+# taken as UTC; it is sent as ISO 8601 ending in `Z` (the pattern states it, so the
+# schemathesis run checks it on every response).
+UtcDateTime = Annotated[
+    datetime,
+    AfterValidator(_as_utc),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "date-time",
+            "pattern": "Z$",
+            "description": "UTC, ISO 8601 with a `Z` suffix",
+        }
+    ),
+]
+
+
+def choices(values: Iterable[str | None]) -> dict[str, Any]:
+    """`json_schema_extra` documenting the values a field takes as an enum (add None for
+    an optional one), where the domain checks them itself with a message naming them, or
+    for a response field."""
+    return {"enum": list(values)}
+
+
+def each_of(values: Iterable[str]) -> dict[str, Any]:
+    """`choices` for the items of a list field."""
+    return {"items": {"type": "string", **choices(values)}}
+
+
+REVISION_STATUSES = tuple(s.value for s in RevisionStatus)
 # Rows name the column `metadata_`: `metadata` is SQLAlchemy's own attribute.
 METADATA_COLUMN = AliasChoices("metadata_", "metadata")
 
 
-class CleaningUpdate(BaseModel):
+class CleaningUpdate(RequestModel):
     """Fields left out stay as they are; `near_duplicate_threshold: null` disables it."""
 
-    model_config = ConfigDict(extra="forbid")
     unicode_normalization: Literal["NFKC", "NFC", "none"] | None = None
     drop_duplicate_chunks: bool | None = None
     remove_boilerplate: bool | None = None
     near_duplicate_threshold: float | None = Field(None, ge=0.5, le=1.0)
 
 
-class KnowledgeBaseCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+# The ingestion settings as a request sends them (strict, like every request body).
+class ChunkingSettings(RequestModel, ChunkingConfig):
+    pass
 
-    name: str = Field(..., min_length=1, max_length=128, examples=["handbook"])
+
+class RedactionSettings(RequestModel, RedactionConfig):
+    pass
+
+
+class KnowledgeBaseCreate(RequestModel):
+    name: str = Field(
+        ...,
+        min_length=1,
+        max_length=128,
+        examples=["handbook"],
+        description="Letters, digits, '_', '-' or '.', starting with a letter or digit; "
+        f"not {' or '.join(sorted(RESERVED_KB_NAMES))} (a route of its own)",
+        # Checked by `ingest.knowledge_bases.create_kb`, with a message saying why.
+        json_schema_extra={
+            "pattern": KB_NAME_RE.pattern,
+            "not": {"enum": sorted(RESERVED_KB_NAMES)},
+        },
+    )
     description: str = Field("", max_length=2000)
-    chunking: ChunkingConfig | None = None
-    redaction: RedactionConfig | None = None
+    chunking: ChunkingSettings | None = None
+    redaction: RedactionSettings | None = None
     cleaning: CleaningUpdate | None = None
     embedding_model: str | None = Field(None, examples=["all-MiniLM-L6-v2"])
     reranker: str | None = Field(
@@ -78,18 +151,15 @@ class KnowledgeBaseCreate(BaseModel):
     )
 
 
-class ChunkingUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ChunkingUpdate(RequestModel):
     chunk_size: int | None = Field(None, gt=0)
     chunk_overlap: int | None = Field(None, ge=0)
 
 
-class KnowledgeBaseUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class KnowledgeBaseUpdate(RequestModel):
     description: str | None = Field(None, max_length=2000)
     chunking: ChunkingUpdate | None = None
-    redaction: RedactionConfig | None = None
+    redaction: RedactionSettings | None = None
     cleaning: CleaningUpdate | None = None
     embedding_model: str | None = None
     reranker: str | None = Field(None, description='Local CrossEncoder folder; "" clears it')
@@ -110,8 +180,8 @@ class KnowledgeBasePublic(PublicModel):
     reranker: str | None = None
     live_version: int | None
     document_count: int
-    created_at: datetime
-    updated_at: datetime
+    created_at: UtcDateTime
+    updated_at: UtcDateTime
 
     @model_validator(mode="before")
     @classmethod
@@ -128,17 +198,28 @@ class KnowledgeBaseList(BaseModel):
     data: list[KnowledgeBasePublic]
 
 
+class UploadError(BaseModel):
+    code: str = Field(description="Machine-readable, e.g. `unavailable`")
+    message: str
+
+
 class UploadItem(BaseModel):
-    document_id: str
-    revision_id: str
-    revision: int
+    document_id: str | None = Field(description="None for a file that was not stored")
+    revision_id: str | None = Field(description="None for a file that was not stored")
+    revision: int | None = Field(description="None for a file that was not stored")
     filename: str
-    status: str
+    status: str = Field(
+        description="The revision's status (`pending` when just queued); `not_stored` when "
+        "the file could not be stored: nothing of it was kept (see `error`), send it again"
+    )
     duplicate: bool = Field(
         description="True when these exact bytes were already the "
         "current content of a document: nothing new is queued"
     )
     job_id: str | None
+    error: UploadError | None = Field(
+        None, description="Why the file was not stored (status `not_stored`); else None"
+    )
 
 
 class SkippedMember(BaseModel):
@@ -147,9 +228,12 @@ class SkippedMember(BaseModel):
 
 
 class UploadResponse(BaseModel):
-    documents: list[UploadItem]
+    documents: list[UploadItem] = Field(description="One item per file (archive member), in order")
     skipped: list[SkippedMember] = Field(
         default_factory=list, description="Archive members that were not stored, and why"
+    )
+    not_stored: int = Field(
+        0, description="Items with status `not_stored` (storage failed for them): send again"
     )
 
 
@@ -169,7 +253,7 @@ class ThroughputWindow(BaseModel):
 class PendingRevision(BaseModel):
     revision_id: str
     status: str
-    created_at: str
+    created_at: UtcDateTime
     age_seconds: float
 
 
@@ -177,7 +261,7 @@ class IngestionFailure(BaseModel):
     document_id: str
     filename: str
     error: str | None
-    created_at: str
+    created_at: UtcDateTime
 
 
 class QueueDepth(BaseModel):
@@ -215,15 +299,15 @@ class IngestionStatus(BaseModel):
 class RevisionPublic(PublicModel):
     id: str
     number: int
-    status: str
+    status: str = Field(json_schema_extra=choices(REVISION_STATUSES))
     error: str | None
     content_sha256: str
     size_bytes: int
     media_type: str
     chunk_count: int
     report: JsonObject
-    created_at: datetime
-    indexed_at: datetime | None
+    created_at: UtcDateTime
+    indexed_at: UtcDateTime | None
 
 
 # From an `ingest.documents.list_documents` row: a document with its current revision's
@@ -231,7 +315,10 @@ class RevisionPublic(PublicModel):
 class DocumentSummary(PublicModel):
     id: str
     filename: str
-    status: str
+    status: str = Field(
+        description="The current revision's status; `unknown` for a document without one",
+        json_schema_extra=choices((*REVISION_STATUSES, "unknown")),
+    )
     error: str | None
     language: str | None = Field(
         None,
@@ -241,7 +328,7 @@ class DocumentSummary(PublicModel):
     revision: int | None
     chunk_count: int
     metadata: JsonObject = Field(validation_alias=METADATA_COLUMN)
-    updated_at: datetime
+    updated_at: UtcDateTime
 
     @field_validator("status", mode="before")
     @classmethod
@@ -272,9 +359,7 @@ _FILTERS_DOC = (
 )
 
 
-class RetrievalOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RetrievalOptions(RequestModel):
     query: str = Field(..., min_length=1, max_length=MAX_QUERY_CHARS)
     top_k: int = Field(5, ge=1, le=100)
     filters: dict[str, Any] | None = Field(None, description=_FILTERS_DOC)
@@ -307,7 +392,13 @@ class RetrieveRequest(RetrievalOptions):
 
 
 class MultiRetrieveRequest(RetrievalOptions):
-    kbs: list[str] = Field(..., min_length=1, max_length=20, description="Knowledge bases")
+    kbs: list[str] = Field(
+        ...,
+        min_length=1,
+        max_length=20,
+        description="Knowledge bases, each once",
+        json_schema_extra={"uniqueItems": True},
+    )
 
 
 class HitScores(BaseModel):
@@ -344,15 +435,18 @@ class MultiRetrieveResponse(BaseModel):
     mode: Literal["dense", "hybrid"] | None = None
 
 
-class VersionCreate(BaseModel):
+class VersionCreate(RequestModel):
     """Any subset; everything not given is taken from the KB's current config."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    embedding_model: str | None = Field(None, examples=["/models/my-finetuned-minilm"])
+    embedding_model: str | None = Field(
+        None,
+        examples=["all-MiniLM-L6-v2"],
+        description="A packaged model or a local sentence-transformers folder, e.g. "
+        "/models/my-finetuned-minilm",
+    )
     chunking: ChunkingUpdate | None = None
     cleaning: CleaningUpdate | None = None
-    redaction: RedactionConfig | None = None
+    redaction: RedactionSettings | None = None
     backend: Literal["faiss", "qdrant"] | None = None
     index_params: dict[str, Any] | None = Field(
         None,
@@ -363,7 +457,7 @@ class VersionCreate(BaseModel):
 
 class VersionPublic(PublicModel):
     number: int
-    status: str
+    status: str = Field(json_schema_extra=choices(s.value for s in VersionStatus))
     backend: str
     embedding_model: str
     dimension: int
@@ -374,11 +468,11 @@ class VersionPublic(PublicModel):
     stats: JsonObject
     error: str | None
     job_id: str | None
-    created_at: datetime
-    ready_at: datetime | None
-    promoted_at: datetime | None
-    retired_at: datetime | None
-    purged_at: datetime | None
+    created_at: UtcDateTime
+    ready_at: UtcDateTime | None
+    promoted_at: UtcDateTime | None
+    retired_at: UtcDateTime | None
+    purged_at: UtcDateTime | None
     # Set by promote: the recorded decision (outcome, gate checks, who forced it).
     decision: dict[str, Any] | None = None
 
@@ -398,12 +492,31 @@ class JobPublic(PublicModel):
     id: str
     kind: str
     kb_id: str | None
-    status: str
+    status: str = Field(json_schema_extra=choices(s.value for s in JobStatus))
     attempts: int
     max_attempts: int
     progress: Progress
     message: str
     error: str | None
-    created_at: datetime
-    updated_at: datetime
-    finished_at: datetime | None
+    created_at: UtcDateTime
+    updated_at: UtcDateTime
+    finished_at: UtcDateTime | None
+
+
+# The probes (api/routes/health.py answer these themselves; documentation only).
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "warming", "failed", "not_ready"]
+    ready: bool
+    checks: dict[str, bool | None] = Field(
+        description="Each check by name: true, false, or null while not asked yet"
+    )
+    warming: list[str] = Field(description="What is still loading")
+    since_s: float | None
+    error: str | None = Field(description="Why warm-up failed, if it did")
+    reasons: dict[str, str] = Field(
+        default_factory=dict, description="Why each failed check failed"
+    )

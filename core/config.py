@@ -11,6 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
+from limits import parse_many
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -60,6 +61,14 @@ DEFAULT_ENTITY_OPERATORS = {"PERSON": "pseudonymize"}
 CELERY_BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps")
 
 
+def _cpus() -> int:
+    """CPUs this process may run on (a container's cpuset, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RAGOPS_", env_file=".env", extra="ignore")
 
@@ -80,6 +89,9 @@ class Settings(BaseSettings):
     # are about latency (how far behind ingestion may fall), not memory.
     ingest_queue_max: int = Field(50_000, gt=0)
     ingest_queue_max_per_kb: int = Field(10_000, gt=0)
+    # GET /readyz answers 503 (check `disk_space`) when the file system of data_dir has
+    # less free space than this, in MiB; 0 turns the check off.
+    min_free_disk_mb: int = Field(100, ge=0)
 
     # Parsing runs in separate processes with these limits, so a hostile file fails alone
     # instead of taking the worker down.
@@ -116,6 +128,28 @@ class Settings(BaseSettings):
     chunk_overlap: int = Field(32, ge=0)
     redaction_enabled: bool = True
     redaction_entities: list[str] = Field(default_factory=lambda: list(DEFAULT_REDACT_ENTITIES))
+
+    # Overload (api/overload.py). Per route class (retrieve, answer, upload, admin):
+    # requests served at once (as many again may wait in line, each at most
+    # queue_wait_seconds, then 503 with Retry-After; 0 = no limit), requests per caller
+    # key (`limits` notation, "100/second;3000/minute"; empty = none; over it: 429 with
+    # Retry-After) and seconds until the response must have started (503; 0 = none).
+    concurrency_retrieve: int = Field(default_factory=lambda: max(1, _cpus() // 2), ge=0)
+    concurrency_answer: int = Field(default_factory=lambda: max(1, _cpus() // 2), ge=0)
+    concurrency_upload: int = Field(4, ge=0)
+    concurrency_admin: int = Field(default_factory=lambda: max(8, 4 * _cpus()), ge=0)
+    queue_wait_seconds: float = Field(0.5, gt=0)
+    rate_limit_retrieve: str = "100/second"
+    rate_limit_answer: str = "20/second"
+    rate_limit_upload: str = "20/second"
+    rate_limit_admin: str = "300/second"
+    # Where rate-limit counters live: memory:// (per process) or redis://host:port/db
+    # (shared by every replica).
+    rate_limit_storage: str = "memory://"
+    timeout_retrieve_seconds: float = Field(30.0, ge=0)
+    timeout_answer_seconds: float = Field(300.0, ge=0)
+    timeout_upload_seconds: float = Field(300.0, ge=0)
+    timeout_admin_seconds: float = Field(120.0, ge=0)
 
     # Index versions
     index_backend: Literal["faiss", "qdrant"] = "faiss"
@@ -226,6 +260,30 @@ class Settings(BaseSettings):
                 f"RAGOPS_CELERY_BROKER_URL has scheme {scheme + '://' if scheme else '(none)'}, "
                 "which is not a supported broker; use redis://host:6379/0 (Redis) or "
                 "amqp://user:password@host:5672// (RabbitMQ)"
+            )
+        return value
+
+    @field_validator(
+        "rate_limit_retrieve", "rate_limit_answer", "rate_limit_upload", "rate_limit_admin"
+    )
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        if value.strip():
+            try:
+                parse_many(value)
+            except ValueError:
+                raise ValueError(
+                    f"{value!r} is not a rate limit; write e.g. '100/second' or "
+                    "'20/second;1000/hour' (empty: no limit)"
+                ) from None
+        return value
+
+    @field_validator("rate_limit_storage")
+    @classmethod
+    def _rate_limit_storage(cls, value: str) -> str:
+        if not value.startswith(("memory://", "redis://", "rediss://")):
+            raise ValueError(
+                "RAGOPS_RATE_LIMIT_STORAGE must be memory:// or a redis://host:6379/0 URL"
             )
         return value
 

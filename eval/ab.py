@@ -171,7 +171,7 @@ def create_test(
     """Validate, freeze the arms and start the test. 422 for a bad spec, 404 for an
     unknown version or prompt, 409 for a version that is not ready/live, a taken name or
     another running test (named)."""
-    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
         raise InvalidInput(
             f"A/B test name {name!r}: use letters, digits, '_', '-' or '.', up to 128 characters"
         )

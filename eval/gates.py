@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
@@ -546,5 +546,8 @@ def decision_dict(d: PromotionDecision, *, kb_name: str | None = None) -> dict[s
         "actor": d.actor,
         "reason": d.reason,
         "evidence": d.evidence or {},
-        "created_at": d.created_at.isoformat() if d.created_at else None,
+        # Naive UTC in the catalog; ISO 8601 with `Z` like every API timestamp.
+        "created_at": d.created_at.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z")
+        if d.created_at
+        else None,
     }

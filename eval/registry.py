@@ -142,7 +142,7 @@ def check_stage(stage: str) -> str:
 
 
 def check_name(name: str) -> str:
-    if len(name) > NAME_MAX or not NAME_RE.match(name):
+    if len(name) > NAME_MAX or not NAME_RE.fullmatch(name):
         raise InvalidInput(
             f"invalid model name {name!r}: use up to {NAME_MAX} letters, digits, '_', '.', "
             "'-', ':', '@' or '+', in parts separated by single '/' (like a hub id)"

@@ -42,7 +42,7 @@ import io
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -79,6 +79,12 @@ TIE = 5e-4
 LANGUAGE_ORDER = (*LANGUAGES, OTHER)
 # Cells starting with one of these are formulas to a spreadsheet: CSV text gets a "'".
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _utc_iso(value: datetime) -> str:
+    """A catalog timestamp (naive UTC) as the API sends every timestamp: ISO 8601, `Z`."""
+    aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return aware.isoformat().replace("+00:00", "Z")
 
 
 def check_format(fmt: str) -> str:
@@ -234,8 +240,8 @@ class Report:
             if info is None:
                 return None
             data = asdict(info)
-            data["created_at"] = info.created_at.isoformat()
-            data["finished_at"] = info.finished_at.isoformat() if info.finished_at else None
+            data["created_at"] = _utc_iso(info.created_at)
+            data["finished_at"] = _utc_iso(info.finished_at) if info.finished_at else None
             return data
 
         summary = self.summary
@@ -243,15 +249,13 @@ class Report:
             "run": run(self.run),
             "baseline": run(self.baseline),
             "baseline_source": self.baseline_source,
-            "generated_at": self.generated_at.isoformat(),
+            "generated_at": _utc_iso(self.generated_at),
             "summary": summary,
             "metrics": self.metrics,
             "compared_metrics": self.compared,
             "aggregates": [asdict(m) for m in self.aggregates],
             "questions": [asdict(r) for r in self.rows],
-            "history": [
-                {**asdict(h), "created_at": h.created_at.isoformat()} for h in self.history
-            ],
+            "history": [{**asdict(h), "created_at": _utc_iso(h.created_at)} for h in self.history],
             "distributions": self.distributions(),
             "by_language": summary["by_language"],
         }

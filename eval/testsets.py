@@ -190,10 +190,19 @@ def parse_upload(data: bytes, *, filename: str) -> list[CaseIn]:
     raise InvalidInput(f"{filename!r}: upload a .jsonl or .csv file")
 
 
+# /v1/testsets/generate/{job_id} is a generation job: a set of this name could not be read.
+RESERVED_NAMES = frozenset({"generate"})
+
+
 def check_name(name: str) -> str:
     name = (name or "").strip()
     if not name or len(name) > 128 or "/" in name:
         raise InvalidInput("test set name must be 1-128 characters without '/'")
+    if name in RESERVED_NAMES:
+        raise InvalidInput(
+            f"test set name {name!r} is reserved: /v1/testsets/{name} is a route of its own; "
+            "choose another name"
+        )
     return name
 
 

@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Row, func, select
+from sqlalchemy.exc import InternalError, OperationalError
 
 from core.catalog.models import (
     Chunk,
@@ -31,6 +32,7 @@ from core.errors import (
     NotFound,
     Overloaded,
     TooLarge,
+    Unavailable,
     UnsupportedType,
 )
 from core.types import sha256_hex
@@ -48,15 +50,35 @@ log = logging.getLogger(__name__)
 INGEST_JOB = "ingest_revision"
 
 
+# An upload item whose file could not be stored (its blob write failed): nothing of it
+# was kept; `error` says why. Not a revision status.
+NOT_STORED = "not_stored"
+# Retry-After (seconds) of a 503 for storage that failed a whole upload.
+STORAGE_RETRY_AFTER = 30
+
+
 @dataclass
 class UploadOutcome:
-    document_id: str
-    revision_id: str
-    revision: int
+    """What became of one uploaded file. A file not stored has no document, revision or
+    job (None), status NOT_STORED and an `error` {code, message}."""
+
+    document_id: str | None
+    revision_id: str | None
+    revision: int | None
     filename: str
     status: str
     duplicate: bool
     job_id: str | None
+    error: dict[str, str] | None = None
+
+
+class StorageUnavailable(Unavailable):
+    """The blob store or the catalog failed a whole upload: nothing of it was stored.
+    Answered 503 with `Retry-After` (api/errors.py reads `retry_after`)."""
+
+    def __init__(self, message: str, *, retry_after: int = STORAGE_RETRY_AFTER) -> None:
+        super().__init__(f"{message}; nothing of this upload was stored, retry in {retry_after} s")
+        self.retry_after = retry_after
 
 
 def clean_filename(name: str | None) -> str:
@@ -226,6 +248,7 @@ class _Current:
 
 @dataclass
 class _NewRevision:
+    position: int  # of the file in the list given to `_plan`
     filename: str
     data: bytes
     media_type: str
@@ -274,7 +297,7 @@ def _plan(
     created: dict[str, str] = {}  # filename -> id of a document this request creates
     outcomes: list[UploadOutcome] = []
     new: list[_NewRevision] = []
-    for (name, data, media_type), sha in zip(files, shas, strict=True):
+    for position, ((name, data, media_type), sha) in enumerate(zip(files, shas, strict=True)):
         same = current.get(sha)
         if same:
             c = min(same.values(), key=lambda c: (c.filename != name, c.filename))
@@ -297,7 +320,7 @@ def _plan(
             document_id, name, outcome.revision_id, number, outcome.status, sha
         )
         outcomes.append(outcome)
-        new.append(_NewRevision(name, data, media_type, sha, outcome, doc))
+        new.append(_NewRevision(position, name, data, media_type, sha, outcome, doc))
     return outcomes, new
 
 
@@ -317,96 +340,201 @@ def submit_uploads(
        room for all of them (`admit`): if not, the whole request is refused (429 with
        Retry-After, or 413 if it could never fit) before anything is stored.
     2. The raw bytes of the new files go to the blob store, outside any transaction
-       (content-addressed, so a request that fails after this is harmless).
+       (content-addressed, each blob written whole or not at all). A file whose blob
+       cannot be written is left out: its outcome is NOT_STORED with the reason, and the
+       others go on. If no file is left, StorageUnavailable (503): nothing was stored.
     3. One short transaction decides again, holding the catalog's write lock on SQLite
        (BEGIN IMMEDIATE) and the KB's row on PostgreSQL, so concurrent uploads to a KB
        cannot both take the last places, and adds every document, revision and job row.
-       If the queue filled up in between, the blobs step 2 wrote that no revision uses
-       are removed again. (The overall bound is checked without a lock on PostgreSQL:
-       concurrent uploads to different KBs may pass it by their own sizes.)
+       If the queue filled up in between, or the catalog fails (StorageUnavailable when
+       it cannot be written: locked, read-only, disk full), the blobs step 2 wrote that
+       no revision uses are removed again. (The overall bound is checked without a lock
+       on PostgreSQL: concurrent uploads to different KBs may pass it by their own sizes.)
+
+    So each file ends stored and queued (document, revision, job and blob) or not
+    stored at all, and its outcome says which.
 
         outcomes = submit_uploads(rt, kb=kb, files=[("a.txt", b"alpha", "text/plain")])
     """
     if not files:
         return []
     shas = [sha256_hex(data) for _, data, _ in files]
-    with rt.db.session() as s:
-        _, new = _plan(s, kb=kb, files=files, shas=shas)
-        admit(session=s, settings=rt.settings, kb=kb, new=len(new))
-    written: set[str] = set()
-    for step in new:
-        if step.sha not in written and not rt.blobs.exists(step.sha):
-            rt.blobs.put(step.sha, step.data)
-            written.add(step.sha)
+    failed: dict[int, OSError] = {}  # position in `files` -> why its blob was not written
+    written: set[str] = set()  # blobs this request wrote
+    stored: set[str] = set()  # ... and those its committed revisions use
     try:
+        with rt.db.session() as s:
+            _, new = _plan(s, kb=kb, files=files, shas=shas)
+            admit(session=s, settings=rt.settings, kb=kb, new=len(new))
+        failed.update(_put_blobs(rt, new, written))
+        _refuse_if_none_left(files, failed)
         with rt.db.session(immediate=True) as s:
             locked = s.execute(
                 select(KnowledgeBase.id).where(KnowledgeBase.id == kb.id).with_for_update()
             ).scalar_one_or_none()
             if locked is None:
                 raise NotFound(f"knowledge base {kb.name!r} not found")
-            outcomes, new = _plan(s, kb=kb, files=files, shas=shas)
+            while True:
+                live = [i for i in range(len(files)) if i not in failed]
+                outcomes, new = _plan(
+                    s, kb=kb, files=[files[i] for i in live], shas=[shas[i] for i in live]
+                )
+                # A file the first look saw as a duplicate may be new now; one whose
+                # blob fails now is left out, and the rest decided again without it.
+                more = _put_blobs(rt, new, written)
+                if not more:
+                    break
+                failed.update({live[p]: exc for p, exc in more.items()})
+                _refuse_if_none_left(files, failed)
             admit(session=s, settings=rt.settings, kb=kb, new=len(new))
-            created: dict[str, Document] = {}
-            for step in new:
-                # A file the first look saw as a duplicate may be new now.
-                if step.sha not in written and not rt.blobs.exists(step.sha):
-                    rt.blobs.put(step.sha, step.data)
-                    written.add(step.sha)
-                outcome = step.outcome
-                doc = step.document or created.get(outcome.document_id)
-                if doc is None:
-                    doc = created[outcome.document_id] = Document(
-                        id=outcome.document_id,
-                        kb_id=kb.id,
-                        filename=step.filename,
-                        metadata_=metadata or {},
-                    )
-                    s.add(doc)
-                elif metadata is not None:
-                    doc.metadata_ = metadata
-                s.add(
-                    DocumentRevision(
-                        id=outcome.revision_id,
-                        document_id=doc.id,
-                        number=outcome.revision,
-                        content_sha256=step.sha,
-                        size_bytes=len(step.data),
-                        media_type=step.media_type,
-                        status=RevisionStatus.PENDING,
-                    )
-                )
-                doc.current_revision_id = outcome.revision_id
-                job = rt.jobs.submit(
-                    s, kind=INGEST_JOB, payload={"revision_id": outcome.revision_id}, kb_id=kb.id
-                )
-                outcome.job_id = job.id
+            _add_rows(rt, s, kb=kb, new=new, metadata=metadata)
             s.flush()
+        stored = {step.sha for step in new}
+    except (OperationalError, InternalError) as exc:
+        _drop_unused_blobs_quietly(rt, written)
+        raise StorageUnavailable(f"the catalog could not be written ({_db_reason(exc)})") from exc
     except BaseException:
-        try:
-            _drop_unused_blobs(rt, written)
-        except Exception:  # noqa: BLE001 - the request's own error is the one to report
-            log.exception("could not remove the blobs of a refused upload")
+        _drop_unused_blobs_quietly(rt, written)
         raise
-    return outcomes
+    if written - stored:  # written for a file that ended up a duplicate after all
+        _drop_unused_blobs_quietly(rt, written - stored)
+    results: list[UploadOutcome | None] = [None] * len(files)
+    for position, outcome in zip(live, outcomes, strict=True):
+        results[position] = outcome
+    for position, exc in failed.items():
+        results[position] = _not_stored(files[position][0], exc)
+    return [r for r in results if r is not None]
+
+
+def _put_blobs(
+    rt: IngestServices, steps: list[_NewRevision], written: set[str]
+) -> dict[int, OSError]:
+    """Write the blobs these new revisions need that the store lacks (adding each to
+    `written`); the positions of those that could not be written, with the error."""
+    failures: dict[int, OSError] = {}
+    for step in steps:
+        if step.sha in written:
+            continue
+        try:
+            if not rt.blobs.exists(step.sha):
+                rt.blobs.put(step.sha, step.data)
+                written.add(step.sha)
+        except OSError as exc:
+            log.warning("could not store the blob of %r: %s", step.filename, exc)
+            failures[step.position] = exc
+    return failures
+
+
+def _refuse_if_none_left(files: list[tuple[str, bytes, str]], failed: dict[int, OSError]) -> None:
+    """Every file's blob failed: the store is down for this request (503)."""
+    if len(failed) == len(files):
+        reason = _os_reason(next(iter(failed.values())))
+        raise StorageUnavailable(f"the blob store could not be written ({reason})")
+
+
+def _add_rows(
+    rt: IngestServices,
+    s: Session,
+    *,
+    kb: KnowledgeBase,
+    new: list[_NewRevision],
+    metadata: dict[str, Any] | None,
+) -> None:
+    """The document (when new), revision and ingestion job of each new file."""
+    created: dict[str, Document] = {}
+    for step in new:
+        outcome = step.outcome
+        assert outcome.document_id is not None and outcome.revision_id is not None
+        doc = step.document or created.get(outcome.document_id)
+        if doc is None:
+            doc = created[outcome.document_id] = Document(
+                id=outcome.document_id,
+                kb_id=kb.id,
+                filename=step.filename,
+                metadata_=metadata or {},
+            )
+            s.add(doc)
+        elif metadata is not None:
+            doc.metadata_ = metadata
+        s.add(
+            DocumentRevision(
+                id=outcome.revision_id,
+                document_id=doc.id,
+                number=outcome.revision,
+                content_sha256=step.sha,
+                size_bytes=len(step.data),
+                media_type=step.media_type,
+                status=RevisionStatus.PENDING,
+            )
+        )
+        doc.current_revision_id = outcome.revision_id
+        job = rt.jobs.submit(
+            s, kind=INGEST_JOB, payload={"revision_id": outcome.revision_id}, kb_id=kb.id
+        )
+        outcome.job_id = job.id
+
+
+def _not_stored(filename: str, exc: OSError) -> UploadOutcome:
+    return UploadOutcome(
+        None,
+        None,
+        None,
+        filename,
+        NOT_STORED,
+        duplicate=False,
+        job_id=None,
+        error={
+            "code": Unavailable.code,
+            "message": f"{filename}: could not be stored ({_os_reason(exc)}); nothing of it "
+            "was kept, send it again",
+        },
+    )
+
+
+def _os_reason(exc: OSError) -> str:
+    """The error without the path (which would show the server's layout)."""
+    return exc.strerror or exc.__class__.__name__
+
+
+def _db_reason(exc: OperationalError | InternalError) -> str:
+    """The database's own first line, e.g. `database is locked`."""
+    return str(exc.orig).strip().splitlines()[0] if exc.orig is not None else "database error"
+
+
+def _drop_unused_blobs_quietly(rt: IngestServices, shas: set[str]) -> None:
+    """`_drop_unused_blobs`, logging (not raising) a failure: the request's own error is
+    the one to report. If the catalog cannot even be read, the blobs stay (an unused
+    blob is garbage; a revision whose blob is gone is a lost document)."""
+    try:
+        _drop_unused_blobs(rt, shas)
+    except Exception:  # noqa: BLE001
+        log.exception("could not remove the blobs of an upload that did not store them")
 
 
 def _drop_unused_blobs(rt: IngestServices, shas: set[str]) -> None:
     """Remove these blobs unless a revision uses them (a refused request's bytes). On
     SQLite the write lock is held meanwhile, so an upload of the same bytes either
-    committed before (the blob stays) or checks for the blob after (and writes it)."""
+    committed before (the blob stays) or checks for the blob after (and writes it).
+    When that lock cannot be had (the catalog is locked or read-only: what failed the
+    request) the check is made without it: no upload can commit meanwhile either."""
     if not shas:
         return
-    with rt.db.session(immediate=True) as s:
-        used = set(
-            s.execute(
-                select(DocumentRevision.content_sha256).where(
-                    DocumentRevision.content_sha256.in_(shas)
-                )
-            ).scalars()
-        )
-        for sha in shas - used:
-            rt.blobs.delete(sha)
+    try:
+        with rt.db.session(immediate=True) as s:
+            _delete_unused(rt, s, shas)
+    except (OperationalError, InternalError):
+        with rt.db.session() as s:
+            _delete_unused(rt, s, shas)
+
+
+def _delete_unused(rt: IngestServices, s: Session, shas: set[str]) -> None:
+    used = set(
+        s.execute(
+            select(DocumentRevision.content_sha256).where(DocumentRevision.content_sha256.in_(shas))
+        ).scalars()
+    )
+    for sha in shas - used:
+        rt.blobs.delete(sha)
 
 
 def submit_upload(

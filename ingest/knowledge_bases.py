@@ -19,6 +19,10 @@ if TYPE_CHECKING:
     from ingest.services import IngestServices
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+# Names a fixed route segment shadows where a KB name goes: `GET /v1/models/registry` is
+# the model registry, never the OpenAI façade's model `registry` (`/v1/models/{model}`).
+# tests/integration/api/test_openapi_contract.py derives the set from the routes.
+RESERVED_NAMES = frozenset({"registry"})
 
 
 def _validated(rt: IngestServices, config: IngestionConfig) -> IngestionConfig:
@@ -68,10 +72,15 @@ def validated_config(
 def create_kb(
     rt: IngestServices, *, name: str, description: str = "", changes: dict[str, Any] | None = None
 ) -> KnowledgeBase:
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise InvalidInput(
             f"invalid knowledge base name {name!r}: use 1-128 letters, digits, "
             "'_', '-' or '.', starting with a letter or digit"
+        )
+    if name in RESERVED_NAMES:
+        raise InvalidInput(
+            f"knowledge base name {name!r} is reserved: /v1/models/{name} is a route of its "
+            "own, so the OpenAI-compatible API could not reach the KB; choose another name"
         )
     config = _validated(rt, _config_from(IngestionConfig.defaults(rt.settings), changes or {}))
     try:

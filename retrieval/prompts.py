@@ -184,7 +184,7 @@ def create_prompt(
     *, session: Session, name: str, system: str, template: str, description: str = ""
 ) -> PromptTemplate:
     """Save the next version of `name` (version 1 for a new name)."""
-    if not NAME_PATTERN.match(name) or "@" in name:
+    if not NAME_PATTERN.fullmatch(name) or "@" in name:
         raise InvalidInput(
             f"prompt name {name!r}: use letters, digits, '_', '-' or '.', up to 128 characters"
         )

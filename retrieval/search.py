@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import Row, select
 
 from core.catalog.models import Chunk, Document, DocumentRevision
 from core.errors import InvalidInput
@@ -160,18 +160,55 @@ def _fuse(
     return out
 
 
-def _vectors(
-    rt: RetrievalServices, version: IndexVersion, rows: list[tuple[Chunk, str, int]]
-) -> np.ndarray:
+def _chunk_rows(rt: RetrievalServices, ids: list[str]) -> dict[str, Row[Any]]:
+    """The catalog rows of chunk `ids` that still exist, by id: only the columns a hit
+    needs (no ORM objects, no JSON metadata decoding)."""
+    if not ids:
+        return {}
+    with rt.db.session() as s:
+        rows = s.execute(
+            select(
+                Chunk.id,
+                Chunk.document_id,
+                Chunk.text,
+                Chunk.text_hash,
+                Document.filename,
+                DocumentRevision.number,
+            )
+            .join(Document, Document.id == Chunk.document_id)
+            .join(DocumentRevision, DocumentRevision.id == Chunk.revision_id)
+            .where(Chunk.id.in_(ids))
+        ).all()
+    return {row.id: row for row in rows}
+
+
+def _existing_head(
+    rt: RetrievalServices, candidates: list[_Candidate], top_k: int
+) -> tuple[list[_Candidate], dict[str, Row[Any]]]:
+    """The first `top_k` candidates whose chunk rows still exist, and those rows: looks
+    up top_k ids (one query unless some were deleted since the snapshot), not the pool."""
+    kept: list[_Candidate] = []
+    by_id: dict[str, Row[Any]] = {}
+    pos = 0
+    while len(kept) < top_k and pos < len(candidates):
+        window = candidates[pos : pos + top_k - len(kept)]
+        pos += len(window)
+        found = _chunk_rows(rt, [c.chunk_id for c in window])
+        by_id.update(found)
+        kept += [c for c in window if c.chunk_id in found]
+    return kept, by_id
+
+
+def _vectors(rt: RetrievalServices, version: IndexVersion, rows: list[Row[Any]]) -> np.ndarray:
     """The candidates' vectors: from the embedding cache (the ingest path filled it),
     embedding only what is missing."""
 
     embedder = rt.embedder(version.embedding_model)
-    hashes = [chunk.text_hash or sha256_hex(chunk.text) for chunk, _, _ in rows]
+    hashes = [row.text_hash or sha256_hex(row.text) for row in rows]
     found = rt.embedding_cache.get_many(embedder.digest, hashes)
     missing = [i for i, h in enumerate(hashes) if h not in found]
     if missing:
-        fresh = embedder.encode([rows[i][0].text for i in missing])
+        fresh = embedder.encode([rows[i].text for i in missing])
         for i, vector in zip(missing, fresh, strict=True):
             found[hashes[i]] = vector
     return np.vstack([found[h] for h in hashes]).astype(np.float32)
@@ -259,20 +296,20 @@ def retrieve(
             embedding_model=version.embedding_model,
         )
 
-    with rt.db.session() as s:
-        rows = s.execute(
-            select(Chunk, Document.filename, DocumentRevision.number)
-            .join(Document, Document.id == Chunk.document_id)
-            .join(DocumentRevision, DocumentRevision.id == Chunk.revision_id)
-            .where(Chunk.id.in_([c.chunk_id for c in candidates]))
-        ).all()
-    by_id = {chunk.id: (chunk, filename, number) for chunk, filename, number in rows}
-    # Deleted between the index snapshot and this lookup: gone.
-    candidates = [c for c in candidates if c.chunk_id in by_id]
+    # Chunks deleted between the index snapshot and this lookup are gone. Without a
+    # reranker or MMR the scores are final, so only the best top_k (past the threshold)
+    # need their rows; otherwise every candidate does.
+    if use_rerank or mmr_diversity:
+        by_id = _chunk_rows(rt, [c.chunk_id for c in candidates])
+        candidates = [c for c in candidates if c.chunk_id in by_id]
+    else:
+        if score_threshold is not None:
+            candidates = [c for c in candidates if c.score >= score_threshold]
+        candidates, by_id = _existing_head(rt, candidates, top_k)
 
     if use_rerank and candidates:
         head = candidates[:RERANK_CANDIDATES]
-        scores = rt.reranker(reranker_ref).score(query, [by_id[c.chunk_id][0].text for c in head])
+        scores = rt.reranker(reranker_ref).score(query, [by_id[c.chunk_id].text for c in head])
         for cand, value in zip(head, scores.tolist(), strict=True):
             cand.rerank = float(value)
             cand.score = float(value)
@@ -294,16 +331,16 @@ def retrieve(
 
     results = []
     for cand in candidates:
-        chunk, filename, number = by_id[cand.chunk_id]
+        row = by_id[cand.chunk_id]
         meta = {k: v for k, v in cand.payload.items() if k not in _HIDDEN_PAYLOAD and v is not None}
-        meta["revision"] = number
+        meta["revision"] = row.number
         meta["kb"] = kb.name
         results.append(
             RetrievedChunk(
-                chunk_id=chunk.id,
-                document_id=chunk.document_id,
-                filename=filename,
-                text=chunk.text,
+                chunk_id=row.id,
+                document_id=row.document_id,
+                filename=row.filename,
+                text=row.text,
                 score=round(cand.score, 6),
                 metadata=meta,
                 scores={

@@ -133,3 +133,33 @@ def bench_index(
     if data not in ("random", "clustered"):
         raise typer.BadParameter("use random or clustered", param_hint="--data")
     index_latency.main(["--n", str(n), "--queries", str(queries), "--data", data])
+
+
+@bench_app.command("retrieval-latency")
+def bench_retrieval_latency(
+    chunks: Annotated[str, typer.Option(help="KB sizes, comma-separated")] = "10000,100000",
+    clients: Annotated[int, typer.Option(min=1, help="Concurrent clients under load")] = 4,
+    seconds: Annotated[float, typer.Option(min=0.5, help="Seconds per load phase")] = 10.0,
+    baseline: Annotated[bool, typer.Option(help="Run the llama-index baseline")] = True,
+) -> None:
+    """/retrieve over HTTP (dense, hybrid) vs a hello-world route and llama-index's
+    retriever; JSON to tests/bench/results/retrieve_http.json. Needs a source checkout
+    (the benchmark and its question set live under tests/bench).
+
+    Example: ragops bench retrieval-latency --chunks 10000,100000
+    """
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    if not (root / "tests" / "bench" / "bench_retrieve_http.py").exists():
+        fail(RuntimeError(f"{root}/tests/bench is missing: run this from a source checkout"))
+    apply_offline_defaults()
+    args = ["--chunks", chunks, "--clients", str(clients), "--seconds", str(seconds)]
+    if not baseline:
+        args.append("--no-baseline")
+    code = subprocess.call(
+        [sys.executable, "-m", "tests.bench.bench_retrieve_http", *args], cwd=root
+    )
+    raise typer.Exit(code)

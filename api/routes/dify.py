@@ -7,7 +7,8 @@ the cosine for MiniLM, a calibrated cosine for e5), which is what Dify's
 `score_threshold` means. Errors use Dify's shape `{"error_code", "error_msg"}`:
 1001 malformed Authorization header, 1002 wrong key (both HTTP 403), 2001 unknown
 knowledge base (404); a malformed body, including a metadata condition with an operator
-outside Dify's set, is HTTP 400 with error_code 400.
+outside Dify's set or nesting deeper than MAX_JSON_DEPTH, is HTTP 400 with error_code 400;
+a body over MAX_JSON_BODY_BYTES is 413 (error_code 413), refused before it is parsed.
 
 `metadata_condition` takes Dify's whole set (and/or, every operator, null meaning no
 filter; semantics in `retrieval.metadata_conditions`) over each chunk's index payload:
@@ -24,7 +25,6 @@ Example::
 
 from __future__ import annotations
 
-import json
 import secrets
 from typing import Any, Literal
 
@@ -34,10 +34,17 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api.deps import RuntimeDep, load_kb
-from api.limits import MAX_QUERY_CHARS
+from api.facade_schemas import DifyRetrievalResponse
+from api.limits import MAX_JSON_BODY_BYTES, MAX_QUERY_CHARS, load_json, read_body
 from api.runtime import Runtime
-from core.errors import InvalidInput, NotFound
-from retrieval.metadata_conditions import parse_metadata_condition, split_for_index
+from api.schemas import RequestModel
+from core.errors import InvalidInput, NotFound, TooLarge
+from retrieval.metadata_conditions import (
+    ALIASES,
+    OPERATORS,
+    parse_metadata_condition,
+    split_for_index,
+)
 from retrieval.search import retrieve
 
 router = APIRouter(tags=["dify"])
@@ -51,25 +58,41 @@ def dify_error(status: int, code: int, message: str) -> JSONResponse:
     return JSONResponse({"error_code": code, "error_msg": message}, status_code=status)
 
 
-class RetrievalSetting(BaseModel):
+# Strict, like every request body (api.schemas.RequestModel), but fields Dify may add are
+# ignored.
+class RetrievalSetting(RequestModel):
+    model_config = ConfigDict(extra="ignore")
+
     top_k: int = Field(..., ge=1, le=100)
     score_threshold: float = Field(0.0, ge=0.0, le=1.0)
 
 
+# What `parse_metadata_condition` accepts (it refuses the rest with a 400 saying why).
+_NAME_SCHEMA = {
+    "anyOf": [
+        {"type": "string", "minLength": 1},
+        {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1},
+    ]
+}
+_SCALAR = [{"type": t} for t in ("string", "number", "boolean", "null")]
+_VALUE_SCHEMA = {"anyOf": [*_SCALAR, {"type": "array", "items": {"anyOf": _SCALAR}}]}
+
+
 class Condition(BaseModel):
-    name: str | list[str]
-    comparison_operator: str
-    value: Any = None
+    name: str | list[str] = Field(json_schema_extra=_NAME_SCHEMA)
+    comparison_operator: str = Field(json_schema_extra={"enum": [*OPERATORS, *ALIASES]})
+    value: Any = Field(None, json_schema_extra=_VALUE_SCHEMA)
 
 
-class MetadataCondition(BaseModel):
+class MetadataCondition(RequestModel):
+    model_config = ConfigDict(extra="ignore")
     # Dify's model: both optional; a null logical_operator is "and", null conditions
     # filter nothing.
     logical_operator: Literal["and", "or"] | None = "and"
     conditions: list[Condition] | None = None
 
 
-class DifyRetrievalRequest(BaseModel):
+class DifyRetrievalRequest(RequestModel):
     model_config = ConfigDict(extra="ignore")
 
     knowledge_id: str = Field(..., min_length=1)
@@ -111,7 +134,17 @@ def _search(rt: Runtime, body: DifyRetrievalRequest) -> list[dict[str, Any]]:
     return records
 
 
-@router.post("/retrieval")
+def _parse(raw: bytes) -> DifyRetrievalRequest:
+    """The request from its body (api.limits' size and depth limits); InvalidInput → 400."""
+    try:
+        return DifyRetrievalRequest.model_validate(load_json(raw))
+    except ValidationError as exc:
+        raise InvalidInput(
+            "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        ) from exc
+
+
+@router.post("/retrieval", responses={200: {"model": DifyRetrievalResponse}})
 async def dify_retrieval(request: Request, rt: RuntimeDep) -> JSONResponse:
     """Dify External Knowledge API retrieval."""
     expected = rt.settings.admin_key
@@ -126,14 +159,13 @@ async def dify_retrieval(request: Request, rt: RuntimeDep) -> JSONResponse:
         if not secrets.compare_digest(token.strip().encode(), expected.encode()):
             return dify_error(403, AUTH_FAILED, "Authorization failed")
     try:
-        body = DifyRetrievalRequest.model_validate(json.loads(await request.body()))
-    except (ValueError, ValidationError) as exc:
-        message = (
-            "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-            if isinstance(exc, ValidationError)
-            else f"request body is not valid JSON: {exc}"
-        )
-        return dify_error(400, 400, message)
+        # The capped read on the event loop, parsing (depth-checked) in a thread.
+        raw = await read_body(request, limit=MAX_JSON_BODY_BYTES)
+        body = await run_in_threadpool(_parse, raw)
+    except TooLarge as exc:
+        return dify_error(413, 413, exc.message)
+    except InvalidInput as exc:
+        return dify_error(400, 400, exc.message)
     try:
         records = await run_in_threadpool(_search, rt, body)
     except NotFound:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile
@@ -16,9 +17,11 @@ from api.schemas import (
     UploadItem,
     UploadResponse,
 )
+from core.catalog.models import RevisionStatus
 from core.errors import InvalidInput, TooLarge
 from ingest import documents as catalog
 from ingest.documents import (
+    NOT_STORED,
     check_uploaded_file,
     clean_filename,
     delete_document,
@@ -42,18 +45,41 @@ def _parse_metadata(raw: str | None) -> dict[str, Any] | None:
     return value
 
 
+def _json_object_part(description: str) -> Callable[[dict[str, Any]], None]:
+    def schema(s: dict[str, Any]) -> None:
+        s.clear()
+        s.update(type="object", description=description)
+
+    return schema
+
+
 @router.post("", status_code=202, response_model=UploadResponse)
 async def upload(
     kb: KbDep,
     rt: RuntimeDep,
-    files: Annotated[list[UploadFile], File(description="One or more documents")],
-    metadata: Annotated[str | None, Form(description="JSON object stored on each document")] = None,
+    files: Annotated[
+        list[UploadFile],
+        File(description="One or more documents", json_schema_extra={"minItems": 1}),
+    ],
+    metadata: Annotated[
+        str | None,
+        # A form field holding JSON: documented as the object it is (a multipart part
+        # of type object is sent as application/json).
+        Form(json_schema_extra=_json_object_part("JSON object stored on each document")),
+    ] = None,
 ) -> UploadResponse:
     """Queue documents for ingestion. Every file is validated before any is stored, so a
     rejected request stores nothing; re-sending identical bytes queues nothing. The whole
     request is one catalog transaction. When the ingestion queue cannot take all of its
     new documents (RAGOPS_INGEST_QUEUE_MAX_PER_KB, RAGOPS_INGEST_QUEUE_MAX), the whole
-    request is refused with 429 and `Retry-After`, and nothing of it is stored."""
+    request is refused with 429 and `Retry-After`, and nothing of it is stored.
+
+    Each file ends stored and queued, or not stored at all, and its item says which:
+    202 when at least one file was accepted (stored, or a duplicate); a file whose bytes
+    could not be written is listed with status `not_stored` and an `error`, and counted
+    in `not_stored` (send it again). 503 `unavailable` with `Retry-After`, nothing
+    stored, when the blob store failed for every file or the catalog could not be
+    written (locked, read-only, disk full)."""
     settings = rt.settings
     meta = _parse_metadata(metadata)
     total = sum(f.size or 0 for f in files)
@@ -82,9 +108,11 @@ async def upload(
             checked.append((doc_name, doc_data, media_type))
         skipped += [{"filename": path, "reason": reason} for path, reason in result.skipped]
     outcomes = await run_in_threadpool(submit_uploads, rt, kb=kb, files=checked, metadata=meta)
+    items = [UploadItem.model_validate(o, from_attributes=True) for o in outcomes]
     return UploadResponse(
-        documents=[UploadItem.model_validate(o, from_attributes=True) for o in outcomes],
+        documents=items,
         skipped=skipped,
+        not_stored=sum(1 for i in items if i.status == NOT_STORED),
     )
 
 
@@ -92,7 +120,9 @@ async def upload(
 def list_documents(
     kb: KbDep,
     session: SessionDep,
-    status: Annotated[str | None, Query(description="Only documents in this status")] = None,
+    status: Annotated[
+        RevisionStatus | None, Query(description="Only documents in this status")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=MAX_DB_INT)] = 0,
 ) -> DocumentList:

@@ -5,6 +5,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from starlette.convertors import StringConvertor, register_url_convertor
 
 from api.deps import RuntimeDep, SessionDep, load_kb
 from api.eval_schemas import (
@@ -27,6 +28,16 @@ from core.kbs import get_kb
 from eval import generate, runs
 from eval import testsets as ts
 
+
+class TestSetNameConvertor(StringConvertor):
+    """A test set name in a path: never `generate` (POST /v1/testsets/generate and GET
+    /v1/testsets/generate/{job_id} are the generation jobs, so other methods there are
+    405, not a set of that name)."""
+
+    regex = r"(?!generate(?:/|$))[^/]+"
+
+
+register_url_convertor("testset_name", TestSetNameConvertor())
 router = APIRouter(tags=["evaluation"])
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
@@ -115,22 +126,24 @@ def list_testsets(session: SessionDep) -> TestSetList:
     return TestSetList(testsets=[testset_public(t) for t in rows])
 
 
-@router.get("/testsets/{name}", response_model=TestSetList)
+@router.get("/testsets/{name:testset_name}", response_model=TestSetList)
 def testset_versions(name: str, session: SessionDep) -> TestSetList:
     ts.get_testset(session=session, name=name)  # 404 for an unknown name
     rows = ts.get_versions(session=session, name=name)
     return TestSetList(testsets=[testset_public(t) for t in rows])
 
 
-@router.get("/testsets/{name}/{version}", response_model=TestSetDetail)
+@router.get("/testsets/{name:testset_name}/{version:int}", response_model=TestSetDetail)
 def testset_detail(
-    name: str, version: Annotated[int, Path(le=MAX_DB_INT)], session: SessionDep
+    name: str, version: Annotated[int, Path(ge=1, le=MAX_DB_INT)], session: SessionDep
 ) -> TestSetDetail:
     t = ts.get_testset(session=session, name=name, version=version)
     return TestSetDetail.from_row(t, cases=ts.get_cases(session=session, testset_id=t.id))
 
 
-@router.post("/testsets/{name}/from-feedback", status_code=201, response_model=TestSetPublic)
+@router.post(
+    "/testsets/{name:testset_name}/from-feedback", status_code=201, response_model=TestSetPublic
+)
 def testset_from_feedback(name: str, kb: str, session: SessionDep) -> TestSetPublic:
     """The next version of `name` from the KB's thumbs-down answers with a correction
     (409 when there are none)."""

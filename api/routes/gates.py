@@ -142,8 +142,14 @@ def update_schedule(
     name: str, body: ScheduleUpdate, rt: RuntimeDep, session: SessionDep
 ) -> SchedulePublic:
     """Change a schedule; the running scheduler picks it up within
-    RAGOPS_SCHEDULE_SYNC_SECONDS."""
-    changes = body.model_dump(exclude_unset=True)
+    RAGOPS_SCHEDULE_SYNC_SECONDS. Fields left out stay; so do `testset`, `params` and
+    `enabled` when null (they have no "none"); a null `kb`, `cron` or `testset_version`
+    means every KB, no cron, the newest version."""
+    changes = {
+        k: v
+        for k, v in body.model_dump(exclude_unset=True).items()
+        if v is not None or k in ScheduleUpdate.NULLABLE
+    }
     if "kb" in changes:
         kb = changes.pop("kb")
         changes["kb_id"] = load_kb(rt, kb).id if kb else None

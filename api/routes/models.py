@@ -1,10 +1,14 @@
 """The model registry: `/v1/models/registry` (`/v1/models` itself is the OpenAI façade's
-list of knowledge bases). Names may contain '/', so `{name:path}` takes the rest of the
-path; `.../{name}/stage` is matched by method (POST) before the detail routes."""
+list of knowledge bases). Names may contain '/', so `{name:model_name}` takes the rest of
+the path, except a final `/stage`: `.../{name}/stage` is the stage change (POST; other
+methods there are 405), and no model name ends in '/stage'."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Response
+from starlette.convertors import PathConvertor, register_url_convertor
 
 from api.deps import RuntimeDep, SessionDep
 from api.model_schemas import (
@@ -17,9 +21,22 @@ from api.model_schemas import (
     StageChange,
     StageEvent,
 )
+from api.schemas import choices
 from core.catalog.models import PromotionDecision, RegistryModel
 from core.kbs import kb_name, kb_names
 from eval import registry, rollout
+
+
+class ModelNameConvertor(PathConvertor):
+    """A model name in a path: the rest of it, '/' included, but never ending in '/stage'."""
+
+    # The lookbehind also sees the '/' before the name: a name of just "stage" is
+    # matched by the first branch.
+    regex = r"stage|.+(?<!/stage)"
+
+
+register_url_convertor("model_name", ModelNameConvertor())
+KindPath = Annotated[str, Path(json_schema_extra=choices(registry.KINDS))]
 
 
 def _seed_builtins(rt: RuntimeDep) -> None:
@@ -58,7 +75,9 @@ def _event(d: PromotionDecision, names: dict[str, str]) -> StageEvent:
 
 @router.get("", response_model=ModelList)
 def list_models(
-    session: SessionDep, kind: str | None = None, stage: str | None = None
+    session: SessionDep,
+    kind: Annotated[str | None, Query(json_schema_extra=choices((*registry.KINDS, None)))] = None,
+    stage: Annotated[str | None, Query(json_schema_extra=choices((*registry.STAGES, None)))] = None,
 ) -> ModelList:
     """Registered models, filtered by kind and/or stage."""
     rows = registry.list_models(session=session, kind=kind, stage=stage)
@@ -83,12 +102,12 @@ def register(body: ModelCreate, rt: RuntimeDep) -> ModelPublic:
 
 
 @router.post(
-    "/{kind}/{name:path}/stage",
+    "/{kind}/{name:model_name}/stage",
     response_model=ModelPublic | RolloutAccepted,
     responses={202: {"model": RolloutAccepted, "description": "Rollout to a KB started"}},
 )
 def change_stage(
-    kind: str,
+    kind: KindPath,
     name: str,
     body: StageChange,
     rt: RuntimeDep,
@@ -120,8 +139,8 @@ def change_stage(
     )
 
 
-@router.get("/{kind}/{name:path}", response_model=ModelDetail)
-def get_model(kind: str, name: str, rt: RuntimeDep, session: SessionDep) -> ModelDetail:
+@router.get("/{kind}/{name:model_name}", response_model=ModelDetail)
+def get_model(kind: KindPath, name: str, rt: RuntimeDep, session: SessionDep) -> ModelDetail:
     """One model with where it is used, its lineage (parent and children) and its stage
     history."""
     model = registry.get_model(session=session, kind=kind, name=name)
@@ -136,8 +155,8 @@ def get_model(kind: str, name: str, rt: RuntimeDep, session: SessionDep) -> Mode
     )
 
 
-@router.patch("/{kind}/{name:path}", response_model=ModelPublic)
-def update_model(kind: str, name: str, body: ModelUpdate, rt: RuntimeDep) -> ModelPublic:
+@router.patch("/{kind}/{name:model_name}", response_model=ModelPublic)
+def update_model(kind: KindPath, name: str, body: ModelUpdate, rt: RuntimeDep) -> ModelPublic:
     """Change description, lineage or metadata (given fields replace stored ones)."""
     sent = body.model_fields_set
     model = registry.update_model(
@@ -153,8 +172,8 @@ def update_model(kind: str, name: str, body: ModelUpdate, rt: RuntimeDep) -> Mod
     return to_public(model)
 
 
-@router.delete("/{kind}/{name:path}", status_code=204)
-def delete_model(kind: str, name: str, rt: RuntimeDep) -> Response:
+@router.delete("/{kind}/{name:model_name}", status_code=204)
+def delete_model(kind: KindPath, name: str, rt: RuntimeDep) -> Response:
     """Remove a model that no KB, index version or server default uses (409 names the
     users); its stage history stays in the audit log."""
     registry.delete_model(rt, kind=kind, name=name)

@@ -24,8 +24,8 @@ run in worker threads, never on the event loop.
 Errors use OpenAI's shape, `{"error": {"message", "type", "param", "code"}}`, so the
 official clients raise their usual exceptions. Auth is the same Bearer key as /v1.
 
-`/v1/models/registry...` is the model registry (matched first): a KB named `registry` is
-listed but cannot be fetched by `GET /v1/models/registry`.
+`/v1/models/registry` and everything under it is the model registry, never a model id
+here (so `registry` is a reserved KB name, see `ingest.knowledge_bases.RESERVED_NAMES`).
 
 Example::
 
@@ -46,21 +46,35 @@ from typing import Any, Literal
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
+from pydantic import ConfigDict, Field, StrictBool, ValidationError, field_validator
 from sqlalchemy.orm import Session
+from starlette.convertors import PathConvertor, register_url_convertor
 
 from api.deps import RuntimeDep, SessionDep, load_kb
 from api.errors import status_for
-from api.limits import MAX_JSON_BODY_BYTES, MAX_QUERY_CHARS, load_json, read_body
+from api.facade_schemas import ChatCompletion, ModelObject, ModelObjectList
+from api.limits import MAX_DB_INT, MAX_JSON_BODY_BYTES, MAX_QUERY_CHARS, load_json, read_body
 from api.runtime import Runtime
+from api.schemas import RequestModel, choices
 from core.errors import InvalidInput, NotFound, RagopsError
 from core.kbs import get_kb, list_kbs
 from index.versions import queryable_numbers
 from retrieval import ab
 from retrieval.chain import AnswerPlan, plan_answer, run_answer, stream_answer
+from retrieval.generators import GENERATORS
 from retrieval.generators.base import Message
 
 log = logging.getLogger(__name__)
+
+
+class ModelIdConvertor(PathConvertor):
+    """A model id in a path ('/' included: an unknown `org/model` is still a 404
+    `model_not_found`), but nothing under /v1/models/registry/, the model registry's."""
+
+    regex = r"(?!registry/).*"
+
+
+register_url_convertor("model_id", ModelIdConvertor())
 router = APIRouter(prefix="/v1", tags=["openai-compatible"])
 
 # All messages of one request together, in characters: the question plus room for a
@@ -131,12 +145,26 @@ def check_key(rt: Runtime, request: Request) -> JSONResponse | None:
     return None
 
 
-class ChatMessageIn(BaseModel):
+_CONTENT_SCHEMAS = (
+    {"type": "string"},
+    {"type": "null"},
+    {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "properties": {"type": {"const": "text"}, "text": {"type": "string"}},
+            "required": ["type", "text"],
+        },
+    },
+)
+
+
+class ChatMessageIn(RequestModel):
     # name, tool_calls, ... are accepted and ignored.
     model_config = ConfigDict(extra="allow")
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
     # A string, null, or text parts: checked by `_check_content` (precise errors).
-    content: Any = None
+    content: Any = Field(None, json_schema_extra={"anyOf": [*_CONTENT_SCHEMAS]})
 
     def text(self) -> str:
         if isinstance(self.content, list):  # validated: text parts only
@@ -144,16 +172,15 @@ class ChatMessageIn(BaseModel):
         return self.content or ""
 
 
-class StreamOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class StreamOptions(RequestModel):
     include_usage: StrictBool | None = None
     include_obfuscation: StrictBool | None = None  # accepted; nothing is obfuscated
 
 
-class ChatCompletionRequest(BaseModel):
+class ChatCompletionRequest(RequestModel):
     # Other OpenAI parameters (tools, response_format, ...) are accepted and ignored;
     # the sampling ones below are range-checked, then ignored unless noted.
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
     model: str = Field(..., min_length=1, max_length=256)
     messages: list[ChatMessageIn] = Field(..., min_length=1, max_length=MAX_MESSAGES)
@@ -166,12 +193,23 @@ class ChatCompletionRequest(BaseModel):
     n: int | None = Field(None, ge=1, le=1, description="One choice per request")
     presence_penalty: float | None = Field(None, ge=-2.0, le=2.0)
     frequency_penalty: float | None = Field(None, ge=-2.0, le=2.0)
-    seed: int | None = Field(None, ge=-(2**63), le=2**63 - 1)
-    stop: Any = None  # a string or up to 4 strings: `_check_stop`
+    seed: int | None = Field(None, ge=-MAX_DB_INT, le=MAX_DB_INT)
+    stop: Any = Field(  # a string or up to 4 strings: `_check_stop`
+        None,
+        json_schema_extra={
+            "anyOf": [
+                {"type": "string"},
+                {"type": "array", "items": {"type": "string"}, "maxItems": 4},
+                {"type": "null"},
+            ]
+        },
+    )
     logprobs: StrictBool | None = None
     top_logprobs: int | None = Field(None, ge=0, le=20)
     # Non-standard (send with the SDK's extra_body): pick generator, prompt, depth.
-    generator: str | None = Field(None, max_length=64)
+    generator: str | None = Field(
+        None, max_length=64, json_schema_extra=choices((*GENERATORS, None))
+    )
     prompt: str | None = Field(None, max_length=160, pattern=r"^[^@]+(@[0-9]{1,9})?$")
     top_k: int | None = Field(None, ge=1, le=50)
     # OpenAI's end-user id: keeps a running A/B test's arm sticky (see retrieval.ab).
@@ -215,7 +253,7 @@ def _not_found(model: str) -> Refused:
     )
 
 
-@router.get("/models")
+@router.get("/models", responses={200: {"model": ModelObjectList}})
 def list_models(request: Request, rt: RuntimeDep, session: SessionDep) -> JSONResponse:
     """Every knowledge base as a model, plus `kb@<version>` for its ready/live versions."""
     if denied := check_key(rt, request):
@@ -224,7 +262,7 @@ def list_models(request: Request, rt: RuntimeDep, session: SessionDep) -> JSONRe
     return JSONResponse({"object": "list", "data": data})
 
 
-@router.get("/models/{model:path}")
+@router.get("/models/{model:model_id}", responses={200: {"model": ModelObject}})
 def retrieve_model(
     model: str, request: Request, rt: RuntimeDep, session: SessionDep
 ) -> JSONResponse:
@@ -442,7 +480,17 @@ def _completion_id(answer_id: str) -> str:
     return f"chatcmpl-{answer_id}"
 
 
-@router.post("/chat/completions")
+@router.post(
+    "/chat/completions",
+    responses={
+        200: {
+            "model": ChatCompletion,
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "description": "The answer; with `stream: true`, `chat.completion.chunk` "
+            "server-sent events ending in `data: [DONE]`",
+        }
+    },
+)
 async def chat_completions(request: Request, rt: RuntimeDep) -> Any:
     """A chat completion answered from the model's knowledge base (model = `kb` or
     `kb@version`), streamed as `chat.completion.chunk` events ending in `data: [DONE]`

@@ -67,8 +67,8 @@ def get_prompt(name: str, session: SessionDep) -> PromptVersions:
     )
 
 
-@router.get("/{name}/{version}", response_model=PromptPublic)
+@router.get("/{name}/{version:int}", response_model=PromptPublic)
 def get_version(
-    name: str, version: Annotated[int, Path(le=MAX_DB_INT)], session: SessionDep
+    name: str, version: Annotated[int, Path(ge=1, le=MAX_DB_INT)], session: SessionDep
 ) -> PromptPublic:
     return to_public(prompts.resolve_prompt(session=session, name=name, version=version))

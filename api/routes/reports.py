@@ -14,7 +14,8 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from api.deps import RuntimeDep
-from eval.report import MEDIA_TYPES, check_format, load_report
+from api.schemas import choices
+from eval.report import FORMATS, MEDIA_TYPES, check_format, load_report
 from eval.report_html import render_html
 
 router = APIRouter(tags=["evaluation"])
@@ -47,7 +48,12 @@ def eval_report(
     run_id: str,
     rt: RuntimeDep,
     report_format: Annotated[
-        str, Query(alias="format", description="html (default), json or csv")
+        str,
+        Query(
+            alias="format",
+            description="html (default), json or csv",
+            json_schema_extra=choices(FORMATS),
+        ),
     ] = "html",
     compare: Annotated[
         str | None,

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from api.deps import KbDep, RuntimeDep, load_kbs
 from api.schemas import (
@@ -34,8 +34,11 @@ def _options(body: RetrieveRequest | MultiRetrieveRequest) -> dict[str, Any]:
 
 
 @router.post("/retrieve", response_model=RetrieveResponse, response_model_exclude_none=False)
-def retrieve_chunks(kb: KbDep, body: RetrieveRequest, rt: RuntimeDep) -> RetrieveResponse:
+def retrieve_chunks(kb: KbDep, body: RetrieveRequest, rt: RuntimeDep) -> Response:
     """Top passages of the KB's live index version, best first, with citations."""
+    # The response is validated once, here, and encoded by pydantic's serializer:
+    # returning the model would make FastAPI validate it again against
+    # `response_model` and encode it through `jsonable_encoder` + `json.dumps`.
     result = retrieve(
         rt,
         kb=kb,
@@ -44,12 +47,13 @@ def retrieve_chunks(kb: KbDep, body: RetrieveRequest, rt: RuntimeDep) -> Retriev
         index_version=body.index_version,
         **_options(body),
     )
-    return RetrieveResponse(
+    response = RetrieveResponse(
         index_version=result.index_version,
         results=[_public(r) for r in result.results],
         mode=result.mode,
         language=result.language,
     )
+    return Response(response.model_dump_json(), media_type="application/json")
 
 
 @multi_router.post("/retrieve", response_model=MultiRetrieveResponse)

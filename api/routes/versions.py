@@ -6,7 +6,7 @@ from fastapi import APIRouter, Body, Path
 from fastapi.responses import JSONResponse
 
 from api.deps import KbDep, RuntimeDep, SessionDep, VersionDep
-from api.gate_schemas import PromoteRequest
+from api.gate_schemas import DecisionPublic, PromoteRequest
 from api.limits import MAX_DB_INT
 from api.schemas import JobAccepted, VersionCreate, VersionList, VersionPublic
 from core.catalog.models import IndexVersion, VersionStatus
@@ -43,13 +43,13 @@ def create_version(kb: KbDep, body: VersionCreate, rt: RuntimeDep) -> VersionPub
     return to_public(version)
 
 
-@router.get("/versions/{number}", response_model=VersionPublic)
+@router.get("/versions/{number:int}", response_model=VersionPublic)
 def get_version(version: VersionDep) -> VersionPublic:
     return to_public(version)
 
 
 @router.post(
-    "/versions/{number}/promote",
+    "/versions/{number:int}/promote",
     response_model=VersionPublic,
     responses={
         202: {"description": "gate eval runs queued; the decision is pending"},
@@ -84,7 +84,10 @@ def promote(
     )
     # The session is first used here, so it reads what request_promotion wrote.
     public = to_public(lifecycle.get_version(session=session, kb=kb, number=number))
-    public.decision = gates.decision_dict(decision, kb_name=kb.name)
+    # Through its public model: timestamps in UTC with `Z`, like every response's.
+    public.decision = DecisionPublic(**gates.decision_dict(decision, kb_name=kb.name)).model_dump(
+        mode="json"
+    )
     if decision.outcome == gates.PENDING:
         return JSONResponse(public.model_dump(mode="json"), status_code=202)
     if decision.outcome == gates.FAILED:
@@ -101,8 +104,10 @@ def rollback(kb: KbDep, rt: RuntimeDep) -> VersionPublic:
     return to_public(lifecycle.rollback(rt, kb=kb))
 
 
-@router.delete("/versions/{number}", response_model=VersionPublic)
-def retire(kb: KbDep, number: Annotated[int, Path(le=MAX_DB_INT)], rt: RuntimeDep) -> VersionPublic:
+@router.delete("/versions/{number:int}", response_model=VersionPublic)
+def retire(
+    kb: KbDep, number: Annotated[int, Path(ge=1, le=MAX_DB_INT)], rt: RuntimeDep
+) -> VersionPublic:
     """Retire a version (409 for the live one); its data goes at the next GC."""
     return to_public(lifecycle.retire(rt, kb=kb, number=number))
 

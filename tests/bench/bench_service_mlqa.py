@@ -32,7 +32,12 @@ the first ingest's wall time is stored with them and reported.
 
     .venv/bin/python -m tests.bench.bench_service_mlqa \
         [--models multilingual-e5-small all-MiniLM-L6-v2] [--limit N] \
+        [--only extractive ...] [--save-plans plans.jsonl] \
         [--json tests/bench/results/service_mlqa.json]
+
+`--only` runs some sections (all by default); `--replay plans.jsonl [--replay-sets qa]`
+re-scores the extractive candidates on plans saved by `--save-plans`, with no KB (about
+a minute for the qa set).
 """
 
 from __future__ import annotations
@@ -79,13 +84,18 @@ from retrieval.fusion import (  # noqa: E402
     fusion_policy,
     names_identifier,
 )
+from retrieval.generators.base import Passage  # noqa: E402
 from retrieval.generators.extractive import (  # noqa: E402
+    ANSWER_CUE,
     MAX_SENTENCES,
     MIN_ANSWER_WORDS,
     RELATIVE_CUTOFF,
     SEMANTIC_WEIGHT,
     _content_words,
+    answer_kind,
+    holds_kind,
     split_sentences,
+    word_weights,
 )
 from retrieval.search import (  # noqa: E402
     MAX_CANDIDATES,
@@ -597,7 +607,9 @@ def answer_cases(inputs: Inputs) -> list[Case]:
     return cases
 
 
-def extractive_answers(searcher: Searcher, inputs: Inputs) -> dict[str, Any]:
+def extractive_answers(
+    searcher: Searcher, inputs: Inputs, plans_out: Path | None = None
+) -> dict[str, Any]:
     """The answer chain with the extractive generator (service defaults otherwise).
 
     Reference-answer sets (`qa`, `identifier`): `contains` = the answer holds the reference;
@@ -605,8 +617,12 @@ def extractive_answers(searcher: Searcher, inputs: Inputs) -> dict[str, Any]:
     cut did their part); `contains_if_reachable` isolates the sentence choice. `mlqa` has
     no answer spans: `cites_gold` = the answer cites a gold passage, `gold_given` = a gold
     passage reached the generator, `cites_gold_if_given` isolates the sentence choice.
+
+    `plans_out`: also write each case's plan (question, passages, the service's answer) as
+    JSON lines, to re-score offline with `replay_candidates` (no KB, no retrieval).
     """
     rt, kb = searcher.rt, searcher.kb
+    saved = []
     embedder = rt.embedder(searcher.model)
     rows: dict[str, list[tuple[str, dict[str, Any]]]] = defaultdict(list)
     examples: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -621,6 +637,8 @@ def extractive_answers(searcher: Searcher, inputs: Inputs) -> dict[str, Any]:
         result = run_answer(rt, plan)
         times.append(time.perf_counter() - t0)
         text = result["answer"]
+        if plans_out is not None:
+            saved.append(_plan_record(case, plan, text))
         if plan.passages:
             choice = SentenceChoice(embedder, plan.query, plan.passages, plan.max_tokens)
             for name, knobs in EXTRACTIVE_CANDIDATES.items():
@@ -663,7 +681,65 @@ def extractive_answers(searcher: Searcher, inputs: Inputs) -> dict[str, Any]:
     }
     out["copy_agrees"] = _share(copy_agrees)
     out["latency_ms"] = _percentiles(times)
+    if plans_out is not None:
+        plans_out.parent.mkdir(parents=True, exist_ok=True)
+        plans_out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in saved))
     return out
+
+
+def _plan_record(case: Case, plan: Any, answer: str) -> dict[str, Any]:
+    return {
+        "set": case.set,
+        "language": case.language,
+        "question": case.question,
+        "answer": case.answer,
+        "gold": sorted(case.gold),
+        "query": plan.query,
+        "max_tokens": plan.max_tokens,
+        "passages": [
+            {"index": p.index, "filename": p.filename, "text": p.text} for p in plan.passages
+        ],
+        "service_answer": answer,
+    }
+
+
+def replay_candidates(
+    path: Path, model: str, sets: Sequence[str] = ("qa", "identifier", "mlqa")
+) -> dict[str, Any]:
+    """EXTRACTIVE_CANDIDATES over plans saved by `extractive_answers(plans_out=...)`: the
+    quick loop for trying a scorer (minutes on the qa set alone, no KB). Same shares as
+    the section's `candidates`; "service (copy)" is checked against the saved answer."""
+    from ingest.embed import Embedder  # noqa: PLC0415
+
+    embedder = Embedder(model, device="cpu")
+    embedder.warm_up()
+    candidates: dict[str, dict[str, list[tuple[str, bool]]]] = defaultdict(
+        lambda: defaultdict(list)
+    )
+    copy_agrees = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        r = json.loads(line)
+        if r["set"] not in sets:
+            continue
+        passages = [
+            Passage(p["index"], f"c{p['index']}", "", p["filename"], p["text"], 0.0, 0.0)
+            for p in r["passages"]
+        ]
+        gold = set(r["gold"])
+        choice = SentenceChoice(embedder, r["query"], passages, r["max_tokens"])
+        for name, knobs in EXTRACTIVE_CANDIDATES.items():
+            alt, cited = choice.answer(**knobs) if passages else ("", set())
+            if name == "service (copy)" and passages:
+                copy_agrees.append(alt == r["service_answer"])
+            ok = holds(alt, r["answer"]) if r["answer"] else bool(cited & gold)
+            candidates[name][r["set"]].append((r["language"], ok))
+    return {
+        "candidates": {
+            name: {k: _by_language(v, _share) for k, v in per_set.items()}
+            for name, per_set in candidates.items()
+        },
+        "copy_agrees": _share(copy_agrees),
+    }
 
 
 def _answer_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -738,25 +814,35 @@ def latency(searchers: dict[str, Searcher], queries: list[str]) -> dict[str, Any
 # e5 prompt sentences are embedded with; `calibrated`: the cosine mapped through the
 # model's `retrieval.calibration` anchors before mixing (e5's cosines sit in a band ~0.2
 # wide, so the word-overlap term outweighs them; MiniLM is unchanged); `weight`: the
-# semantic share of the score.
+# semantic share of the score; `subject`: query words weighted by their IDF over the
+# candidate sentences scaled to 0-1 (`extractive.word_weights`: the subject every
+# sentence repeats weighs least), still divided by the number of query words (`idf` is
+# an earlier variant, divided by the summed weights); `cue`: added when the sentence holds
+# what the question word asks for (`extractive.answer_kind` and `holds_kind`).
 _SERVICE_KNOBS: dict[str, Any] = {
     "min_words": MIN_ANSWER_WORDS,
     "idf": False,
     "kind": "passage",
-    "calibrated": False,
+    "calibrated": True,
     "weight": SEMANTIC_WEIGHT,
+    "subject": True,
+    "cue": ANSWER_CUE,
 }
+_BEFORE: dict[str, Any] = {"calibrated": False, "subject": False, "cue": 0.0}
 EXTRACTIVE_CANDIDATES: dict[str, dict[str, Any]] = {
     name: {**_SERVICE_KNOBS, **changes}
     for name, changes in {
         "service (copy)": {},
-        "min_words=4": {"min_words": 4},
-        "idf lexical": {"idf": True},
-        "min_words=4 + idf lexical": {"min_words": 4, "idf": True},
-        "sentences as queries": {"kind": "query"},
-        "semantic only": {"weight": 1.0},
-        "calibrated semantic": {"calibrated": True},
-        "calibrated semantic + min_words=4": {"calibrated": True, "min_words": 4},
+        "before: raw cosine + word overlap, min_words=6": {**_BEFORE, "min_words": 6},
+        "calibrated semantic + min_words=4": {**_BEFORE, "calibrated": True},
+        "+ subject down-weighted (no cue)": {"cue": 0.0},
+        "+ answer cue (no subject weights)": {"subject": False},
+        "service, earlier idf lexical": {"subject": False, "idf": True},
+        "service, cue 0.05": {"cue": 0.05},
+        "service, cue 0.2": {"cue": 0.2},
+        "service, min_words=6": {"min_words": 6},
+        "service, raw cosine": {"calibrated": False},
+        "service, semantic only": {"weight": 1.0},
     }.items()
 }
 
@@ -770,29 +856,44 @@ class SentenceChoice:
         self.cands = [(p, i, s) for p in passages for i, s in enumerate(split_sentences(p.text))]
         self.words = [_content_words(s) for _, _, s in self.cands]
         self.q_words = _content_words(query)
+        self.query = query
         self.budget = max_tokens * 4
         self.semantic: dict[str, Any] = {}
         if self.cands and query.strip():
             question = embedder.encode([query], kind="query")[0]
             texts = [s for _, _, s in self.cands]
             self.semantic["passage"] = embedder.encode(texts) @ question
-            if embedder.prompt("query") != embedder.prompt("passage"):
-                self.semantic["query"] = embedder.encode(texts, kind="query") @ question
-            else:
-                self.semantic["query"] = self.semantic["passage"]
+            # Sentences embedded as queries: only when a candidate asks (`kind`), since it
+            # costs a second pass over every sentence.
+            if any(k["kind"] == "query" for k in EXTRACTIVE_CANDIDATES.values()):
+                if embedder.prompt("query") != embedder.prompt("passage"):
+                    self.semantic["query"] = embedder.encode(texts, kind="query") @ question
+                else:
+                    self.semantic["query"] = self.semantic["passage"]
 
     def _semantic(self, kind: str, i: int, calibrated: bool) -> float:
         cosine = float(self.semantic[kind][i])
         return dense_score(self.model, cosine) if calibrated else cosine
 
     def answer(
-        self, *, min_words: int, idf: bool, kind: str, calibrated: bool, weight: float
+        self,
+        *,
+        min_words: int,
+        idf: bool,
+        kind: str,
+        calibrated: bool,
+        weight: float,
+        subject: bool,
+        cue: float,
     ) -> tuple[str, set[str]]:
         if not self.semantic:
             return "", set()
         rows = [i for i, (_, _, s) in enumerate(self.cands) if len(s.split()) >= min_words]
         rows = rows or list(range(len(self.cands)))
-        if idf:
+        if subject:
+            word_weight = word_weights(self.q_words, [self.words[i] for i in rows])
+            total = len(self.q_words)
+        elif idf:
             df = {w: sum(w in self.words[i] for i in rows) for w in self.q_words}
             word_weight = {w: math.log(1 + len(rows) / d) for w, d in df.items() if d}
             total = sum(word_weight.values())
@@ -804,8 +905,11 @@ class SentenceChoice:
             else 0.0
             for i in rows
         ]
+        asks = answer_kind(self.query)
         scores = [
-            weight * self._semantic(kind, i, calibrated) + (1 - weight) * lex
+            weight * self._semantic(kind, i, calibrated)
+            + (1 - weight) * lex
+            + (cue if cue and holds_kind(self.cands[i][2], asks, self.query) else 0.0)
             for i, lex in zip(rows, lexical, strict=True)
         ]
         order = sorted(range(len(rows)), key=lambda j: -scores[j])
@@ -910,14 +1014,21 @@ def fusion_candidates(searcher: Searcher, inputs: Inputs) -> dict[str, Any]:
 # -- the run ---------------------------------------------------------------------------
 
 
+SECTIONS = ("retrieval", "identifiers", "fusion_candidates", "extractive", "latency")
+
+
 def run(
     models: Sequence[str] = DEFAULT_MODELS,
     *,
     limit: int | None = None,
     cache: Path = CACHE,
     fresh: bool = False,
+    only: Sequence[str] = SECTIONS,
+    plans_out: Path | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
+    """Every section by default; `only` runs a subset (the others stay empty), and
+    `plans_out` saves the extractive section's answer plans (see `replay_candidates`)."""
     started = time.perf_counter()
     inputs = build_inputs(limit)
     settings = make_settings(cache, redaction_enabled=False)
@@ -947,6 +1058,7 @@ def run(
             "cpus": os.cpu_count(),
         },
         "data_dir": str(data_dir.relative_to(ROOT) if data_dir.is_relative_to(ROOT) else data_dir),
+        "sections": list(only),
         "ingest": {},
         "retrieval": {},
         "identifiers": {},
@@ -966,15 +1078,18 @@ def run(
                 ("retrieval", retrieval_quality),
                 ("identifiers", identifier_queries),
                 ("fusion_candidates", fusion_candidates),
-                ("extractive", extractive_answers),
+                ("extractive", lambda s, i: extractive_answers(s, i, plans_out)),
             ):
+                if name not in only:
+                    continue
                 t0 = time.perf_counter()
                 results[name][model] = measure(searcher, inputs)
                 results["seconds"][f"{name} {model}"] = round(time.perf_counter() - t0, 1)
                 log(f"{model}: {name} in {results['seconds'][f'{name} {model}']} s")
-        t0 = time.perf_counter()
-        results["latency"] = latency(searchers, [q.question for q in inputs.questions])
-        results["seconds"]["latency"] = round(time.perf_counter() - t0, 1)
+        if "latency" in only:
+            t0 = time.perf_counter()
+            results["latency"] = latency(searchers, [q.question for q in inputs.questions])
+            results["seconds"]["latency"] = round(time.perf_counter() - t0, 1)
     results["seconds"]["total"] = round(time.perf_counter() - started, 1)
     return results
 
@@ -1036,6 +1151,9 @@ def print_report(r: dict[str, Any]) -> None:
             for set_name, shares in per_set.items():
                 cells = "".join(f"{shares.get(c, 0):>20.3f}" for c in cols)
                 print(f"  {name:<36}{set_name:<12}{cells}")
+    if "latency" not in r:
+        print(f"\nseconds: {json.dumps(r['seconds'])}")
+        return
     lat = r["latency"]
     print(f"\nlatency p50/p99 ms, top_k={lat['top_k']}, {lat['queries']} queries")
     for where in ("in_process", "http"):
@@ -1054,8 +1172,32 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--cache", type=Path, default=CACHE, help="where the KBs are kept")
     parser.add_argument("--fresh", action="store_true", help="ingest again, ignoring the cache")
+    parser.add_argument(
+        "--only", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="sections to run"
+    )
+    parser.add_argument(
+        "--save-plans", type=Path, default=None, help="extractive answer plans, JSON lines"
+    )
+    parser.add_argument(
+        "--replay",
+        type=Path,
+        default=None,
+        help="score EXTRACTIVE_CANDIDATES on saved plans (first of --models) and stop",
+    )
+    parser.add_argument("--replay-sets", nargs="+", default=["qa", "identifier", "mlqa"])
     args = parser.parse_args(argv)
-    results = run(args.models, limit=args.limit, cache=args.cache, fresh=args.fresh)
+    if args.replay:
+        replayed = replay_candidates(args.replay, args.models[0], args.replay_sets)
+        print(json.dumps(replayed, indent=1, ensure_ascii=False))
+        return replayed
+    results = run(
+        args.models,
+        limit=args.limit,
+        cache=args.cache,
+        fresh=args.fresh,
+        only=args.only,
+        plans_out=args.save_plans,
+    )
     print_report(results)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

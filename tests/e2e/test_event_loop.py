@@ -62,6 +62,12 @@ def base_url(tmp_path_factory):
         "RAGOPS_ADMIN_KEY": KEY,
         "RAGOPS_REDACTION_ENABLED": "false",
         "RAGOPS_SCHEDULER_EMBEDDED": "false",
+        # The subject is the event loop, not overload (tests/e2e/test_overload_load.py):
+        # the flooding clients must reach the routes, not be refused at the door.
+        "RAGOPS_RATE_LIMIT_ANSWER": "",
+        "RAGOPS_RATE_LIMIT_RETRIEVE": "",
+        "RAGOPS_CONCURRENCY_ANSWER": "16",
+        "RAGOPS_CONCURRENCY_RETRIEVE": "16",
     }
     cmd = [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--log-level", "warning"]
     with (tmp / "server.log").open("ab") as log:  # the child keeps its own handle

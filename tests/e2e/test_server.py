@@ -151,6 +151,9 @@ def test_port_opens_at_once_and_readyz_reports_the_warm_up(tmp_path):
             "models_loaded": True,
             "workers": True,
             "catalog": True,
+            "catalog_writable": True,
+            "blobs_writable": True,
+            "disk_space": True,
         }
     finally:
         server.stop()

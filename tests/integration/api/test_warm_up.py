@@ -83,7 +83,14 @@ def test_serves_while_models_load_and_503s_model_requests_with_retry_after(tmp_p
         assert body["status"] == "warming" and body["ready"] is False
         assert body["warming"] == ["embedding model", "parser", "redactor", "workers"]
         assert body["since_s"] >= 0 and body["error"] is None
-        assert body["checks"] == {"models_loaded": False, "workers": False, "catalog": None}
+        assert body["checks"] == {
+            "models_loaded": False,
+            "workers": False,
+            "catalog": None,
+            "catalog_writable": None,
+            "blobs_writable": None,
+            "disk_space": True,
+        }
         # Catalog-only routes work; one that needs the model waits (bounded), then 503s.
         assert c.get("/v1/kbs").json()["data"] == []
         t0 = time.monotonic()
@@ -99,7 +106,14 @@ def test_serves_while_models_load_and_503s_model_requests_with_retry_after(tmp_p
         assert c.post("/v1/kbs", json={"name": "kb"}).status_code == 201
         body = _poll_readyz(c, lambda b: b["ready"])
         assert body["status"] == "ready" and body["warming"] == [] and body["error"] is None
-        assert body["checks"] == {"models_loaded": True, "workers": True, "catalog": True}
+        assert body["checks"] == {
+            "models_loaded": True,
+            "workers": True,
+            "catalog": True,
+            "catalog_writable": True,
+            "blobs_writable": True,
+            "disk_space": True,
+        }
         assert c.get("/readyz").status_code == 200
 
 

@@ -1,0 +1,170 @@
+"""A loopback load test of `/retrieve` at 10× the rate the server sustains, on its default
+overload settings (`api.overload`): the server stays up and answers probes, the requests
+it admits keep a bounded p99, and the rest are refused with 429 or 503 and Retry-After,
+quickly; no request goes unanswered. The issue's goal for admitted requests is a p99
+within 2× the unloaded p99; this test bounds the ratio at ADMITTED_P99_BOUND and prints
+it (not met yet on 2 cores, where the load generator shares the CPUs: 4-6×).
+
+`ragops serve` runs in a subprocess; the load comes from `tests.utils.loadgen` (raw
+HTTP/1.1 on asyncio, open loop). Three phases against the same KB and query:
+
+1. unloaded: one client, back to back: p50/p99;
+2. sustainable: as many clients as the retrieve class serves at once, back to back: the
+   achieved requests/s is the sustainable rate;
+3. overload: 10× that rate, open loop, while a probe asks /healthz every 100 ms.
+
+The figures are printed (run with -s) and written to $RAGOPS_LOAD_REPORT when set."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from core.config import Settings
+from tests.utils.answers import sample_files
+from tests.utils.api import wait_for_documents
+from tests.utils.loadgen import Pool, closed_loop, open_loop, post_json, run, summarize
+from tests.utils.samples import QUERIES
+from tests.utils.servers import free_port
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+KEY = "load-key"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+UNLOADED_REQUESTS = 120
+SUSTAIN_SECONDS = 4.0
+OVERLOAD_SECONDS = 6.0
+OVERLOAD_FACTOR = 10
+ADMITTED_P99_BOUND = 10.0
+
+
+def _wait_ready(proc: subprocess.Popen, url: str, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        assert proc.poll() is None, f"server exited with {proc.returncode}"
+        assert time.monotonic() < deadline, "server not ready in time"
+        try:
+            if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("load")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "RAGOPS_DATA_DIR": str(tmp / "data"),
+        "RAGOPS_ADMIN_KEY": KEY,
+        "RAGOPS_REDACTION_ENABLED": "false",
+        "RAGOPS_SCHEDULER_EMBEDDED": "false",
+    }
+    cmd = [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--log-level", "warning"]
+    with (tmp / "server.log").open("ab") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        _wait_ready(proc, url)
+        with httpx.Client(base_url=url, headers=AUTH, timeout=60) as http:
+            assert http.post("/v1/kbs", json={"name": "docs"}).status_code == 201
+            files = [("files", (n, d, "application/octet-stream")) for n, d in sample_files(tmp)]
+            assert http.post("/v1/kbs/docs/documents", files=files).status_code == 202
+            wait_for_documents(http, "docs", expected=6, timeout=300)
+        yield proc, port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+async def _probe(port: int, stop: asyncio.Event) -> list[float]:
+    """Seconds each /healthz took while the load ran (inf: no answer within 10 s)."""
+    raw = f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+    pool, seconds = Pool("127.0.0.1", port), []
+    while not stop.is_set():
+        r = await pool.send(raw, timeout=10)
+        seconds.append(r.seconds if r.status == 200 else float("inf"))
+        await asyncio.sleep(0.1)
+    pool.close()
+    return seconds
+
+
+async def _measure(port: int) -> dict:
+    body = {"query": QUERIES[3][0], "top_k": 5}
+    raw = post_json("127.0.0.1", port, "/v1/kbs/docs/retrieve", body, AUTH)
+    pool = Pool("127.0.0.1", port)
+    for _ in range(10):  # load the index, warm the caches
+        assert (await pool.send(raw, 30)).status == 200
+    unloaded = [await pool.send(raw, 30) for _ in range(UNLOADED_REQUESTS)]
+    pool.close()
+    clients = Settings(_env_file=None).concurrency_retrieve
+    sustained, rate = await closed_loop(
+        "127.0.0.1", port, raw, clients=clients, seconds=SUSTAIN_SECONDS
+    )
+    await asyncio.sleep(1.1)  # let the per-key rate window of phase 2 pass
+    stop = asyncio.Event()
+    probe = asyncio.create_task(_probe(port, stop))
+    t0 = time.perf_counter()
+    loaded = await open_loop(
+        "127.0.0.1", port, raw, rate=OVERLOAD_FACTOR * rate, seconds=OVERLOAD_SECONDS
+    )
+    overload_wall = time.perf_counter() - t0
+    stop.set()
+    probes = await probe
+    refused = [r for r in loaded if r.status in (429, 503)]
+    return {
+        "unloaded": summarize(unloaded, 200),
+        "sustained": {**summarize(sustained, 200), "clients": clients, "rps": round(rate, 1)},
+        "overload": {
+            "offered_rps": round(OVERLOAD_FACTOR * rate, 1),
+            "wall_s": round(overload_wall, 1),
+            "admitted": summarize(loaded, 200),
+            "refused": {
+                **summarize(refused),
+                "without_retry_after": sum(r.retry_after is None for r in refused),
+            },
+            "admitted_rps": round(sum(r.status == 200 for r in loaded) / OVERLOAD_SECONDS, 1),
+        },
+        "healthz_worst_ms": round(max(probes) * 1000, 1) if probes else None,
+        "healthz_probes": len(probes),
+    }
+
+
+def test_ten_times_the_sustainable_rate_is_refused_fast_and_the_admitted_stay_fast(server):
+    proc, port = server
+    report = run(_measure(port))
+    print("\nload test /v1/kbs/{kb}/retrieve:", json.dumps(report, indent=1))
+    if os.environ.get("RAGOPS_LOAD_REPORT"):
+        Path(os.environ["RAGOPS_LOAD_REPORT"]).write_text(json.dumps(report, indent=1) + "\n")
+    assert proc.poll() is None, "the server died under load"
+    overload = report["overload"]
+    statuses = overload["admitted"]["by_status"]
+    assert set(statuses) <= {200, 429, 503}, f"unexpected answers (0 = none): {statuses}"
+    assert overload["refused"]["n"] > 0, "nothing was refused at 10x the sustainable rate"
+    assert overload["refused"]["without_retry_after"] == 0
+    assert overload["admitted"].get("p99_ms") is not None, "nothing was admitted"
+    # The goal is 2x (issue 14); on a 2-core machine shared with the load generator the
+    # admitted p99 measured 4-6x (see the figures printed): the bound here guards against
+    # queueing without bound (before the limits: p99 22.7 s at 200 clients), the ratio is
+    # reported.
+    ratio = overload["admitted"]["p99_ms"] / report["unloaded"]["p99_ms"]
+    print(f"admitted p99 / unloaded p99 = {ratio:.2f} (goal 2)")
+    assert ratio <= ADMITTED_P99_BOUND, report
+    assert overload["refused"]["p99_ms"] <= max(250.0, report["unloaded"]["p99_ms"]), report
+    assert report["healthz_worst_ms"] is not None and report["healthz_worst_ms"] < 1000, report
+    # The load generator is open loop: it waited for every answer, none hung.
+    assert overload["wall_s"] < OVERLOAD_SECONDS + 30
