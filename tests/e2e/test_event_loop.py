@@ -11,85 +11,44 @@ latencies are printed: run with -s to see them."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from api.limits import MAX_JSON_BODY_BYTES, MAX_QUERY_CHARS
-from tests.utils.answers import sample_files
-from tests.utils.api import wait_for_documents
 from tests.utils.samples import QUERIES
-from tests.utils.servers import free_port
+from tests.utils.servers import sample_corpus_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[2]
 KEY = "event-loop-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 FLOOD_SECONDS = 6.0
 WITHIN_S = 1.0
 
 
-def _wait_ready(proc: subprocess.Popen, url: str, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        assert proc.poll() is None, f"server exited with {proc.returncode}"
-        assert time.monotonic() < deadline, "server not ready in time"
-        try:
-            if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-
-
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("event-loop")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "RAGOPS_DATA_DIR": str(tmp / "data"),
-        "RAGOPS_ADMIN_KEY": KEY,
-        "RAGOPS_REDACTION_ENABLED": "false",
-        "RAGOPS_SCHEDULER_EMBEDDED": "false",
-        # The subject is the event loop, not overload (tests/e2e/test_overload_load.py):
-        # the flooding clients must reach the routes, not be refused at the door.
+    # The subject is the event loop, not overload (tests/e2e/test_overload_load.py): the
+    # flooding clients must reach the routes, not be refused at the door.
+    no_limits = {
         "RAGOPS_RATE_LIMIT_ANSWER": "",
         "RAGOPS_RATE_LIMIT_RETRIEVE": "",
         "RAGOPS_CONCURRENCY_ANSWER": "16",
         "RAGOPS_CONCURRENCY_RETRIEVE": "16",
     }
-    cmd = [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--log-level", "warning"]
-    with (tmp / "server.log").open("ab") as log:  # the child keeps its own handle
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        _wait_ready(proc, url)
+    tmp = tmp_path_factory.mktemp("event-loop")
+    with sample_corpus_server(tmp, KEY, **no_limits) as (_, url):
         with httpx.Client(base_url=url, headers=AUTH, timeout=60) as http:
-            assert http.post("/v1/kbs", json={"name": "docs"}).status_code == 201
-            files = [("files", (n, d, "application/octet-stream")) for n, d in sample_files(tmp)]
-            assert http.post("/v1/kbs/docs/documents", files=files).status_code == 202
-            wait_for_documents(http, "docs", expected=6, timeout=300)
             # The first query loads the index: warm up, so probes measure steady state.
             body = {"query": QUERIES[3][0], "top_k": 1}
             assert http.post("/v1/kbs/docs/retrieve", json=body).status_code == 200
             assert http.post("/v1/chat/completions", content=_chat(ASK)).status_code == 200
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 ASK = {"role": "user", "content": QUERIES[0][0]}

@@ -3,7 +3,7 @@ overload settings (`api.overload`): the server stays up and answers probes, the 
 it admits keep a bounded p99, and the rest are refused with 429 or 503 and Retry-After,
 quickly; no request goes unanswered. The issue's goal for admitted requests is a p99
 within 2× the unloaded p99; this test bounds the ratio at ADMITTED_P99_BOUND and prints
-it (not met yet on 2 cores, where the load generator shares the CPUs: 4-6×).
+it (not met yet on 2 cores, where the load generator shares the CPUs: 4-7×).
 
 `ragops serve` runs in a subprocess; the load comes from `tests.utils.loadgen` (raw
 HTTP/1.1 on asyncio, open loop). Three phases against the same KB and query:
@@ -20,75 +20,31 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from core.config import Settings
-from tests.utils.answers import sample_files
-from tests.utils.api import wait_for_documents
 from tests.utils.loadgen import Pool, closed_loop, open_loop, post_json, run, summarize
 from tests.utils.samples import QUERIES
-from tests.utils.servers import free_port
+from tests.utils.servers import sample_corpus_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[2]
 KEY = "load-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 UNLOADED_REQUESTS = 120
 SUSTAIN_SECONDS = 4.0
 OVERLOAD_SECONDS = 6.0
 OVERLOAD_FACTOR = 10
-ADMITTED_P99_BOUND = 10.0
-
-
-def _wait_ready(proc: subprocess.Popen, url: str, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        assert proc.poll() is None, f"server exited with {proc.returncode}"
-        assert time.monotonic() < deadline, "server not ready in time"
-        try:
-            if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
+ADMITTED_P99_BOUND = 15.0
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("load")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "RAGOPS_DATA_DIR": str(tmp / "data"),
-        "RAGOPS_ADMIN_KEY": KEY,
-        "RAGOPS_REDACTION_ENABLED": "false",
-        "RAGOPS_SCHEDULER_EMBEDDED": "false",
-    }
-    cmd = [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--log-level", "warning"]
-    with (tmp / "server.log").open("ab") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        _wait_ready(proc, url)
-        with httpx.Client(base_url=url, headers=AUTH, timeout=60) as http:
-            assert http.post("/v1/kbs", json={"name": "docs"}).status_code == 201
-            files = [("files", (n, d, "application/octet-stream")) for n, d in sample_files(tmp)]
-            assert http.post("/v1/kbs/docs/documents", files=files).status_code == 202
-            wait_for_documents(http, "docs", expected=6, timeout=300)
-        yield proc, port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    with sample_corpus_server(tmp_path_factory.mktemp("load"), KEY) as (proc, url):
+        yield proc, int(url.rsplit(":", 1)[1])
 
 
 async def _probe(port: int, stop: asyncio.Event) -> list[float]:
@@ -158,13 +114,15 @@ def test_ten_times_the_sustainable_rate_is_refused_fast_and_the_admitted_stay_fa
     assert overload["refused"]["without_retry_after"] == 0
     assert overload["admitted"].get("p99_ms") is not None, "nothing was admitted"
     # The goal is 2x (issue 14); on a 2-core machine shared with the load generator the
-    # admitted p99 measured 4-6x (see the figures printed): the bound here guards against
+    # admitted p99 measured 4-7x (see the figures printed): the bound here guards against
     # queueing without bound (before the limits: p99 22.7 s at 200 clients), the ratio is
     # reported.
     ratio = overload["admitted"]["p99_ms"] / report["unloaded"]["p99_ms"]
     print(f"admitted p99 / unloaded p99 = {ratio:.2f} (goal 2)")
     assert ratio <= ADMITTED_P99_BOUND, report
-    assert overload["refused"]["p99_ms"] <= max(250.0, report["unloaded"]["p99_ms"]), report
+    # A refusal is at once, or after at most the line's wait (RAGOPS_QUEUE_WAIT_SECONDS).
+    refused_bound_ms = Settings(_env_file=None).queue_wait_seconds * 1000 + 500
+    assert overload["refused"]["p99_ms"] <= refused_bound_ms, report
     assert report["healthz_worst_ms"] is not None and report["healthz_worst_ms"] < 1000, report
     # The load generator is open loop: it waited for every answer, none hung.
     assert overload["wall_s"] < OVERLOAD_SECONDS + 30
