@@ -46,6 +46,14 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
         "job_lease_seconds": 5,
         # Tests that need the scheduler build their own SchedulerService.
         "scheduler_embedded": False,
+        # Tests send requests back to back far faster than any client would (a
+        # parametrized validation test: dozens of 4xx in a second): per-key rate limits
+        # are off unless a test is about them (tests/integration/api/test_overload.py,
+        # and tests/e2e/test_overload_load.py on the defaults).
+        "rate_limit_retrieve": "",
+        "rate_limit_answer": "",
+        "rate_limit_upload": "",
+        "rate_limit_admin": "",
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)
