@@ -140,8 +140,8 @@ class Settings(BaseSettings):
     concurrency_admin: int = Field(default_factory=lambda: max(8, 4 * _cpus()), ge=0)
     queue_wait_seconds: float = Field(0.5, gt=0)
     rate_limit_retrieve: str = "100/second"
-    rate_limit_answer: str = "20/second"
-    rate_limit_upload: str = "20/second"
+    rate_limit_answer: str = "50/second"
+    rate_limit_upload: str = "50/second"
     rate_limit_admin: str = "300/second"
     # Where rate-limit counters live: memory:// (per process) or redis://host:port/db
     # (shared by every replica).
