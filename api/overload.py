@@ -42,10 +42,12 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 from prometheus_client import Gauge
 from starlette.datastructures import Headers
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import errors
+from api.routes.dify import dify_error
+from api.routes.openai_compat import oai_error
 from core.config import Settings
 
 log = logging.getLogger(__name__)
@@ -177,17 +179,18 @@ def caller_key(scope: Scope) -> str:
 
 
 def refusal(path: str, status: int, code: str, message: str, retry_after: int) -> Response:
-    headers = {"Retry-After": str(retry_after)}
+    """The refusal in the error shape of the route's family, with Retry-After."""
     openai = path.startswith("/v1/chat/") or (
         path.startswith("/v1/models") and not path.startswith("/v1/models/registry")
     )
     if openai:
-        kind = "rate_limit_error" if status == 429 else "service_unavailable"
-        body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
-        return JSONResponse(body, status_code=status, headers=headers)
-    if path.rstrip("/") == "/retrieval":
-        return JSONResponse({"error_code": status, "error_msg": message}, status, headers)
-    return errors.envelope(status, code, message, headers=headers)
+        response = oai_error(status, message, code)
+    elif path.rstrip("/") == "/retrieval":
+        response = dify_error(status, status, message)
+    else:
+        return errors.envelope(status, code, message, headers={"Retry-After": str(retry_after)})
+    response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
 def _storage_uri(uri: str) -> tuple[str, dict[str, str]]:
