@@ -10,14 +10,15 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.concurrency import run_in_threadpool
 
 from api import errors, openapi
+from api.access import authorize
 from api.components import Components
-from api.deps import require_key
 from api.metrics import router as metrics_router
 from api.middleware import RequestContext
 from api.overload import OverloadGuard
 from api.routes import (
     ab_tests,
     answers,
+    audit,
     dify,
     documents,
     evals,
@@ -25,6 +26,7 @@ from api.routes import (
     health,
     jobs,
     kbs,
+    keys,
     models,
     openai_compat,
     prompts,
@@ -101,7 +103,7 @@ def create_app(
     app.add_middleware(RequestContext)
     app.include_router(health.router)
     app.include_router(metrics_router)
-    v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_key)])
+    v1 = APIRouter(prefix="/v1", dependencies=[Depends(authorize)])
     v1.include_router(kbs.router)
     v1.include_router(documents.router)
     v1.include_router(documents.status_router)
@@ -117,6 +119,8 @@ def create_app(
     v1.include_router(gates.router)
     v1.include_router(jobs.router)
     v1.include_router(gates.schedules_router)
+    v1.include_router(keys.router)
+    v1.include_router(audit.router)
     app.include_router(v1)
     # Façades with their own auth and error shapes (OpenAI's, Dify's).
     app.include_router(openai_compat.router)

@@ -23,23 +23,18 @@ Example::
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterable, Iterator
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Path, Request
+from fastapi import Depends, Path, Request
 from sqlalchemy.orm import Session
 
+from api.access import PrincipalDep, visible_kb
 from api.limits import MAX_DB_INT
-from api.runtime import Runtime
+from api.runtime import Runtime, get_runtime
+from core.access import Principal
 from core.catalog.models import IndexVersion, KnowledgeBase
-from core.kbs import get_kb
 from index.versions import get_version
-
-
-def get_runtime(request: Request) -> Runtime:
-    return request.app.state.runtime
-
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
@@ -54,47 +49,33 @@ def get_session(rt: RuntimeDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
-def load_kb(rt: Runtime, name_or_id: str) -> KnowledgeBase:
-    """A knowledge base by name or id (NotFound → 404), read in a transaction of its own:
-    for a KB named in a request body or a query parameter."""
-    return load_kbs(rt, [name_or_id])[0]
+def load_kb(rt: Runtime, name_or_id: str, *, viewer: Principal) -> KnowledgeBase:
+    """A knowledge base by name or id as the caller sees it (NotFound → 404, also for a
+    KB the key may not see), read in a transaction of its own: for a KB named in a
+    request body or a query parameter."""
+    return visible_kb(rt, viewer, name_or_id)
 
 
-def load_kbs(rt: Runtime, names_or_ids: Iterable[str]) -> list[KnowledgeBase]:
-    with rt.db.session() as session:
-        return [get_kb(session=session, name_or_id=name) for name in names_or_ids]
+def load_kbs(rt: Runtime, names_or_ids: Iterable[str], *, viewer: Principal) -> list[KnowledgeBase]:
+    return [visible_kb(rt, viewer, name) for name in names_or_ids]
 
 
-def kb_from_path(kb: Annotated[str, Path()], rt: RuntimeDep) -> KnowledgeBase:
-    return load_kb(rt, kb)
+def kb_from_path(
+    request: Request, kb: Annotated[str, Path()], rt: RuntimeDep, viewer: PrincipalDep
+) -> KnowledgeBase:
+    # `authorize` resolved it already, with the key's view (the route's policy).
+    resolved = getattr(request.state, "kb", None)
+    return resolved if resolved is not None else load_kb(rt, kb, viewer=viewer)
 
 
 KbDep = Annotated[KnowledgeBase, Depends(kb_from_path)]
 
 
 def version_from_path(
-    kb: Annotated[str, Path()], number: Annotated[int, Path(ge=1, le=MAX_DB_INT)], rt: RuntimeDep
+    kb: KbDep, number: Annotated[int, Path(ge=1, le=MAX_DB_INT)], rt: RuntimeDep
 ) -> IndexVersion:
     with rt.db.session() as session:
-        row = get_kb(session=session, name_or_id=kb)
-        return get_version(session=session, kb=row, number=number)
+        return get_version(session=session, kb=kb, number=number)
 
 
 VersionDep = Annotated[IndexVersion, Depends(version_from_path)]
-
-
-def require_key(request: Request, rt: RuntimeDep) -> None:
-    """When RAGOPS_ADMIN_KEY is set, every /v1 route needs `Authorization: Bearer <key>`."""
-    expected = rt.settings.admin_key
-    if not expected:
-        return
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise HTTPException(
-            401,
-            "missing API key: send 'Authorization: Bearer <key>'",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    if not secrets.compare_digest(token.strip().encode(), expected.encode()):
-        raise HTTPException(401, "invalid API key", headers={"WWW-Authenticate": "Bearer"})

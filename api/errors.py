@@ -37,6 +37,8 @@ STATUS = [  # most specific first
     (errors.NotFound, 404),
     (errors.Duplicate, 409),
     (errors.Conflict, 409),
+    (errors.Unauthenticated, 401),
+    (errors.Forbidden, 403),
     (errors.Overloaded, 429),
     (errors.Unavailable, 503),
     (errors.StageFailed, 422),
@@ -107,11 +109,14 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(errors.RagopsError)
     async def _domain(_: Request, exc: errors.RagopsError) -> JSONResponse:
         retry_after = getattr(exc, "retry_after", None)
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+        if isinstance(exc, errors.Unauthenticated):
+            headers["WWW-Authenticate"] = "Bearer"
         return envelope(
             status_for(exc),
             exc.code,
             exc.message,
-            headers={"Retry-After": str(retry_after)} if retry_after is not None else None,
+            headers=headers or None,
             details=getattr(exc, "details", None),
         )
 

@@ -17,10 +17,6 @@ Example::
 
 from __future__ import annotations
 
-import re
-import weakref
-from typing import Any
-
 from fastapi import APIRouter, Request, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -33,21 +29,18 @@ from prometheus_client import (
 )
 from starlette.types import Scope
 
-from api.deps import require_key
+from api.access import principal_of
+from api.route_labels import route_label
 from api.runtime import Runtime
+from core.access import Role
 from core.metrics import CatalogCollector
 
 # Seconds; the long tail is uploads and answers from a local generator.
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-UNMATCHED = "<unmatched>"
 # A probe's 503 reports a state (warming up), not a request refused for load.
 PROBES = frozenset({"/healthz", "/readyz"})
 # Per app: (path regex, template) of every route, for requests answered before routing.
-_ROUTE_TABLES: weakref.WeakKeyDictionary[Any, list[tuple[re.Pattern[str], str]]] = (
-    weakref.WeakKeyDictionary()
-)
-
 REQUEST_SECONDS = Histogram(
     "ragops_http_request_duration_seconds",
     "Time from a request's arrival to the last byte of its response",
@@ -68,40 +61,6 @@ OVERLOAD = Counter(
 router = APIRouter(tags=["metrics"])
 
 
-def route_label(scope: Scope) -> str:
-    """The template of the route that handled the request, prefix included."""
-    # FastAPI (0.165) keeps the full template of a route in an included router in its
-    # own scope entry; `scope["route"]` is then the route as declared, without prefix.
-    context = scope.get("fastapi", {}).get("effective_route_context")
-    path = getattr(context, "path_format", None) or getattr(scope.get("route"), "path_format", None)
-    if isinstance(path, str) and path:
-        return path
-    # Answered before routing (a limit in a middleware, a body too large): match it now.
-    app = scope.get("app")
-    if app is None:
-        return UNMATCHED
-    table = _ROUTE_TABLES.get(app)
-    if table is None:
-        table = _ROUTE_TABLES[app] = _route_table(app)
-    request_path = scope.get("path", "")
-    return next((fmt for regex, fmt in table if regex.match(request_path)), UNMATCHED)
-
-
-def _route_table(app: Any) -> list[tuple[re.Pattern[str], str]]:
-    table = []
-    for route in app.routes:
-        contexts = (
-            route.effective_route_contexts()
-            if hasattr(route, "effective_route_contexts")
-            else [route]
-        )
-        for c in contexts:
-            regex, fmt = getattr(c, "path_regex", None), getattr(c, "path_format", None)
-            if regex is not None and fmt:
-                table.append((regex, fmt))
-    return table
-
-
 def method_label(method: str) -> str:
     return method if method in METHODS else "OTHER"
 
@@ -120,12 +79,10 @@ def observe(scope: Scope, status: int, seconds: float) -> str:
 def _sees_kbs(request: Request, rt: Runtime) -> bool:
     """Per-KB gauges: for every caller when no admin key is set, else for a caller with
     the key. A caller that sends a wrong key gets 401, not a silently smaller answer."""
-    if not rt.settings.admin_key:
-        return True
-    if not request.headers.get("authorization"):
+    if not request.headers.get("authorization") and not rt.keys.open_mode():
         return False
-    require_key(request, rt)  # raises 401
-    return True
+    principal = principal_of(request, rt)  # raises 401 for a wrong key
+    return principal.all_kbs and principal.role.covers(Role.REVIEWER)
 
 
 @router.get(

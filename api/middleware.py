@@ -24,10 +24,12 @@ from __future__ import annotations
 import logging
 import time
 
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import errors
+from api.audit import write_audit
 from api.metrics import IN_FLIGHT, observe
 from core.logs import accept_request_id, bind
 
@@ -100,3 +102,6 @@ class RequestContext:
                         "duration_ms": round(seconds * 1000, 2),
                     },
                 )
+            audit = scope.get("state", {}).get("audit")
+            if audit is not None:
+                await run_in_threadpool(write_audit, scope, audit, status, request_id)

@@ -29,7 +29,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from starlette.requests import Request
+
 from api.components import Components
+from core.access import KeyRing
 from core.blobs import LocalBlobStore
 from core.catalog.embedding_cache import CatalogEmbeddingCache
 from core.config import Settings, apply_offline_defaults
@@ -99,6 +102,7 @@ class Runtime:
         self._owns_components = components is None
         self.components = components if components is not None else Components()
         self.db = Database(settings.catalog_url)
+        self.keys = KeyRing(self.db, settings.admin_key)
         self.blobs = LocalBlobStore(settings.blob_dir)
         self.jobs = JobQueue(
             self.db,
@@ -299,3 +303,8 @@ class Runtime:
         finally:
             if stepped:
                 self._step_lock.release()
+
+
+def get_runtime(request: Request) -> Runtime:
+    """The app's runtime (a FastAPI dependency)."""
+    return request.app.state.runtime

@@ -22,6 +22,7 @@ from pydantic import (
 from api.limits import MAX_DB_INT, MAX_QUERY_CHARS
 from core.catalog.models import JobStatus, RevisionStatus, VersionStatus
 from ingest.config import ChunkingConfig, CleaningConfig, RedactionConfig
+from ingest.knowledge_bases import ID_LIKE_RE
 from ingest.knowledge_bases import NAME_RE as KB_NAME_RE
 from ingest.knowledge_bases import RESERVED_NAMES as RESERVED_KB_NAMES
 
@@ -134,11 +135,14 @@ class KnowledgeBaseCreate(RequestModel):
         max_length=128,
         examples=["handbook"],
         description="Letters, digits, '_', '-' or '.', starting with a letter or digit; "
-        f"not {' or '.join(sorted(RESERVED_KB_NAMES))} (a route of its own)",
+        f"not {' or '.join(sorted(RESERVED_KB_NAMES))} (a route of its own), not 32 hex "
+        "digits (the shape of an id)",
         # Checked by `ingest.knowledge_bases.create_kb`, with a message saying why.
         json_schema_extra={
             "pattern": KB_NAME_RE.pattern,
-            "not": {"enum": sorted(RESERVED_KB_NAMES)},
+            "not": {
+                "anyOf": [{"enum": sorted(RESERVED_KB_NAMES)}, {"pattern": ID_LIKE_RE.pattern}]
+            },
         },
     )
     description: str = Field("", max_length=2000)
@@ -182,6 +186,9 @@ class KnowledgeBasePublic(PublicModel):
     document_count: int
     created_at: UtcDateTime
     updated_at: UtcDateTime
+    matched_by: Literal["name", "id"] | None = Field(
+        None, description="Whether the `{kb}` in the path matched the KB's name or its id"
+    )
 
     @model_validator(mode="before")
     @classmethod

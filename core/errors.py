@@ -59,6 +59,19 @@ class Conflict(RagopsError):
     code = "conflict"
 
 
+class Unauthenticated(RagopsError):
+    """No key, or a key that is not known (401)."""
+
+    code = "unauthorized"
+
+
+class Forbidden(RagopsError):
+    """A known key whose role does not cover the action (403). A KB the key may not
+    see is NotFound instead, so that keys cannot probe which KBs exist."""
+
+    code = "forbidden"
+
+
 class GateRefused(Conflict):
     """A promotion failed its KB's quality gate; `details` carries the decision and its
     evidence (every check with value, threshold and baseline)."""

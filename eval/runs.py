@@ -302,11 +302,13 @@ def list_runs(
     rt: EvalServices,
     *,
     kb_id: str | None = None,
+    kb_ids: frozenset[str] | None = None,
     testset: str | None = None,
     limit: int | None = None,
     offset: int = 0,
 ) -> list:
-    """Runs newest first (optionally one page: `limit` rows after `offset`)."""
+    """Runs newest first (optionally one page: `limit` rows after `offset`), of one KB
+    (`kb_id`) or of some (`kb_ids`: the KBs an API key may see)."""
 
     with rt.db.session() as s:
         query = select(EvalRun).order_by(EvalRun.created_at.desc(), EvalRun.id).offset(offset)
@@ -314,6 +316,8 @@ def list_runs(
             query = query.limit(limit)
         if kb_id is not None:
             query = query.where(EvalRun.kb_id == kb_id)
+        if kb_ids is not None:
+            query = query.where(EvalRun.kb_id.in_(sorted(kb_ids)))
         if testset is not None:
             query = query.join(TestSet, TestSet.id == EvalRun.testset_id).where(
                 TestSet.name == testset

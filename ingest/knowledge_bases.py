@@ -23,6 +23,9 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 # the model registry, never the OpenAI façade's model `registry` (`/v1/models/{model}`).
 # tests/integration/api/test_openapi_contract.py derives the set from the routes.
 RESERVED_NAMES = frozenset({"registry"})
+# Ids are uuid4 hex (core.catalog.models.new_id): a name shaped like one is refused, so a
+# name can never shadow an id in lookups that take either.
+ID_LIKE_RE = re.compile(r"^[0-9a-fA-F]{32}$")
 
 
 def _validated(rt: IngestServices, config: IngestionConfig) -> IngestionConfig:
@@ -82,9 +85,19 @@ def create_kb(
             f"knowledge base name {name!r} is reserved: /v1/models/{name} is a route of its "
             "own, so the OpenAI-compatible API could not reach the KB; choose another name"
         )
+    if ID_LIKE_RE.fullmatch(name):
+        raise InvalidInput(
+            f"knowledge base name {name!r} looks like a knowledge base id (32 hex digits): "
+            "lookups take a name or an id, so it could shadow another KB; choose another name"
+        )
     config = _validated(rt, _config_from(IngestionConfig.defaults(rt.settings), changes or {}))
     try:
         with rt.db.session() as s:
+            if s.get(KnowledgeBase, name) is not None:
+                raise InvalidInput(
+                    f"knowledge base name {name!r} is the id of another knowledge base; "
+                    "choose another name"
+                )
             if s.execute(select(exists().where(KnowledgeBase.name == name))).scalar():
                 raise Duplicate(f"knowledge base {name!r} already exists")
             kb = KnowledgeBase(name=name, description=description, config=config.model_dump())

@@ -11,6 +11,7 @@ import typer
 from api.cli import documents, evals, gates, query, report, server, versions
 from api.cli.ab import ab_app
 from api.cli.bench import bench_app
+from api.cli.keys import audit_cmd, keys_app
 from api.cli.models import models_app
 from api.cli.testsets import testset_app
 
@@ -34,6 +35,7 @@ app.command("eval")(evals.eval_cmd)
 app.command("worker")(server.worker)
 app.command("report")(report.report)
 app.command("decisions")(gates.decisions)
+app.command("audit")(audit_cmd)
 
 app.add_typer(bench_app, name="bench")
 app.add_typer(testset_app, name="testset")
@@ -41,5 +43,6 @@ app.add_typer(gates.gate_app, name="gate")
 app.add_typer(gates.schedule_app, name="schedule")
 app.add_typer(ab_app, name="ab")
 app.add_typer(models_app, name="models")
+app.add_typer(keys_app, name="keys")
 
 __all__ = ["app"]

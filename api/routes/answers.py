@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
+from api.access import PrincipalDep
 from api.answer_schemas import (
     AnswerPublic,
     AnswerRequest,
@@ -21,8 +22,9 @@ from api.answer_schemas import (
 )
 from api.deps import KbDep, RuntimeDep, SessionDep
 from api.runtime import Runtime
-from core.catalog.models import KnowledgeBase
-from core.errors import RagopsError
+from core.access import Principal
+from core.catalog.models import Answer, KnowledgeBase
+from core.errors import NotFound, RagopsError
 from core.kbs import kb_name
 from retrieval import ab, answers
 from retrieval.chain import AnswerPlan, plan_answer, run_answer, stream_answer
@@ -121,9 +123,9 @@ def put_answer_settings(
 
 
 @router.get("/answers/{answer_id}", response_model=AnswerPublic)
-def get_answer(answer_id: str, session: SessionDep) -> AnswerPublic:
+def get_answer(answer_id: str, session: SessionDep, viewer: PrincipalDep) -> AnswerPublic:
     """A recorded answer with its passages, generator, prompt, index version and feedback."""
-    row = answers.get_answer(session=session, answer_id=answer_id)
+    row = _visible_answer(session, answer_id, viewer)
     return AnswerPublic.from_row(
         row,
         kb=kb_name(session=session, kb_id=row.kb_id) or row.kb_id,
@@ -132,9 +134,12 @@ def get_answer(answer_id: str, session: SessionDep) -> AnswerPublic:
 
 
 @router.post("/answers/{answer_id}/feedback", status_code=201, response_model=FeedbackPublic)
-def add_feedback(answer_id: str, body: FeedbackCreate, session: SessionDep) -> FeedbackPublic:
+def add_feedback(
+    answer_id: str, body: FeedbackCreate, session: SessionDep, viewer: PrincipalDep
+) -> FeedbackPublic:
     """Rate an answer (1 or -1), optionally with a comment and the correct answer. Stored
     against the answer's query, passages, generator, prompt and index version."""
+    _visible_answer(session, answer_id, viewer)
     row = answers.add_feedback(
         session=session,
         answer_id=answer_id,
@@ -143,3 +148,11 @@ def add_feedback(answer_id: str, body: FeedbackCreate, session: SessionDep) -> F
         correction=body.correction,
     )
     return FeedbackPublic.model_validate(row, from_attributes=True)
+
+
+def _visible_answer(session: Session, answer_id: str, viewer: Principal) -> Answer:
+    row = answers.get_answer(session=session, answer_id=answer_id)
+    if not viewer.sees(row.kb_id):
+        # The same message as an id that does not exist: no existence leak.
+        raise NotFound(f"answer {answer_id!r} not found; answer ids come from /answer")
+    return row

@@ -25,7 +25,6 @@ Example::
 
 from __future__ import annotations
 
-import secrets
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
@@ -33,12 +32,14 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from api.access import principal_of
 from api.deps import RuntimeDep, load_kb
 from api.facade_schemas import DifyRetrievalResponse
 from api.limits import MAX_JSON_BODY_BYTES, MAX_QUERY_CHARS, load_json, read_body
 from api.runtime import Runtime
 from api.schemas import RequestModel
-from core.errors import InvalidInput, NotFound, TooLarge
+from core.access import Principal
+from core.errors import InvalidInput, NotFound, TooLarge, Unauthenticated
 from retrieval.metadata_conditions import (
     ALIASES,
     OPERATORS,
@@ -101,12 +102,12 @@ class DifyRetrievalRequest(RequestModel):
     metadata_condition: MetadataCondition | None = None
 
 
-def _search(rt: Runtime, body: DifyRetrievalRequest) -> list[dict[str, Any]]:
+def _search(rt: Runtime, body: DifyRetrievalRequest, viewer: Principal) -> list[dict[str, Any]]:
     condition = body.metadata_condition
     filters, where = split_for_index(
         parse_metadata_condition(condition.model_dump() if condition else None)
     )
-    kb = load_kb(rt, body.knowledge_id)
+    kb = load_kb(rt, body.knowledge_id, viewer=viewer)
     setting = body.retrieval_setting
     result = retrieve(
         rt,
@@ -147,8 +148,10 @@ def _parse(raw: bytes) -> DifyRetrievalRequest:
 @router.post("/retrieval", responses={200: {"model": DifyRetrievalResponse}})
 async def dify_retrieval(request: Request, rt: RuntimeDep) -> JSONResponse:
     """Dify External Knowledge API retrieval."""
-    expected = rt.settings.admin_key
-    if expected:
+    try:
+        viewer = await run_in_threadpool(principal_of, request, rt)
+    except Unauthenticated:
+        # Dify's spec answers auth problems with 403 and codes 1001/1002.
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme != "Bearer" or not token.strip():
             return dify_error(
@@ -156,8 +159,7 @@ async def dify_retrieval(request: Request, rt: RuntimeDep) -> JSONResponse:
                 INVALID_AUTH_FORMAT,
                 "Invalid Authorization header format. Expected 'Bearer <api-key>' format.",
             )
-        if not secrets.compare_digest(token.strip().encode(), expected.encode()):
-            return dify_error(403, AUTH_FAILED, "Authorization failed")
+        return dify_error(403, AUTH_FAILED, "Authorization failed")
     try:
         # The capped read on the event loop, parsing (depth-checked) in a thread.
         raw = await read_body(request, limit=MAX_JSON_BODY_BYTES)
@@ -167,7 +169,7 @@ async def dify_retrieval(request: Request, rt: RuntimeDep) -> JSONResponse:
     except InvalidInput as exc:
         return dify_error(400, 400, exc.message)
     try:
-        records = await run_in_threadpool(_search, rt, body)
+        records = await run_in_threadpool(_search, rt, body, viewer)
     except NotFound:
         return dify_error(
             404, KNOWLEDGE_NOT_FOUND, f"The knowledge {body.knowledge_id!r} does not exist"

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Query
+from sqlalchemy.orm import Session
 
+from api.access import PrincipalDep, check_visible
 from api.deps import KbDep, RuntimeDep, SessionDep, load_kb
 from api.gate_schemas import (
     DecisionList,
@@ -20,7 +22,8 @@ from api.gate_schemas import (
     SystemJob,
 )
 from api.runtime import Runtime
-from core.catalog.models import EvalSchedule
+from core.access import Principal
+from core.catalog.models import EvalSchedule, PromotionDecision
 from core.errors import NotFound
 from core.kbs import kb_name, kb_names
 from eval import gates
@@ -76,8 +79,16 @@ def list_decisions(
 
 
 @router.get("/decisions/{decision_id}", response_model=DecisionPublic)
-def get_decision(decision_id: str, rt: RuntimeDep, session: SessionDep) -> DecisionPublic:
+def get_decision(
+    decision_id: str, rt: RuntimeDep, session: SessionDep, viewer: PrincipalDep
+) -> DecisionPublic:
     """One decision; a `pending` one is moved on first (its eval runs may have ended)."""
+    found = session.get(PromotionDecision, decision_id)
+    check_visible(
+        viewer,
+        found.kb_id if found else None,
+        f"promotion decision {decision_id!r} not found",
+    )
     d = gates.advance(rt, decision_id)
     return DecisionPublic(**gates.decision_dict(d, kb_name=kb_name(session=session, kb_id=d.kb_id)))
 
@@ -100,22 +111,26 @@ def _schedule_public(
 
 
 @schedules_router.get("", response_model=ScheduleList)
-def list_schedules(rt: RuntimeDep, session: SessionDep) -> ScheduleList:
+def list_schedules(rt: RuntimeDep, session: SessionDep, viewer: PrincipalDep) -> ScheduleList:
     """Eval schedules (changeable here) and the scheduler's own periodic jobs, with next
     run times as the acting scheduler stored them."""
     jobs = stored_jobs(rt)
     next_runs = {j["id"]: j["next_run_time"] for j in jobs}
-    rows = sched.list_schedules(rt)
+    rows = [r for r in sched.list_schedules(rt) if _sees_schedule(viewer, r.kb_id)]
     names = kb_names(session=session)
+    system = [j for j in jobs if not j["id"].startswith(EVAL_JOB_PREFIX)]
     return ScheduleList(
         schedules=[_schedule_public(r, names, next_runs) for r in rows],
-        system=[SystemJob(**j) for j in jobs if not j["id"].startswith(EVAL_JOB_PREFIX)],
+        # Deployment-wide jobs (collection, sync): for keys over every KB only.
+        system=[SystemJob(**j) for j in system] if viewer.all_kbs else [],
     )
 
 
 @schedules_router.post("", status_code=201, response_model=SchedulePublic)
-def create_schedule(body: ScheduleCreate, rt: RuntimeDep) -> SchedulePublic:
-    kb = load_kb(rt, body.kb) if body.kb else None
+def create_schedule(body: ScheduleCreate, rt: RuntimeDep, viewer: PrincipalDep) -> SchedulePublic:
+    kb = load_kb(rt, body.kb, viewer=viewer) if body.kb else None
+    if kb is None:
+        viewer.require_all_kbs(action="a schedule for every knowledge base")
     row = sched.create_schedule(
         rt,
         name=body.name,
@@ -131,15 +146,17 @@ def create_schedule(body: ScheduleCreate, rt: RuntimeDep) -> SchedulePublic:
 
 
 @schedules_router.get("/{name}", response_model=SchedulePublic)
-def get_schedule(name: str, rt: RuntimeDep, session: SessionDep) -> SchedulePublic:
+def get_schedule(
+    name: str, rt: RuntimeDep, session: SessionDep, viewer: PrincipalDep
+) -> SchedulePublic:
     next_runs = _next_runs(rt)
-    row = sched.get_schedule(session=session, name=name)
+    row = visible_schedule(session, name, viewer)
     return _schedule_public(row, kb_names(session=session), next_runs)
 
 
 @schedules_router.patch("/{name}", response_model=SchedulePublic)
 def update_schedule(
-    name: str, body: ScheduleUpdate, rt: RuntimeDep, session: SessionDep
+    name: str, body: ScheduleUpdate, rt: RuntimeDep, session: SessionDep, viewer: PrincipalDep
 ) -> SchedulePublic:
     """Change a schedule; the running scheduler picks it up within
     RAGOPS_SCHEDULE_SYNC_SECONDS. Fields left out stay; so do `testset`, `params` and
@@ -150,20 +167,41 @@ def update_schedule(
         for k, v in body.model_dump(exclude_unset=True).items()
         if v is not None or k in ScheduleUpdate.NULLABLE
     }
+    with rt.db.session() as own:
+        visible_schedule(own, name, viewer)
     if "kb" in changes:
         kb = changes.pop("kb")
-        changes["kb_id"] = load_kb(rt, kb).id if kb else None
+        changes["kb_id"] = load_kb(rt, kb, viewer=viewer).id if kb else None
+        if kb is None:
+            viewer.require_all_kbs(action="a schedule for every knowledge base")
     row = sched.update_schedule(rt, name=name, changes=changes)
     return _schedule_public(row, kb_names(session=session), {})
 
 
 @schedules_router.delete("/{name}", status_code=204)
-def delete_schedule(name: str, rt: RuntimeDep) -> None:
+def delete_schedule(name: str, rt: RuntimeDep, viewer: PrincipalDep) -> None:
+    with rt.db.session() as session:
+        visible_schedule(session, name, viewer)
     sched.delete_schedule(rt, name=name)
 
 
 @schedules_router.post("/{name}/run", status_code=202, response_model=ScheduleRun)
-def run_schedule(name: str, rt: RuntimeDep, session: SessionDep) -> ScheduleRun:
+def run_schedule(
+    name: str, rt: RuntimeDep, session: SessionDep, viewer: PrincipalDep
+) -> ScheduleRun:
     """Run a schedule now (what its trigger does): queues eval runs."""
-    row_id = sched.get_schedule(session=session, name=name).id
+    row_id = visible_schedule(session, name, viewer).id
     return ScheduleRun(schedule=name, eval_run_ids=sched.run_schedule(rt, row_id))
+
+
+def _sees_schedule(viewer: Principal, kb_id: str | None) -> bool:
+    """A schedule of one KB is the KB's; one of every KB (kb_id None) only for keys over
+    every KB."""
+    return viewer.all_kbs or (kb_id is not None and viewer.sees(kb_id))
+
+
+def visible_schedule(session: Session, name: str, viewer: Principal) -> EvalSchedule:
+    row = sched.get_schedule(session=session, name=name)
+    if not _sees_schedule(viewer, row.kb_id):
+        raise NotFound(f"schedule {name!r} not found; list schedules with GET /v1/schedules")
+    return row

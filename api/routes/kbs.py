@@ -1,8 +1,9 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from sqlalchemy.orm import Session
 
+from api.access import PrincipalDep
 from api.deps import KbDep, RuntimeDep, SessionDep
 from api.schemas import (
     KnowledgeBaseCreate,
@@ -29,16 +30,20 @@ def create(body: KnowledgeBaseCreate, rt: RuntimeDep, session: SessionDep) -> Kn
 
 
 @router.get("", response_model=KnowledgeBaseList)
-def list_all(session: SessionDep) -> KnowledgeBaseList:
-    rows = kb_summaries(session=session)
+def list_all(session: SessionDep, viewer: PrincipalDep) -> KnowledgeBaseList:
+    """The knowledge bases this key may use."""
+    rows = [r for r in kb_summaries(session=session) if viewer.sees(r.id)]
     return KnowledgeBaseList(
         data=[KnowledgeBasePublic.model_validate(r, from_attributes=True) for r in rows]
     )
 
 
 @router.get("/{kb}", response_model=KnowledgeBasePublic)
-def get(kb: KbDep, session: SessionDep) -> KnowledgeBasePublic:
-    return to_public(session, kb.id)
+def get(kb: KbDep, session: SessionDep, request: Request) -> KnowledgeBasePublic:
+    """A knowledge base by name or id; `matched_by` says which the path matched."""
+    public = to_public(session, kb.id)
+    public.matched_by = "name" if kb.name == request.path_params["kb"] else "id"
+    return public
 
 
 @router.patch("/{kb}", response_model=KnowledgeBasePublic)

@@ -50,14 +50,16 @@ from pydantic import ConfigDict, Field, StrictBool, ValidationError, field_valid
 from sqlalchemy.orm import Session
 from starlette.convertors import PathConvertor, register_url_convertor
 
+from api.access import bearer_token, principal_of, visible_kb
 from api.deps import RuntimeDep, SessionDep, load_kb
 from api.errors import status_for
 from api.facade_schemas import ChatCompletion, ModelObject, ModelObjectList
 from api.limits import MAX_DB_INT, MAX_JSON_BODY_BYTES, MAX_QUERY_CHARS, load_json, read_body
 from api.runtime import Runtime
 from api.schemas import RequestModel, choices
-from core.errors import InvalidInput, NotFound, RagopsError
-from core.kbs import get_kb, list_kbs
+from core.access import Principal
+from core.errors import InvalidInput, NotFound, RagopsError, Unauthenticated
+from core.kbs import list_kbs
 from index.versions import queryable_numbers
 from retrieval import ab
 from retrieval.chain import AnswerPlan, plan_answer, run_answer, stream_answer
@@ -131,18 +133,13 @@ def _from_domain(exc: RagopsError) -> JSONResponse:
     return oai_error(status, exc.message, code)
 
 
-def check_key(rt: Runtime, request: Request) -> JSONResponse | None:
-    expected = rt.settings.admin_key
-    if not expected:
-        return None
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return oai_error(
-            401, "missing API key: send 'Authorization: Bearer <key>'", "missing_api_key"
-        )
-    if not secrets.compare_digest(token.strip().encode(), expected.encode()):
-        return oai_error(401, "invalid API key", "invalid_api_key")
-    return None
+def check_key(rt: Runtime, request: Request) -> Principal | JSONResponse:
+    """The caller, or the 401 in OpenAI's shape (`api.access` decides)."""
+    try:
+        return principal_of(request, rt)
+    except Unauthenticated as exc:
+        code = "missing_api_key" if bearer_token(request) is None else "invalid_api_key"
+        return oai_error(401, exc.message, code)
 
 
 _CONTENT_SCHEMAS = (
@@ -229,8 +226,8 @@ class ChatCompletionRequest(RequestModel):
         raise ValueError("expected a string or a list of up to 4 strings")
 
 
-def _model_ids(session: Session) -> list[tuple[str, int]]:
-    kbs = list_kbs(session=session)
+def _model_ids(session: Session, viewer: Principal) -> list[tuple[str, int]]:
+    kbs = [kb for kb in list_kbs(session=session) if viewer.sees(kb.id)]
     versions = queryable_numbers(session=session)
     created = {kb.id: int(kb.created_at.timestamp()) for kb in kbs}
     out: list[tuple[str, int]] = []
@@ -256,9 +253,10 @@ def _not_found(model: str) -> Refused:
 @router.get("/models", responses={200: {"model": ModelObjectList}})
 def list_models(request: Request, rt: RuntimeDep, session: SessionDep) -> JSONResponse:
     """Every knowledge base as a model, plus `kb@<version>` for its ready/live versions."""
-    if denied := check_key(rt, request):
-        return denied
-    data = [_model_object(name, created) for name, created in _model_ids(session)]
+    viewer = check_key(rt, request)
+    if isinstance(viewer, JSONResponse):
+        return viewer
+    data = [_model_object(name, created) for name, created in _model_ids(session, viewer)]
     return JSONResponse({"object": "list", "data": data})
 
 
@@ -267,11 +265,12 @@ def retrieve_model(
     model: str, request: Request, rt: RuntimeDep, session: SessionDep
 ) -> JSONResponse:
     """One model of `GET /v1/models` (`kb` or `kb@<version>`); 404 `model_not_found`."""
-    if denied := check_key(rt, request):
-        return denied
+    viewer = check_key(rt, request)
+    if isinstance(viewer, JSONResponse):
+        return viewer
     name, version = _split_model(model)
     try:
-        kb = get_kb(session=session, name_or_id=name)
+        kb = visible_kb(rt, viewer, name)
     except NotFound:
         return _not_found(model).response()
     # Models are named by KB name, never by id; a version must be ready or live.
@@ -420,7 +419,7 @@ def _check_sizes(body: ChatCompletionRequest) -> None:
         )
 
 
-def _plan(rt: Runtime, body: ChatCompletionRequest) -> AnswerPlan:
+def _plan(rt: Runtime, body: ChatCompletionRequest, viewer: Principal) -> AnswerPlan:
     kb_name, version = _split_model(body.model)
     turns = [m for m in body.messages if m.role in ("user", "assistant")]
     if not turns or turns[-1].role != "user" or not turns[-1].text().strip():
@@ -431,7 +430,7 @@ def _plan(rt: Runtime, body: ChatCompletionRequest) -> AnswerPlan:
         )
     history = [Message(m.role, m.text()) for m in turns[:-1] if m.text().strip()]
     try:
-        kb = load_kb(rt, kb_name)
+        kb = load_kb(rt, kb_name, viewer=viewer)
     except NotFound as exc:
         raise _not_found(body.model) from exc
     routed = ab.route(
@@ -495,13 +494,14 @@ async def chat_completions(request: Request, rt: RuntimeDep) -> Any:
     """A chat completion answered from the model's knowledge base (model = `kb` or
     `kb@version`), streamed as `chat.completion.chunk` events ending in `data: [DONE]`
     when `stream` is true."""
-    if denied := check_key(rt, request):
-        return denied
+    viewer = await run_in_threadpool(check_key, rt, request)
+    if isinstance(viewer, JSONResponse):
+        return viewer
     try:
         # Only the capped read happens on the event loop; the rest runs in threads.
         raw = await read_body(request, limit=MAX_JSON_BODY_BYTES)
         body = await run_in_threadpool(parse_chat_request, raw)
-        plan = await run_in_threadpool(_plan, rt, body)
+        plan = await run_in_threadpool(_plan, rt, body, viewer)
         if body.stream:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
             return StreamingResponse(  # a sync iterator: Starlette runs it in threads

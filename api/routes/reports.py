@@ -13,7 +13,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
+from api.access import PrincipalDep
 from api.deps import RuntimeDep
+from api.routes.evals import visible_run
 from api.schemas import choices
 from eval.report import FORMATS, MEDIA_TYPES, check_format, load_report
 from eval.report_html import render_html
@@ -47,6 +49,7 @@ def render(report_format: str, run_id: str, rt: RuntimeDep, compare: str | None)
 def eval_report(
     run_id: str,
     rt: RuntimeDep,
+    viewer: PrincipalDep,
     report_format: Annotated[
         str,
         Query(
@@ -69,4 +72,7 @@ def eval_report(
 
     Example: GET /v1/evals/3f2a…/report?format=csv&compare=9b1c…
     """
+    for run in (run_id, compare):
+        if run:
+            visible_run(rt, run, viewer)
     return render(check_format(report_format), run_id, rt, compare or None)

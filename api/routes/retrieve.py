@@ -4,6 +4,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
+from api.access import PrincipalDep
 from api.deps import KbDep, RuntimeDep, load_kbs
 from api.schemas import (
     MultiRetrieveRequest,
@@ -57,10 +58,12 @@ def retrieve_chunks(kb: KbDep, body: RetrieveRequest, rt: RuntimeDep) -> Respons
 
 
 @multi_router.post("/retrieve", response_model=MultiRetrieveResponse)
-def retrieve_across(body: MultiRetrieveRequest, rt: RuntimeDep) -> MultiRetrieveResponse:
+def retrieve_across(
+    body: MultiRetrieveRequest, rt: RuntimeDep, viewer: PrincipalDep
+) -> MultiRetrieveResponse:
     """Top passages across several KBs (each KB's live version), fused by reciprocal rank;
     every hit names its KB in `metadata.kb`."""
-    kbs = load_kbs(rt, body.kbs)
+    kbs = load_kbs(rt, body.kbs, viewer=viewer)
     result = retrieve_many(rt, kbs=kbs, query=body.query, top_k=body.top_k, **_options(body))
     return MultiRetrieveResponse(
         index_versions=result.index_versions,

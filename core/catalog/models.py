@@ -524,3 +524,48 @@ class ABTest(Base):
     created_by: Mapped[str | None] = mapped_column(String(128), default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     stopped_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+
+
+class ApiKey(Base):
+    """An API key: a role over some knowledge bases (`kbs`: their ids) or over all
+    (`kbs` None). Only the sha256 of the secret is kept; the secret is shown once."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    # "admin", "owner", "reviewer" or "reader" (core.access.Role).
+    role: Mapped[str] = mapped_column(String(16))
+    kbs: Mapped[list[str] | None] = mapped_column(JSON, default=None)
+    secret_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    # The first characters of the secret, to tell keys apart in listings and logs.
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    rotated_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+
+
+class AuditEvent(Base):
+    """One line of the append-only audit log: who (a key id, never a secret), did what,
+    to which KB, when, in which request, with what outcome."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_at", "at"),
+        Index("ix_audit_kb_at", "kb_id", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # "bootstrap" for RAGOPS_ADMIN_KEY, "anonymous" in open mode, None when unknown.
+    key_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    action: Mapped[str] = mapped_column(String(64))
+    kb_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    target: Mapped[str | None] = mapped_column(String(512), default=None)
+    request_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    # "ok", "denied" or "error"; `status` the HTTP status when it came over HTTP.
+    outcome: Mapped[str] = mapped_column(String(16))
+    status: Mapped[int | None] = mapped_column(Integer, default=None)
+    method: Mapped[str | None] = mapped_column(String(8), default=None)
+    path: Mapped[str | None] = mapped_column(String(1024), default=None)
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from api import errors
 from api.deps import KbDep, SessionDep, VersionDep
+from core.access import KeyRing
 from core.catalog.models import IndexVersion, KnowledgeBase, VersionStatus
 from core.db import Database
 from core.errors import Conflict
@@ -46,7 +47,8 @@ def db(catalog_url: str):
 def client(db: Database):
     app = FastAPI()
     errors.install(app)
-    app.state.runtime = SimpleNamespace(db=db)
+    # Open mode (no admin key, no keys): every request is the anonymous admin.
+    app.state.runtime = SimpleNamespace(db=db, keys=KeyRing(db, None))
 
     @app.post("/kbs/{name}", status_code=201)
     def add(name: str, session: SessionDep, fail: bool = False) -> dict:

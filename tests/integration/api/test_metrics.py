@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.app import create_app
-from api.metrics import UNMATCHED, route_label
+from api.route_labels import UNMATCHED, route_label
 from tests.conftest import make_settings
 from tests.utils.api import wait_for_documents
 from tests.utils.components import SHARED_COMPONENTS

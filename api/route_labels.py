@@ -1,0 +1,50 @@
+"""The template of the route a request matched (`/v1/kbs/{kb}/retrieve`), prefix
+included: the label of HTTP metrics and the key of the access policy."""
+
+from __future__ import annotations
+
+import re
+import weakref
+from typing import Any
+
+from starlette.types import Scope
+
+UNMATCHED = "<unmatched>"
+
+_ROUTE_TABLES: weakref.WeakKeyDictionary[Any, list[tuple[re.Pattern[str], str]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def route_label(scope: Scope) -> str:
+    """The template of the route that handled the request, prefix included."""
+    # FastAPI (0.165) keeps the full template of a route in an included router in its
+    # own scope entry; `scope["route"]` is then the route as declared, without prefix.
+    context = scope.get("fastapi", {}).get("effective_route_context")
+    path = getattr(context, "path_format", None) or getattr(scope.get("route"), "path_format", None)
+    if isinstance(path, str) and path:
+        return path
+    # Answered before routing (a limit in a middleware, a body too large): match it now.
+    app = scope.get("app")
+    if app is None:
+        return UNMATCHED
+    table = _ROUTE_TABLES.get(app)
+    if table is None:
+        table = _ROUTE_TABLES[app] = _route_table(app)
+    request_path = scope.get("path", "")
+    return next((fmt for regex, fmt in table if regex.match(request_path)), UNMATCHED)
+
+
+def _route_table(app: Any) -> list[tuple[re.Pattern[str], str]]:
+    table = []
+    for route in app.routes:
+        contexts = (
+            route.effective_route_contexts()
+            if hasattr(route, "effective_route_contexts")
+            else [route]
+        )
+        for c in contexts:
+            regex, fmt = getattr(c, "path_regex", None), getattr(c, "path_format", None)
+            if regex is not None and fmt:
+                table.append((regex, fmt))
+    return table
