@@ -127,9 +127,7 @@ def authorize(request: Request, rt: Annotated[Runtime, Depends(get_runtime)]) ->
     return principal
 
 
-def current_principal(
-    request: Request, rt: Annotated[Runtime, Depends(get_runtime)]
-) -> Principal:
+def current_principal(request: Request, rt: Annotated[Runtime, Depends(get_runtime)]) -> Principal:
     """The caller, for a route to filter or check what it shows (`authorize`, the
     router's dependency, has applied the route's policy before this runs)."""
     return principal_of(request, rt)

@@ -20,9 +20,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 BOOT = {"Authorization": "Bearer boot-admin"}
 DOC = (
-    "Solar panels convert sunlight into electricity. The warranty on our panels lasts "
-    "twenty-five years. Installation takes two days and needs a permit from the city."
-).encode()
+    b"Solar panels convert sunlight into electricity. The warranty on our panels lasts "
+    b"twenty-five years. Installation takes two days and needs a permit from the city."
+)
 
 
 def bearer(secret: str) -> dict[str, str]:
