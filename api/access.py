@@ -72,13 +72,17 @@ def note(request: Request, audit: AuditNote) -> None:
     request.state.audit = audit
 
 
-def note_detail(request: Request, *, target: str | None = None, **detail: Any) -> None:
+def note_detail(
+    request: Request, *, target: str | None = None, kb_id: str | None = None, **detail: Any
+) -> None:
     """Add what a write did (ids, names, counts; never document text) to its audit note."""
     audit = getattr(request.state, "audit", None)
     if audit is None:
         return
     if target is not None:
         audit.target = target
+    if kb_id is not None:
+        audit.kb_id = kb_id
     audit.detail.update(detail)
 
 

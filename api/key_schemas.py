@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -10,6 +10,8 @@ from api.schemas import JsonObject, PublicModel, RequestModel, UtcDateTime
 from core.access import ALL_KBS, Role
 
 KEY_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$"
+KbRef = Annotated[str, Field(min_length=1, max_length=128)]
+KbRefs = Annotated[list[KbRef], Field(min_length=1, max_length=1000)]
 
 
 class KeyCreate(RequestModel):
@@ -26,7 +28,7 @@ class KeyCreate(RequestModel):
         description="reader (retrieve, answer, feedback) < reviewer (evals, reports, gates, "
         "read) < owner (upload, delete, configure, build, promote) < admin (everything, keys)",
     )
-    kbs: list[str] | Literal["*"] = Field(
+    kbs: KbRefs | Literal["*"] = Field(
         ...,
         description='The knowledge bases (names or ids) the key may use, or "*" for all, '
         "present and future",

@@ -9,8 +9,9 @@ its route decorators cannot say on their own.
   (`{kb}`, `{run_id}`, ...) or a body naming a KB or test set (`NAMES_IN_BODY`), 400
   and 422 for a request with a body or parameters, and `ROUTE_ERRORS` for what one
   route's domain code raises (409 conflicts, 413/415 uploads, ...).
-- **Auth**: a bearer `securitySchemes` entry, required on /v1 and the façades (when
-  RAGOPS_ADMIN_KEY is set), optional on /metrics (a key adds per-KB gauges).
+- **Auth**: a bearer `securitySchemes` entry, required on /v1 and the façades (once
+  an API key or RAGOPS_ADMIN_KEY exists), optional on /metrics (a key adds per-KB
+  gauges); 403 on every /v1 route (a role that does not cover it).
 - **Bodies the routes read themselves** (the façades parse theirs off the event loop
   with the limits of `api.limits`; test sets come as JSON or multipart): declared from
   the models that validate them (`REQUEST_BODIES`).
@@ -43,8 +44,9 @@ REF = "#/components/schemas/{model}"
 
 DESCRIPTIONS = {
     400: "Malformed request: a body that cannot be parsed, or an empty file",
-    401: "Missing or wrong API key (`Authorization: Bearer <RAGOPS_ADMIN_KEY>`)",
-    403: "Malformed Authorization header or wrong API key (Dify's 1001 and 1002)",
+    401: "Missing or unknown API key (`Authorization: Bearer <key>`)",
+    403: "The key's role does not cover this operation (the message names the role "
+    "needed); on Dify's route: a malformed Authorization header or a wrong key (1001, 1002)",
     404: "Not found: a knowledge base, version, document, run or other name or id in the "
     "request does not exist",
     409: "Conflicts with the current state (see the message)",
@@ -71,7 +73,7 @@ HEADERS = {401: WWW_AUTHENTICATE, 429: RETRY_AFTER, 503: RETRY_AFTER}
 OPENAI, DIFY = "openai-compatible", "dify"
 UNLIMITED = frozenset({"health", "metrics"})
 COMMON: dict[str, tuple[int, ...]] = {
-    "ragops": (401, 429, 503),
+    "ragops": (401, 403, 429, 503),
     OPENAI: (401, 429, 503),
     DIFY: (403, 429, 503),
 }
@@ -87,6 +89,8 @@ NAMES_IN_BODY = frozenset(
         ("post", "/v1/schedules"),
         ("post", "/v1/chat/completions"),
         ("post", "/retrieval"),
+        ("post", "/v1/keys"),
+        ("get", "/v1/audit"),
     }
 )
 
@@ -115,6 +119,7 @@ ROUTE_ERRORS: dict[tuple[str, str], tuple[int, ...]] = {
     ("post", "/v1/models/registry/{kind}/{name}/stage"): (409,),  # a move not allowed
     ("delete", "/v1/models/registry/{kind}/{name}"): (409,),  # in use
     ("post", "/v1/schedules"): (409,),  # the name is taken
+    ("post", "/v1/keys"): (409,),  # the name is taken
     ("post", "/v1/chat/completions"): (400, 409, 413),
     ("post", "/retrieval"): (400, 409, 413),
 }
@@ -165,8 +170,8 @@ def complete(schema: dict[str, Any]) -> dict[str, Any]:
         SCHEME: {
             "type": "http",
             "scheme": "bearer",
-            "description": "RAGOPS_ADMIN_KEY; required on /v1 and the façades when the "
-            "server sets one",
+            "description": "An API key (POST /v1/keys) or the bootstrap RAGOPS_ADMIN_KEY; "
+            "required on /v1 and the façades once either exists",
         }
     }
     for path, item in schema.get("paths", {}).items():

@@ -110,7 +110,7 @@ def resolve_kb_ids(
     *, session: Session, kbs: Iterable[str], viewer: Principal | None = None
 ) -> list[str]:
     """KB names or ids → ids, each checked to exist and, with `viewer`, to be visible to
-    it (InvalidInput names the unknown ones)."""
+    it (NotFound names the unknown ones, whether absent or hidden from the viewer)."""
     ids: list[str] = []
     unknown: list[str] = []
     for ref in kbs:
@@ -127,7 +127,10 @@ def resolve_kb_ids(
         elif row not in ids:
             ids.append(row)
     if unknown:
-        raise InvalidInput(f"kbs: unknown knowledge base(s) {', '.join(map(repr, unknown))}")
+        raise NotFound(
+            f"kbs: knowledge base(s) {', '.join(map(repr, unknown))} not found; "
+            "create them with POST /v1/kbs"
+        )
     return ids
 
 
@@ -158,7 +161,7 @@ def check_grant(grantor: Principal, *, role: Role, kb_ids: list[str] | None) -> 
         # Callers resolve names with the grantor's view: anything else is unknown.
         outside = [k for k in kb_ids if k not in grantor.kb_ids]
         if outside:
-            raise InvalidInput(f"kbs: unknown knowledge base(s) {', '.join(outside)}")
+            raise NotFound(f"kbs: knowledge base(s) {', '.join(outside)} not found")
 
 
 def create_key(

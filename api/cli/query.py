@@ -26,10 +26,10 @@ def query(
 
     Example: ragops query "how do bees communicate?" --kb sample
     """
-    with runtime() as rt:
-        result = retrieve(
-            rt, kb=kb_row(rt, kb), query=text, top_k=top_k, mode=mode, index_version=version
-        )
+    # The KB first, the model after: a wrong name is told in a second, not after a load.
+    with runtime(models=False) as rt:
+        row = kb_row(rt, kb)
+        result = retrieve(rt, kb=row, query=text, top_k=top_k, mode=mode, index_version=version)
     if as_json:
         print(
             json.dumps(
@@ -74,10 +74,11 @@ def ask(
     if stream and as_json:
         err.print("[red]error:[/red] --stream and --json do not combine; pick one")
         raise typer.Exit(2)
-    with runtime() as rt:
+    with runtime(models=False) as rt:
+        row = kb_row(rt, kb)
         plan = plan_answer(
             rt,
-            kb=kb_row(rt, kb),
+            kb=row,
             query=question,
             top_k=top_k,
             generator=generator,

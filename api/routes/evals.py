@@ -178,12 +178,16 @@ def create_eval(body: EvalCreate, rt: RuntimeDep, viewer: PrincipalDep) -> EvalR
     """Queue an evaluation run; poll GET /v1/evals/{id} for progress and the aggregate."""
     kb = load_kb(rt, body.kb, viewer=viewer)
     with rt.db.session() as session:
-        t = ts.get_testset(session=session, name=body.testset, version=body.testset_version)
-        check_visible(
-            viewer,
-            t.kb_id,
-            f"test set {body.testset!r} not found; upload it with POST /v1/testsets",
-        )
+        try:
+            t = ts.get_testset(session=session, name=body.testset, version=body.testset_version)
+        except NotFound:
+            t = None  # submit_eval says what is missing, after its own checks
+        if t is not None:
+            check_visible(
+                viewer,
+                t.kb_id,
+                f"test set {body.testset!r} not found; upload it with POST /v1/testsets",
+            )
     run = runs.submit_eval(
         rt,
         testset=body.testset,
@@ -235,3 +239,13 @@ def visible_run(rt: Runtime, run_id: str, viewer: Principal) -> EvalRun:
     run = runs.get_run(rt, run_id)
     check_visible(viewer, run.kb_id, f"eval run {run_id!r} not found; list runs with GET /v1/evals")
     return run
+
+
+def hide_unless_visible(rt: Runtime, run_id: str, viewer: Principal, *, role: str) -> None:
+    """404 for a run of a KB the key may not see, worded as `eval.report` words an unknown
+    `role` ("eval run", "compare run"); an unknown run is left to the report to refuse."""
+    with rt.db.session() as session:
+        run = session.get(EvalRun, run_id)
+        kb_id = run.kb_id if run is not None else None
+    if run is not None:
+        check_visible(viewer, kb_id, f"{role} {run_id!r} not found; list runs with GET /v1/evals")

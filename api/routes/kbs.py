@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from sqlalchemy.orm import Session
 
-from api.access import PrincipalDep
+from api.access import PrincipalDep, note_detail
 from api.deps import KbDep, RuntimeDep, SessionDep
 from api.schemas import (
     KnowledgeBaseCreate,
@@ -23,9 +23,12 @@ def to_public(session: Session, kb_id: str) -> KnowledgeBasePublic:
 
 
 @router.post("", status_code=201, response_model=KnowledgeBasePublic)
-def create(body: KnowledgeBaseCreate, rt: RuntimeDep, session: SessionDep) -> KnowledgeBasePublic:
+def create(
+    body: KnowledgeBaseCreate, rt: RuntimeDep, session: SessionDep, request: Request
+) -> KnowledgeBasePublic:
     changes = body.model_dump(exclude={"name", "description"}, exclude_unset=True)
     kb = create_kb(rt, name=body.name, description=body.description, changes=changes)
+    note_detail(request, target=kb.id, kb_id=kb.id, name=kb.name)
     return to_public(session, kb.id)
 
 

@@ -15,7 +15,7 @@ from fastapi.responses import Response
 
 from api.access import PrincipalDep
 from api.deps import RuntimeDep
-from api.routes.evals import visible_run
+from api.routes.evals import hide_unless_visible
 from api.schemas import choices
 from eval.report import FORMATS, MEDIA_TYPES, check_format, load_report
 from eval.report_html import render_html
@@ -72,7 +72,7 @@ def eval_report(
 
     Example: GET /v1/evals/3f2a…/report?format=csv&compare=9b1c…
     """
-    for run in (run_id, compare):
+    for role, run in (("eval run", run_id), ("compare run", compare)):
         if run:
-            visible_run(rt, run, viewer)
+            hide_unless_visible(rt, run, viewer, role=role)
     return render(check_format(report_format), run_id, rt, compare or None)

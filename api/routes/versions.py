@@ -2,9 +2,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path
+from fastapi import APIRouter, Body, Path, Request
 from fastapi.responses import JSONResponse
 
+from api.access import note_detail
 from api.deps import KbDep, RuntimeDep, SessionDep, VersionDep
 from api.gate_schemas import DecisionPublic, PromoteRequest
 from api.limits import MAX_DB_INT
@@ -61,6 +62,7 @@ def promote(
     kb: KbDep,
     rt: RuntimeDep,
     session: SessionDep,
+    request: Request,
     body: PromoteRequest | None = Body(None),
 ) -> Any:
     """Make a ready version live, atomically; the previous live version stays ready.
@@ -71,6 +73,14 @@ def promote(
     with every check when it fails. `force` (with `actor` and `reason`) overrides the
     gate; every attempt is recorded (GET /v1/kbs/{kb}/decisions)."""
     body = body or PromoteRequest()
+    # A forced promotion overrides the quality gate: the audit log names it so.
+    note_detail(
+        request,
+        target=f"version {version.number}",
+        version=version.number,
+        force=body.force,
+        **({"gate_override": True, "reason": body.reason or ""} if body.force else {}),
+    )
     if version.status == VersionStatus.LIVE:
         return to_public(version)
     number = version.number

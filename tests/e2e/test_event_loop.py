@@ -23,7 +23,7 @@ from api.limits import MAX_JSON_BODY_BYTES, MAX_QUERY_CHARS
 from tests.utils.samples import QUERIES
 from tests.utils.servers import sample_corpus_server
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.serial]
 
 KEY = "event-loop-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}

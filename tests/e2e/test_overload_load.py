@@ -30,7 +30,7 @@ from tests.utils.loadgen import Pool, closed_loop, open_loop, post_json, run, su
 from tests.utils.samples import QUERIES
 from tests.utils.servers import sample_corpus_server
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.serial]
 
 KEY = "load-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
