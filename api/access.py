@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 
 from api.access_policy import KbFrom, policy_for
 from api.route_labels import route_label
@@ -103,8 +104,18 @@ def check_visible(principal: Principal, kb_id: str | None, message: str) -> None
         raise NotFound(message)
 
 
-def authorize(request: Request, rt: Annotated[Runtime, Depends(get_runtime)]) -> Principal:
-    principal = principal_of(request, rt)
+async def authorize(request: Request, rt: Annotated[Runtime, Depends(get_runtime)]) -> Principal:
+    # async: the common case (a cached key, the KB's row) costs no thread hop; what needs
+    # the catalog runs in the thread pool, never on the event loop.
+    principal = getattr(request.state, "principal", None)
+    if principal is None:
+        token = bearer_token(request)
+        malformed = token is None and bool(request.headers.get("authorization"))
+        known = None if malformed else rt.keys.cached(token)
+        if known is not None:
+            request.state.principal = principal = known
+        else:
+            principal = await run_in_threadpool(principal_of, request, rt)
     route = route_label(request.scope)
     policy = policy_for(request.method, route)
     audit = AuditNote(
@@ -116,7 +127,7 @@ def authorize(request: Request, rt: Annotated[Runtime, Depends(get_runtime)]) ->
         if policy is None:
             raise Forbidden(f"{request.method} {route} has no access policy; no key may use it")
         if policy.kb is KbFrom.PATH:
-            kb = visible_kb(rt, principal, request.path_params["kb"])
+            kb = await run_in_threadpool(visible_kb, rt, principal, request.path_params["kb"])
             request.state.kb = kb
             audit.kb_id = kb.id
         principal.require(policy.role, action=f"{request.method} {route}")
@@ -131,10 +142,16 @@ def authorize(request: Request, rt: Annotated[Runtime, Depends(get_runtime)]) ->
     return principal
 
 
-def current_principal(request: Request, rt: Annotated[Runtime, Depends(get_runtime)]) -> Principal:
+async def current_principal(
+    request: Request, rt: Annotated[Runtime, Depends(get_runtime)]
+) -> Principal:
     """The caller, for a route to filter or check what it shows (`authorize`, the
-    router's dependency, has applied the route's policy before this runs)."""
-    return principal_of(request, rt)
+    router's dependency, has applied the route's policy and cached the caller before
+    this runs)."""
+    cached = getattr(request.state, "principal", None)
+    if cached is not None:
+        return cached
+    return await run_in_threadpool(principal_of, request, rt)
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]

@@ -27,9 +27,10 @@ from collections.abc import Iterable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
-from api.access import PrincipalDep, visible_kb
+from api.access import current_principal, visible_kb
 from api.limits import MAX_DB_INT
 from api.runtime import Runtime, get_runtime
 from core.access import Principal
@@ -60,12 +61,16 @@ def load_kbs(rt: Runtime, names_or_ids: Iterable[str], *, viewer: Principal) -> 
     return [visible_kb(rt, viewer, name) for name in names_or_ids]
 
 
-def kb_from_path(
-    request: Request, kb: Annotated[str, Path()], rt: RuntimeDep, viewer: PrincipalDep
+async def kb_from_path(
+    request: Request, kb: Annotated[str, Path()], rt: RuntimeDep
 ) -> KnowledgeBase:
-    # `authorize` resolved it already, with the key's view (the route's policy).
+    # `authorize` (the /v1 router's dependency) resolved it already, with the key's view;
+    # elsewhere (a test app) it is looked up here, in a thread.
     resolved = getattr(request.state, "kb", None)
-    return resolved if resolved is not None else load_kb(rt, kb, viewer=viewer)
+    if resolved is not None:
+        return resolved
+    viewer = await current_principal(request, rt)
+    return await run_in_threadpool(visible_kb, rt, viewer, kb)
 
 
 KbDep = Annotated[KnowledgeBase, Depends(kb_from_path)]

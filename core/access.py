@@ -247,6 +247,21 @@ class KeyRing:
         self._has_keys = (has, now + self._ttl)
         return not has
 
+    def cached(self, token: str | None) -> Principal | None:
+        """The caller when it is known without the catalog (the bootstrap key, a key seen
+        in the last `ttl` seconds, open mode known); None when `authenticate` must look."""
+        if not token:
+            cached = self._has_keys
+            if not self._admin_key and cached is not None and cached[1] > time.monotonic():
+                return None if cached[0] else ANONYMOUS
+            return None
+        if self._admin_key and secrets.compare_digest(token.encode(), self._admin_key.encode()):
+            return BOOTSTRAP
+        hit = self._principals.get(secret_hash(token))
+        if hit is not None and hit[0] is not None and hit[1] > time.monotonic():
+            return hit[0]
+        return None
+
     def authenticate(self, token: str | None) -> Principal:
         """The caller of a request with this bearer token (None: no Authorization)."""
         if not token:
