@@ -30,6 +30,9 @@ def make_engine(url: str, **kwargs: object) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
+            # Deleted rows are overwritten with zeros: an erased
+            # document's text must not survive in the file's free pages.
+            cur.execute("PRAGMA secure_delete=ON")
             cur.close()
 
         return engine

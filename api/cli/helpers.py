@@ -15,10 +15,13 @@ from rich.console import Console
 from rich.table import Table
 
 from api.runtime import Runtime
+from core import audit
 from core.catalog.models import KnowledgeBase
 from core.config import Settings, apply_offline_defaults, get_settings
 from core.errors import RagopsError
 from core.kbs import get_kb
+
+CLI_ACTOR = "cli"  # the audit log's key id for changes made from the command line
 
 console = Console()
 err = Console(stderr=True)
@@ -62,6 +65,29 @@ def kb_row(rt: Runtime, name_or_id: str) -> KnowledgeBase:
     """The knowledge base by name or id (NotFound otherwise)."""
     with rt.db.session() as s:
         return get_kb(session=s, name_or_id=name_or_id)
+
+
+def audit_cli(
+    rt: Runtime,
+    action: str,
+    *,
+    kb_id: str | None = None,
+    target: str | None = None,
+    outcome: str = "ok",
+    **detail: Any,
+) -> None:
+    """An audit event for a change made from the command line (key id `cli`: the
+    operator, who works on the catalog directly)."""
+    with rt.db.session() as s:
+        audit.record(
+            session=s,
+            action=action,
+            outcome=outcome,
+            key_id=CLI_ACTOR,
+            kb_id=kb_id,
+            target=target,
+            detail=detail,
+        )
 
 
 def json_object_option(value: str | None, hint: str) -> dict[str, Any] | None:

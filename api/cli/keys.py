@@ -11,15 +11,13 @@ from typing import Annotated
 
 import typer
 
-from api.cli.helpers import console, fail, print_table, runtime
+from api.cli.helpers import audit_cli, console, fail, print_table, runtime
 from api.key_schemas import kbs_value
 from api.runtime import Runtime
 from core import access, audit
 from core.catalog.models import ApiKey
 from core.errors import InvalidInput, NotFound
 from core.kbs import kb_names
-
-CLI_ACTOR = "cli"
 
 keys_app = typer.Typer(
     help="API keys: a role (reader, reviewer, owner, admin) over some knowledge bases or all.",
@@ -37,15 +35,7 @@ def _find(rt: Runtime, ref: str) -> ApiKey:
 
 
 def _audit(rt: Runtime, action: str, key: ApiKey) -> None:
-    with rt.db.session() as s:
-        audit.record(
-            session=s,
-            action=action,
-            outcome="ok",
-            key_id=CLI_ACTOR,
-            target=key.id,
-            detail={"name": key.name, "role": key.role},
-        )
+    audit_cli(rt, action, target=key.id, name=key.name, role=key.role)
 
 
 @keys_app.command("create")

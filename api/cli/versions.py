@@ -8,7 +8,16 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from api.cli.helpers import console, err, fail, kb_row, print_decision, print_table, runtime
+from api.cli.helpers import (
+    audit_cli,
+    console,
+    err,
+    fail,
+    kb_row,
+    print_decision,
+    print_table,
+    runtime,
+)
 from core.catalog.models import IndexVersion, VersionStatus
 from core.errors import GateRefused
 from eval import gates
@@ -147,9 +156,30 @@ def promote_cmd(
                 time.sleep(0.5)
                 decision = gates.advance(rt, decision.id)
         except GateRefused as exc:
+            audit_cli(
+                rt,
+                "version.promote",
+                kb_id=target.id,
+                target=f"version {version}",
+                outcome="error",
+                version=version,
+                force=force,
+                refused=True,
+            )
             print_decision(exc.details)
             err.print(f"[red]refused:[/red] {exc.message}")
             raise typer.Exit(3) from exc
+        audit_cli(
+            rt,
+            "version.promote",
+            kb_id=target.id,
+            target=f"version {version}",
+            outcome="error" if decision.outcome in (gates.REFUSED, gates.FAILED) else "ok",
+            version=version,
+            force=force,
+            decision=decision.outcome,
+            **({"gate_override": True, "reason": reason or ""} if force else {}),
+        )
     print_decision(gates.decision_dict(decision, kb_name=kb))
     if decision.outcome == gates.REFUSED:
         raise typer.Exit(3)
@@ -167,5 +197,7 @@ def rollback_cmd(kb: Annotated[str, typer.Option("--kb", help="Knowledge base na
     Example: ragops rollback --kb sample
     """
     with runtime(models=False) as rt:
-        v = rollback(rt, kb=kb_row(rt, kb))
+        row = kb_row(rt, kb)
+        v = rollback(rt, kb=row)
+        audit_cli(rt, "version.rollback", kb_id=row.id, target=f"version {v.number}")
     console.print(f"rolled back: version {v.number} of {kb} is live")

@@ -1,6 +1,7 @@
 """`ragops gate`, gated `ragops promote`, `ragops decisions` and `ragops schedule` on a
 catalog built by the real app (12 QA documents in en/es/ru, 36 questions)."""
 
+import json
 import time
 
 import pytest
@@ -63,6 +64,12 @@ def test_gate_promote_decisions_and_schedules(tmp_path, monkeypatch):
     assert r.exit_code == 2 and "reason" in r.output
     r = runner.invoke(cli.app, ["decisions", "--kb", "sample"])
     assert r.exit_code == 0 and "refused" in r.output and "ana" in r.output
+    # The refused promotion is in the audit log, made by the command line.
+    r = runner.invoke(cli.app, ["audit", "--action", "version.promote", "--jsonl"])
+    assert r.exit_code == 0, r.output
+    events = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [(e["key_id"], e["kb"], e["outcome"]) for e in events] == [("cli", "sample", "error")]
+    assert events[0]["detail"]["refused"] is True and events[0]["target"] == "version 2"
 
     r = runner.invoke(
         cli.app,
