@@ -164,7 +164,7 @@ def promote_cmd(
                 outcome="error",
                 version=version,
                 force=force,
-                refused=True,
+                decision=gates.REFUSED,
             )
             print_decision(exc.details)
             err.print(f"[red]refused:[/red] {exc.message}")

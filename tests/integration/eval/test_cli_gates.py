@@ -69,7 +69,7 @@ def test_gate_promote_decisions_and_schedules(tmp_path, monkeypatch):
     assert r.exit_code == 0, r.output
     events = [json.loads(line) for line in r.stdout.splitlines()]
     assert [(e["key_id"], e["kb"], e["outcome"]) for e in events] == [("cli", "sample", "error")]
-    assert events[0]["detail"]["refused"] is True and events[0]["target"] == "version 2"
+    assert events[0]["detail"]["decision"] == "refused" and events[0]["target"] == "version 2"
 
     r = runner.invoke(
         cli.app,
