@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Scope
 
+from api.route_labels import route_contexts
 from core import errors
 from core.logs import current_request_id
 
@@ -149,17 +150,10 @@ def allowed_methods(scope: Scope) -> list[str]:
     if root and path.startswith(root):
         path = path[len(root) :]
     methods: set[str] = set()
-    for route in scope["app"].routes:
-        # FastAPI keeps included routers as one entry each, their routes as contexts.
-        contexts = (
-            route.effective_route_contexts()
-            if hasattr(route, "effective_route_contexts")
-            else [route]
-        )
-        for context in contexts:
-            regex = getattr(context, "path_regex", None)
-            if regex is not None and regex.match(path):
-                methods |= set(getattr(context, "methods", None) or ())
+    for context in route_contexts(scope["app"]):
+        regex = getattr(context, "path_regex", None)
+        if regex is not None and regex.match(path):
+            methods |= set(getattr(context, "methods", None) or ())
     return sorted(methods)
 
 

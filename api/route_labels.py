@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import weakref
+from collections.abc import Iterator
 from typing import Any
 
 from starlette.types import Scope
@@ -35,16 +36,21 @@ def route_label(scope: Scope) -> str:
     return next((fmt for regex, fmt in table if regex.match(request_path)), UNMATCHED)
 
 
+def route_contexts(app: Any) -> Iterator[Any]:
+    """Every route of the app with its full template (`path_format`, `path_regex`,
+    `methods`): FastAPI (0.165) keeps an included router as one entry of `app.routes`
+    and its routes, prefix included, as that entry's contexts."""
+    for route in app.routes:
+        if hasattr(route, "effective_route_contexts"):
+            yield from route.effective_route_contexts()
+        else:
+            yield route
+
+
 def _route_table(app: Any) -> list[tuple[re.Pattern[str], str]]:
     table = []
-    for route in app.routes:
-        contexts = (
-            route.effective_route_contexts()
-            if hasattr(route, "effective_route_contexts")
-            else [route]
-        )
-        for c in contexts:
-            regex, fmt = getattr(c, "path_regex", None), getattr(c, "path_format", None)
-            if regex is not None and fmt:
-                table.append((regex, fmt))
+    for c in route_contexts(app):
+        regex, fmt = getattr(c, "path_regex", None), getattr(c, "path_format", None)
+        if regex is not None and fmt:
+            table.append((regex, fmt))
     return table

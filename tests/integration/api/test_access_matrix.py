@@ -21,6 +21,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.route_labels import route_contexts
 from tests.conftest import make_settings
 from tests.utils.components import SHARED_COMPONENTS
 
@@ -129,17 +130,11 @@ PLACEHOLDERS = {
 
 
 def app_routes(app) -> set[tuple[str, str]]:
-    routes = set()
-    for route in app.routes:
-        contexts = (
-            route.effective_route_contexts()
-            if hasattr(route, "effective_route_contexts")
-            else [route]
-        )
-        for c in contexts:
-            for method in (getattr(c, "methods", None) or set()) - {"HEAD"}:
-                routes.add((method, c.path_format))
-    return routes
+    return {
+        (method, c.path_format)
+        for c in route_contexts(app)
+        for method in (getattr(c, "methods", None) or set()) - {"HEAD"}
+    }
 
 
 @pytest.fixture(scope="module")
