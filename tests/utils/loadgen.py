@@ -55,15 +55,28 @@ class Pool:
 
     async def send(self, raw: bytes, timeout: float) -> Result:
         t0 = time.perf_counter()
-        try:
-            if self.idle:
-                reader, writer = self.idle.pop()
-            else:
-                reader, writer = await asyncio.open_connection(self.host, self.port)
-                self.opened += 1
-            writer.write(raw)
-            status, retry_after, keep = await asyncio.wait_for(_read_response(reader), timeout)
-        except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError):
+        # An idle keep-alive connection the server closed meanwhile (uvicorn closes them
+        # after 5 s) fails at once with nothing read: like HTTP clients do, send again
+        # once on a new connection. A new connection that fails counts as no answer.
+        for reuse in (bool(self.idle), False):
+            try:
+                if reuse:
+                    reader, writer = self.idle.pop()
+                else:
+                    reader, writer = await asyncio.open_connection(self.host, self.port)
+                    self.opened += 1
+                writer.write(raw)
+                status, retry_after, keep = await asyncio.wait_for(_read_response(reader), timeout)
+                break
+            except (asyncio.IncompleteReadError, ConnectionError) as exc:
+                stale = isinstance(exc, ConnectionError) or not exc.partial
+                if reuse and stale:
+                    writer.close()
+                    continue
+                return Result(0, time.perf_counter() - t0)
+            except (OSError, TimeoutError, ValueError):
+                return Result(0, time.perf_counter() - t0)
+        else:
             return Result(0, time.perf_counter() - t0)
         seconds = time.perf_counter() - t0
         if keep:
