@@ -39,16 +39,15 @@ test: $(STAMP) browser
 	$(BIN)/ruff check .
 	# Imports point down the layers, with no cycles (pyproject.toml [tool.importlinter]).
 	$(BIN)/lint-imports
-	# Two test processes (a test module stays in one: its fixtures are shared), then the
-	# latency-under-load tests alone, so nothing else runs beside what they measure.
+	# First, alone on a quiet machine, the tests that measure latency under load; then
+	# the rest in two processes (a test module stays in one: its fixtures are shared).
 	# pytest exits 5 when it collected nothing: that is a broken suite, not a pass.
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not serial"; rc=$$?; \
-	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; \
-	  if [ $$rc -ne 0 ]; then exit $$rc; fi
-	# The first part writes gigabytes: flush them now, not while latency is measured.
 	sync
 	$(BIN)/python -m pytest -q -m serial; rc=$$?; \
-	  if [ $$rc -eq 5 ]; then echo "pytest collected no serial tests" >&2; exit 1; fi; exit $$rc
+	  if [ $$rc -eq 5 ]; then echo "pytest collected no serial tests" >&2; exit 1; fi; \
+	  if [ $$rc -ne 0 ]; then exit $$rc; fi
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not serial"; rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 # Headless Chromium for the eval report browser test (Debian's package; needs root).
 # Best effort: without it that test skips with the reason, and fails under CI=true.
