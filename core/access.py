@@ -25,8 +25,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.catalog.models import ApiKey, KnowledgeBase, utcnow
+from core.catalog.models import ApiKey, utcnow
 from core.errors import Duplicate, Forbidden, InvalidInput, NotFound, Unauthenticated
+from core.kbs import get_kb
 
 SECRET_PREFIX = "rgo_"
 ALL_KBS = "*"
@@ -97,6 +98,11 @@ def new_secret() -> str:
     return SECRET_PREFIX + secrets.token_urlsafe(32)
 
 
+def shown_prefix(secret: str) -> str:
+    """The start of a secret kept in clear so that people can tell their keys apart."""
+    return secret[: len(SECRET_PREFIX) + 6]
+
+
 def parse_role(value: str) -> Role:
     try:
         return Role(value)
@@ -114,18 +120,15 @@ def resolve_kb_ids(
     ids: list[str] = []
     unknown: list[str] = []
     for ref in kbs:
-        row = (
-            session.execute(
-                select(KnowledgeBase.id).where(KnowledgeBase.name == ref)
-            ).scalar_one_or_none()
-            or session.execute(
-                select(KnowledgeBase.id).where(KnowledgeBase.id == ref)
-            ).scalar_one_or_none()
-        )
-        if row is None or (viewer is not None and not viewer.sees(row)):
+        try:
+            kb_id = get_kb(session=session, name_or_id=ref).id
+        except NotFound:
             unknown.append(ref)
-        elif row not in ids:
-            ids.append(row)
+            continue
+        if viewer is not None and not viewer.sees(kb_id):
+            unknown.append(ref)
+        elif kb_id not in ids:
+            ids.append(kb_id)
     if unknown:
         raise NotFound(
             f"kbs: knowledge base(s) {', '.join(map(repr, unknown))} not found; "
@@ -176,7 +179,7 @@ def create_key(
         role=role.value,
         kbs=kb_ids,
         secret_sha256=secret_hash(secret),
-        prefix=secret[: len(SECRET_PREFIX) + 6],
+        prefix=shown_prefix(secret),
     )
     session.add(key)
     session.flush()
@@ -198,17 +201,22 @@ def administers(viewer: Principal, key: ApiKey) -> bool:
     return key.kbs is not None and set(key.kbs) <= viewer.kb_ids
 
 
-def get_key(*, session: Session, key_id: str, viewer: Principal) -> ApiKey:
+def get_key(*, session: Session, key_id: str, viewer: Principal, by_name: bool = False) -> ApiKey:
+    """The key with this id (or, with `by_name`, this id or name) that the viewer
+    administers; NotFound otherwise, whether absent or not the viewer's."""
     key = session.get(ApiKey, key_id)
+    if key is None and by_name:
+        key = session.execute(select(ApiKey).where(ApiKey.name == key_id)).scalar_one_or_none()
     if key is None or not administers(viewer, key):
-        raise NotFound(f"API key {key_id!r} not found")
+        hint = " (give its id or name; see ragops keys list)" if by_name else ""
+        raise NotFound(f"API key {key_id!r} not found{hint}")
     return key
 
 
 def rotate_key(*, session: Session, key: ApiKey) -> str:
     secret = new_secret()
     key.secret_sha256 = secret_hash(secret)
-    key.prefix = secret[: len(SECRET_PREFIX) + 6]
+    key.prefix = shown_prefix(secret)
     key.rotated_at = utcnow()
     return secret
 

@@ -16,7 +16,7 @@ from api.key_schemas import kbs_value
 from api.runtime import Runtime
 from core import access, audit
 from core.catalog.models import ApiKey
-from core.errors import InvalidInput, NotFound
+from core.errors import InvalidInput
 from core.kbs import kb_names
 
 keys_app = typer.Typer(
@@ -27,9 +27,7 @@ keys_app = typer.Typer(
 
 def _find(rt: Runtime, ref: str) -> ApiKey:
     with rt.db.session() as s:
-        key = s.get(ApiKey, ref) or s.query(ApiKey).filter(ApiKey.name == ref).one_or_none()
-        if key is None:
-            raise NotFound(f"API key {ref!r} not found (give its id or name; see ragops keys list)")
+        key = access.get_key(session=s, key_id=ref, viewer=access.BOOTSTRAP, by_name=True)
         s.expunge(key)
         return key
 

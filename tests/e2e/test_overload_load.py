@@ -3,7 +3,8 @@ overload settings (`api.overload`): the server stays up and answers probes, the 
 it admits keep a bounded p99, and the rest are refused with 429 or 503 and Retry-After,
 quickly; no request goes unanswered. The issue's goal for admitted requests is a p99
 within 2× the unloaded p99; this test bounds the ratio at ADMITTED_P99_BOUND and prints
-it (not met yet on 2 cores, where the load generator shares the CPUs: 4-7×).
+it (not met yet on 2 cores, where the load generator shares the CPUs: 3.1-3.3× since the
+generator runs without its garbage collector, see `loadgen.run`).
 
 `ragops serve` runs in a subprocess; the load comes from `tests.utils.loadgen` (raw
 HTTP/1.1 on asyncio, open loop). Three phases against the same KB and query:
@@ -26,7 +27,15 @@ from pathlib import Path
 import pytest
 
 from core.config import Settings
-from tests.utils.loadgen import Pool, closed_loop, open_loop, post_json, run, summarize
+from tests.utils.loadgen import (
+    Pool,
+    closed_loop,
+    loop_lag,
+    open_loop,
+    post_json,
+    run,
+    summarize,
+)
 from tests.utils.samples import QUERIES
 from tests.utils.servers import sample_corpus_server
 
@@ -74,6 +83,7 @@ async def _measure(port: int) -> dict:
     await asyncio.sleep(1.1)  # let the per-key rate window of phase 2 pass
     stop = asyncio.Event()
     probe = asyncio.create_task(_probe(port, stop))
+    lag = asyncio.create_task(loop_lag(stop))
     t0 = time.perf_counter()
     loaded = await open_loop(
         "127.0.0.1", port, raw, rate=OVERLOAD_FACTOR * rate, seconds=OVERLOAD_SECONDS
@@ -81,6 +91,7 @@ async def _measure(port: int) -> dict:
     overload_wall = time.perf_counter() - t0
     stop.set()
     probes = await probe
+    client_lag = await lag
     refused = [r for r in loaded if r.status in (429, 503)]
     return {
         "unloaded": summarize(unloaded, 200),
@@ -97,6 +108,7 @@ async def _measure(port: int) -> dict:
         },
         "healthz_worst_ms": round(max(probes) * 1000, 1) if probes else None,
         "healthz_probes": len(probes),
+        "load_generator_worst_lag_ms": round(client_lag * 1000, 1),
     }
 
 
@@ -114,7 +126,7 @@ def test_ten_times_the_sustainable_rate_is_refused_fast_and_the_admitted_stay_fa
     assert overload["refused"]["without_retry_after"] == 0
     assert overload["admitted"].get("p99_ms") is not None, "nothing was admitted"
     # The goal is 2x (issue 14); on a 2-core machine shared with the load generator the
-    # admitted p99 measured 4-7x (see the figures printed): the bound here guards against
+    # admitted p99 measured 3.1-3.3x (see the figures printed): the bound here guards against
     # queueing without bound (before the limits: p99 22.7 s at 200 clients), the ratio is
     # reported.
     ratio = overload["admitted"]["p99_ms"] / report["unloaded"]["p99_ms"]

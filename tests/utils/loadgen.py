@@ -14,6 +14,7 @@ request to reading the last byte of its answer.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import math
 import time
@@ -152,13 +153,34 @@ async def closed_loop(
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run the load on uvloop where installed: the generator's own overhead is part of
-    every latency it measures, so it should be small."""
+    """Run the load on uvloop where installed, with the generator's garbage collector
+    off: the generator's own overhead is part of every latency it measures, and a full
+    collection over a big test process (torch and the whole suite imported) holds it
+    for hundreds of milliseconds, which would be counted against the server."""
+    gc.collect()
+    gc.freeze()
+    gc.disable()
     try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(coro)
-    return uvloop.run(coro)
+        try:
+            import uvloop
+        except ImportError:
+            return asyncio.run(coro)
+        return uvloop.run(coro)
+    finally:
+        gc.enable()
+        gc.unfreeze()
+
+
+async def loop_lag(stop: asyncio.Event, every: float = 0.01) -> float:
+    """The worst lateness (seconds) of a `every`-second timer on this event loop until
+    `stop`: how long the load generator itself stalled, so that a slow answer can be told
+    apart from a slow client."""
+    worst = 0.0
+    while not stop.is_set():
+        t0 = time.perf_counter()
+        await asyncio.sleep(every)
+        worst = max(worst, time.perf_counter() - t0 - every)
+    return worst
 
 
 def percentile(values: list[float], q: float) -> float:
