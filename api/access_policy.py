@@ -52,6 +52,11 @@ POLICIES: dict[tuple[str, str], Policy] = {
     ("DELETE", "/v1/kbs/{kb}/documents/{doc_id}"): Policy(OWN, PATH, "document.delete"),
     ("POST", "/v1/kbs/{kb}/documents/{doc_id}/reprocess"): Policy(OWN, PATH, "document.reprocess"),
     ("GET", "/v1/kbs/{kb}/ingestion"): Policy(REVIEW, PATH),
+    # Erasure (receipts are listed and read by the KB's owners)
+    ("POST", "/v1/kbs/{kb}/documents/{doc_id}/erase"): Policy(OWN, PATH, "document.erase"),
+    ("POST", "/v1/erasure"): Policy(OWN, ANY, "erasure.subject"),
+    ("GET", "/v1/erasures"): Policy(OWN, ANY),
+    ("GET", "/v1/erasures/{erasure_id}"): Policy(OWN, ANY),
     # Retrieval and answers
     ("POST", "/v1/kbs/{kb}/retrieve"): Policy(READ, PATH),
     ("POST", "/v1/retrieve"): Policy(READ, ANY),

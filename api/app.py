@@ -21,6 +21,7 @@ from api.routes import (
     audit,
     dify,
     documents,
+    erasure,
     evals,
     gates,
     health,
@@ -121,6 +122,7 @@ def create_app(
     v1.include_router(gates.schedules_router)
     v1.include_router(keys.router)
     v1.include_router(audit.router)
+    v1.include_router(erasure.router)
     app.include_router(v1)
     # Façades with their own auth and error shapes (OpenAI's, Dify's).
     app.include_router(openai_compat.router)

@@ -1,6 +1,8 @@
 """The audit log: append-only rows in the catalog (`audit_events`).
 
-Nothing here updates or deletes a row. Events name the key by id (`bootstrap` for
+Nothing here deletes a row, and only `scrub` updates one: an erase (GDPR Art. 17)
+replaces a data subject's values where an event quoted them (a KB or key named after a
+person), keeping the event itself. Events name the key by id (`bootstrap` for
 `RAGOPS_ADMIN_KEY`, `anonymous` in open mode), never by secret, and carry no document
 text: targets are paths and ids, details are counts, names and flags.
 """
@@ -17,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.catalog.models import AuditEvent
+from core.erasure import Needles
 
 OUTCOMES = ("ok", "denied", "error")
 
@@ -119,3 +122,22 @@ def as_dict(event: AuditEvent, kb_name: str | None = None) -> dict[str, Any]:
 def json_lines(events: list[AuditEvent], names: dict[str, str]) -> Iterator[str]:
     for event in events:
         yield json.dumps(as_dict(event, names.get(event.kb_id or "")), sort_keys=True) + "\n"
+
+
+def scrub(*, session: Session, needles: Needles) -> list[int]:
+    """Replace the needles in every event's target, path and detail; the ids changed."""
+    if not needles:
+        return []
+    changed = []
+    for event in session.execute(select(AuditEvent)).scalars():
+        if not (
+            needles.in_text(event.target)
+            or needles.in_text(event.path)
+            or needles.in_json(event.detail)
+        ):
+            continue
+        event.target = needles.scrub_text(event.target) if event.target else event.target
+        event.path = needles.scrub_text(event.path) if event.path else event.path
+        event.detail = needles.scrub_json(event.detail)
+        changed.append(event.id)
+    return changed

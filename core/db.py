@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -71,6 +72,26 @@ class Database:
             if immediate and self.engine.dialect.name == "sqlite":
                 session.execute(text("BEGIN IMMEDIATE"))
             yield session
+
+    def flush_deleted(self, *, attempts: int = 20) -> dict[str, object]:
+        """After an erase, leave no copy of deleted rows in the catalog's own files.
+
+        SQLite: deleted rows are zeroed in the database file (`secure_delete`), but the
+        write-ahead log still holds the frames that wrote them; a TRUNCATE checkpoint
+        copies the log into the file and empties it. It needs a moment without readers
+        in old snapshots, so it is retried. PostgreSQL: the rows are deleted; their bytes
+        stay in the table's free space (and in the server's WAL) until VACUUM reuses it
+        or VACUUM FULL rewrites the table (see the README)."""
+        if self.engine.dialect.name != "sqlite":
+            return {"engine": self.engine.dialect.name, "vacuum": "left to the server"}
+        busy = 1
+        for attempt in range(attempts):
+            with self.engine.connect() as conn:
+                busy, _log, _done = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
+            if not busy:
+                break
+            time.sleep(min(0.05 * (attempt + 1), 0.5))
+        return {"engine": "sqlite", "wal_truncated": not busy}
 
     def dispose(self) -> None:
         self.engine.dispose()

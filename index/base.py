@@ -31,6 +31,7 @@ numbers as 64-bit floats, so they could not match exactly the same everywhere.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -199,6 +200,9 @@ class VectorIndex(Protocol):
       Unavailable when the backend cannot store them.
     - `delete` ignores unknown ids. Raises Unavailable when the backend cannot be reached.
     - `present` returns the subset of ids with a vector; Unavailable as for `delete`.
+    - `erase` deletes ids so that no byte of them stays in the backend's storage where
+      the backend allows it (see each backend's docstring), and returns how many were
+      present; Unavailable when storage fails.
     - `search` returns at most `top_k` hits, best first, only those whose payload
       matches every filter (see `matches`). Raises InvalidInput for a query of another
       dimension or with NaN/inf, a `top_k` that is not an integer or a malformed filter
@@ -227,6 +231,12 @@ class VectorIndex(Protocol):
     def present(self, ids: list[str]) -> set[str]:
         """The ids among `ids` that hold a vector in this index (its unsaved writes
         included): what an edit need not write again."""
+        ...
+
+    def erase(self, ids: list[str], *, document_ids: Iterable[str] = ()) -> int:
+        """Delete `ids`, and every row whose payload's `document_id` is one of
+        `document_ids`, and purge their bytes from storage (GDPR erasure); the number of
+        rows that were present. The caller holds the version's writer lock."""
         ...
 
     def search(

@@ -21,6 +21,12 @@ are deleted one switch later. Snapshots taken before keep answering from their l
 segments. `save()` compacts inline when due (`save(compact=False)` does not; the
 `index.store.IndexStore` compacts in a background thread instead), `compact()` on demand.
 
+Erasure (`erase`): a `delete` only adds tombstones, and a merge leaves the replaced
+files for one more switch, so a deleted row's vector and payload stay on disk for a
+while. `erase` deletes the ids, rewrites every segment when any file still holds one of
+them (live or already dead, as a row or a tombstone) and then deletes every data file
+the new manifest does not name (`index.segments.purge`).
+
 Crash safety: segment files are written under fresh names and fsynced before the manifest
 names them; the manifest is replaced by an atomic rename. A process killed at any point
 leaves the previous manifest or the new one, and files no manifest names are ignored and
@@ -73,11 +79,14 @@ from index.segments import (
     MANIFEST_FORMAT,
     SEGMENT_SUFFIX,
     Exclusion,
+    HnswEngine,
     IvfPqEngine,
     Segment,
     build_segment,
+    manifest_files,
     merge_segments,
     plan_merge,
+    purge,
     read_manifest,
     read_segment,
     segment_kind,
@@ -439,6 +448,78 @@ class FaissIndex:
             if (int_id := faiss_id(chunk_id)) in self._adds or self._locate(int_id) is not None
         }
 
+    def erase(self, ids: list[str], *, document_ids: Iterable[str] = ()) -> int:
+        """Delete `ids` (and every row, live or dead, whose payload's `document_id` is in
+        `document_ids`: vectors of a document's older revisions, whose chunk ids are no
+        longer known) and leave no byte of their rows in the directory: rewrite every
+        segment when any segment file holds one of them (as a live or dead row or as a
+        tombstone), then delete every data file the new manifest does not name, the
+        previous switch's and merges being built included. Publishes like `save()` (the
+        unsaved writes too). Returns how many of `ids` were present before; erasing
+        again returns 0 and changes nothing.
+
+        The caller holds the directory's writer lock, as for `save()`. A merge prepared
+        before (from a snapshot still holding the rows) can no longer publish: its run is
+        not in the manifest any more (`apply_compaction` returns False). Other snapshots
+        keep the rows in memory until they are dropped; readers of other processes reload
+        from the new manifest (a file gone under an old one makes them re-read it).
+
+        Limit: an `ivfpq` codebook trained on vectors that are now erased is kept (codes
+        cannot be retrained without the exact vectors); it holds centroids, no row.
+        Raises Unavailable when a file cannot be written or deleted."""
+        with _translated("erase from the index", self.path):
+            int_ids = {faiss_id(i) for i in checked_ids(ids)}
+            if _seq(read_manifest(self.path)) != _seq(self._manifest):
+                self._rebase()  # erase what the directory holds now, not a stale snapshot
+            int_ids |= self._rows_of_documents(set(document_ids))
+            present = sum(1 for i in int_ids if i in self._adds or self._locate(i) is not None)
+            self._kills |= self._kill(int_ids)
+            for int_id in int_ids:
+                if self._adds.pop(int_id, None) is not None:
+                    self._pending = None
+            if self._dirty:
+                self._commit()
+            if self._holds(int_ids):
+                self._rewrite()
+            if self.path.is_dir():
+                purge(self.path, keep=manifest_files(self._manifest))
+            return present
+
+    def _rows_of_documents(self, document_ids: set[str]) -> set[int]:
+        """Ids of every row (live or dead, in any committed segment or unsaved) whose
+        payload names one of `document_ids`."""
+        if not document_ids:
+            return set()
+        found = {
+            i
+            for segment in self._segments
+            for i, payload in zip(segment.id_list, segment.payloads, strict=True)
+            if payload.get("document_id") in document_ids
+        }
+        found |= {i for i, (_, p) in self._adds.items() if p.get("document_id") in document_ids}
+        return found
+
+    def _holds(self, int_ids: set[int]) -> bool:
+        """Whether a committed segment file holds a row or tombstone of `int_ids` (live
+        or dead), or rows no id names (a single-file HNSW graph's deleted nodes)."""
+        for segment in self._segments:
+            if not int_ids.isdisjoint(segment.row_of) or not int_ids.isdisjoint(
+                segment.delete_list
+            ):
+                return True
+            if isinstance(segment.engine, HnswEngine) and segment.engine.dead_nodes:
+                return True
+        return False
+
+    def _rewrite(self) -> None:
+        """Merge every committed segment into one of the live rows only (or none)."""
+        merge = self._prepare(full=True, rewrite=True)
+        if merge is not None and not self._apply(merge):
+            raise Unavailable(
+                f"FAISS could not rewrite the segments at {self.path} (its merge file "
+                "vanished); retry the erasure"
+            )
+
     # -- persistence ------------------------------------------------------------------
     def save(self, *, compact: bool = True) -> None:
         """Publish the unsaved writes: one new segment file (their rows and tombstones),
@@ -569,12 +650,14 @@ class FaissIndex:
         with _translated("compact the index", self.path):
             return self._prepare()
 
-    def _prepare(self, *, full: bool = False) -> Merge | None:
+    def _prepare(self, *, full: bool = False, rewrite: bool = False) -> Merge | None:
+        """`full`: one merge of every segment unless they are a single tidy one;
+        `rewrite` (with `full`): even then."""
         if self._dirty:
             raise InvalidInput("save() the unsaved writes before compacting")
         plan = self._plan()
         only = self._segments[0] if len(self._segments) == 1 else None
-        tidy = only is not None and not (self._dead[only.name] or only.delete_list)
+        tidy = not rewrite and only is not None and not (self._dead[only.name] or only.delete_list)
         if full and self._segments and not tidy and (plan is None or not plan[2]):
             plan = (0, len(self._segments), False)
         if plan is None:

@@ -12,6 +12,10 @@ Local mode limits (checked against qdrant-client 1.20):
 - payload indexes are accepted and recorded but do not speed up filters (every search is
   a brute-force scan); they are still created so the server path is the same code.
 - aliases are supported and persisted.
+- points are pickled into one SQLite file per collection
+  (`<path>/collection/<name>/storage.sqlite`); a delete frees their bytes without
+  overwriting them (unless SQLite was built with SECURE_DELETE, as Debian's is), so
+  `QdrantIndex.erase` vacuums the file afterwards.
 
 Errors (the `index.base` contract, mapped in one place, `_translated`): a server that cannot
 be reached, times out, answers 5xx or refuses the API key → Unavailable; a missing
@@ -26,12 +30,13 @@ from __future__ import annotations
 
 import hashlib
 import re
+import sqlite3
 import threading
 import uuid
 import warnings
 import weakref
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Iterable, Iterator
+from contextlib import closing, contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -191,6 +196,12 @@ def collection_name(kb_id: str, version_number: int, version_id: str) -> str:
     slug = re.sub(r"[^A-Za-z0-9_-]+", "_", kb_id)[:48] or "kb"
     digest = hashlib.sha256(f"{kb_id}\0{version_number}\0{version_id}".encode()).hexdigest()
     return f"ragops_{slug}_v{version_number}_{digest[:12]}"
+
+
+def collection_exists(client: QdrantClient, collection: str) -> bool:
+    """Whether `collection` exists (without creating it, unlike `QdrantIndex.open`)."""
+    with _lock_for(client), _translated(f"look up collection {collection!r}"):
+        return bool(client.collection_exists(collection))
 
 
 def resolve_alias(client: QdrantClient, alias: str) -> str | None:
@@ -399,6 +410,59 @@ class QdrantIndex:
             for start in range(0, len(point_ids), UPSERT_BATCH):
                 selector = models.PointIdsList(points=point_ids[start : start + UPSERT_BATCH])
                 self.client.delete(self.collection, points_selector=selector, wait=True)
+
+    def erase(self, ids: list[str], *, document_ids: Iterable[str] = ()) -> int:
+        """Delete the points of `ids` and of every chunk whose payload's `document_id`
+        is in `document_ids`, and, in local mode, vacuum the collection's SQLite
+        file so that no freed page keeps their pickled vector or payload. Returns how
+        many of `ids` were present before (erasing again returns 0).
+
+        On a server (url) only the delete is possible: the server drops the points'
+        bytes from its segments and WAL when its own optimizers and WAL rotation run,
+        and snapshots taken before keep them. Raises as `delete` does."""
+        present = len(self.present(ids))
+        self.delete(ids)
+        documents = sorted(set(document_ids))
+        if documents:
+            present += self._delete_documents(documents)
+        with self._lock, _translated(f"vacuum {self.collection!r}"):
+            self._vacuum()
+        return present
+
+    def _delete_documents(self, document_ids: list[str]) -> int:
+        """Delete the points whose payload names one of the documents; how many."""
+        from qdrant_client.http import models
+
+        selector = models.Filter(
+            must=[models.FieldCondition(key="document_id", match=models.MatchAny(any=document_ids))]
+        )
+        with _translated(f"delete from {self.collection!r}"), self._lock:
+            count = self.client.count(self.collection, count_filter=selector, exact=True).count
+            if count:
+                self.client.delete(
+                    self.collection,
+                    points_selector=models.FilterSelector(filter=selector),
+                    wait=True,
+                )
+        return count
+
+    def _vacuum(self) -> None:
+        """Local mode on a path: rewrite the collection's SQLite file without its free
+        pages, through the client's own connection when reachable (no second writer on
+        the file), else through a new one. Nothing to do on a server or in memory."""
+        options = self.client.init_options
+        if not options.get("path"):
+            return
+        local = getattr(self.client, "_client", None)
+        collection = getattr(local, "collections", {}).get(self.collection)
+        connection = getattr(getattr(collection, "storage", None), "storage", None)
+        if isinstance(connection, sqlite3.Connection):
+            connection.execute("VACUUM")
+            return
+        file = Path(options["path"]) / "collection" / self.collection / "storage.sqlite"
+        if file.exists():
+            with closing(sqlite3.connect(file)) as separate:
+                separate.execute("VACUUM")
 
     def present(self, ids: list[str]) -> set[str]:
         if not ids:

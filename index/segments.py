@@ -27,6 +27,9 @@ segments) gives the same index, which is what a merge does.
 A switch deletes the files that neither the new nor the previous manifest names (a
 reader that just read the previous manifest can still load it), `.compact-` files only
 once they are older than `ORPHAN_GRACE_S` (another process may still be building one).
+Erasure (`purge`) deletes at once every data file the current manifest does not name,
+`.compact-` files of any age included: a reader that read the previous manifest finds a
+file gone and reads the manifest again, and a merge whose file was deleted cannot publish.
 """
 
 from __future__ import annotations
@@ -240,6 +243,12 @@ class HnswEngine:
         self.labels = np.asarray(labels if labels is not None else [], dtype=np.int64)
         self.node_of = {int(i): n for n, i in enumerate(self.labels.tolist()) if i >= 0}
         self._tombstones = np.flatnonzero(self.labels < 0)
+
+    @property
+    def dead_nodes(self) -> int:
+        """Graph nodes of rows deleted in the single-file layout: their vectors are still
+        in the file, and no id says whose they were."""
+        return int(self._tombstones.size)
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         start = int(self.index.ntotal)
@@ -818,6 +827,12 @@ _LEGACY_NAMES = ("index.faiss", "payloads.json")
 _STALE_TMP_PREFIXES = (".meta-", ".index-", ".payloads-")
 
 
+def _is_data(name: str) -> bool:
+    """Whether `name` is a file some write of an index wrote: a segment, a single-file
+    layout's file or a crashed write's temporary file (not `.compact-`, not meta.json)."""
+    return name.startswith(_DATA_PREFIXES + _STALE_TMP_PREFIXES) or name in _LEGACY_NAMES
+
+
 def prune(path: Path, keep: Iterable[str]) -> None:
     """Delete data files not in `keep` (older switches' segments, crashed writes'
     leftovers) and `.compact-` files older than ORPHAN_GRACE_S. Best effort: a file
@@ -828,13 +843,33 @@ def prune(path: Path, keep: Iterable[str]) -> None:
         name = entry.name
         if name in keep:
             continue
-        stale = name.startswith(_DATA_PREFIXES + _STALE_TMP_PREFIXES) or name in _LEGACY_NAMES
+        stale = _is_data(name)
         if not stale and name.startswith(BUILDING_PREFIX):
             with contextlib.suppress(OSError):
                 stale = now - entry.stat().st_mtime > ORPHAN_GRACE_S
         if stale:
             with contextlib.suppress(OSError):
                 os.unlink(entry.path)
+
+
+def purge(path: Path, keep: Iterable[str]) -> list[str]:
+    """Delete now every data file not in `keep` (the current manifest's files): the
+    previous switches' segments, single-file layouts, crashed writes' temporary files
+    and merges being built, whatever their age. Unlike `prune` a file that cannot be
+    deleted raises (OSError): erasure must not report success while one remains.
+    Returns the names deleted. The caller holds the version's writer lock."""
+    keep = set(keep)
+    deleted: list[str] = []
+    for entry in os.scandir(path):
+        name = entry.name
+        if name in keep or not (_is_data(name) or name.startswith(BUILDING_PREFIX)):
+            continue
+        with contextlib.suppress(FileNotFoundError):  # a merge discarded its own file
+            os.unlink(entry.path)
+        deleted.append(name)
+    if deleted:
+        fsync_dir(path)
+    return deleted
 
 
 # -- merge policy -----------------------------------------------------------------------

@@ -13,6 +13,25 @@ in the writer's thread after publishing, "off" leaves it to `compact`): the merg
 without any lock and only its manifest switch takes the writers' locks, so readers never
 wait and writers wait only for that switch. A compaction changes no content, so it does
 not bump the generation; a process that reloads later simply finds fewer files.
+
+Erasure (`erase`, for GDPR requests) removes chunks so that no byte of them stays in
+the version's storage, for any version status (building, ready, live, retired but not
+yet purged). It holds the same writer locks and publishes like a write (generation + 1,
+vector count, cache). Per backend:
+- FAISS: a plain delete only writes tombstones and merges keep the replaced files one
+  switch longer, so erase rewrites every segment that holds the ids (live or already
+  deleted) into one and deletes, at once, every data file the new manifest does not name:
+  the previous generation's segments, merges being built (whatever their age), files of
+  the single-file layouts and crashed writes' temporary files. A merge prepared from an
+  older snapshot cannot publish the rows again (its run is gone from the manifest).
+  Snapshots already loaded in memory (this process's older readers, other processes
+  until they reload at the bumped generation) still hold the rows until dropped.
+- Qdrant local mode (a path): the points are deleted and the collection's SQLite file is
+  vacuumed, so no freed page keeps their pickled vector and payload.
+- Qdrant server (RAGOPS_QDRANT_URL): the points are deleted through the API; the server
+  drops their bytes from its segments and WAL when its optimizers and WAL rotation run,
+  and snapshots taken earlier keep them. Nothing more can be forced from a client.
+Bytes the file system or the disk keeps in freed blocks are out of reach of all three.
 """
 
 from __future__ import annotations
@@ -21,7 +40,7 @@ import fcntl
 import logging
 import shutil
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
@@ -33,7 +52,7 @@ from core.db import Database
 from core.errors import InvalidInput, NotFound, RagopsError
 from index.base import VectorIndex
 from index.faiss_index import FaissIndex
-from index.qdrant_index import QdrantIndex, collection_name, set_alias
+from index.qdrant_index import QdrantIndex, collection_exists, collection_name, set_alias
 
 log = logging.getLogger(__name__)
 
@@ -176,16 +195,69 @@ class IndexStore:
                 index.save(compact=False)
             else:
                 index.save()
-            with self.db.session() as s:
-                s.execute(
-                    update(IndexVersion)
-                    .where(IndexVersion.id == version.id)
-                    .values(generation=generation + 1, vector_count=index.count())
-                )
-            with self._guard:
-                self._cache[version.id] = (generation + 1, index)
+            self._publish(version, generation, index)
         if isinstance(index, FaissIndex) and index.compaction_due():
             self._schedule_compaction(version)
+
+    def _publish(self, version: IndexVersion, generation: int, index: VectorIndex) -> None:
+        """Under the writer locks, after `index` is on storage: bump the generation (other
+        processes reload) and make `index` this process's snapshot."""
+        with self.db.session() as s:
+            s.execute(
+                update(IndexVersion)
+                .where(IndexVersion.id == version.id)
+                .values(generation=generation + 1, vector_count=index.count())
+            )
+        with self._guard:
+            self._cache[version.id] = (generation + 1, index)
+
+    def erase(
+        self, version: IndexVersion, ids: list[str], *, document_ids: Iterable[str] = ()
+    ) -> int:
+        """Remove `ids` from `version` so that no byte of their vectors or payloads stays
+        in its storage (see the module docstring for what that means per backend), and
+        publish the result like a write. Returns how many of `ids` were present before;
+        0 when the version has no directory (FAISS) or collection (Qdrant), which are
+        not created. Idempotent: erasing again returns 0.
+
+        `document_ids`: also every row whose payload names one of these documents (the
+        vectors of their older revisions, whose chunk ids the catalog no longer has).
+
+        Waits for this process's merge of the version before and after, so none of them
+        builds a file from a snapshot that still holds the rows once this returns.
+        Raises NotFound when the version row is gone, Unavailable when storage fails.
+
+        Example::
+
+            erased = store.erase(version, chunk_ids_of_the_document)
+        """
+        if version.backend == "qdrant":
+            return self._erase_qdrant(version, ids, document_ids)
+        if not self.path_for(version).is_dir():
+            return 0
+        self._wait_for_merge(version)
+        with self._exclusive(version, create=False) as generation:
+            index = self._current(version, generation).copy()
+            assert isinstance(index, FaissIndex)
+            erased = index.erase(ids, document_ids=document_ids)
+            self._publish(version, generation, index)
+        self._wait_for_merge(version)  # one prepared meanwhile has now failed and cleaned up
+        return erased
+
+    def _erase_qdrant(
+        self, version: IndexVersion, ids: list[str], document_ids: Iterable[str]
+    ) -> int:
+        client = self.qdrant_client()
+        if not collection_exists(
+            client, collection_name(version.kb_id, version.number, version.id)
+        ):
+            return 0
+        with self._exclusive(version) as generation:
+            index = self._current(version, generation)
+            assert isinstance(index, QdrantIndex)
+            erased = index.erase(ids, document_ids=document_ids)
+            self._publish(version, generation, index)
+        return erased
 
     # -- compaction (FAISS) -----------------------------------------------------------
     def _schedule_compaction(self, version: IndexVersion) -> None:
@@ -268,6 +340,13 @@ class IndexStore:
                     merge.discard(snapshot.path)
             merges += 1
         return merges
+
+    def _wait_for_merge(self, version: IndexVersion) -> None:
+        """Block until this process's background merge of `version`, if any, is done."""
+        with self._guard:
+            thread = self._compactors.get(version.id)
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
 
     def wait_for_compaction(self, timeout: float | None = None) -> None:
         """Block until the background merges running now have finished (tests, benches,

@@ -218,6 +218,17 @@ class Bm25Store:
             return cached.index
         return self._rebuild(version)
 
+    def forget(self, version_ids: list[str], text_hashes: list[str]) -> int:
+        """Drop this process's copies of erased text: the versions' cached indexes (they
+        are rebuilt from the catalog on their next query) and the tokens of the texts.
+        Other processes rebuild on the generation the erase bumped. Returns how many
+        cached indexes went."""
+        with self._guard:
+            dropped = sum(self._cache.pop(v, None) is not None for v in version_ids)
+            for text_hash in text_hashes:
+                self._tokens.pop(text_hash, None)
+        return dropped
+
     def _rebuild_soon(self, version: IndexVersion) -> None:
         with self._guard:
             if version.id in self._building:

@@ -569,3 +569,28 @@ class AuditEvent(Base):
     method: Mapped[str | None] = mapped_column(String(8), default=None)
     path: Mapped[str | None] = mapped_column(String(1024), default=None)
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Erasure(Base):
+    """One erase (of documents, or of a data subject's values) and its receipt.
+
+    The receipt says what was found and removed in each store, by count and id, never
+    the values themselves: the row outlives the data as proof of the erase. `targets`
+    keeps the ids still to erase while it runs, so that an interrupted erase can be
+    finished (`status` "running" or "failed")."""
+
+    __tablename__ = "erasures"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    # "document" or "subject".
+    kind: Mapped[str] = mapped_column(String(16))
+    kb_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    key_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    request_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    # "running", "completed" or "failed".
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    targets: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    receipt: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)

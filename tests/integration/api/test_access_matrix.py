@@ -43,6 +43,10 @@ EXPECTED: dict[tuple[str, str], tuple[str, str]] = {
     ("GET", "/v1/kbs/{kb}/documents/{doc_id}"): ("reviewer", "path"),
     ("DELETE", "/v1/kbs/{kb}/documents/{doc_id}"): ("owner", "path"),
     ("POST", "/v1/kbs/{kb}/documents/{doc_id}/reprocess"): ("owner", "path"),
+    ("POST", "/v1/kbs/{kb}/documents/{doc_id}/erase"): ("owner", "path"),
+    ("POST", "/v1/erasure"): ("owner", "any"),
+    ("GET", "/v1/erasures"): ("owner", "any"),
+    ("GET", "/v1/erasures/{erasure_id}"): ("owner", "any"),
     ("GET", "/v1/kbs/{kb}/ingestion"): ("reviewer", "path"),
     ("POST", "/v1/kbs/{kb}/retrieve"): ("reader", "path"),
     ("POST", "/v1/retrieve"): ("reader", "any"),
@@ -126,6 +130,7 @@ PLACEHOLDERS = {
     "run_id": "0" * 32,
     "decision_id": "0" * 32,
     "key_id": "0" * 32,
+    "erasure_id": "0" * 32,
 }
 
 
