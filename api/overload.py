@@ -7,11 +7,13 @@ OpenAI's /v1/chat/completions), `upload` (POST /v1/kbs/{kb}/documents) or `admin
 
 1. **Rate limit per key** (`limits`, moving window): a caller (its bearer key, else its
    address) over `RAGOPS_RATE_LIMIT_<CLASS>` gets 429 `rate_limited` with Retry-After
-   (seconds until the window has room). The counters live in memory, or in Redis when
-   `RAGOPS_RATE_LIMIT_STORAGE` is a `redis://` URL, so replicas share them.
+   (seconds until the window has room). A request is counted once it has a place (step
+   2): one refused for capacity spends none of its caller's quota. The counters live in
+   memory, or in Redis when `RAGOPS_RATE_LIMIT_STORAGE` is a `redis://` URL, so replicas
+   share them.
 2. **Concurrency limit**: at most `RAGOPS_CONCURRENCY_<CLASS>` requests of the class run
    at once; up to as many again wait in line, each at most `RAGOPS_QUEUE_WAIT_SECONDS`
-   and about one service time (`Gate`). A request that finds the line full, or waits too
+   and half a service time (`Gate`). A request that finds the line full, or waits too
    long, gets 503 `over_capacity` with Retry-After: 1. Serving more at once would not
    serve more per second on a CPU-bound path (embedding, search): it would only make
    every request slower.
@@ -110,13 +112,15 @@ class Gate:
     """At most `limit` holders; up to `queue` more wait in arrival order. A released place
     goes straight to the longest waiter (no barging).
 
-    A waiter waits at most `wait_s`, and never much longer than one service time (a
-    moving average of how long holders held their place): whoever would wait longer is
-    refused at once, so an admitted request's latency stays near twice the service time
+    A waiter waits at most `wait_s`, and at most WAIT_FACTOR service times (a moving
+    average of how long holders held their place): whoever would wait longer is
+    refused at once, so an admitted request's latency stays near 1.5 service times
     however long the line outside is."""
 
     # Weight of the newest service time in the moving average.
     ALPHA = 0.1
+    # How many service times a request may wait for a place.
+    WAIT_FACTOR = 0.5
 
     def __init__(self, name: str, limit: int, queue: int, wait_s: float) -> None:
         self.limit, self.queue, self.wait_s = limit, queue, wait_s
@@ -129,7 +133,7 @@ class Gate:
     def max_wait(self) -> float:
         if self.service_s is None:
             return self.wait_s
-        return min(self.wait_s, max(0.005, 1.5 * self.service_s))
+        return min(self.wait_s, max(0.005, self.WAIT_FACTOR * self.service_s))
 
     async def acquire(self) -> bool:
         if self.active < self.limit and not self._waiters:
@@ -231,31 +235,43 @@ class OverloadGuard:
             await self.app(scope, receive, send)
             return
         policy = self.policies[name]
-        limited = await self._rate_limited(policy, scope)
-        if limited is not None:
-            message = (
-                f"rate limit for {name} requests ({limited[0]}) reached for this key; "
-                f"retry after {limited[1]} s"
-            )
-            await refusal(path, 429, "rate_limited", message, limited[1])(scope, receive, send)
-            return
-        gate = self.gates.get(name)
-        if gate is not None and not await gate.acquire():
-            message = (
-                f"the server is at capacity for {name} requests "
-                f"({gate.limit} running, {gate.queue} waiting); retry shortly"
-            )
-            await refusal(path, 503, "over_capacity", message, 1)(scope, receive, send)
-            return
-        await self._serve(scope, receive, send, policy, gate)
+        # The key's quota is looked at first (a caller over it waits for nothing) but
+        # spent only once the request has a place: a request refused for capacity costs
+        # its caller no quota, so a busy key is not starved by its own 503s.
+        limited = await self._rate_limited(policy, scope, spend=False)
+        if limited is None:
+            gate = self.gates.get(name)
+            if gate is not None and not await gate.acquire():
+                message = (
+                    f"the server is at capacity for {name} requests "
+                    f"({gate.limit} running, {gate.queue} waiting); retry shortly"
+                )
+                await refusal(path, 503, "over_capacity", message, 1)(scope, receive, send)
+                return
+            limited = await self._rate_limited(policy, scope, spend=True)
+            if limited is None:
+                await self._serve(scope, receive, send, policy, gate)
+                return
+            if gate is not None:
+                gate.release()  # lost the quota to a concurrent request meanwhile
+        message = (
+            f"rate limit for {name} requests ({limited[0]}) reached for this key; "
+            f"retry after {limited[1]} s"
+        )
+        await refusal(path, 429, "rate_limited", message, limited[1])(scope, receive, send)
 
-    async def _rate_limited(self, policy: ClassPolicy, scope: Scope) -> tuple[str, int] | None:
+    async def _rate_limited(
+        self, policy: ClassPolicy, scope: Scope, *, spend: bool
+    ) -> tuple[str, int] | None:
+        """The limit (and seconds until it has room) the caller is over, or None; with
+        `spend`, a request within every limit is counted against them."""
         if not policy.rates:
             return None
         limiter = self.limiter()
         key = caller_key(scope)
         for item in policy.rates:
-            if not await limiter.hit(item, policy.name, key):
+            allowed = await (limiter.hit if spend else limiter.test)(item, policy.name, key)
+            if not allowed:
                 stats = await limiter.get_window_stats(item, policy.name, key)
                 retry = max(1, math.ceil(stats.reset_time - time.time()))
                 return str(item), retry

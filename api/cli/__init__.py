@@ -11,6 +11,7 @@ import typer
 from api.cli import documents, evals, gates, query, report, server, versions
 from api.cli.ab import ab_app
 from api.cli.bench import bench_app
+from api.cli.erase import erase_cmd
 from api.cli.keys import audit_cmd, keys_app
 from api.cli.models import models_app
 from api.cli.testsets import testset_app
@@ -36,6 +37,7 @@ app.command("worker")(server.worker)
 app.command("report")(report.report)
 app.command("decisions")(gates.decisions)
 app.command("audit")(audit_cmd)
+app.command("erase")(erase_cmd)
 
 app.add_typer(bench_app, name="bench")
 app.add_typer(testset_app, name="testset")

@@ -2,9 +2,10 @@
 overload settings (`api.overload`): the server stays up and answers probes, the requests
 it admits keep a bounded p99, and the rest are refused with 429 or 503 and Retry-After,
 quickly; no request goes unanswered. The issue's goal for admitted requests is a p99
-within 2× the unloaded p99; this test bounds the ratio at ADMITTED_P99_BOUND and prints
-it (not met yet on 2 cores, where the load generator shares the CPUs: 3.1-3.3× since the
-generator runs without its garbage collector, see `loadgen.run`).
+within 2× the unloaded p99, measured 1.29-1.80× on 2 cores shared with the load
+generator; this test bounds the ratio at ADMITTED_P99_BOUND (some room for a noisy
+machine) and prints it. The server must also keep serving: the admitted rate under
+overload is at least ADMITTED_SHARE of the sustainable rate (measured 0.79-0.95).
 
 `ragops serve` runs in a subprocess; the load comes from `tests.utils.loadgen` (raw
 HTTP/1.1 on asyncio, open loop). Three phases against the same KB and query:
@@ -47,7 +48,8 @@ UNLOADED_REQUESTS = 120
 SUSTAIN_SECONDS = 4.0
 OVERLOAD_SECONDS = 6.0
 OVERLOAD_FACTOR = 10
-ADMITTED_P99_BOUND = 15.0
+ADMITTED_P99_BOUND = 2.5
+ADMITTED_SHARE = 0.5
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +76,11 @@ async def _measure(port: int) -> dict:
     pool = Pool("127.0.0.1", port)
     for _ in range(10):  # load the index, warm the caches
         assert (await pool.send(raw, 30)).status == 200
-    unloaded = [await pool.send(raw, 30) for _ in range(UNLOADED_REQUESTS)]
+    unloaded = []
+    for _ in range(UNLOADED_REQUESTS):
+        unloaded.append(await pool.send(raw, 30))
+        # one client, well under the per-key rate limit (a fast server crosses it)
+        await asyncio.sleep(0.01)
     pool.close()
     clients = Settings(_env_file=None).concurrency_retrieve
     sustained, rate = await closed_loop(
@@ -119,19 +125,21 @@ def test_ten_times_the_sustainable_rate_is_refused_fast_and_the_admitted_stay_fa
     if os.environ.get("RAGOPS_LOAD_REPORT"):
         Path(os.environ["RAGOPS_LOAD_REPORT"]).write_text(json.dumps(report, indent=1) + "\n")
     assert proc.poll() is None, "the server died under load"
+    assert report["unloaded"]["by_status"] == {200: UNLOADED_REQUESTS}, report["unloaded"]
     overload = report["overload"]
     statuses = overload["admitted"]["by_status"]
     assert set(statuses) <= {200, 429, 503}, f"unexpected answers (0 = none): {statuses}"
     assert overload["refused"]["n"] > 0, "nothing was refused at 10x the sustainable rate"
     assert overload["refused"]["without_retry_after"] == 0
     assert overload["admitted"].get("p99_ms") is not None, "nothing was admitted"
-    # The goal is 2x (issue 14); on a 2-core machine shared with the load generator the
-    # admitted p99 measured 3.1-3.3x (see the figures printed): the bound here guards against
-    # queueing without bound (before the limits: p99 22.7 s at 200 clients), the ratio is
-    # reported.
+    # The goal is 2x (issue 14), measured 1.29-1.80x (before the limits: p99 22.7 s at 200
+    # clients; before quota was spent only on admitted requests: 8 of 99 requests/s served).
     ratio = overload["admitted"]["p99_ms"] / report["unloaded"]["p99_ms"]
     print(f"admitted p99 / unloaded p99 = {ratio:.2f} (goal 2)")
     assert ratio <= ADMITTED_P99_BOUND, report
+    share = overload["admitted_rps"] / report["sustained"]["rps"]
+    print(f"admitted rate / sustainable rate = {share:.2f}")
+    assert share >= ADMITTED_SHARE, report
     # A refusal is at once, or after at most the line's wait (RAGOPS_QUEUE_WAIT_SECONDS).
     refused_bound_ms = Settings(_env_file=None).queue_wait_seconds * 1000 + 500
     assert overload["refused"]["p99_ms"] <= refused_bound_ms, report

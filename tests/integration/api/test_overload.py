@@ -126,3 +126,41 @@ def test_past_the_concurrency_limit_and_its_line_requests_get_503(tmp_path_facto
         assert refused.json()["error"]["code"] == "over_capacity"
         # Once the burst is over the class serves again.
         assert http.post("/v1/kbs/docs/retrieve", json=ASK).status_code == 200
+
+
+def test_a_request_refused_for_capacity_spends_none_of_its_callers_quota(tmp_path_factory):
+    """A busy key is not starved by its own 503s: only requests that got a place count
+    against its rate limit."""
+    app = _app(
+        tmp_path_factory,
+        "quota",
+        concurrency_retrieve=1,
+        queue_wait_seconds=0.001,
+        rate_limit_retrieve="6/minute",
+    )
+    with serve(app) as url, httpx.Client(base_url=url, timeout=60) as http:
+        assert http.post("/v1/kbs", json={"name": "docs"}).status_code == 201
+        assert http.post("/v1/kbs/docs/retrieve", json=ASK, headers=KEY_B).status_code == 200
+        start = threading.Barrier(12)
+        answers: list[httpx.Response] = []
+
+        def ask() -> None:
+            with httpx.Client(base_url=url, timeout=60) as own:
+                start.wait()
+                answers.append(own.post("/v1/kbs/docs/retrieve", json=ASK, headers=KEY_A))
+
+        threads = [threading.Thread(target=ask) for _ in range(12)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        statuses = sorted(r.status_code for r in answers)
+        served = statuses.count(200)
+        assert len(statuses) == 12 and 503 in statuses and 429 not in statuses, statuses
+        assert 1 <= served < 6, statuses
+        # What is left of the quota is exactly what the 503s did not spend.
+        after = [
+            http.post("/v1/kbs/docs/retrieve", json=ASK, headers=KEY_A).status_code
+            for _ in range(6 - served + 1)
+        ]
+        assert after == [200] * (6 - served) + [429], (statuses, after)
