@@ -59,6 +59,6 @@ def test_erase_command(tmp_path, monkeypatch):
         assert r.exit_code == 0, r.output
         assert "documents: 1" in r.stdout and "vectors: 1" in r.stdout
         assert client.get("/v1/kbs/kb/documents").json()["documents"] == []
-        events = client.get("/v1/audit").json()["events"]
-        erases = [(e["action"], e["key_id"]) for e in events if "erase" in e["action"]]
+        events = client.get("/v1/audit", params={"limit": 1000}).json()["events"]
+        erases = [(e["action"], e["key_id"]) for e in events if "eras" in e["action"]]
         assert erases == [("erasure.subject", "cli"), ("document.erase", "cli")]
