@@ -117,7 +117,7 @@ class TestSetGenerate(RequestModel):
     model_config = ConfigDict(extra="ignore")
 
     kb: str
-    name: str
+    name: str = Field(..., min_length=1, max_length=128, json_schema_extra=TESTSET_NAME)
     size: int = Field(..., ge=1, le=500, description="cases to generate")
     languages: list[str] | None = Field(
         None,

@@ -35,7 +35,7 @@ class Needles:
 
     @classmethod
     def of(cls, values: Iterable[str]) -> Needles:
-        folded = {v.strip().casefold() for v in values if v and v.strip()}
+        folded = {v.casefold() for v in values if v and not v.isspace()}
         return cls(tuple(sorted(folded)))
 
     def __bool__(self) -> bool:

@@ -4,16 +4,20 @@ print the receipt (the same as the API's; see README "Erasure with a receipt")."
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated
 
 import typer
 from sqlalchemy import select
 
 from api.cli.helpers import CLI_ACTOR, audit_cli, console, fail, kb_row, runtime
+from api.erasure_schemas import VALUE_PATTERN
 from core.catalog.models import Document, KnowledgeBase
 from core.erasure import MAX_VALUE_LENGTH, MAX_VALUES, MIN_VALUE_LENGTH
 from core.errors import InvalidInput, NotFound
 from eval.erasure import Scope, erase_documents, erase_subject
+
+VALUE_RE = re.compile(VALUE_PATTERN)
 
 
 def erase_cmd(
@@ -78,8 +82,9 @@ def _check(kb: str | None, document: str | None, values: list[str]) -> None:
     if len(values) > MAX_VALUES:
         raise InvalidInput(f"at most {MAX_VALUES} values per erase")
     for v in values:
-        if not MIN_VALUE_LENGTH <= len(v.strip()) <= MAX_VALUE_LENGTH:
+        if not (MIN_VALUE_LENGTH <= len(v) <= MAX_VALUE_LENGTH and VALUE_RE.search(v)):
             raise InvalidInput(
-                f"each --value needs {MIN_VALUE_LENGTH}-{MAX_VALUE_LENGTH} characters besides "
-                "spaces: a shorter one would match far more than one person's data"
+                f"each --value needs {MIN_VALUE_LENGTH}-{MAX_VALUE_LENGTH} characters, three "
+                "of them not white space: a shorter one would match far more than one "
+                "person's data"
             )

@@ -133,7 +133,9 @@ def test_erase_a_document_and_refusals(world):
         ({}, "values"),
         ({"values": []}, "values"),
         ({"values": ["ab"]}, "at least 3"),
-        ({"values": ["  a  "]}, "at least 3"),
+        ({"values": ["  a  "]}, "pattern"),
+        ({"values": ["a b"]}, "pattern"),
+        ({"values": ["   "]}, "pattern"),
         ({"values": [email], "dry_run": True}, "dry_run"),
         ({"values": "x" * 10}, "values"),
     ):
