@@ -34,7 +34,7 @@ from starlette.requests import Request
 
 from api.components import Components
 from core.access import KeyRing
-from core.blobs import LocalBlobStore
+from core.blobs import blob_store
 from core.catalog.embedding_cache import CatalogEmbeddingCache
 from core.config import Settings, apply_offline_defaults
 from core.db import Database
@@ -104,7 +104,7 @@ class Runtime:
         self.components = components if components is not None else Components()
         self.db = Database(settings.catalog_url)
         self.keys = KeyRing(self.db, settings.admin_key)
-        self.blobs = LocalBlobStore(settings.blob_dir)
+        self.blobs = blob_store(settings)  # S3 for RAGOPS_BLOB_URL, else data_dir/blobs
         self.jobs = JobQueue(
             self.db,
             lease_seconds=settings.job_lease_seconds,

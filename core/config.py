@@ -7,9 +7,12 @@ Every setting has the `RAGOPS_` prefix: `RAGOPS_DATA_DIR=/srv/ragops`,
 from __future__ import annotations
 
 import os
+import re
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import parse_qsl, urlsplit
 
 from limits import parse_many
 from pydantic import Field, field_validator, model_validator
@@ -61,6 +64,81 @@ DEFAULT_ENTITY_OPERATORS = {"PERSON": "pseudonymize"}
 CELERY_BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps")
 
 
+# RAGOPS_BLOB_URL: bucket names as S3 allows them (3-63 lowercase letters, digits, dots
+# and hyphens; a letter or digit at both ends), and the query parameters it takes.
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+BLOB_URL_PARAMS = ("endpoint", "region")
+# Secrets that ship in examples (MinIO's default root password among them).
+PLACEHOLDER_SECRETS = ("", "changeme", "minioadmin")
+
+
+@dataclass(frozen=True)
+class S3Location:
+    """Where raw uploads go in an object store, parsed from RAGOPS_BLOB_URL:
+    `s3://bucket/prefix?endpoint=http://minio:9000&region=us-east-1`. `endpoint` None
+    means AWS S3 itself; `prefix` is "" or has no leading or trailing slash."""
+
+    bucket: str
+    prefix: str = ""
+    endpoint: str | None = None
+    region: str | None = None
+
+    @property
+    def url(self) -> str:
+        """The bucket and prefix for messages (never credentials)."""
+        return f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+
+
+def parse_blob_url(value: str) -> S3Location:
+    """Parse RAGOPS_BLOB_URL; ValueError naming the setting, the value and the fix."""
+    example = "s3://bucket/prefix?endpoint=http://127.0.0.1:9000&region=us-east-1"
+    parts = urlsplit(value.strip())
+    if "@" in parts.netloc:  # not echoed: it holds a secret
+        raise ValueError(
+            "RAGOPS_BLOB_URL must not hold credentials; set RAGOPS_BLOB_ACCESS_KEY and "
+            "RAGOPS_BLOB_SECRET_KEY (or the AWS_* variables) instead"
+        )
+    if parts.scheme != "s3":
+        raise ValueError(
+            f"RAGOPS_BLOB_URL={value!r} is not an s3:// URL; write e.g. {example} "
+            "(unset: raw uploads stay under RAGOPS_DATA_DIR)"
+        )
+    if not _BUCKET.match(parts.netloc) or ".." in parts.netloc:
+        raise ValueError(
+            f"RAGOPS_BLOB_URL={value!r}: {parts.netloc!r} is not a valid bucket name (3-63 "
+            "lowercase letters, digits, dots and hyphens); write e.g. " + example
+        )
+    try:
+        params = dict(parse_qsl(parts.query, keep_blank_values=True, strict_parsing=True))
+    except ValueError:  # e.g. `?endpoint` without a value
+        raise ValueError(
+            f"RAGOPS_BLOB_URL={value!r}: the query is not name=value pairs; write e.g. {example}"
+        ) from None
+    unknown = sorted(set(params) - set(BLOB_URL_PARAMS))
+    if unknown:
+        raise ValueError(
+            f"RAGOPS_BLOB_URL={value!r}: unknown parameter(s) {', '.join(map(repr, unknown))}; "
+            f"it takes {' and '.join(BLOB_URL_PARAMS)}, e.g. {example}"
+        )
+    endpoint = params.get("endpoint") or None
+    if endpoint is not None:
+        ep = urlsplit(endpoint)
+        if ep.scheme not in ("http", "https") or not ep.hostname or "@" in ep.netloc:
+            raise ValueError(
+                f"RAGOPS_BLOB_URL={value!r}: endpoint {endpoint!r} is not an http(s)://host[:port] "
+                "URL; write e.g. endpoint=http://minio:9000 (leave it out for AWS S3)"
+            )
+    prefix = parts.path.strip("/")
+    if prefix and "" in prefix.split("/"):
+        raise ValueError(f"RAGOPS_BLOB_URL={value!r}: the prefix {prefix!r} has an empty part")
+    return S3Location(
+        bucket=parts.netloc,
+        prefix=prefix,
+        endpoint=endpoint.rstrip("/") if endpoint else None,
+        region=params.get("region") or None,
+    )
+
+
 def _cpus() -> int:
     """CPUs this process may run on (a container's cpuset, not the host's count)."""
     try:
@@ -77,6 +155,16 @@ class Settings(BaseSettings):
     # Empty means "SQLite file under data_dir".
     database_url: str = ""
     admin_key: str | None = None
+
+    # Raw uploads: unset keeps them under data_dir/blobs (one machine); an S3-compatible
+    # object store (AWS S3, MinIO, Ceph RGW, ...) when set, so API and workers need no
+    # shared disk: s3://bucket[/prefix][?endpoint=http://minio:9000][&region=us-east-1]
+    # (core/blobs.py). Credentials: RAGOPS_BLOB_ACCESS_KEY + RAGOPS_BLOB_SECRET_KEY when
+    # set, else boto3's own chain (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, a profile,
+    # an instance or pod role).
+    blob_url: str | None = None
+    blob_access_key: str | None = None
+    blob_secret_key: str | None = None
 
     # Uploads
     max_file_bytes: int = Field(50 * 1024 * 1024, gt=0)
@@ -248,6 +336,14 @@ class Settings(BaseSettings):
     def _absolute_data_dir(cls, value: Path) -> Path:
         return value.expanduser().resolve()
 
+    @field_validator("blob_url")
+    @classmethod
+    def _blob_url(cls, value: str | None) -> str | None:
+        if not value or not value.strip():
+            return None
+        parse_blob_url(value)
+        return value.strip()
+
     @field_validator("celery_broker_url")
     @classmethod
     def _broker_scheme(cls, value: str | None) -> str | None:
@@ -306,6 +402,22 @@ class Settings(BaseSettings):
             )
         if self.environment == "production" and self.admin_key in (None, "", "changeme"):
             raise ValueError("RAGOPS_ADMIN_KEY must be set to a real secret in production")
+        if bool(self.blob_access_key) != bool(self.blob_secret_key):
+            raise ValueError(
+                "set both RAGOPS_BLOB_ACCESS_KEY and RAGOPS_BLOB_SECRET_KEY, or neither "
+                "(then the AWS_* variables, a profile or an instance role are used)"
+            )
+        if self.blob_access_key and not self.blob_url:
+            raise ValueError(
+                "RAGOPS_BLOB_ACCESS_KEY is set but RAGOPS_BLOB_URL is not; set the bucket "
+                "(s3://bucket/prefix?endpoint=...) or drop the keys"
+            )
+        if (
+            self.environment == "production"
+            and self.blob_secret_key is not None
+            and self.blob_secret_key in PLACEHOLDER_SECRETS
+        ):
+            raise ValueError("RAGOPS_BLOB_SECRET_KEY must be a real secret in production")
         return self
 
     @property
@@ -321,7 +433,13 @@ class Settings(BaseSettings):
 
     @property
     def blob_dir(self) -> Path:
+        """Where the local blob store keeps raw uploads (unused with RAGOPS_BLOB_URL)."""
         return self.data_dir / "blobs"
+
+    @property
+    def blob_location(self) -> S3Location | None:
+        """The object store of raw uploads; None: the local folder `blob_dir`."""
+        return parse_blob_url(self.blob_url) if self.blob_url else None
 
     @property
     def index_dir(self) -> Path:

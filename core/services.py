@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from core.blobs import LocalBlobStore
+    from core.blobs import BlobStore
     from core.config import Settings
     from core.db import Database
     from core.jobs import JobQueue, WorkerPool
@@ -24,6 +24,6 @@ class CoreServices(Protocol):
 
     settings: Settings
     db: Database
-    blobs: LocalBlobStore
+    blobs: BlobStore
     jobs: JobQueue
     workers: WorkerPool

@@ -2,7 +2,9 @@
 
 `/healthz` answers 200 as soon as the port is open. `/readyz` answers 200 once models
 are loaded, workers run, the catalog answers and can be written, the blob store can be
-written and the data directory has RAGOPS_MIN_FREE_DISK_MB free; before that, or when
+written (a probe file in the blob folder, or a probe object put and deleted in the
+RAGOPS_BLOB_URL bucket) and the data directory has RAGOPS_MIN_FREE_DISK_MB free (only the
+data directory: with S3 the blobs are not on this disk); before that, or when
 any of these fails later, 503 with what is still warming (or why warm-up failed) and,
 per failed check, the reason:
 
@@ -146,11 +148,15 @@ def _catalog_writable(rt: Runtime) -> None:
 
 
 def _blobs_writable(rt: Runtime) -> None:
+    """A probe written and removed where blobs go: a file in the blob folder, or an object
+    in the bucket (short timeouts, no retries; the reason names the bucket and the
+    store's error code)."""
     rt.blobs.check_writable()
 
 
 def _disk_space(rt: Runtime) -> None:
-    """Free space on data_dir's file system is at least RAGOPS_MIN_FREE_DISK_MB."""
+    """Free space on data_dir's file system is at least RAGOPS_MIN_FREE_DISK_MB. Only
+    data_dir: the local blob folder is inside it, and blobs in S3 use no local disk."""
     need_mb = rt.settings.min_free_disk_mb
     if need_mb <= 0:
         return

@@ -8,10 +8,16 @@ import yaml
 from typer.main import get_command
 
 from api.cli import app
-from core.config import Settings
+from core.config import Settings, parse_blob_url
 
 pytestmark = pytest.mark.unit
 ROOT = Path(__file__).resolve().parents[2]
+RAGOPS_SERVICES = ("api", "worker", "worker-gpu", "scheduler")
+
+
+def one_shot(service: dict) -> bool:
+    """A setup job (creates the bucket and exits): waited for, not health-checked."""
+    return service.get("restart") == "no"
 
 
 @pytest.fixture(scope="module")
@@ -20,18 +26,25 @@ def compose():
 
 
 def test_all_roles_and_backing_services_are_there(compose):
-    assert {"api", "worker", "worker-gpu", "scheduler", "postgres", "redis", "qdrant"} <= set(
-        compose["services"]
-    )
+    assert {
+        *RAGOPS_SERVICES,
+        "postgres",
+        "redis",
+        "qdrant",
+        "minio",
+        "minio-init",
+    } <= set(compose["services"])
 
 
 def test_services_have_healthchecks_and_wait_for_healthy_dependencies(compose):
     services = compose["services"]
     for name, service in services.items():
-        assert "healthcheck" in service, f"{name} has no healthcheck"
+        assert one_shot(service) or "healthcheck" in service, f"{name} has no healthcheck"
         for dep, cond in (service.get("depends_on") or {}).items():
             assert dep in services, f"{name} depends on unknown {dep}"
-            assert cond == {"condition": "service_healthy"}, name
+            done = "service_completed_successfully"
+            wanted = done if one_shot(services[dep]) else "service_healthy"
+            assert cond == {"condition": wanted}, name
 
 
 def test_ragops_commands_and_settings_exist(compose):
@@ -43,7 +56,7 @@ def test_ragops_commands_and_settings_exist(compose):
             assert cmd[1] in commands, f"{name}: unknown command {cmd[1]}"
         for key in service.get("environment") or {}:
             assert not key.startswith("RAGOPS_") or key in fields, f"{name}: unknown {key}"
-        health = service["healthcheck"]["test"]
+        health = service.get("healthcheck", {}).get("test", [])
         if health[:2] == ["CMD", "ragops"]:
             assert health[2] in commands
 
@@ -68,7 +81,46 @@ def test_settings_are_wired_for_scale_out(compose):
         celery_broker_url="redis://redis:6379/0",
         index_backend="qdrant",
         qdrant_url="http://qdrant:6333",
+        blob_url=env["RAGOPS_BLOB_URL"],
+        blob_access_key=env["RAGOPS_BLOB_ACCESS_KEY"],
+        blob_secret_key="s" * 16,
     )
+
+
+def test_raw_uploads_go_to_minio_and_no_disk_is_shared(compose):
+    services = compose["services"]
+    minio = services["minio"]
+    image = minio["image"]
+    assert image.startswith("minio/minio:RELEASE."), "pinned, not :latest"
+    assert minio["healthcheck"]["test"] == ["CMD", "mc", "ready", "local"]
+    assert any(v.endswith(":/data") for v in minio["volumes"]), "MinIO keeps its data"
+    assert re.search(r":\?", minio["environment"]["MINIO_ROOT_PASSWORD"])
+
+    init = services["minio-init"]
+    assert init["depends_on"] == {"minio": {"condition": "service_healthy"}}
+    script = "\n".join(init["command"])
+    for name in RAGOPS_SERVICES:
+        env = services[name]["environment"]
+        location = parse_blob_url(env["RAGOPS_BLOB_URL"])
+        assert location.endpoint == "http://minio:9000", name
+        assert f"mc mb --ignore-existing local/{location.bucket}" in script
+        assert f"mc admin user add local {env['RAGOPS_BLOB_ACCESS_KEY']} " in script
+        assert re.search(r":\?", env["RAGOPS_BLOB_SECRET_KEY"]), "the secret is required"
+        assert services[name]["depends_on"]["minio-init"] == {
+            "condition": "service_completed_successfully"
+        }
+
+    # No named volume is mounted by two ragops services, and the replicated workers
+    # mount only anonymous volumes (each replica its own).
+    named: dict[str, str] = {}
+    for name in RAGOPS_SERVICES:
+        for volume in services[name].get("volumes", []):
+            if ":" in volume:
+                source = volume.split(":", 1)[0]
+                assert source not in named, f"{name} shares {source} with {named.get(source)}"
+                named[source] = name
+    for name in ("worker", "worker-gpu"):
+        assert all(":" not in v for v in services[name].get("volumes", [])), name
 
 
 def test_dockerfile_installs_with_the_torch_constraint():
