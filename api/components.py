@@ -129,9 +129,9 @@ class Components:
         return self._get(key, lambda: make_generator(settings, name))
 
     def qdrant_client(self, settings: Settings) -> Any:
-        """The deployment's Qdrant: a server (cluster) by URL, else local mode on disk.
-        One client per URL or folder: local mode locks its folder, so a second client on
-        the same path would fail."""
+        """The deployment's Qdrant: a server (cluster) by URL, else Qdrant Edge shards on
+        disk (`index.edge_index.EdgeShards`). One client per URL or folder: an Edge shard
+        serves one client, so a second one on the same folder would be refused."""
         if settings.qdrant_url:
             url, key_ = settings.qdrant_url, settings.qdrant_api_key or None
             return self._get(("qdrant", url, key_), lambda: make_client(url=url, api_key=key_))

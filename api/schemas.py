@@ -466,6 +466,10 @@ class VersionPublic(PublicModel):
     number: int
     status: str = Field(json_schema_extra=choices(s.value for s in VersionStatus))
     backend: str
+    engine: Literal["faiss", "qdrant-edge", "qdrant-server"] = Field(
+        description="What holds the vectors: FAISS files or Qdrant Edge shards in the data "
+        "dir, or a Qdrant server; recorded when the version is created"
+    )
     embedding_model: str
     dimension: int
     config: dict[str, Any]

@@ -242,8 +242,8 @@ class Settings(BaseSettings):
     # Index versions
     index_backend: Literal["faiss", "qdrant"] = "faiss"
     faiss_index_type: Literal["flat", "hnsw", "ivfpq"] = "flat"
-    # Qdrant server (cluster) by URL; empty means local mode under data_dir/qdrant
-    # (single process, for small or offline use).
+    # Qdrant server (cluster) by URL; empty means Qdrant Edge shards under data_dir/qdrant
+    # (in-process engine, one process per shard).
     qdrant_url: str | None = None
     qdrant_api_key: str | None = None
     # Garbage collection keeps the index data of this many most recently retired versions.

@@ -1,21 +1,23 @@
 """The vector index contract: FAISS (files in a version directory, `index.faiss_index`) and
-Qdrant (a collection on a server or in local mode, `index.qdrant_index`) behind one
-`VectorIndex` protocol, giving the same hits and raising the same errors.
+Qdrant (a collection on a server, `index.qdrant_index`, or an embedded Qdrant Edge shard
+on local disk, `index.edge_index`) behind one `VectorIndex` protocol, giving the same hits
+and raising the same errors.
 
 Errors (from `core.errors`; the API maps them to HTTP statuses, see `api/errors.py`):
 - `InvalidInput` (422): the caller's input is wrong: vectors or a query of another
   dimension or with NaN/inf, mismatched ids/vectors/payloads, a malformed filter, bad
   index params, or an existing index built with another dimension/type/params;
 - `Unavailable` (503): the storage behind the index failed: a Qdrant server that cannot be
-  reached or answers 5xx, a FAISS directory that cannot be read or written (permissions,
-  disk full, a corrupt file); the message names the backend and what to check;
+  reached or answers 5xx, a FAISS or Edge directory that cannot be read or written
+  (permissions, disk full, a corrupt file, an Edge shard held by another process); the
+  message names the backend and what to check;
 - `NotFound` (404): a Qdrant collection or alias that does not exist (anymore).
 No builtin exception escapes a backend's public methods; the helpers below
 (`check_filters`, `checked_upsert`, `checked_query`) raise ValueError so other callers can
 reuse them, and each backend re-raises that as InvalidInput.
 
-Filters mean the same on every backend: `matches` is the definition, Qdrant translates it
-into conditions in `index.qdrant_index.to_filter`, and the contract suite
+Filters mean the same on every backend: `matches` is the definition, both Qdrant engines
+translate it into conditions in `index.qdrant_common.build_filter`, and the contract suite
 (tests/integration/index/test_vector_index_contract.py) runs every case on each backend:
 - a string matches that exact string; a boolean matches that boolean only (never 1 or 0);
   a number matches any numerically equal number (`2` matches 2 and 2.0, never True);
@@ -52,7 +54,7 @@ _SCALAR = str | int | float | bool
 EXACT_INT_MAX = 2**53
 
 
-def _as_datetime(value: Any) -> datetime | None:
+def as_utc_datetime(value: Any) -> datetime | None:
     """An ISO 8601 date or date-time as naive UTC, or None when `value` is not one."""
     if not isinstance(value, str):
         return None
@@ -114,7 +116,7 @@ def check_filters(
                 for b in bounds:
                     _check_number(key, b)
                 continue
-            if all(_as_datetime(b) is not None for b in bounds):
+            if all(as_utc_datetime(b) is not None for b in bounds):
                 continue
             raise ValueError(
                 f"filter {key!r}: range bounds must be all numbers or all ISO 8601 dates "
@@ -142,10 +144,10 @@ def _in_range(have: Any, bounds: dict[str, Any]) -> bool:
         value: Any = have
         limits: dict[str, Any] = bounds
     else:
-        value = _as_datetime(have)
+        value = as_utc_datetime(have)
         if value is None:
             return False
-        limits = {op: _as_datetime(b) for op, b in bounds.items()}
+        limits = {op: as_utc_datetime(b) for op, b in bounds.items()}
     for op, limit in limits.items():
         if limit is None:
             return False
@@ -209,8 +211,9 @@ class VectorIndex(Protocol):
       (see `check_filters`; an empty list is allowed and matches nothing); Unavailable
       when the backend cannot be reached.
     - `count` raises Unavailable when the backend cannot be reached.
-    - `save` persists atomically: a crash mid-save leaves the previous files intact.
-      Raises Unavailable when the files cannot be written.
+    - `save` persists what was written; FAISS atomically (a crash mid-save leaves the
+      previous files intact), Qdrant per write (see each backend's docstring). Raises
+      Unavailable when the files cannot be written.
     - Opening an index (each backend's `open`) raises InvalidInput when the stored index
       has another dimension (or type/params), Unavailable when storage cannot be read.
     - Vectors should be unit length: FAISS scores the raw inner product, Qdrant the
@@ -244,12 +247,14 @@ class VectorIndex(Protocol):
     ) -> list[Hit]: ...
     def count(self) -> int: ...
     def save(self) -> None:
-        """Persist atomically; a no-op for backends whose writes persist per call."""
+        """Persist; atomically for FAISS, a flush for Qdrant Edge (see
+        `index.edge_index`), a no-op on a Qdrant server, whose writes persist per call."""
         ...
 
     def copy(self) -> VectorIndex:
         """A deep copy that can be mutated while readers keep searching the original;
-        server-backed indexes whose writes persist per call (Qdrant) return self."""
+        Qdrant indexes (a server collection, an Edge shard), whose writes apply in place,
+        return self."""
         ...
 
 

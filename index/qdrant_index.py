@@ -1,29 +1,26 @@
 """Qdrant backend: one collection per index version, an alias per knowledge base for the
-live version, payload indexes for the filterable fields.
+live version, payload indexes for the filterable fields, on one of two engines:
+- a Qdrant server (`make_client(url=...)`, RAGOPS_QDRANT_URL): `QdrantIndex` below, over
+  qdrant-client; the engine recorded as `qdrant-server`;
+- Qdrant Edge in this process (`make_client(path=...)`, the default, shards under the
+  data dir's `qdrant` folder): `index.edge_index`; recorded as `qdrant-edge`.
+The functions here (`open_collection`, `collection_exists`, `drop_collection`,
+`set_alias`, `resolve_alias`, `close_client`) take either client. Point ids, payload
+indexes and filters are shared (`index.qdrant_common`).
 
-The same client calls serve a Qdrant server (`make_client(url=...)`, production) and
-qdrant-client's local mode (`make_client(path=...)`, small/offline use and tests).
-
-Local mode limits (checked against qdrant-client 1.20):
-- single process: it takes an exclusive file lock on its folder, so one process may open a
-  path at a time. This module caches one client per path per process; a second process
-  gets a RuntimeError naming RAGOPS_QDRANT_URL (a server) as the alternative.
-- not thread-safe by itself: calls on a local client are serialised by a per-client lock.
-- payload indexes are accepted and recorded but do not speed up filters (every search is
-  a brute-force scan); they are still created so the server path is the same code.
-- aliases are supported and persisted.
-- points are pickled into one SQLite file per collection
-  (`<path>/collection/<name>/storage.sqlite`); a delete frees their bytes without
-  overwriting them (unless SQLite was built with SECURE_DELETE, as Debian's is), so
-  `QdrantIndex.erase` vacuums the file afterwards.
+qdrant-client's local mode (`QdrantClient(location=":memory:")` or a path) takes the same
+calls as a server; no server runs in tests, so they use it as the server's stand-in. Its
+limits (qdrant-client 1.20): one process per folder, calls serialised by a per-client
+lock here, payload indexes recorded but unused (brute-force scans), points pickled into
+one SQLite file per collection, which `QdrantIndex.erase` vacuums.
 
 Errors (the `index.base` contract, mapped in one place, `_translated`): a server that cannot
 be reached, times out, answers 5xx or refuses the API key → Unavailable; a missing
 collection or alias → NotFound; input the server or client refuses → InvalidInput.
 
-Filters keep `index.base.matches` semantics (see `to_filter`); the contract suite checks
-them on local mode, which follows the server's matching rules (typed equality, arrays
-match by element, ranges compare numbers only).
+Filters keep `index.base.matches` semantics (`index.qdrant_common.build_filter`); the
+contract suite checks them on Edge and on local mode, which follows the server's matching
+rules (typed equality, arrays match by element, ranges compare numbers only).
 """
 
 from __future__ import annotations
@@ -32,7 +29,6 @@ import hashlib
 import re
 import sqlite3
 import threading
-import uuid
 import warnings
 import weakref
 from collections.abc import Iterable, Iterator
@@ -45,79 +41,118 @@ import numpy as np
 from core.errors import Conflict, InvalidInput, NotFound, RagopsError, Unavailable
 from index.base import (
     Hit,
+    VectorIndex,
     check_filters,
     checked_ids,
     checked_query,
     checked_upsert,
-    is_number,
+)
+from index.edge_index import ENGINE as EDGE_ENGINE
+from index.edge_index import EdgeShards
+from index.qdrant_common import (
+    KEYWORD_FIELDS,
+    NUMBER_FIELDS,
+    POINT_NAMESPACE,
+    FilterVocabulary,
+    build_filter,
+    point_id,
 )
 
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
     from qdrant_client.http import models
 
-# Fixed forever: point ids are derived from chunk ids with it, so changing it would orphan
-# every stored point.
-POINT_NAMESPACE = uuid.UUID("6f1c1f0e-5a0b-4d55-9a43-2f0c7c1e9b21")
+__all__ = [
+    "EDGE_ENGINE",
+    "POINT_NAMESPACE",
+    "SERVER_ENGINE",
+    "EdgeShards",
+    "QdrantIndex",
+    "close_client",
+    "collection_exists",
+    "collection_name",
+    "drop_collection",
+    "engine_of",
+    "make_client",
+    "open_collection",
+    "point_id",
+    "resolve_alias",
+    "set_alias",
+    "to_filter",
+]
+
+SERVER_ENGINE = "qdrant-server"
 
 # Points per upsert request: large enough to amortise the round trip, small enough to stay
 # far below the server's request size limit at dimension 1024+.
 UPSERT_BATCH = 256
 
-KEYWORD_FIELDS = ("document_id", "revision_id", "filename", "section")
-INTEGER_FIELDS = ("page_number",)
-
 _locks_guard = threading.Lock()
 _local_locks: weakref.WeakKeyDictionary[Any, threading.Lock] = weakref.WeakKeyDictionary()
 
-
-def point_id(chunk_id: str) -> str:
-    """Qdrant ids must be unsigned ints or UUIDs; chunk ids are arbitrary strings."""
-    return str(uuid.uuid5(POINT_NAMESPACE, chunk_id))
+Client = Any  # a QdrantClient (server, or local mode as its stand-in) or EdgeShards
 
 
 def make_client(
     *, url: str | None = None, path: Path | None = None, api_key: str | None = None
-) -> QdrantClient:
-    """A new client for the server at `url`, else for the local-mode store at `path`.
+) -> Client:
+    """A qdrant-client for the server at `url`, else the Qdrant Edge folder at `path`
+    (`EdgeShards`: one shard per collection, opened on first use).
 
     The caller owns it and closes it with `close_client` (the runtime's components keep
-    one per URL or path). Local mode locks its folder: a second client on the same path,
-    in this process or another, is `Unavailable` until the first is closed.
+    one per URL or path). An Edge shard serves one process: a second process (or a second
+    client here) opening a shard that is open gets `Unavailable` until it is closed.
     """
-    # Heavy optional import: qdrant-client loads only where a Qdrant backend is used.
-    from qdrant_client import QdrantClient
-
     if url and path is not None:
-        raise InvalidInput("give a Qdrant server url or a local-mode path, not both")
+        raise InvalidInput("give a Qdrant server url or a Qdrant Edge path, not both")
     if url:
+        # Heavy optional import: qdrant-client loads only where a Qdrant server is used.
+        from qdrant_client import QdrantClient
+
         with _translated(f"connect to Qdrant at {url}"):
             return QdrantClient(url=url, api_key=api_key)
     if path is None:
-        raise InvalidInput("give a Qdrant server url (RAGOPS_QDRANT_URL) or a local-mode path")
+        raise InvalidInput("give a Qdrant server url (RAGOPS_QDRANT_URL) or a Qdrant Edge path")
     resolved = path.expanduser().resolve()
     resolved.mkdir(parents=True, exist_ok=True)
-    try:
-        # Thread checks off: our per-client lock serialises every call instead.
-        return QdrantClient(path=str(resolved), force_disable_check_same_thread=True)
-    except RuntimeError as exc:
-        if "already accessed" not in str(exc):
-            raise
-        raise Unavailable(
-            f"Qdrant local storage {resolved} is already open (by another process, or "
-            "another client here); local mode is single-process. Run a Qdrant server and "
-            "set RAGOPS_QDRANT_URL to share an index between processes."
-        ) from exc
+    return EdgeShards(resolved)
 
 
-def close_client(client: QdrantClient) -> None:
-    """Close `client` once no call of ours is running on it (releases a local folder lock)."""
+def close_client(client: Client) -> None:
+    """Close `client` once no call of ours is running on it (Edge: flushes and closes its
+    shards, releasing their locks; local mode: releases its folder lock)."""
+    if isinstance(client, EdgeShards):
+        client.close()
+        return
     with _lock_for(client):
         client.close()
 
 
+def engine_of(client: Client) -> str:
+    """`qdrant-edge` for an Edge folder, `qdrant-server` for qdrant-client."""
+    return EDGE_ENGINE if isinstance(client, EdgeShards) else SERVER_ENGINE
+
+
+def open_collection(client: Client, collection: str, dimension: int) -> VectorIndex:
+    """The index on `collection` (created when missing) in the client's engine: an
+    `EdgeIndex` (`index.edge_index`) or a `QdrantIndex`. Raises as `QdrantIndex.open`."""
+    if isinstance(client, EdgeShards):
+        return client.open(collection, dimension)
+    return QdrantIndex.open(client, collection, dimension)
+
+
+def drop_collection(client: Client, collection: str) -> None:
+    """Delete `collection` (and the aliases pointing at it) without creating it first;
+    nothing when it does not exist."""
+    if isinstance(client, EdgeShards):
+        client.drop(collection)
+        return
+    with _lock_for(client), _translated(f"drop collection {collection!r}"):
+        client.delete_collection(collection)
+
+
 def _is_local(client: QdrantClient) -> bool:
-    options = client.init_options
+    options = getattr(client, "init_options", {})
     return bool(options.get("path")) or options.get("location") == ":memory:"
 
 
@@ -198,24 +233,33 @@ def collection_name(kb_id: str, version_number: int, version_id: str) -> str:
     return f"ragops_{slug}_v{version_number}_{digest[:12]}"
 
 
-def collection_exists(client: QdrantClient, collection: str) -> bool:
-    """Whether `collection` exists (without creating it, unlike `QdrantIndex.open`)."""
+def collection_exists(client: Client, collection: str) -> bool:
+    """Whether `collection` exists (without creating it, unlike `open_collection`)."""
+    if isinstance(client, EdgeShards):
+        return client.exists(collection)
     with _lock_for(client), _translated(f"look up collection {collection!r}"):
         return bool(client.collection_exists(collection))
 
 
-def resolve_alias(client: QdrantClient, alias: str) -> str | None:
+def resolve_alias(client: Client, alias: str) -> str | None:
     """The collection `alias` points at, or None when the alias does not exist."""
+    if isinstance(client, EdgeShards):
+        return client.resolve_alias(alias)
     with _lock_for(client), _translated(f"list aliases to resolve {alias!r}"):
         aliases = client.get_aliases().aliases
     return next((a.collection_name for a in aliases if a.alias_name == alias), None)
 
 
-def set_alias(client: QdrantClient, alias: str, collection: str) -> None:
+def set_alias(client: Client, alias: str, collection: str) -> None:
     """Point `alias` at `collection` atomically: readers resolve either the old or the new
-    collection, never nothing. Delete and create travel in ONE `update_collection_aliases`
-    call; the delete is left out when the alias does not exist yet, since a server rejects
-    deleting a missing alias. Promotions must be serialised by the caller (the catalog)."""
+    collection, never nothing. On a server, delete and create travel in ONE
+    `update_collection_aliases` call; the delete is left out when the alias does not exist
+    yet, since a server rejects deleting a missing alias. Edge keeps its aliases in one
+    file replaced atomically. Promotions must be serialised by the caller (the catalog).
+    NotFound when `collection` does not exist."""
+    if isinstance(client, EdgeShards):
+        client.set_alias(alias, collection)
+        return
     from qdrant_client.http import models
 
     operations: list[Any] = []
@@ -232,66 +276,32 @@ def set_alias(client: QdrantClient, alias: str, collection: str) -> None:
         client.update_collection_aliases(change_aliases_operations=operations)
 
 
-# Keys Qdrant reads as a plain top-level key; any other is quoted, since the contract's keys
-# are literal (`a.b` is the key "a.b", which unquoted Qdrant would read as a path).
-_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
-
-
-def _field(key: str) -> str:
-    return key if _PLAIN_KEY.fullmatch(key) else f'"{key}"'
-
-
-def _equals(key: str, value: Any) -> models.FieldCondition:
-    """One value with `index.base.same_value` semantics. Strings and booleans match as
-    typed values. Numbers become a one-point Range: MatchValue refuses floats and matches
-    an integer against integers only, while a range compares any number (never a boolean)
-    numerically, as FAISS does; `check_filters` keeps integers within +-2**53, where that
-    comparison (64-bit floats on the server) is exact."""
+def _client_vocabulary() -> FilterVocabulary:
+    """qdrant-client's spelling of the conditions `build_filter` emits."""
     from qdrant_client.http import models
 
-    if isinstance(value, str | bool):
-        return models.FieldCondition(key=key, match=models.MatchValue(value=value))
-    return models.FieldCondition(key=key, range=models.Range(gte=value, lte=value))
-
-
-def _condition(key: str, want: Any) -> models.FieldCondition | models.Filter:
-    """One checked filter entry as Qdrant conditions, with the semantics of
-    `index.base.matches` (Qdrant matches a list payload by element, as `matches` does)."""
-    from qdrant_client.http import models
-
-    field = _field(key)
-    if isinstance(want, dict):
-        if all(is_number(b) for b in want.values()):
-            return models.FieldCondition(key=field, range=models.Range(**want))
-        # ISO dates: Qdrant compares RFC 3339 payload strings as date-times (UTC).
-        return models.FieldCondition(key=field, range=models.DatetimeRange(**want))
-    if not isinstance(want, list):
-        return _equals(field, want)
-    # MatchAny takes one list of strings; booleans and numbers become an OR of conditions.
-    strs = list(dict.fromkeys(v for v in want if isinstance(v, str)))
-    parts: list[Any] = []
-    if strs:
-        parts.append(models.FieldCondition(key=field, match=models.MatchAny(any=strs)))
-    parts += [_equals(field, v) for v in want if not isinstance(v, str)]
-    return parts[0] if len(parts) == 1 else models.Filter(should=parts)
+    return FilterVocabulary(
+        field=lambda key, match=None, range=None: models.FieldCondition(
+            key=key, match=match, range=range
+        ),
+        match_value=lambda value: models.MatchValue(value=value),
+        match_any=lambda values: models.MatchAny(any=values),
+        number_range=models.Range,
+        date_range=models.DatetimeRange,
+        filter=models.Filter,
+    )
 
 
 def to_filter(filters: dict[str, Any] | None) -> models.Filter | None:
-    """Filters as Qdrant conditions, all of which must hold: strings and booleans →
-    MatchValue, numbers → a one-point Range, a list → MatchAny / an OR (any of these), a
-    range object → `Range` (numbers) or `DatetimeRange` (ISO dates). ValueError for a
-    shape `check_filters` refuses; an empty list is the caller's to handle (it matches
-    nothing)."""
-    filters = check_filters(filters)
-    if not filters:
-        return None
-    from qdrant_client.http import models
-
-    return models.Filter(must=[_condition(k, v) for k, v in filters.items()])
+    """`index.base` filters as qdrant-client conditions (`index.qdrant_common.build_filter`):
+    strings and booleans → MatchValue, numbers → a one-point Range, a list → MatchAny / an
+    OR, a range object → `Range` (numbers) or `DatetimeRange` (ISO dates). ValueError for
+    a shape `check_filters` refuses; an empty list is the caller's to handle."""
+    return build_filter(filters, _client_vocabulary())
 
 
 class QdrantIndex:
-    """One index version stored as one Qdrant collection (cosine distance).
+    """One index version stored as one collection on a Qdrant server (cosine distance).
 
     Same contract as FaissIndex (see `index.base.VectorIndex`). Differences that matter:
     - every write is persisted by the server when the call returns (`wait=True`), so
@@ -307,7 +317,7 @@ class QdrantIndex:
 
     Example::
 
-        idx = QdrantIndex.open(make_client(path=Path("data/qdrant")), "kb1_v1", 384)
+        idx = QdrantIndex.open(make_client(url="http://qdrant:6333"), "kb1_v1", 384)
         idx.upsert(["c1"], vectors, [{"document_id": "d1"}])
         idx.search(vectors[0], top_k=5, filters={"document_id": ["d1", "d2"]})
     """
@@ -339,7 +349,7 @@ class QdrantIndex:
                 vectors_config=models.VectorParams(size=dimension, distance=models.Distance.COSINE),
             )
             schemas = [(f, models.PayloadSchemaType.KEYWORD) for f in KEYWORD_FIELDS]
-            schemas += [(f, models.PayloadSchemaType.INTEGER) for f in INTEGER_FIELDS]
+            schemas += [(f, models.PayloadSchemaType.FLOAT) for f in NUMBER_FIELDS]
             with warnings.catch_warnings():
                 # local mode warns that payload indexes do nothing there; known, see module doc
                 warnings.filterwarnings("ignore", message="Payload indexes have no effect")
@@ -413,9 +423,10 @@ class QdrantIndex:
 
     def erase(self, ids: list[str], *, document_ids: Iterable[str] = ()) -> int:
         """Delete the points of `ids` and of every chunk whose payload's `document_id`
-        is in `document_ids`, and, in local mode, vacuum the collection's SQLite
-        file so that no freed page keeps their pickled vector or payload. Returns how
-        many of `ids` were present before (erasing again returns 0).
+        is in `document_ids`, and, in local mode on a path (the tests' and benches'
+        stand-in), vacuum the collection's SQLite file so that no freed page keeps their
+        pickled vector or payload. Returns how many of `ids` were present before
+        (erasing again returns 0).
 
         On a server (url) only the delete is possible: the server drops the points'
         bytes from its segments and WAL when its own optimizers and WAL rotation run,

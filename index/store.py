@@ -26,12 +26,18 @@ vector count, cache). Per backend:
   older snapshot cannot publish the rows again (its run is gone from the manifest).
   Snapshots already loaded in memory (this process's older readers, other processes
   until they reload at the bumped generation) still hold the rows until dropped.
-- Qdrant local mode (a path): the points are deleted and the collection's SQLite file is
-  vacuumed, so no freed page keeps their pickled vector and payload.
+- Qdrant Edge (the embedded engine, no RAGOPS_QDRANT_URL): the points are deleted, then a
+  copy of the shard is vacuumed (every segment holding a deleted point is rewritten
+  without it) in a child process and swapped in, and the previous shard directory is
+  deleted whole; the shard keeps no write-ahead log (`index.edge_index`).
 - Qdrant server (RAGOPS_QDRANT_URL): the points are deleted through the API; the server
   drops their bytes from its segments and WAL when its optimizers and WAL rotation run,
   and snapshots taken earlier keep them. Nothing more can be forced from a client.
 Bytes the file system or the disk keeps in freed blocks are out of reach of all three.
+
+A Qdrant version records the engine it was built on (`index_params["engine"]`:
+`qdrant-edge` or `qdrant-server`, see `index.versions`); opening it with the other engine
+configured is refused (Unavailable naming the setting), since its points are not there.
 """
 
 from __future__ import annotations
@@ -49,10 +55,17 @@ from sqlalchemy import update
 
 from core.catalog.models import IndexVersion
 from core.db import Database
-from core.errors import InvalidInput, NotFound, RagopsError
+from core.errors import InvalidInput, NotFound, RagopsError, Unavailable
 from index.base import VectorIndex
 from index.faiss_index import FaissIndex
-from index.qdrant_index import QdrantIndex, collection_exists, collection_name, set_alias
+from index.qdrant_index import (
+    collection_exists,
+    collection_name,
+    drop_collection,
+    engine_of,
+    open_collection,
+    set_alias,
+)
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +73,9 @@ Compaction = Literal["background", "inline", "off"]
 
 
 class IndexStore:
-    """`qdrant` is a zero-argument factory for the deployment's QdrantClient (server by
-    URL or local mode on a path), called only when a Qdrant-backed version is opened.
+    """`qdrant` is a zero-argument factory for the deployment's Qdrant client (a server's
+    QdrantClient by URL, or the Qdrant Edge folder, `make_client`), called only when a
+    Qdrant-backed version is opened.
     `compaction` says where FAISS segment merges run (see the module docstring)."""
 
     def __init__(
@@ -95,10 +109,28 @@ class IndexStore:
             )
         return self._qdrant_factory()
 
+    def qdrant_for(self, version: IndexVersion) -> Any:
+        """The Qdrant client for `version`; Unavailable when the version was built on the
+        other engine than the one configured now (its points are not there)."""
+        client = self.qdrant_client()
+        recorded = (version.index_params or {}).get("engine")
+        configured = engine_of(client)
+        if recorded and recorded != configured:
+            fix = (
+                "set RAGOPS_QDRANT_URL to its server"
+                if configured == "qdrant-edge"
+                else "unset RAGOPS_QDRANT_URL to serve it from the data dir"
+            )
+            raise Unavailable(
+                f"index version {version.number} was built on {recorded}, but this "
+                f"deployment runs {configured}; {fix}, or build a new version"
+            )
+        return client
+
     def _open(self, version: IndexVersion) -> VectorIndex:
         if version.backend == "qdrant":
-            return QdrantIndex.open(
-                self.qdrant_client(),
+            return open_collection(
+                self.qdrant_for(version),
                 collection_name(version.kb_id, version.number, version.id),
                 version.dimension,
             )
@@ -121,7 +153,7 @@ class IndexStore:
         """Qdrant: the KB's alias names the live version's collection."""
 
         set_alias(
-            self.qdrant_client(),
+            self.qdrant_for(version),
             f"ragops_{kb.id}_live",
             collection_name(version.kb_id, version.number, version.id),
         )
@@ -177,10 +209,11 @@ class IndexStore:
 
         FAISS: the copy is private, so a failed write publishes nothing; a save writes
         one segment (what the writes touched) and switches the manifest, then merges are
-        scheduled per `compaction`. Qdrant: `copy()` is the collection itself and each call
-        persists at once (upserts go in batches), so a failed write may leave its earlier
-        batches applied; that is safe because writes are idempotent by chunk id and a
-        retried job converges.
+        scheduled per `compaction`. Qdrant: `copy()` is the collection (Edge: the shard)
+        itself and each call applies at once (upserts go in batches), so a failed write may
+        leave its earlier batches applied; that is safe because writes are idempotent by
+        chunk id and a retried job converges. Edge's `save` flushes, and builds HNSW when
+        enough vectors wait unindexed.
 
         Example::
 
@@ -247,14 +280,13 @@ class IndexStore:
     def _erase_qdrant(
         self, version: IndexVersion, ids: list[str], document_ids: Iterable[str]
     ) -> int:
-        client = self.qdrant_client()
+        client = self.qdrant_for(version)
         if not collection_exists(
             client, collection_name(version.kb_id, version.number, version.id)
         ):
             return 0
         with self._exclusive(version) as generation:
             index = self._current(version, generation)
-            assert isinstance(index, QdrantIndex)
             erased = index.erase(ids, document_ids=document_ids)
             self._publish(version, generation, index)
         return erased
@@ -357,12 +389,15 @@ class IndexStore:
             thread.join(timeout)
 
     def drop(self, version: IndexVersion) -> None:
-        """Delete a version's index data (FAISS files or the Qdrant collection)."""
+        """Delete a version's index data (FAISS files, the Qdrant collection or Edge shard)."""
         with self._guard:
             self._cache.pop(version.id, None)
             self._dropped.add(version.id)
         if version.backend == "qdrant":
-            self._open(version).drop()
+            drop_collection(
+                self.qdrant_for(version),
+                collection_name(version.kb_id, version.number, version.id),
+            )
         shutil.rmtree(self.path_for(version), ignore_errors=True)
 
     def drop_all(self, versions: list[IndexVersion]) -> None:

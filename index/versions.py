@@ -16,10 +16,12 @@ from sqlalchemy import select
 from core.catalog.models import ABTest, IndexVersion, KnowledgeBase, VersionStatus, utcnow
 from core.errors import Conflict, InvalidInput, NotFound
 from index.faiss_index import INDEX_TYPES, resolve_params
+from index.qdrant_index import EDGE_ENGINE, SERVER_ENGINE
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+    from core.config import Settings
     from index.services import IndexServices
 
 BUILD_JOB = "build_version"
@@ -90,18 +92,43 @@ def queryable_numbers(*, session: Session) -> list[tuple[str, int]]:
     )
 
 
+def qdrant_engine(settings: Settings) -> str:
+    """The Qdrant engine these settings run: a server by RAGOPS_QDRANT_URL, else Qdrant Edge
+    shards under the data dir."""
+    return SERVER_ENGINE if settings.qdrant_url else EDGE_ENGINE
+
+
+def engine_of(version: IndexVersion, settings: Settings) -> str:
+    """Which engine holds `version`: `faiss`, `qdrant-edge` or `qdrant-server`. Qdrant
+    versions record it when created (`index_params["engine"]`), so it stays true when the
+    settings change later; versions from before that are read with the engine configured
+    now (the only one the store opens them with)."""
+    if version.backend != "qdrant":
+        return str(version.backend)
+    return str((version.index_params or {}).get("engine") or qdrant_engine(settings))
+
+
+def new_index_params(settings: Settings, backend: str) -> dict[str, Any]:
+    """The index params of a version created with the deployment's defaults: FAISS's
+    index type, or the Qdrant engine it is built on."""
+    if backend == "qdrant":
+        return {"engine": qdrant_engine(settings)}
+    return {"index_type": settings.faiss_index_type}
+
+
 def check_index_params(
     rt: IndexServices, backend: str, index_params: dict[str, Any] | None, *, dimension: int
 ) -> dict[str, Any]:
-    """Validated index params, stored on the version (FAISS: index_type + its knobs)."""
+    """Validated index params, stored on the version (FAISS: index_type + its knobs;
+    Qdrant: only the engine it is built on, recorded here, see `engine_of`)."""
     params = dict(index_params or {})
     if backend == "qdrant":
         if params:
             raise InvalidInput(
                 "index_params are not supported for the qdrant backend "
-                "(HNSW settings are the server's); remove them"
+                "(HNSW settings are the engine's); remove them"
             )
-        return params
+        return new_index_params(rt.settings, backend)
     index_type = params.pop("index_type", rt.settings.faiss_index_type)
     if index_type not in INDEX_TYPES:
         raise InvalidInput(

@@ -30,7 +30,7 @@ from core.catalog.models import (
 from core.errors import StageFailed
 from core.jobs import PermanentJobError
 from core.types import Piece, sha256_hex
-from index.versions import active_versions
+from index.versions import active_versions, new_index_params
 from ingest.config import IngestionConfig
 from ingest.pipeline import IngestPipeline, PipelineResult, build_pipeline
 
@@ -254,11 +254,7 @@ def ensure_versions(
         if versions:
             return versions
         embedder = rt.embedder(config.embedding_model)
-        params: dict[str, Any] = (
-            {"index_type": rt.settings.faiss_index_type}
-            if rt.settings.index_backend == "faiss"
-            else {}
-        )
+        params = new_index_params(rt.settings, rt.settings.index_backend)
         try:
             with rt.db.session() as s:
                 version = IndexVersion(

@@ -4,9 +4,11 @@
     python tests/bench/bench_index_latency.py --n 20000 --queries 500
 
 Builds N random unit vectors (dimension 384, as all-MiniLM-L6-v2 produces) with
-payloads in FAISS flat, FAISS hnsw, FAISS ivfpq and Qdrant local mode, then times single
-queries unfiltered and filtered. Prints p50/p99 per backend, the ratio to FAISS flat
-measured in the same run, and recall@10 against FAISS flat (exact, so the reference).
+payloads in FAISS flat, FAISS hnsw, FAISS ivfpq, Qdrant Edge (the embedded Qdrant) and
+qdrant-client's local mode (the embedded Qdrant before Edge; `--backends` picks), then
+times single queries unfiltered and filtered. Prints p50/p99 per backend, the ratio to
+FAISS flat measured in the same run, and recall@10 against FAISS flat (exact, so the
+reference). Build time includes the final `save()` (Edge: its HNSW build).
 
 Random vectors are the hard case for approximate indexes (no cluster structure), so
 their recall here is a lower bound of what real embeddings get (`--data clustered` is the
@@ -26,7 +28,7 @@ import numpy as np
 
 from index.base import VectorIndex
 from index.faiss_index import FaissIndex
-from index.qdrant_index import QdrantIndex, close_client, make_client
+from index.qdrant_index import QdrantIndex, close_client, make_client, open_collection
 
 K = 10
 DOCUMENTS = 200  # chunks per document = n / DOCUMENTS
@@ -47,6 +49,9 @@ FILTER_MODES: dict[str, Callable[[int], dict[str, Any] | None]] = {
     "filter 1 doc": lambda q: {"document_id": f"d{q % DOCUMENTS}"},
     "filter 1/3": lambda q: {"section": f"s{q % SECTIONS}"},
 }
+
+
+BACKENDS = ("faiss flat", "faiss hnsw", "faiss ivfpq", "qdrant edge", "qdrant-client local")
 
 
 def _unit(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
@@ -84,13 +89,17 @@ def run(
     seed: int = 0,
     faiss_threads: int | None = 1,
     data: str = "random",
+    backends: tuple[str, ...] = BACKENDS,
+    modes: tuple[str, ...] = tuple(FILTER_MODES),
 ) -> dict[str, Any]:
     """Build every backend on the same data and time the same queries.
 
     `faiss_threads=1` times one query on one core, as a server handling concurrent
     requests sees it (and keeps OpenMP spin-waits out of the tail); None keeps FAISS's
     default. `data="clustered"` draws each document's chunks around its own centre,
-    closer to how real embeddings group by topic than uniform random vectors.
+    closer to how real embeddings group by topic than uniform random vectors. `backends`
+    and `modes` pick among BACKENDS and FILTER_MODES (FAISS flat always runs: the
+    reference).
 
     Returns {"n", "queries", "dim", "backends": {name: {"build_s", "trained"?, "modes":
     {mode: {"p50_ms", "p99_ms", "p50_ratio_vs_flat", "p99_ratio_vs_flat",
@@ -123,25 +132,41 @@ def run(
         "faiss_threads": faiss_threads,
         "backends": {},
     }
+    unknown = sorted(set(backends) - set(BACKENDS)) + sorted(set(modes) - set(FILTER_MODES))
+    if unknown:
+        raise ValueError(f"unknown backends or modes {unknown}; pick from {BACKENDS}")
     with tempfile.TemporaryDirectory(prefix="ragops-bench-") as tmp:
         root = Path(tmp)
-        qdrant = make_client(path=root / "qdrant")
+        edge = make_client(path=root / "qdrant")
+        clients: list[Any] = []
+
+        def local_mode() -> VectorIndex:
+            from qdrant_client import QdrantClient
+
+            clients.append(QdrantClient(path=str(root / "qdrant-local")))
+            return QdrantIndex.open(clients[-1], "b", dim)
+
         openers: dict[str, Callable[[], VectorIndex]] = {
             "faiss flat": lambda: FaissIndex.open(root / "flat", dim),
             "faiss hnsw": lambda: FaissIndex.open(root / "hnsw", dim, index_type="hnsw"),
             "faiss ivfpq": lambda: FaissIndex.open(root / "ivfpq", dim, index_type="ivfpq"),
-            "qdrant local": lambda: QdrantIndex.open(qdrant, "b", dim),
+            "qdrant edge": lambda: open_collection(edge, "b", dim),
+            "qdrant-client local": local_mode,
         }
         reference: dict[str, list[list[str]]] = {}
         flat_latency: dict[str, np.ndarray] = {}
         try:
             for name, opener in openers.items():
+                if name != "faiss flat" and name not in backends:
+                    continue
                 index = opener()
                 entry: dict[str, Any] = {"build_s": round(_build(index, ids, vectors), 2)}
                 if isinstance(index, FaissIndex):
                     entry["trained"] = index.trained
                 entry["modes"] = {}
                 for mode_name, mode in FILTER_MODES.items():
+                    if mode_name not in modes:
+                        continue
                     latency, results = _time_queries(index, query_vectors, mode)
                     if name == "faiss flat":
                         reference[mode_name], flat_latency[mode_name] = results, latency
@@ -158,7 +183,9 @@ def run(
                     }
                 report["backends"][name] = entry
         finally:
-            close_client(qdrant)
+            close_client(edge)
+            for client in clients:
+                client.close()
     return report
 
 
@@ -168,7 +195,7 @@ def _print(report: dict[str, Any]) -> None:
         f"queries={report['queries']} top_k={K} "
         f"faiss_threads={report['faiss_threads'] or 'default'}"
     )
-    header = f"{'backend':<14}{'mode':<14}{'p50 ms':>9}{'p99 ms':>9}{'x flat p50':>11}"
+    header = f"{'backend':<20}{'mode':<14}{'p50 ms':>9}{'p99 ms':>9}{'x flat p50':>11}"
     header += f"{'x flat p99':>11}{'recall@10':>10}"
     print(header)
     for name, entry in report["backends"].items():
@@ -178,7 +205,7 @@ def _print(report: dict[str, Any]) -> None:
         print(name + extra)
         for mode, m in entry["modes"].items():
             print(
-                f"{'':<14}{mode:<14}{m['p50_ms']:>9.3f}{m['p99_ms']:>9.3f}"
+                f"{'':<20}{mode:<14}{m['p50_ms']:>9.3f}{m['p99_ms']:>9.3f}"
                 f"{m['p50_ratio_vs_flat']:>11.2f}{m['p99_ratio_vs_flat']:>11.2f}"
                 f"{m['recall_at_10']:>10.3f}"
             )
@@ -194,6 +221,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--faiss-threads", type=int, default=1, help="OpenMP threads for FAISS (0: default)"
     )
+    parser.add_argument(
+        "--backends",
+        default=",".join(BACKENDS),
+        help=f"comma-separated, of: {', '.join(BACKENDS)} (FAISS flat always runs)",
+    )
     args = parser.parse_args(argv)
     threads = args.faiss_threads or None
     _print(
@@ -204,6 +236,7 @@ def main(argv: list[str] | None = None) -> None:
             seed=args.seed,
             faiss_threads=threads,
             data=args.data,
+            backends=tuple(b.strip() for b in args.backends.split(",") if b.strip()),
         )
     )
 

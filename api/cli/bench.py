@@ -126,7 +126,8 @@ def bench_index(
     queries: Annotated[int, typer.Option(min=10, help="Queries per mode")] = 500,
     data: Annotated[str, typer.Option(help="random or clustered vectors")] = "random",
 ) -> None:
-    """Search latency and recall: FAISS flat / hnsw / ivfpq and Qdrant local, same chunks.
+    """Search latency and recall: FAISS flat / hnsw / ivfpq, Qdrant Edge and qdrant-client
+    local mode, same chunks.
 
     Example: ragops bench index --n 20000 --queries 500
     """

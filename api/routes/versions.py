@@ -11,6 +11,7 @@ from api.gate_schemas import DecisionPublic, PromoteRequest
 from api.limits import MAX_DB_INT
 from api.schemas import JobAccepted, VersionCreate, VersionList, VersionPublic
 from core.catalog.models import IndexVersion, VersionStatus
+from core.config import Settings
 from core.errors import Conflict
 from eval import gates
 from index import versions as lifecycle
@@ -19,15 +20,15 @@ from ingest.builds import create_version as build_new_version
 router = APIRouter(prefix="/kbs/{kb}", tags=["index versions"])
 
 
-def to_public(v: IndexVersion) -> VersionPublic:
-    return VersionPublic.model_validate(v, from_attributes=True)
+def to_public(v: IndexVersion, settings: Settings) -> VersionPublic:
+    return VersionPublic.from_row(v, engine=lifecycle.engine_of(v, settings))
 
 
 @router.get("/versions", response_model=VersionList)
-def list_versions(kb: KbDep, session: SessionDep) -> VersionList:
+def list_versions(kb: KbDep, session: SessionDep, rt: RuntimeDep) -> VersionList:
     rows = lifecycle.list_versions(session=session, kb=kb)
     live = next((v.number for v in rows if v.status == VersionStatus.LIVE), None)
-    return VersionList(live_version=live, versions=[to_public(v) for v in rows])
+    return VersionList(live_version=live, versions=[to_public(v, rt.settings) for v in rows])
 
 
 @router.post("/versions", status_code=202, response_model=VersionPublic)
@@ -41,12 +42,12 @@ def create_version(kb: KbDep, body: VersionCreate, rt: RuntimeDep) -> VersionPub
     version = build_new_version(
         rt, kb=kb, changes=changes, backend=body.backend, index_params=body.index_params
     )
-    return to_public(version)
+    return to_public(version, rt.settings)
 
 
 @router.get("/versions/{number:int}", response_model=VersionPublic)
-def get_version(version: VersionDep) -> VersionPublic:
-    return to_public(version)
+def get_version(version: VersionDep, rt: RuntimeDep) -> VersionPublic:
+    return to_public(version, rt.settings)
 
 
 @router.post(
@@ -82,7 +83,7 @@ def promote(
         **({"gate_override": True, "reason": body.reason or ""} if body.force else {}),
     )
     if version.status == VersionStatus.LIVE:
-        return to_public(version)
+        return to_public(version, rt.settings)
     number = version.number
     decision = gates.request_promotion(
         rt,
@@ -93,7 +94,7 @@ def promote(
         reason=body.reason or "",
     )
     # The session is first used here, so it reads what request_promotion wrote.
-    public = to_public(lifecycle.get_version(session=session, kb=kb, number=number))
+    public = to_public(lifecycle.get_version(session=session, kb=kb, number=number), rt.settings)
     # Through its public model: timestamps in UTC with `Z`, like every response's.
     public.decision = DecisionPublic(**gates.decision_dict(decision, kb_name=kb.name)).model_dump(
         mode="json"
@@ -111,7 +112,7 @@ def promote(
 @router.post("/rollback", response_model=VersionPublic)
 def rollback(kb: KbDep, rt: RuntimeDep) -> VersionPublic:
     """Make the previously live version live again."""
-    return to_public(lifecycle.rollback(rt, kb=kb))
+    return to_public(lifecycle.rollback(rt, kb=kb), rt.settings)
 
 
 @router.delete("/versions/{number:int}", response_model=VersionPublic)
@@ -119,7 +120,7 @@ def retire(
     kb: KbDep, number: Annotated[int, Path(ge=1, le=MAX_DB_INT)], rt: RuntimeDep
 ) -> VersionPublic:
     """Retire a version (409 for the live one); its data goes at the next GC."""
-    return to_public(lifecycle.retire(rt, kb=kb, number=number))
+    return to_public(lifecycle.retire(rt, kb=kb, number=number), rt.settings)
 
 
 @router.post("/versions/gc", status_code=202, response_model=JobAccepted)

@@ -245,6 +245,10 @@ def test_qdrant_version_behind_an_alias(loaded):
         v2["backend"] == "qdrant"
         and v2["vector_count"] == c.get("/v1/kbs/kb/versions/1").json()["vector_count"]
     )
+    # which engine holds each version, as recorded when it was created
+    assert (v2["engine"], v2["index_params"]) == ("qdrant-edge", {"engine": "qdrant-edge"})
+    listed = c.get("/v1/kbs/kb/versions").json()["versions"]
+    assert [v["engine"] for v in listed] == ["faiss", "qdrant-edge"]
     assert c.post("/v1/kbs/kb/versions/2/promote").status_code == 200
     for query, expected in QUERIES:
         assert top_filename(c, "kb", query) == expected, query
@@ -292,7 +296,8 @@ def test_qdrant_as_the_default_backend(tmp_path):
         files = [("files", (p.name, p.read_bytes())) for p in build_corpus(tmp_path / "corpus")]
         c.post("/v1/kbs/q/documents", files=files)
         wait_for_documents(c, "q", expected=6)
-        assert c.get("/v1/kbs/q/versions/1").json()["backend"] == "qdrant"
+        first = c.get("/v1/kbs/q/versions/1").json()
+        assert (first["backend"], first["engine"]) == ("qdrant", "qdrant-edge")
         for query, expected in QUERIES:
             assert top_filename(c, "q", query) == expected, query
         doc = c.get("/v1/kbs/q/documents").json()["documents"][0]

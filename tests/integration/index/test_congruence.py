@@ -1,11 +1,13 @@
-"""Same operations on FAISS and Qdrant (local mode), then compare hit ids.
+"""Same operations on FAISS, Qdrant Edge and Qdrant's server calls (on qdrant-client's
+in-memory local mode), then compare hit ids.
 
-Exact backends (FAISS flat, Qdrant's brute-force local mode) must agree on every top-10;
-HNSW must reach recall@10 >= 0.95 against flat.
+Exact backends (FAISS flat; a plain Edge shard, which this size stays; local mode's
+brute force) must agree on every top-10; HNSW must reach recall@10 >= 0.95 against flat.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ from qdrant_client import QdrantClient
 
 from index.base import VectorIndex
 from index.faiss_index import FaissIndex
-from index.qdrant_index import QdrantIndex
+from index.qdrant_index import QdrantIndex, close_client, make_client, open_collection
 
 pytestmark = pytest.mark.integration
 
@@ -64,17 +66,24 @@ def top_ids(ix: VectorIndex, query: np.ndarray, filters: dict[str, Any] | None) 
     return [h.chunk_id for h in ix.search(query, K, filters)]
 
 
+EXACT = ("qdrant-server", "qdrant-edge")
+
+
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, VectorIndex]:
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, VectorIndex]]:
     root: Path = tmp_path_factory.mktemp("congruence")
     client = QdrantClient(location=":memory:")
+    edge = make_client(path=root / "qdrant")
     indexes: dict[str, VectorIndex] = {
         "flat": FaissIndex.open(root / "flat", DIM),
         "hnsw": FaissIndex.open(root / "hnsw", DIM, index_type="hnsw"),
-        "qdrant": QdrantIndex.open(client, "congruence", DIM),
+        "qdrant-server": QdrantIndex.open(client, "congruence", DIM),
+        "qdrant-edge": open_collection(edge, "congruence", DIM),
     }
     apply_operations(list(indexes.values()))
-    return indexes
+    yield indexes
+    close_client(edge)
+    client.close()
 
 
 def test_counts_agree(built: dict[str, VectorIndex]) -> None:
@@ -82,13 +91,14 @@ def test_counts_agree(built: dict[str, VectorIndex]) -> None:
     assert {name: ix.count() for name, ix in built.items()} == dict.fromkeys(built, expected)
 
 
+@pytest.mark.parametrize("engine", EXACT)
 @pytest.mark.parametrize("filters", FILTERS, ids=lambda f: str(f))
 def test_flat_and_qdrant_return_the_same_hits(
-    built: dict[str, VectorIndex], filters: dict[str, Any] | None
+    built: dict[str, VectorIndex], filters: dict[str, Any] | None, engine: str
 ) -> None:
     for query in queries():
         flat = built["flat"].search(query, K, filters)
-        qdrant = built["qdrant"].search(query, K, filters)
+        qdrant = built[engine].search(query, K, filters)
         assert [h.chunk_id for h in qdrant] == [h.chunk_id for h in flat]
         assert [h.score for h in qdrant] == pytest.approx([h.score for h in flat], abs=1e-5)
         assert [h.payload for h in qdrant] == [h.payload for h in flat]

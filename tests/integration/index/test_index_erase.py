@@ -1,13 +1,12 @@
 """GDPR erasure in the index layer (`IndexStore.erase`): a plain delete leaves the
-deleted rows' bytes on disk (FAISS tombstones and merges keep old files for a while;
-SQLite, unless built with SECURE_DELETE, leaves freed bytes as they were); after `erase`
-no byte of the erased chunks (vector, payload, chunk id) is left in any file of the
-version's storage, while every other row stays searchable and counted."""
+deleted rows' bytes on disk (FAISS tombstones and merges keep old files for a while; a
+Qdrant Edge segment only flags a deleted point, its vector and payload stay in place);
+after `erase` no byte of the erased chunks (vector, payload, chunk id) is left in any
+file of the version's storage, while every other row stays searchable and counted."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +28,10 @@ pytestmark = pytest.mark.integration
 
 CANARY = "canary-7f3a9c"
 SECRET = [f"{CANARY}-c{j}" for j in range(4)]  # the chunks of the document to erase
+# Edge stores each payload LZ4-compressed, where a string repeating an earlier one within
+# the payload becomes a back-reference: the secret strings share no run of 4 bytes, so
+# each stays literal and a scan finds it (the tests check they do before erasing).
+SECTION = "ledger-4e81d2"
 
 
 @pytest.fixture
@@ -63,22 +66,28 @@ def secret_vectors() -> np.ndarray:
 
 
 def secret_payload(j: int) -> dict[str, Any]:
-    return {"document_id": "d-secret", "filename": f"{CANARY}.txt", "section": f"s-{CANARY}-{j}"}
+    return {"document_id": "d-secret", "filename": "minutes-b60a5f.txt", "section": section(j)}
 
 
-def traces(chunks: range = range(len(SECRET)), *, pickled: bool = False) -> list[bytes]:
+def section(j: int) -> str:
+    return f"{SECTION}-s{j}"
+
+
+def traces(chunks: range = range(len(SECRET))) -> list[bytes]:
     """What must not survive the erasure of those secret chunks: their chunk ids, payload
-    strings and vectors (FAISS keeps float32 rows; Qdrant local pickles the vector as a
-    list of Python floats, each one opcode `G` and 8 bytes big endian)."""
+    strings and vectors (as FAISS and Edge segments keep them: float32 rows)."""
     vectors = secret_vectors()
     found: list[bytes] = []
     for j in chunks:
-        found += [SECRET[j].encode(), f"s-{CANARY}-{j}".encode()]
-        if pickled:
-            found.append(b"".join(b"G" + struct.pack(">d", x) for x in vectors[j].tolist()))
-        else:
-            found.append(vectors[j].tobytes())
+        found += [SECRET[j].encode(), section(j).encode(), vectors[j].tobytes()]
     return found
+
+
+def wal_traces(chunks: range = range(len(SECRET))) -> list[bytes]:
+    """The vectors as a Qdrant write-ahead log would hold them (CBOR: each float a 0xfa
+    byte and 4 bytes big endian). Edge shards here keep no WAL; this proves it stays so."""
+    vectors = secret_vectors()
+    return [b"".join(b"\xfa" + struct.pack(">f", x) for x in vectors[j].tolist()) for j in chunks]
 
 
 def found_in(root: Path, needles: list[bytes]) -> set[bytes]:
@@ -247,15 +256,12 @@ def test_erase_of_a_version_without_storage_returns_zero_and_creates_nothing(
         close_client(client)
 
 
-def _without_secure_delete(client: Any, collection: str) -> None:
-    """Debian's SQLite zeroes deleted rows (SECURE_DELETE); SQLite's default build and
-    most others do not, which is what this turns back on for the client's connection."""
-    connection = client._client.collections[collection].storage.storage
-    assert isinstance(connection, sqlite3.Connection)
-    connection.execute("PRAGMA secure_delete = OFF")
+def shard_files(qdrant_path: Path) -> set[str]:
+    """What lies in the Edge folder besides shard directories: rebuild leftovers would."""
+    return {p.name for p in qdrant_path.iterdir() if not (p / "edge_config.json").is_file()}
 
 
-def test_qdrant_local_erase_leaves_no_byte_of_the_chunks_in_its_files(
+def test_qdrant_edge_erase_leaves_no_byte_of_the_chunks_in_its_files(
     tmp_path: Path, db: Database
 ) -> None:
     qdrant_path = tmp_path / "qdrant"
@@ -263,29 +269,71 @@ def test_qdrant_local_erase_leaves_no_byte_of_the_chunks_in_its_files(
     version = new_version(db, backend="qdrant")
     store = IndexStore(tmp_path / "indexes", db, qdrant=lambda: clients[-1])
     name = collection_name(version.kb_id, version.number, version.id)
+    needles = traces() + wal_traces()
     try:
         with store.writer(version) as index:
             index.upsert(["b-first"], unit_rows(1, 9), [{}])
-        _without_secure_delete(clients[-1], name)
         kept = write_corpus(store, version, 20) | {"b-first"}
-        # why erase exists: the plainly deleted point's pickle sits in a freed page
-        assert found_in(qdrant_path, traces(pickled=True)) == set(traces(pickled=True))
+        # why erase exists: the plainly deleted point still sits in its segment's files
+        assert found_in(qdrant_path, needles) == set(traces())
+        assert not (qdrant_path / name / "wal").exists()
 
         assert store.erase(current(db, version), [*SECRET, "never-written"]) == 3
 
-        assert found_in(qdrant_path, traces(pickled=True)) == set()
+        assert found_in(qdrant_path, needles) == set()
+        assert shard_files(qdrant_path) == {f".{name}.lock"}
         row = current(db, version)
         assert row.vector_count == len(kept) == store.reader(row).count()
         assert everything(store.reader(row)) == kept
         assert store.erase(current(db, version), SECRET) == 0
+        assert found_in(qdrant_path, needles) == set()
+        with store.writer(current(db, version)) as index:  # writes go on after an erase
+            index.upsert(["after"], unit_rows(1, 10), [{"document_id": "d-after"}])
+        kept.add("after")
         close_client(clients[-1])
         clients.append(make_client(path=qdrant_path))  # the points come back from disk
+        row = current(db, version)
         assert (
             everything(IndexStore(tmp_path / "indexes", db, qdrant=lambda: clients[-1]).reader(row))
             == kept
         )
     finally:
         close_client(clients[-1])
+
+
+def test_qdrant_edge_erase_purges_a_shard_with_an_hnsw_segment(
+    tmp_path: Path, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the indexing threshold the shard holds an HNSW segment (built in a child
+    process); erasing rewrites it without the chunks, and the graph is rebuilt."""
+    from index import edge_index
+
+    monkeypatch.setattr(edge_index, "INDEXING_THRESHOLD_KB", 64)  # 1,024 vectors of 16 floats
+    qdrant_path = tmp_path / "qdrant"
+    client = make_client(path=qdrant_path)
+    version = new_version(db, backend="qdrant")
+    store = IndexStore(tmp_path / "indexes", db, qdrant=lambda: client)
+    n = 1500
+    try:
+        kept = write_corpus(store, version, n)
+        index = store.reader(current(db, version))
+        assert index._shard.info().indexed_vectors_count > n // 2  # type: ignore[attr-defined]
+        assert found_in(qdrant_path, traces()) == set(traces())
+
+        assert store.erase(current(db, version), SECRET) == 3
+
+        assert found_in(qdrant_path, traces() + wal_traces()) == set()
+        index = store.reader(current(db, version))
+        assert index._shard.info().indexed_vectors_count > n // 2  # type: ignore[attr-defined]
+        assert index.count() == len(kept)
+        probes = sorted(kept)[:: max(1, len(kept) // 40)]
+        rows = unit_rows(n, 1)
+        found = sum(
+            index.search(rows[int(i[1:])], 3)[0].chunk_id == i for i in probes if i[0] == "b"
+        )
+        assert found >= 0.9 * sum(1 for i in probes if i[0] == "b")
+    finally:
+        close_client(client)
 
 
 def test_erase_while_background_merges_run(tmp_path: Path, db: Database) -> None:
@@ -317,14 +365,14 @@ def test_erase_by_document_id_finds_rows_whose_chunk_ids_are_forgotten(
     root = qdrant_path if backend == "qdrant" else store.path_for(version)
     try:
         kept = write_corpus(store, version, 20)
-        if client is not None:
-            _without_secure_delete(client, collection_name(version.kb_id, 1, version.id))
         # revision 2 of the secret document replaces revision 1's chunks
         with store.writer(current(db, version)) as index:
             index.delete(SECRET)
             index.upsert(["r2-c0"], unit_rows(1, 77), [secret_payload(9)])
-        needles = traces(pickled=backend == "qdrant") + [f"s-{CANARY}-9".encode()]
+        needles = traces() + [section(9).encode()]
+        # (not all of them: Edge may reuse the freed payload blocks of revision 1)
         assert found_in(root, needles)
+        needles += wal_traces()
 
         assert store.erase(current(db, version), [], document_ids=["d-secret"]) == 1
 

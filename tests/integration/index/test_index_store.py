@@ -1,6 +1,7 @@
 """The index store on FAISS segments (index/store.py): one writer context per document
 publishes one segment, other processes' stores reload only what is new, merges run off
-the writers' path and never change what a reader sees."""
+the writers' path and never change what a reader sees. And Qdrant versions open only on
+the engine they were built on."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ import pytest
 
 from core.catalog.models import IndexVersion, KnowledgeBase
 from core.db import Database
-from core.errors import InvalidInput
+from core.errors import InvalidInput, Unavailable
 from index.faiss_index import FaissIndex
+from index.qdrant_index import close_client, collection_exists, collection_name, make_client
 from index.store import IndexStore
 
 pytestmark = pytest.mark.integration
@@ -183,3 +185,48 @@ def test_a_dropped_version_is_not_brought_back_by_a_merge(
     assert not store.path_for(row).exists()
     with pytest.raises(InvalidInput, match="compaction 'later'"):
         IndexStore(tmp_path, db, compaction="later")  # type: ignore[arg-type]
+
+
+def qdrant_version(db: Database, engine: str | None) -> IndexVersion:
+    with db.session() as s:
+        kb = KnowledgeBase(name=f"kb-{engine}")
+        s.add(kb)
+        s.flush()
+        row = IndexVersion(
+            kb_id=kb.id,
+            number=1,
+            backend="qdrant",
+            embedding_model="test",
+            dimension=DIM,
+            config_hash="c" * 64,
+            index_params={"engine": engine} if engine else {},
+        )
+        s.add(row)
+        s.flush()
+        return row
+
+
+def test_a_qdrant_version_opens_only_on_the_engine_it_was_built_on(
+    tmp_path: Path, db: Database
+) -> None:
+    """Edge shards live in the data dir, a server's collections on the server: a version
+    opened with the other engine configured would look empty, so it is refused."""
+    client = make_client(path=tmp_path / "qdrant")
+    store = IndexStore(tmp_path / "indexes", db, qdrant=lambda: client)
+    try:
+        for engine in ("qdrant-edge", None):  # recorded, or from before engines were
+            version = qdrant_version(db, engine)
+            with store.writer(version) as index:
+                index.upsert(["a", "b"], unit_rows(2, 1), [{"document_id": "d"}] * 2)
+            assert store.reader(current(db, version)).count() == 2
+        on_server = qdrant_version(db, "qdrant-server")
+        with pytest.raises(Unavailable, match="built on qdrant-server.*RAGOPS_QDRANT_URL"):
+            store.reader(on_server)
+        with pytest.raises(Unavailable, match="built on qdrant-server"):
+            store.erase(on_server, ["a"])
+        store.drop(version)
+        assert not collection_exists(
+            client, collection_name(version.kb_id, version.number, version.id)
+        )
+    finally:
+        close_client(client)

@@ -5,7 +5,9 @@
 That includes the filter semantics (typed equality, any-of lists, list payloads, missing
 keys, literal keys) and the errors: InvalidInput for bad input on every backend;
 Unavailable for storage that fails (a Qdrant server nobody runs, a FAISS directory that
-cannot be written) in the backend sections below.
+cannot be written, an Edge shard held by another process) in the backend sections below.
+Qdrant runs twice: on Qdrant Edge (the embedded engine) and on qdrant-client's in-memory
+local mode, which takes a server's calls (no server runs here).
 """
 
 from __future__ import annotations
@@ -26,12 +28,16 @@ from qdrant_client import QdrantClient
 
 from core.errors import InvalidInput, NotFound, Unavailable
 from index.base import VectorIndex
+from index.edge_index import EdgeIndex, EdgeShards
 from index.faiss_index import FaissIndex
 from index.qdrant_index import (
     QdrantIndex,
     close_client,
+    collection_exists,
     collection_name,
+    drop_collection,
     make_client,
+    open_collection,
     resolve_alias,
     set_alias,
 )
@@ -345,7 +351,7 @@ class TestFaissIvfPq(VectorIndexContract):
         assert isinstance(reopened, FaissIndex) and reopened.trained
 
 
-# -- Qdrant (local mode; the server takes the same calls) -------------------------------
+# -- Qdrant: on Edge, and on local mode (a server takes the same calls) -----------------
 
 
 class TestQdrantMemory(VectorIndexContract):
@@ -364,19 +370,19 @@ class TestQdrantMemory(VectorIndexContract):
         client.close()
 
 
-class TestQdrantPath(VectorIndexContract):
-    """Reopen closes the local client (releasing its folder lock) and opens a new one on
-    the same path, so the data really comes back from disk."""
+class TestQdrantEdge(VectorIndexContract):
+    """Reopen closes the Edge folder (flushing its shards and releasing their locks) and
+    opens a new one on the same path, so the data really comes back from disk."""
 
     @pytest.fixture
     def backend(self, tmp_path: Path) -> Iterator[Backend]:
         path = tmp_path / "qdrant"
-        clients: list[QdrantClient] = []
+        clients: list[Any] = []
 
         def open_(dim: int) -> VectorIndex:
             if not clients:
                 clients.append(make_client(path=path))
-            return QdrantIndex.open(clients[0], "kb1_v1", dim)
+            return open_collection(clients[0], "kb1_v1", dim)
 
         def reopen(_ix: VectorIndex, dim: int) -> VectorIndex:
             close_client(clients.pop())
@@ -387,7 +393,7 @@ class TestQdrantPath(VectorIndexContract):
             close_client(client)
 
 
-# -- Qdrant-only: collections, aliases, local-mode limits -------------------------------
+# -- Qdrant-only: collections, aliases, engines' limits ----------------------------------
 
 
 def test_collection_name_is_stable_safe_and_distinct() -> None:
@@ -398,49 +404,66 @@ def test_collection_name_is_stable_safe_and_distinct() -> None:
     assert name != collection_name("kb/ü one", 4, "0123456789abcdef")
 
 
-@pytest.mark.parametrize("where", ["memory", "path"])
+@pytest.mark.parametrize("where", ["memory", "edge"])
 def test_alias_moves_atomically_between_versions(tmp_path: Path, where: str) -> None:
     client = QdrantClient(location=":memory:") if where == "memory" else make_client(path=tmp_path)
     try:
-        v1 = QdrantIndex.open(client, collection_name("kb", 1, "a" * 32), 4)
-        v2 = QdrantIndex.open(client, collection_name("kb", 2, "b" * 32), 4)
+        v1 = open_collection(client, collection_name("kb", 1, "a" * 32), 4)
+        v2 = open_collection(client, collection_name("kb", 2, "b" * 32), 4)
         v1.upsert(["old"], np.eye(4, dtype=np.float32)[:1], [{}])
         v2.upsert(["new"], np.eye(4, dtype=np.float32)[:1], [{}])
         assert resolve_alias(client, "kb-live") is None
-        set_alias(client, "kb-live", v1.collection)
-        assert resolve_alias(client, "kb-live") == v1.collection
-        set_alias(client, "kb-live", v2.collection)
-        assert resolve_alias(client, "kb-live") == v2.collection
-        live = QdrantIndex(client, "kb-live", 4)  # reads go through the alias
+        set_alias(client, "kb-live", v1.collection)  # type: ignore[attr-defined]
+        assert resolve_alias(client, "kb-live") == v1.collection  # type: ignore[attr-defined]
+        set_alias(client, "kb-live", v2.collection)  # type: ignore[attr-defined]
+        assert resolve_alias(client, "kb-live") == v2.collection  # type: ignore[attr-defined]
+        # reads go through the alias
+        live = QdrantIndex(client, "kb-live", 4) if where == "memory" else v2
+        if where == "edge":
+            assert open_collection(client, "kb-live", 4) is v2
         assert live.search(np.eye(4, dtype=np.float32)[0], 1)[0].chunk_id == "new"
         with pytest.raises(NotFound, match="missing"):
             set_alias(client, "kb-live", "missing")
-        assert resolve_alias(client, "kb-live") == v2.collection  # unchanged by the failure
-        v2.drop()
+        assert resolve_alias(client, "kb-live") == v2.collection  # type: ignore[attr-defined]
+        drop_collection(client, v2.collection)  # type: ignore[attr-defined]
         assert resolve_alias(client, "kb-live") is None
         with pytest.raises(NotFound):
             v2.count()
+        drop_collection(client, v2.collection)  # type: ignore[attr-defined]  # gone: a no-op
     finally:
-        if where == "path":
-            close_client(client)
+        close_client(client)
 
 
-def test_open_rejects_a_collection_of_another_dimension() -> None:
-    client = QdrantClient(location=":memory:")
-    QdrantIndex.open(client, "c", 8)
-    with pytest.raises(InvalidInput, match="dimension 8, expected 4"):
-        QdrantIndex.open(client, "c", 4)
+@pytest.mark.parametrize("where", ["memory", "edge"])
+def test_open_rejects_a_collection_of_another_dimension(tmp_path: Path, where: str) -> None:
+    client = QdrantClient(location=":memory:") if where == "memory" else make_client(path=tmp_path)
+    try:
+        open_collection(client, "c", 8)
+        with pytest.raises(InvalidInput, match="dimension 8, expected 4"):
+            open_collection(client, "c", 4)
+    finally:
+        close_client(client)
+    if where == "edge":  # from disk too
+        again = make_client(path=tmp_path)
+        with pytest.raises(InvalidInput, match="dimension 8, expected 4"):
+            open_collection(again, "c", 4)
+        close_client(again)
 
 
-def test_local_path_is_locked_against_other_clients_and_processes(tmp_path: Path) -> None:
+def test_an_edge_shard_is_locked_against_other_clients_and_processes(tmp_path: Path) -> None:
     path = tmp_path / "q"
     client = make_client(path=path)
     try:
+        open_collection(client, "kb1_v1", DIM).upsert([cid(1)], np.vstack([axis(0)]), [{}])
+        other = make_client(path=tmp_path / "." / "q")  # the same folder, another client
         with pytest.raises(Unavailable, match="RAGOPS_QDRANT_URL"):
-            make_client(path=tmp_path / "." / "q")  # the same folder, another client
+            open_collection(other, "kb1_v1", DIM)
+        open_collection(other, "kb1_v2", DIM)  # another shard of the folder is free
+        close_client(other)
         probe = (
-            "import sys; from pathlib import Path; from index.qdrant_index import make_client\n"
-            "try:\n    make_client(path=Path(sys.argv[1]))\n"
+            "import sys; from pathlib import Path\n"
+            "from index.qdrant_index import make_client, open_collection\n"
+            "try:\n    open_collection(make_client(path=Path(sys.argv[1])), 'kb1_v1', 16)\n"
             "except Exception as e:\n    print(type(e).__name__, e)\n"
         )
         out = subprocess.run(
@@ -452,11 +475,126 @@ def test_local_path_is_locked_against_other_clients_and_processes(tmp_path: Path
             check=True,
         ).stdout
         assert out.startswith("Unavailable") and "RAGOPS_QDRANT_URL" in out
-        assert "single-process" in out
+        assert "one process at a time" in out
     finally:
         close_client(client)
-    reopened = make_client(path=path)  # closed: the folder is free again
+    reopened = make_client(path=path)  # closed: the shard is free again
+    assert open_collection(reopened, "kb1_v1", DIM).count() == 1
     close_client(reopened)
+
+
+def test_edge_builds_hnsw_in_a_child_process_once_it_pays_off(tmp_path: Path) -> None:
+    """Below the indexing threshold a shard stays plain; past it, `save` has the HNSW
+    graph built in a child process on a copy, while this process's threads keep running
+    (Edge's optimize() holds the GIL) and searches keep answering."""
+    import threading
+    import time
+
+    from index import edge_index
+
+    dim = 1024  # the threshold (10 MB of vectors) is 2,500 vectors at this dimension
+    threshold = edge_index.INDEXING_THRESHOLD_KB * 1024 // (4 * dim)
+    rng = np.random.default_rng(3)
+    vectors = unit_rows(rng, threshold + 300, dim)
+    ids = [cid(i) for i in range(len(vectors))]
+    shards = EdgeShards(tmp_path)
+    try:
+        ix = shards.open("big", dim)
+        assert isinstance(ix, EdgeIndex)
+        ix.upsert(ids[:1000], vectors[:1000], [{"n": i} for i in range(1000)])
+        ix.save()
+        assert ix._shard.info().indexed_vectors_count == 0  # type: ignore[union-attr]
+        ix.upsert(ids[1000:], vectors[1000:], [{"n": i} for i in range(1000, len(ids))])
+        assert ix.search(vectors[-1], 1)[0].chunk_id == ids[-1]  # plain: found at once
+        ticks: list[float] = []
+        done = threading.Event()
+
+        def tick() -> None:
+            while not done.is_set():
+                ticks.append(time.perf_counter())
+                time.sleep(0.01)
+
+        ticker = threading.Thread(target=tick)
+        ticker.start()
+        start = time.perf_counter()
+        try:
+            ix.save()
+        finally:
+            done.set()
+            ticker.join()
+        took = time.perf_counter() - start
+        gaps = np.diff([start, *ticks]) if ticks else np.array([took])
+        assert gaps.max() < max(0.5, took / 4), (took, gaps.max())  # never frozen long
+        assert ix._shard.info().indexed_vectors_count >= threshold  # type: ignore[union-attr]
+        assert ix.count() == len(ids)
+        probes = range(0, len(ids), 97)
+        assert sum(ix.search(vectors[i], 5)[0].chunk_id == ids[i] for i in probes) >= 0.95 * len(
+            probes
+        )
+        assert ix.search(vectors[7], 3, {"n": 7})[0].chunk_id == ids[7]
+        assert not [p for p in tmp_path.iterdir() if p.is_dir() and p.name.startswith(".")]
+    finally:
+        shards.close()
+
+
+def test_edge_finishes_a_swap_a_crash_cut_short(tmp_path: Path) -> None:
+    """A rebuild moves the shard away, then its optimized copy in: a crash in between
+    leaves the copy ready, and the next open makes it the shard (or moves the old one
+    back) and deletes what is left over."""
+    import shutil
+
+    shards = EdgeShards(tmp_path)
+    ix = shards.open("kb1_v1", DIM)
+    ix.upsert([cid(1), cid(2)], np.vstack([axis(0), axis(1)]), [{}, {}])
+    ix.save()
+    shards.close()
+    shard = tmp_path / "kb1_v1"
+    shutil.copytree(shard, tmp_path / ".kb1_v1.ready-1")
+    shard.rename(tmp_path / ".kb1_v1.old-1")
+    (tmp_path / ".kb1_v1.work-2").mkdir()
+    again = EdgeShards(tmp_path)
+    assert again.exists("kb1_v1")
+    assert again.open("kb1_v1", DIM).count() == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".kb1_v1.lock", "kb1_v1"]
+    again.close()
+    shutil.copytree(shard, tmp_path / ".kb1_v1.old-3")
+    shutil.rmtree(shard)
+    third = EdgeShards(tmp_path)
+    assert third.open("kb1_v1", DIM).count() == 2
+    third.close()
+
+
+def test_edge_imports_a_former_local_mode_collection_and_deletes_it(tmp_path: Path) -> None:
+    """Before Qdrant Edge the embedded engine was qdrant-client's local mode in the same
+    folder: a version's points come over into its new shard the first time it opens."""
+    local = QdrantClient(path=str(tmp_path))
+    for name in ("kb1_v1", "kb1_v2"):
+        old = QdrantIndex.open(local, name, DIM)
+        old.upsert(
+            [cid(1), cid(2), cid(3)],
+            np.vstack([axis(0), axis(1), axis(2)]),
+            [{"document_id": "a", "page_number": 1}, {"document_id": "b"}, {"flag": True}],
+        )
+    local.close()
+    assert (tmp_path / "collection" / "kb1_v1").is_dir()
+    shards = make_client(path=tmp_path)
+    try:
+        assert collection_exists(shards, "kb1_v2")  # what erase and GC look up first
+        drop_collection(shards, "kb1_v2")  # dropped before it was ever opened
+        assert not (tmp_path / "collection" / "kb1_v2").exists()
+        assert not collection_exists(shards, "kb1_v2")
+        ix = open_collection(shards, "kb1_v1", DIM)
+        assert ix.count() == 3
+        hit = ix.search(axis(0), 1, {"document_id": "a"})[0]
+        assert hit.chunk_id == cid(1) and hit.payload == {
+            "document_id": "a",
+            "page_number": 1,
+            "chunk_id": cid(1),
+        }
+        assert [h.chunk_id for h in ix.search(axis(0), 3, {"flag": True})] == [cid(3)]
+        assert not (tmp_path / "collection" / "kb1_v1").exists()
+    finally:
+        close_client(shards)
 
 
 def test_float_equality_becomes_a_one_point_range() -> None:
@@ -510,12 +648,19 @@ def test_an_unreachable_server_is_unavailable() -> None:
         client.close()
 
 
-def test_a_closed_local_store_is_unavailable() -> None:
+def test_a_closed_local_store_is_unavailable(tmp_path: Path) -> None:
     client = QdrantClient(location=":memory:")
     ix = QdrantIndex.open(client, "c", DIM)
     client.close()
     with pytest.raises(Unavailable, match="closed"):
         ix.count()
+    edge = make_client(path=tmp_path)
+    shard = open_collection(edge, "c", DIM)
+    close_client(edge)
+    with pytest.raises(Unavailable, match="closed"):
+        shard.count()
+    with pytest.raises(Unavailable, match="closed"):
+        open_collection(edge, "c", DIM)
 
 
 # -- FAISS-only: storage failures ------------------------------------------------------

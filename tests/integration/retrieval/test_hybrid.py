@@ -1,5 +1,5 @@
 """Hybrid retrieval through the API on a small three-language KB (real pipeline, the
-packaged model, FAISS and Qdrant local mode): fusion never below BM25 on es/ru, filters
+packaged model, FAISS and Qdrant Edge): fusion never below BM25 on es/ru, filters
 with ranges on both backends, several KBs in one call, MMR, the rerank path, and a
 recall regression guard for the default mode."""
 
