@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.concurrency import run_in_threadpool
 
-from api import errors, openapi
+from api import console, errors, openapi
 from api.access import authorize
 from api.components import Components
 from api.metrics import router as metrics_router
@@ -127,4 +127,5 @@ def create_app(
     # Façades with their own auth and error shapes (OpenAI's, Dify's).
     app.include_router(openai_compat.router)
     app.include_router(dify.router)
+    app.include_router(console.router)
     return app

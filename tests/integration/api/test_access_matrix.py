@@ -118,6 +118,10 @@ EXPECTED: dict[tuple[str, str], tuple[str, str]] = {
 # Served without a key by design: probes, metrics (per-KB series need a key), the docs.
 OPEN = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect"}
 OPEN.add("/redoc")
+# The web console (api/console): pages check their own session; the bridge
+# /console/api/{path} sends each call to /v1/{path}, through the policy above.
+OPEN |= {"/", "/console", "/console/sign-in", "/console/sign-out", "/console/kbs"}
+OPEN |= {"/console/kbs/{kb}", "/console/kbs/{kb}/playground", "/console/api/{path}"}
 
 PLACEHOLDERS = {
     "doc_id": "0" * 32,

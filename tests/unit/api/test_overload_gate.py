@@ -23,6 +23,11 @@ pytestmark = pytest.mark.unit
         ("GET", "/v1/kbs/docs/documents", "admin"),
         ("GET", "/v1/kbs/docs/retrieve", "admin"),
         ("DELETE", "/v1/kbs/docs", "admin"),
+        # the web console's bridge counts in the class of the /v1 route it reaches
+        ("POST", "/console/api/kbs/docs/retrieve", "retrieve"),
+        ("POST", "/console/api/kbs/docs/answer", "answer"),
+        ("POST", "/console/api/kbs/docs/documents", "upload"),
+        ("GET", "/console/kbs/docs", "admin"),
         ("GET", "/healthz", None),
         ("GET", "/readyz", None),
         ("GET", "/metrics", None),
