@@ -5,10 +5,6 @@ delivered twice, and the shared FAISS index ends up with no duplicate vectors.""
 from __future__ import annotations
 
 import os
-import re
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -32,6 +28,7 @@ from ingest.documents import INGEST_JOB, check_upload, submit_upload
 from ingest.knowledge_bases import create_kb
 from retrieval.search import retrieve
 from tests.conftest import make_settings, need_service
+from tests.utils.celery_workers import TOPICS, Worker, flushed_redis
 from tests.utils.components import SHARED_COMPONENTS
 from tests.utils.corpus import make_text
 
@@ -41,38 +38,13 @@ ROOT = Path(__file__).resolve().parents[3]
 # A Redis database no other test uses; flushed before and after.
 REDIS_URL = os.environ.get("RAGOPS_TEST_CELERY_REDIS_URL", "redis://127.0.0.1:6379/14")
 AMQP_URL = os.environ.get("RAGOPS_TEST_CELERY_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
-RAN = re.compile(r"ran job ([0-9a-f]{32}) as ")
 FINAL = {"indexed", "failed", "superseded"}
-
-TOPICS = {
-    "glaciers.txt": "Glaciers carve U-shaped valleys as compacted ice grinds over bedrock.",
-    "tides.txt": "Ocean tides rise and fall twice a day under the pull of the moon.",
-    "saffron.txt": "Saffron threads are the hand-picked stigmas of the crocus flower.",
-    "violins.txt": "A violin's spruce top and maple back shape the warmth of its tone.",
-    "compost.txt": "Compost heaps need air, moisture and a balance of green and brown waste.",
-    "eclipses.txt": "A solar eclipse happens when the moon passes between earth and sun.",
-    "origami.txt": "Origami cranes are folded from one square sheet without cuts or glue.",
-    "espresso.txt": "Espresso forces hot water through finely ground coffee at high pressure.",
-    "falconry.txt": "Falconers train hawks to hunt and return to the glove on command.",
-    "sundials.txt": "A sundial's gnomon casts a shadow whose angle tells the solar time.",
-    "kelp.txt": "Kelp forests grow in cold coastal water and shelter sea otters and urchins.",
-    "mosaics.txt": "Roman mosaics were set from small stone tesserae pressed into mortar.",
-}
 
 
 @pytest.fixture
 def redis_url() -> Iterator[str]:
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-    try:
-        client.ping()
-    except Exception as exc:  # noqa: BLE001
-        need_service("Redis", f"{REDIS_URL}: {exc.__class__.__name__}: {exc}")
-    client.flushdb()
-    yield REDIS_URL
-    client.flushdb()
-    client.close()
+    with flushed_redis(REDIS_URL) as url:
+        yield url
 
 
 @pytest.fixture
@@ -85,56 +57,6 @@ def amqp_url() -> str:
     except Exception as exc:  # noqa: BLE001
         need_service("RabbitMQ", f"{AMQP_URL}: {exc.__class__.__name__}: {exc}")
     return AMQP_URL
-
-
-class Worker:
-    """`python -m api.cli worker` with its output in a log file we can parse."""
-
-    def __init__(self, log: Path, settings: Settings) -> None:
-        self.log_path = log
-        env = {
-            **os.environ,
-            "RAGOPS_DATA_DIR": str(settings.data_dir),
-            "RAGOPS_DATABASE_URL": settings.database_url,
-            "RAGOPS_CELERY_BROKER_URL": settings.celery_broker_url or "",
-            "RAGOPS_CELERY_QUEUE": settings.celery_queue,
-            "RAGOPS_WORKERS": "0",
-            "RAGOPS_ENVIRONMENT": "test",
-        }
-        self._log = log.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "worker", "--log-level", "info"],
-            cwd=ROOT,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def wait_ready(self, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"worker exited with {self.proc.returncode}:\n{self.output()}")
-            if " ready." in self.output():  # Celery's "<nodename> ready." line
-                return
-            time.sleep(0.2)
-        raise AssertionError(f"worker not ready in {timeout}s:\n{self.output()}")
-
-    def ran(self) -> set[str]:
-        return set(RAN.findall(self.output()))
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)  # warm shutdown
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self._log.close()
 
 
 def celery_settings(tmp_path: Path, database_url: str, broker_url: str) -> Settings:
@@ -190,7 +112,7 @@ def test_two_workers_index_every_document_exactly_once(tmp_path, postgres_url, r
     try:
         rt.start(workers=False, warm_ingest=False)  # loads the model while the workers do
         for w in workers:
-            w.wait_ready()
+            w.wait_ready(time.monotonic() + 120)
         kb = create_kb(rt, name="scale")
         t0 = time.monotonic()
         jobs = upload(rt, kb, TOPICS, duplicate=True)
@@ -240,7 +162,7 @@ def test_rabbitmq_worker_runs_a_job(tmp_path, postgres_url, amqp_url):
     try:
         kb = create_kb(rt, name="rabbit")  # loads the model in this process
         jobs = upload(rt, kb, {"kelp.txt": TOPICS["kelp.txt"]})
-        worker.wait_ready()
+        worker.wait_ready(time.monotonic() + 120)
         states = wait_final(rt, list(jobs.values()), timeout=120)
         assert set(states.values()) == {"indexed"}, worker.output()[-2000:]
         assert worker.ran() == set(jobs)

@@ -36,10 +36,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -56,8 +52,9 @@ from core.config import Settings
 from core.db import Database
 from index.store import IndexStore
 from ingest.documents import INGEST_JOB
-from tests.conftest import make_settings, need_service
+from tests.conftest import make_settings
 from tests.integration.core.test_s3_blobs import ACCESS, SECRET, MotoServer
+from tests.utils.celery_workers import TOPICS, Worker, flushed_redis
 from tests.utils.components import SHARED_COMPONENTS
 from tests.utils.corpus import make_text
 
@@ -66,40 +63,17 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(120
 ROOT = Path(__file__).resolve().parents[3]
 # A Redis database no other test uses (test_celery_workers.py has 14); flushed around.
 REDIS_URL = os.environ.get("RAGOPS_TEST_SCALEOUT_REDIS_URL", "redis://127.0.0.1:6379/13")
-RAN = re.compile(r"ran job ([0-9a-f]{32}) as ")
 FINAL = {"indexed", "failed", "superseded"}
 PREFIX = "uploads"
 # Deadlines are generous: CI runs this beside other tests on two cores, and three
 # processes load the embedding model, parser and redactor at once.
 READY_S, INDEXED_S = 420, 420
 
-TOPICS = {
-    "glaciers.txt": "Glaciers carve U-shaped valleys as compacted ice grinds over bedrock.",
-    "tides.txt": "Ocean tides rise and fall twice a day under the pull of the moon.",
-    "saffron.txt": "Saffron threads are the hand-picked stigmas of the crocus flower.",
-    "violins.txt": "A violin's spruce top and maple back shape the warmth of its tone.",
-    "compost.txt": "Compost heaps need air, moisture and a balance of green and brown waste.",
-    "eclipses.txt": "A solar eclipse happens when the moon passes between earth and sun.",
-    "origami.txt": "Origami cranes are folded from one square sheet without cuts or glue.",
-    "espresso.txt": "Espresso forces hot water through finely ground coffee at high pressure.",
-    "falconry.txt": "Falconers train hawks to hunt and return to the glove on command.",
-    "sundials.txt": "A sundial's gnomon casts a shadow whose angle tells the solar time.",
-}
-
 
 @pytest.fixture
 def redis_url() -> Iterator[str]:
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-    try:
-        client.ping()
-    except Exception as exc:  # noqa: BLE001
-        need_service("Redis", f"{REDIS_URL}: {exc.__class__.__name__}: {exc}")
-    client.flushdb()
-    yield REDIS_URL
-    client.flushdb()
-    client.close()
+    with flushed_redis(REDIS_URL) as url:
+        yield url
 
 
 @pytest.fixture
@@ -110,59 +84,6 @@ def moto(tmp_path: Path) -> Iterator[MotoServer]:
         yield server
     finally:
         server.stop()
-
-
-class Worker:
-    """`python -m api.cli worker` on its own data directory, output in a log file."""
-
-    def __init__(self, log: Path, settings: Settings) -> None:
-        self.log_path = log
-        self.settings = settings
-        env = {
-            **os.environ,
-            "RAGOPS_DATA_DIR": str(settings.data_dir),
-            "RAGOPS_DATABASE_URL": settings.database_url,
-            "RAGOPS_CELERY_BROKER_URL": settings.celery_broker_url or "",
-            "RAGOPS_CELERY_QUEUE": settings.celery_queue,
-            "RAGOPS_BLOB_URL": settings.blob_url or "",
-            "RAGOPS_BLOB_ACCESS_KEY": settings.blob_access_key or "",
-            "RAGOPS_BLOB_SECRET_KEY": settings.blob_secret_key or "",
-            "RAGOPS_WORKERS": "0",
-            "RAGOPS_ENVIRONMENT": "test",
-        }
-        self._log = log.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "worker", "--log-level", "info"],
-            cwd=ROOT,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def wait_ready(self, deadline: float) -> None:
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"worker exited with {self.proc.returncode}:\n{self.output()}")
-            if " ready." in self.output():  # Celery's "<nodename> ready." line
-                return
-            time.sleep(0.5)
-        raise AssertionError(f"worker not ready in time:\n{self.output()[-4000:]}")
-
-    def ran(self) -> set[str]:
-        return set(RAN.findall(self.output()))
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)  # warm shutdown
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self._log.close()
 
 
 def process_settings(
