@@ -228,8 +228,18 @@ class VectorIndex(Protocol):
     dimension: int
 
     def upsert(
-        self, ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]]
-    ) -> None: ...
+        self,
+        ids: list[str],
+        vectors: np.ndarray,
+        payloads: list[dict[str, Any]],
+        texts: list[str] | None = None,
+    ) -> None:
+        """`texts`: the chunks' text, one per id, for the engines that index it (Qdrant
+        versions store a BM25 sparse vector of it, `index.sparse`); FAISS ignores it.
+        Without it a Qdrant point gets no sparse vector (hybrid finds it only by its
+        dense vector); the ingest paths always pass it."""
+        ...
+
     def delete(self, ids: list[str]) -> None: ...
     def present(self, ids: list[str]) -> set[str]:
         """The ids among `ids` that hold a vector in this index (its unsaved writes

@@ -28,6 +28,13 @@ How a shard is kept (checked against qdrant-edge-py 0.9.0, a beta):
   0, which rewrites every segment that holds a deleted point (erased now or deleted
   earlier) without it, and the previous directory is deleted whole: no byte of the erased
   points (payload strings, vectors) stays in any file of the shard.
+- hybrid search (`index.sparse`): a shard created with `lexical=True` (every new index
+  version) declares a sparse vector `bm25` with the IDF modifier beside the unnamed dense
+  vector, and each point written with its text holds both. `search_hybrid` asks for a
+  dense and a sparse prefetch, both filtered, fused by the engine (RRF or DBSF) in one
+  query. A shard created before has no sparse vector (`lexical` False): its text is
+  searched in-process (`retrieval.bm25`). Loading never passes the sparse config: Edge
+  inherits it from the shard, so rebuilds and optimizations keep it.
 - payload indexes: keyword for document_id, revision_id, filename, section; float for
   page_number (`index.qdrant_common`); other keys are filtered by reading payloads.
 - one process per shard: Edge does not lock its directory and two processes writing one
@@ -78,8 +85,12 @@ from index.qdrant_common import (
     NUMBER_FIELDS,
     FilterVocabulary,
     build_filter,
+    checked_candidates,
+    checked_top_k,
+    lexical_refused,
     point_id,
 )
+from index.sparse import SPARSE_VECTOR, EngineFusion, encode_documents, encode_query
 
 if TYPE_CHECKING:
     from qdrant_edge import EdgeConfig, EdgeShard, ShardInfo
@@ -164,14 +175,30 @@ def to_edge_filter(filters: dict[str, Any] | None) -> Any | None:
     return build_filter(filters, vocabulary())
 
 
-def _config(dimension: int, *, purge: bool = False, indexing_kb: int | None = None) -> EdgeConfig:
+def _config(
+    dimension: int,
+    *,
+    purge: bool = False,
+    indexing_kb: int | None = None,
+    lexical: bool = False,
+) -> EdgeConfig:
     """The shard's configuration; `purge` vacuums every segment holding a deleted point.
     Every optimizer value is explicit (loading replaces the persisted ones as a whole), so
-    loading with it undoes a purge's thresholds."""
-    from qdrant_edge import Distance, EdgeConfig, EdgeOptimizersConfig, EdgeVectorParams
+    loading with it undoes a purge's thresholds. `lexical` (creating only) declares the
+    BM25 sparse vector; loading leaves it out, and Edge keeps what the shard has."""
+    from qdrant_edge import (
+        Distance,
+        EdgeConfig,
+        EdgeOptimizersConfig,
+        EdgeSparseVectorParams,
+        EdgeVectorParams,
+        Modifier,
+    )
 
+    sparse = {SPARSE_VECTOR: EdgeSparseVectorParams(modifier=Modifier.Idf)} if lexical else None
     return EdgeConfig(
         vectors=EdgeVectorParams(size=dimension, distance=Distance.Cosine),
+        sparse_vectors=sparse,
         optimizers=EdgeOptimizersConfig(
             deleted_threshold=0.0 if purge else DELETED_THRESHOLD,
             vacuum_min_vector_number=0 if purge else VACUUM_MIN_VECTORS,
@@ -181,10 +208,12 @@ def _config(dimension: int, *, purge: bool = False, indexing_kb: int | None = No
     )
 
 
-def _check_stored(path: Path, dimension: int) -> None:
-    """InvalidInput when the shard at `path` holds other vectors than ragops writes."""
+def _check_stored(path: Path, dimension: int) -> bool:
+    """InvalidInput when the shard at `path` holds other vectors than ragops writes;
+    whether it holds BM25 sparse vectors."""
     try:
-        vectors = json.loads((path / CONFIG_FILE).read_text()).get("vectors")
+        stored = json.loads((path / CONFIG_FILE).read_text())
+        vectors, sparse = stored.get("vectors"), stored.get("sparse_vectors") or {}
     except (OSError, ValueError, AttributeError) as exc:
         raise Unavailable(
             f"Qdrant Edge could not read {path / CONFIG_FILE}: {exc}; the shard is damaged "
@@ -200,18 +229,30 @@ def _check_stored(path: Path, dimension: int) -> None:
         raise InvalidInput(f"shard {name!r} has dimension {size}, expected {dimension}")
     if distance != "Cosine":
         raise InvalidInput(f"shard {name!r} uses {distance} distance, expected Cosine")
+    if not isinstance(sparse, dict) or set(sparse) - {SPARSE_VECTOR}:
+        raise InvalidInput(
+            f"shard {name!r} has sparse vectors {sorted(sparse)}; ragops writes only "
+            f"{SPARSE_VECTOR!r}"
+        )
+    if sparse and (sparse[SPARSE_VECTOR] or {}).get("modifier") != "idf":
+        raise InvalidInput(
+            f"shard {name!r}: its sparse vector {SPARSE_VECTOR!r} lacks the IDF modifier "
+            "that BM25 needs; build a new version"
+        )
+    return bool(sparse)
 
 
-def _load(path: Path, dimension: int) -> EdgeShard:
-    """Open the shard at `path`, creating it when it holds none, with its payload indexes."""
+def _load(path: Path, dimension: int, *, lexical: bool = False) -> tuple[EdgeShard, bool]:
+    """Open the shard at `path`, creating it when it holds none (with the BM25 sparse
+    vector when `lexical`), with its payload indexes; and whether it holds sparse vectors."""
     from qdrant_edge import EdgeShard, PayloadSchemaType, UpdateOperation
 
     if (path / CONFIG_FILE).is_file():
-        _check_stored(path, dimension)
+        lexical = _check_stored(path, dimension)
         shard = EdgeShard.load(str(path), _config(dimension))
     else:
         path.mkdir(parents=True, exist_ok=True)
-        shard = EdgeShard.create(str(path), _config(dimension))
+        shard = EdgeShard.create(str(path), _config(dimension, lexical=lexical))
     have = shard.info().payload_schema
     wanted = [(f, PayloadSchemaType.Keyword) for f in KEYWORD_FIELDS]
     wanted += [(f, PayloadSchemaType.Float) for f in NUMBER_FIELDS]
@@ -220,7 +261,7 @@ def _load(path: Path, dimension: int) -> EdgeShard:
         shard.update(UpdateOperation.create_field_index(field_name, kind))
     if missing:
         shard.flush()
-    return shard
+    return shard, lexical
 
 
 def _unindexed(info: ShardInfo) -> int:
@@ -420,10 +461,13 @@ class EdgeIndex:
     backend = "qdrant"
     engine = ENGINE
 
-    def __init__(self, path: Path, dimension: int, shard: EdgeShard, lock_fd: int) -> None:
+    def __init__(
+        self, path: Path, dimension: int, shard: EdgeShard, lock_fd: int, *, lexical: bool = False
+    ) -> None:
         self.path = path
         self.collection = path.name
         self.dimension = dimension
+        self.lexical = lexical  # holds BM25 sparse vectors (`index.sparse.HybridSearch`)
         self._shard: EdgeShard | None = shard
         self._lock_fd: int | None = lock_fd
         self._lock = threading.Lock()  # one call on the shard at a time, and the swap
@@ -433,16 +477,16 @@ class EdgeIndex:
         self._left_unindexed = 0
 
     @classmethod
-    def _open(cls, path: Path, dimension: int) -> EdgeIndex:
+    def _open(cls, path: Path, dimension: int, *, lexical: bool = False) -> EdgeIndex:
         fd = _lock(path)
         try:
             with _translated(f"open shard {path.name!r}", path):
                 _recover(path)
-                shard = _load(path, dimension)
+                shard, lexical = _load(path, dimension, lexical=lexical)
         except BaseException:
             os.close(fd)
             raise
-        return cls(path, dimension, shard, fd)
+        return cls(path, dimension, shard, fd, lexical=lexical)
 
     @property
     def is_open(self) -> bool:
@@ -458,16 +502,33 @@ class EdgeIndex:
             yield self._shard
 
     # -- writes -----------------------------------------------------------------------
-    def upsert(self, ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]]) -> None:
-        from qdrant_edge import Point, UpdateOperation
+    def upsert(
+        self,
+        ids: list[str],
+        vectors: np.ndarray,
+        payloads: list[dict[str, Any]],
+        texts: list[str] | None = None,
+    ) -> None:
+        """As `index.base.VectorIndex.upsert`; on a lexical shard each point with a text
+        also gets the text's BM25 sparse vector (`index.sparse.encode_document`)."""
+        from qdrant_edge import Point, SparseVector, UpdateOperation
 
         if not ids:
             return
         action = f"upsert into {self.collection!r}"
         with _translated(action, self.path):
             matrix, latest = checked_upsert(ids, vectors, payloads, self.dimension)
+            sparse = (
+                encode_documents(texts, len(ids)) if self.lexical and texts is not None else None
+            )
+
+            def vector(i: int) -> Any:
+                if sparse is None or not sparse[i][0]:
+                    return matrix[i]
+                return {"": matrix[i], SPARSE_VECTOR: SparseVector(*sparse[i])}
+
             points = [
-                Point(point_id(chunk_id), matrix[i], {**payloads[i], "chunk_id": chunk_id})
+                Point(point_id(chunk_id), vector(i), {**payloads[i], "chunk_id": chunk_id})
                 for chunk_id, i in latest.items()
             ]
         with self._writing:
@@ -567,7 +628,7 @@ class EdgeIndex:
                         shard.close()
                         self.path.rename(old)
                         ready.rename(self.path)
-                        self._shard = _load(self.path, self.dimension)
+                        self._shard, self.lexical = _load(self.path, self.dimension)
                     except BaseException:
                         self._release()  # the next open finishes or undoes the swap
                         raise
@@ -607,11 +668,78 @@ class EdgeIndex:
             )
         with self._using(action) as shard:
             points = shard.query(request)
-        return [
-            Hit(chunk_id=p.payload["chunk_id"], score=float(p.score), payload=dict(p.payload))
-            for p in points
-            if p.payload is not None
-        ]
+        return _hits(points)
+
+    def search_hybrid(
+        self,
+        vector: np.ndarray,
+        text: str,
+        top_k: int,
+        filters: dict[str, Any] | None = None,
+        *,
+        fusion: EngineFusion,
+        candidates: int,
+    ) -> list[Hit]:
+        """One query: the dense and the sparse prefetch (`candidates` each, both filtered)
+        fused by the engine per `fusion` (`index.sparse.HybridSearch`)."""
+        from qdrant_edge import Fusion, Prefetch, Query, QueryRequest, SparseVector
+
+        action = f"search {self.collection!r}"
+        with _translated(action, self.path):
+            query = checked_query(vector, top_k, self.dimension)
+            filters = check_filters(filters, allow_empty_lists=True)
+            limit = checked_candidates(candidates, top_k)
+            if not self.lexical:
+                raise ValueError(lexical_refused(self.collection))
+            if top_k <= 0:
+                return []
+            if filters and any(isinstance(v, list) and not v for v in filters.values()):
+                return []  # "any of nothing" matches nothing
+            selector = to_edge_filter(filters)
+            indices, values = encode_query(text)
+            dense = Query.Nearest(query[0].tolist())
+            prefetches = [Prefetch(limit=limit, query=dense, filter=selector)]
+            if indices:
+                sparse = Query.Nearest(SparseVector(indices, values), using=SPARSE_VECTOR)
+                prefetches.append(Prefetch(limit=limit, query=sparse, filter=selector))
+            if fusion.method == "dbsf":
+                fuse: Any = Fusion.Dbsf()
+            else:  # without words, the dense list alone, in its own order
+                weights = list(fusion.weights) if fusion.weights and indices else None
+                fuse = Fusion.Rrf(k=fusion.k, weights=weights)
+            request = QueryRequest(
+                limit=int(top_k), prefetches=prefetches, query=fuse, with_payload=True
+            )
+        with self._using(action) as shard:
+            points = shard.query(request)
+        return _hits(points)
+
+    def search_lexical(
+        self, text: str, top_k: int, filters: dict[str, Any] | None = None
+    ) -> list[Hit]:
+        """The sparse side alone: BM25 scores, IDF applied by the engine."""
+        from qdrant_edge import Query, QueryRequest, SparseVector
+
+        action = f"search {self.collection!r}"
+        with _translated(action, self.path):
+            top_k = checked_top_k(top_k)
+            filters = check_filters(filters, allow_empty_lists=True)
+            if not self.lexical:
+                raise ValueError(lexical_refused(self.collection))
+            indices, values = encode_query(text)
+            if top_k <= 0 or not indices:
+                return []
+            if filters and any(isinstance(v, list) and not v for v in filters.values()):
+                return []
+            request = QueryRequest(
+                limit=int(top_k),
+                query=Query.Nearest(SparseVector(indices, values), using=SPARSE_VECTOR),
+                filter=to_edge_filter(filters),
+                with_payload=True,
+            )
+        with self._using(action) as shard:
+            points = shard.query(request)
+        return _hits(points)
 
     # -- lifecycle --------------------------------------------------------------------
     def close(self) -> None:
@@ -641,6 +769,14 @@ class EdgeIndex:
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # releases the flock
             self._lock_fd = None
+
+
+def _hits(points: Iterable[Any]) -> list[Hit]:
+    return [
+        Hit(chunk_id=p.payload["chunk_id"], score=float(p.score), payload=dict(p.payload))
+        for p in points
+        if p.payload is not None
+    ]
 
 
 class EdgeShards:
@@ -684,11 +820,13 @@ class EdgeShards:
             or _local_mode_collection(self.root, name)  # imported when opened
         )
 
-    def open(self, collection: str, dimension: int) -> EdgeIndex:
+    def open(self, collection: str, dimension: int, *, lexical: bool = False) -> EdgeIndex:
         """The process's index on the shard `collection` (or the one an alias of that name
-        points at), creating the shard when missing. Raises InvalidInput when it holds
-        vectors of another dimension, Unavailable when another process holds it or its
-        files cannot be read."""
+        points at), creating the shard when missing, with BM25 sparse vectors when
+        `lexical` (an existing shard keeps what it was created with; one imported from
+        local mode has none, its texts being unknown here). Raises InvalidInput when it
+        holds vectors of another dimension, Unavailable when another process holds it or
+        its files cannot be read."""
         name = self.resolve_alias(collection) or collection
         path = self.shard_path(name)
         with self._guard:
@@ -701,7 +839,8 @@ class EdgeShards:
                         f"shard {name!r} has dimension {index.dimension}, expected {dimension}"
                     )
                 return index
-            index = EdgeIndex._open(path, dimension)
+            lexical = lexical and not _local_mode_collection(self.root, name)
+            index = EdgeIndex._open(path, dimension, lexical=lexical)
             self._indexes[name] = index
         with _translated(f"import local-mode collection {name!r}", self.root):
             _import_local_mode(self.root, name, index)

@@ -414,7 +414,13 @@ class FaissIndex:
             self._dead[name] = self._dead[name] | ids  # a new set: snapshots share the old
         return set().union(*hit.values()) if hit else set()
 
-    def upsert(self, ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]]) -> None:
+    def upsert(
+        self,
+        ids: list[str],
+        vectors: np.ndarray,
+        payloads: list[dict[str, Any]],
+        texts: list[str] | None = None,  # lexical search of FAISS versions: retrieval.bm25
+    ) -> None:
         if not ids:
             return
         with _translated("upsert", self.path):

@@ -1,5 +1,6 @@
-"""What both Qdrant engines share: point ids, the payload fields worth an index, and the
-translation of `index.base` filters into Qdrant conditions.
+"""What both Qdrant engines share: point ids, the payload fields worth an index, the
+translation of `index.base` filters into Qdrant conditions, and the checks of hybrid
+queries (`index.sparse.HybridSearch`).
 
 A server (qdrant-client, `index.qdrant_index`) and Qdrant Edge (qdrant-edge-py,
 `index.edge_index`) speak the same query model under different class names, so
@@ -13,6 +14,8 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from index.base import check_filters, is_number
 
@@ -29,6 +32,31 @@ NUMBER_FIELDS = ("page_number",)
 
 # A collection (or Edge shard directory) name: what `collection_name` produces.
 NAME_RE = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def checked_top_k(top_k: Any) -> int:
+    """`top_k` as an int; ValueError when it is not an integer."""
+    if isinstance(top_k, bool) or not isinstance(top_k, int | np.integer):
+        raise ValueError(f"top_k must be an integer, got {top_k!r}")
+    return int(top_k)
+
+
+def checked_candidates(candidates: Any, top_k: int) -> int:
+    """The depth of each prefetch of a hybrid query: a positive integer, at least
+    `top_k` (a fused list is drawn from its prefetches)."""
+    if isinstance(candidates, bool) or not isinstance(candidates, int | np.integer):
+        raise ValueError(f"candidates must be an integer, got {candidates!r}")
+    if candidates < 1:
+        raise ValueError(f"candidates must be at least 1, got {candidates}")
+    return max(int(candidates), int(top_k))
+
+
+def lexical_refused(collection: str) -> str:
+    """Why a hybrid or lexical query cannot run on a collection without sparse vectors."""
+    return (
+        f"{collection!r} was created without BM25 sparse vectors (before hybrid search in "
+        "the engine); search its text in-process (retrieval.bm25) or build a new version"
+    )
 
 
 def point_id(chunk_id: str) -> str:

@@ -21,6 +21,14 @@ collection or alias → NotFound; input the server or client refuses → Invalid
 Filters keep `index.base.matches` semantics (`index.qdrant_common.build_filter`); the
 contract suite checks them on Edge and on local mode, which follows the server's matching
 rules (typed equality, arrays match by element, ranges compare numbers only).
+
+Hybrid search (`index.sparse`), as on Edge: a collection opened with `lexical=True` is
+created with a sparse vector `bm25` (IDF modifier) beside the unnamed dense vector;
+points written with their text hold both, and `search_hybrid` is one `query_points`
+call with a dense and a sparse prefetch, both filtered, fused by the server (`rrf` with
+k and weights, or `dbsf`; the server must accept RRF parameters, which came after the
+Query API, and IDF is computed per shard on a multi-shard collection). A collection
+created before has no sparse vector (`lexical` False).
 """
 
 from __future__ import annotations
@@ -55,8 +63,12 @@ from index.qdrant_common import (
     POINT_NAMESPACE,
     FilterVocabulary,
     build_filter,
+    checked_candidates,
+    checked_top_k,
+    lexical_refused,
     point_id,
 )
+from index.sparse import SPARSE_VECTOR, EngineFusion, encode_documents, encode_query
 
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
@@ -133,12 +145,15 @@ def engine_of(client: Client) -> str:
     return EDGE_ENGINE if isinstance(client, EdgeShards) else SERVER_ENGINE
 
 
-def open_collection(client: Client, collection: str, dimension: int) -> VectorIndex:
-    """The index on `collection` (created when missing) in the client's engine: an
-    `EdgeIndex` (`index.edge_index`) or a `QdrantIndex`. Raises as `QdrantIndex.open`."""
+def open_collection(
+    client: Client, collection: str, dimension: int, *, lexical: bool = False
+) -> VectorIndex:
+    """The index on `collection` (created when missing, with BM25 sparse vectors when
+    `lexical`: `index.sparse.HybridSearch`) in the client's engine: an `EdgeIndex`
+    (`index.edge_index`) or a `QdrantIndex`. Raises as `QdrantIndex.open`."""
     if isinstance(client, EdgeShards):
-        return client.open(collection, dimension)
-    return QdrantIndex.open(client, collection, dimension)
+        return client.open(collection, dimension, lexical=lexical)
+    return QdrantIndex.open(client, collection, dimension, lexical=lexical)
 
 
 def drop_collection(client: Client, collection: str) -> None:
@@ -324,29 +339,37 @@ class QdrantIndex:
 
     backend = "qdrant"
 
-    def __init__(self, client: QdrantClient, collection: str, dimension: int) -> None:
+    def __init__(
+        self, client: QdrantClient, collection: str, dimension: int, *, lexical: bool = False
+    ) -> None:
         self.client = client
         self.collection = collection
         self.dimension = dimension
+        self.lexical = lexical  # holds BM25 sparse vectors (`index.sparse.HybridSearch`)
         self._lock = _lock_for(client)
 
     @classmethod
-    def open(cls, client: QdrantClient, collection: str, dimension: int) -> QdrantIndex:
-        """Open `collection`, creating it (and its payload indexes) when missing.
+    def open(
+        cls, client: QdrantClient, collection: str, dimension: int, *, lexical: bool = False
+    ) -> QdrantIndex:
+        """Open `collection`, creating it (and its payload indexes; with the BM25 sparse
+        vector when `lexical`) when missing; an existing one keeps what it was created with.
 
         Raises InvalidInput when it exists with another dimension or is not a single-vector
         cosine collection; Unavailable when the server cannot be reached.
         """
         from qdrant_client.http import models
 
-        index = cls(client, collection, dimension)
+        index = cls(client, collection, dimension, lexical=lexical)
         with index._lock, _translated(f"open collection {collection!r}"):
             if client.collection_exists(collection):
                 index._check_existing(client.get_collection(collection))
                 return index
+            sparse = {SPARSE_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)}
             client.create_collection(
                 collection,
                 vectors_config=models.VectorParams(size=dimension, distance=models.Distance.COSINE),
+                sparse_vectors_config=sparse if lexical else None,
             )
             schemas = [(f, models.PayloadSchemaType.KEYWORD) for f in KEYWORD_FIELDS]
             schemas += [(f, models.PayloadSchemaType.FLOAT) for f in NUMBER_FIELDS]
@@ -375,6 +398,18 @@ class QdrantIndex:
             raise InvalidInput(
                 f"collection {self.collection!r} uses {params.distance} distance, expected Cosine"
             )
+        sparse = info.config.params.sparse_vectors or {}
+        if set(sparse) - {SPARSE_VECTOR}:
+            raise InvalidInput(
+                f"collection {self.collection!r} has sparse vectors {sorted(sparse)}; ragops "
+                f"writes only {SPARSE_VECTOR!r}"
+            )
+        if sparse and sparse[SPARSE_VECTOR].modifier != "idf":
+            raise InvalidInput(
+                f"collection {self.collection!r}: its sparse vector {SPARSE_VECTOR!r} lacks "
+                "the IDF modifier that BM25 needs; build a new version"
+            )
+        self.lexical = bool(sparse)
 
     def drop(self) -> None:
         """Delete the collection (and, server-side, any alias pointing at it)."""
@@ -390,17 +425,38 @@ class QdrantIndex:
         return self
 
     # -- writes -----------------------------------------------------------------------
-    def upsert(self, ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]]) -> None:
+    def upsert(
+        self,
+        ids: list[str],
+        vectors: np.ndarray,
+        payloads: list[dict[str, Any]],
+        texts: list[str] | None = None,
+    ) -> None:
+        """As `index.base.VectorIndex.upsert`; on a lexical collection each point with a
+        text also gets the text's BM25 sparse vector (`index.sparse.encode_document`)."""
         from qdrant_client.http import models
 
         if not ids:
             return
         with _translated(f"upsert into {self.collection!r}"), self._lock:
             vectors, latest = checked_upsert(ids, vectors, payloads, self.dimension)
+            sparse = (
+                encode_documents(texts, len(ids)) if self.lexical and texts is not None else None
+            )
+
+            def vector(i: int) -> Any:
+                if sparse is None or not sparse[i][0]:
+                    return vectors[i].tolist()
+                indices, values = sparse[i]
+                return {
+                    "": vectors[i].tolist(),
+                    SPARSE_VECTOR: models.SparseVector(indices=indices, values=values),
+                }
+
             points = [
                 models.PointStruct(
                     id=point_id(chunk_id),
-                    vector=vectors[i].tolist(),
+                    vector=vector(i),
                     payload={**payloads[i], "chunk_id": chunk_id},
                 )
                 for chunk_id, i in latest.items()
@@ -516,8 +572,86 @@ class QdrantIndex:
                     limit=int(top_k),
                     with_payload=True,
                 )
-        return [
-            Hit(chunk_id=p.payload["chunk_id"], score=float(p.score), payload=dict(p.payload))
-            for p in response.points
-            if p.payload is not None
-        ]
+        return _hits(response.points)
+
+    def search_hybrid(
+        self,
+        vector: np.ndarray,
+        text: str,
+        top_k: int,
+        filters: dict[str, Any] | None = None,
+        *,
+        fusion: EngineFusion,
+        candidates: int,
+    ) -> list[Hit]:
+        """One `query_points` call: the dense and the sparse prefetch (`candidates` each,
+        both filtered) fused by the server per `fusion` (`index.sparse.HybridSearch`)."""
+        from qdrant_client.http import models
+
+        with _translated(f"search {self.collection!r}"):
+            query = checked_query(vector, top_k, self.dimension)
+            filters = check_filters(filters, allow_empty_lists=True)
+            limit = checked_candidates(candidates, top_k)
+            if not self.lexical:
+                raise ValueError(lexical_refused(self.collection))
+            if top_k <= 0:
+                return []
+            if filters and any(isinstance(v, list) and not v for v in filters.values()):
+                return []  # "any of nothing" matches nothing
+            selector = to_filter(filters)
+            indices, values = encode_query(text)
+            prefetch = [models.Prefetch(query=query[0].tolist(), filter=selector, limit=limit)]
+            if indices:
+                sparse = models.SparseVector(indices=indices, values=values)
+                prefetch.append(
+                    models.Prefetch(query=sparse, using=SPARSE_VECTOR, filter=selector, limit=limit)
+                )
+            if fusion.method == "dbsf":
+                fuse: Any = models.FusionQuery(fusion=models.Fusion.DBSF)
+            else:  # without words, the dense list alone, in its own order
+                weights = list(fusion.weights) if fusion.weights and indices else None
+                fuse = models.RrfQuery(rrf=models.Rrf(k=fusion.k, weights=weights))
+            with self._lock:
+                response = self.client.query_points(
+                    self.collection,
+                    prefetch=prefetch,
+                    query=fuse,
+                    limit=int(top_k),
+                    with_payload=True,
+                )
+        return _hits(response.points)
+
+    def search_lexical(
+        self, text: str, top_k: int, filters: dict[str, Any] | None = None
+    ) -> list[Hit]:
+        """The sparse side alone: BM25 scores, IDF applied by the server."""
+        from qdrant_client.http import models
+
+        with _translated(f"search {self.collection!r}"):
+            top_k = checked_top_k(top_k)
+            filters = check_filters(filters, allow_empty_lists=True)
+            if not self.lexical:
+                raise ValueError(lexical_refused(self.collection))
+            indices, values = encode_query(text)
+            if top_k <= 0 or not indices:
+                return []
+            if filters and any(isinstance(v, list) and not v for v in filters.values()):
+                return []
+            with self._lock:
+                response = self.client.query_points(
+                    self.collection,
+                    query=models.SparseVector(indices=indices, values=values),
+                    using=SPARSE_VECTOR,
+                    query_filter=to_filter(filters),
+                    limit=top_k,
+                    with_payload=True,
+                )
+        return _hits(response.points)
+
+
+def _hits(points: Iterable[Any]) -> list[Hit]:
+    return [
+        Hit(chunk_id=p.payload["chunk_id"], score=float(p.score), payload=dict(p.payload))
+        for p in points
+        if p.payload is not None
+    ]

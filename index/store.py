@@ -129,10 +129,13 @@ class IndexStore:
 
     def _open(self, version: IndexVersion) -> VectorIndex:
         if version.backend == "qdrant":
+            # A version's collection is created with BM25 sparse vectors (hybrid inside
+            # the engine, `index.sparse`); one created before keeps having none.
             return open_collection(
                 self.qdrant_for(version),
                 collection_name(version.kb_id, version.number, version.id),
                 version.dimension,
+                lexical=True,
             )
         if version.backend != "faiss":
             raise InvalidInput(f"unknown index backend {version.backend!r}; use faiss or qdrant")

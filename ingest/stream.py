@@ -338,6 +338,7 @@ class _Stream:
                 ids: list[str] = []
                 vectors: list[np.ndarray] = []
                 payloads: list[dict[str, Any]] = []
+                texts: list[str] = []
                 gone: list[str] = []
                 for p in live:
                     ref = p.work.ref
@@ -349,6 +350,7 @@ class _Stream:
                     ids += [c.id or "" for c in fresh]
                     vectors += [c.embedding for c in fresh]  # type: ignore[misc]
                     payloads += payloads_for(ref, fresh)
+                    texts += [c.text for c in fresh]  # Qdrant: BM25 sparse vectors
                     written = len(fresh)
                     gone += changes.gone
                     if n == 0:
@@ -356,7 +358,7 @@ class _Stream:
                         p.report.add("index", "unchanged", len(present))
                         p.report.add("index", "deleted", len(changes.gone))
                 if ids:
-                    index.upsert(ids, np.vstack(vectors).astype(np.float32), payloads)
+                    index.upsert(ids, np.vstack(vectors).astype(np.float32), payloads, texts)
                 index.delete(gone)
 
     def _finish(self, live: list[_Prepared]) -> list[tuple[_Work, Outcome]]:

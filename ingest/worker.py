@@ -137,6 +137,7 @@ def build_version(rt: IngestServices, payload: dict[str, Any], ctx: JobContext) 
                     [p.id for p in chunks],
                     np.vstack([p.embedding for p in chunks]).astype(np.float32),
                     payloads_for(ref, chunks),
+                    [p.text for p in chunks],  # Qdrant: BM25 sparse vectors
                 )
                 chunks_total += len(chunks)
         done = min(len(refs), start + batch)

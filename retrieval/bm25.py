@@ -8,10 +8,10 @@ bumps it when it publishes a snapshot, so a reader in any process notices on its
 query. Rows deleted after the snapshot was taken (a document deleted meanwhile) are
 dropped at result time, where every hit is joined with its catalog row.
 
-Tokenisation is Unicode-aware and the same for documents and queries: `\\w+` runs,
-casefolded, accents stripped for matching (á→a, ñ→n, ё→е), and light Snowball stemming
-in the token's language (Cyrillic → Russian; Latin → Spanish or English, decided once per
-text by a stop-word vote).
+Tokenisation is `index.sparse.tokenize` (Unicode words, casefolded, accents stripped,
+Snowball stemming per language), the one the BM25 sparse vectors of Qdrant versions use:
+a Qdrant version built with them answers hybrid queries inside the engine and never
+builds this index (`retrieval.search`).
 
 Example::
 
@@ -22,13 +22,10 @@ Example::
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -36,6 +33,7 @@ from sqlalchemy import select
 
 from core.catalog.models import Chunk, Document, DocumentRevision, RevisionStatus
 from index.base import matches
+from index.sparse import K1, B, latin_language, strip_accents, tokenize
 
 if TYPE_CHECKING:
     from core.catalog.models import IndexVersion
@@ -43,63 +41,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# BM25 parameters (Lucene variant): k1 saturates repeated terms, b normalises by length.
-K1 = 1.2
-B = 0.75
-
-_WORD = re.compile(r"\w+", re.UNICODE)
-_CYRILLIC = re.compile(r"[\u0400-\u04FF]")
-
-# A small stop-word vote decides which Latin-script stemmer a text gets. Only en/es are
-# told apart here; other Latin languages get the English stemmer (harmless: it only
-# trims a few suffixes, the same way on both sides).
-_EN_STOP = frozenset(
-    "the and of to is in that for with was are as on by this from at which be it an".split()
-)
-_ES_STOP = frozenset(
-    "el la los las de que y en del por para una un es con se al su sus lo como más fue".split()
-)
-
-
-def strip_accents(text: str) -> str:
-    """Drop combining marks after canonical decomposition: á→a, ñ→n, ё→е, й→и."""
-    decomposed = unicodedata.normalize("NFD", text)
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
-
-
-def latin_language(words: Sequence[str]) -> str:
-    """ "es" or "en" for Latin-script words (already casefolded), by stop-word vote."""
-    es = sum(1 for w in words if w in _ES_STOP)
-    en = sum(1 for w in words if w in _EN_STOP)
-    return "es" if es > en else "en"
-
-
-@lru_cache(maxsize=4)
-def _stemmer(language: str) -> Any:
-    import snowballstemmer
-
-    return snowballstemmer.stemmer({"en": "english", "es": "spanish", "ru": "russian"}[language])
-
-
-@lru_cache(maxsize=200_000)
-def _stem(word: str, language: str) -> str:
-    return _stemmer(language).stemWord(word)
-
-
-def tokenize(text: str, *, stem: bool = True) -> list[str]:
-    """Matching tokens of `text`: casefolded words, stemmed in their language, with
-    accents stripped. Documents and queries must go through the same function."""
-    words = _WORD.findall(text.casefold().replace("_", " "))
-    if not stem:
-        return [strip_accents(w) for w in words]
-    latin = latin_language(words)
-    out = []
-    for word in words:
-        language = "ru" if _CYRILLIC.search(word) else latin
-        # Stem before stripping accents: the Snowball rules are written for the real
-        # spelling (Spanish suffixes with accents, Russian ё/й).
-        out.append(strip_accents(_stem(word, language)))
-    return out
+__all__ = ["B", "K1", "Bm25Index", "Bm25Store", "latin_language", "strip_accents", "tokenize"]
 
 
 class Bm25Index:

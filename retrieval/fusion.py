@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from index.sparse import EngineFusion
 from ingest.language import detect_language as detect
 
 # RRF's k: 60 is the value of Cormack et al. (2009); larger flattens the rank curve.
@@ -115,6 +116,41 @@ def rrf(
         for rank, item in enumerate(ranking, start=1):
             scores[item] = scores.get(item, 0.0) + weight / (k + rank)
     return dict(sorted(scores.items(), key=lambda kv: -kv[1]))
+
+
+# Hybrid inside the engine (Qdrant versions with BM25 sparse vectors, `index.sparse`):
+# Qdrant fuses by rank (RRF; a weight scales a list's ranks) or by each list's score
+# distribution (DBSF, unweighted), never by min-max-normalised scores, so the convex
+# weights above cannot be sent as they are. The engine gets weighted RRF: the policy's
+# dense weight w (identifier cap included) as the rank weights (w, 1 − w), with a small k
+# so that the weights matter (at k = 60 a weight hardly moves a rank's vote). Chosen by
+# agreement with the in-process path on all of tests/bench/data (324 questions plus
+# identifier records; recall@5 per language en / es / ru, in-process → engine):
+# - multilingual-e5-small: in-process 1.000 / 0.972 / 1.000; weighted RRF k=2 1.000 /
+#   0.981 / 1.000 (top-5 overlap with in-process 0.94 / 0.89 / 0.92); DBSF 1.000 / 0.972
+#   / 1.000 (overlap 0.88 / 0.96 / 0.97); weighted RRF k=60 1.000 / 0.907 / 1.000;
+# - all-MiniLM-L6-v2: in-process 1.000 / 0.787 / 1.000; weighted RRF k=2 1.000 / 0.889
+#   / 1.000; DBSF 1.000 / 0.639 / 1.000 (no weights: the English-only model's Spanish
+#   list votes as much as BM25); weighted RRF k=60 1.000 / 0.454 / 1.000.
+# Identifier queries found their record first with both, at k=2. What the engine cannot
+# do: drop lexical hits under LEXICAL_FLOOR (a weak match still casts a rank vote) or
+# weigh how far apart the scores are; the congruence test bounds the effect
+# (tests/integration/retrieval/test_hybrid_engine.py).
+ENGINE_FUSION_METHOD = "rrf"
+ENGINE_RRF_K = 2
+
+
+def engine_fusion(
+    policy: FusionPolicy, language: str, query: str = "", method: str = ENGINE_FUSION_METHOD
+) -> EngineFusion:
+    """The engine's fusion for a query in `language` under `policy`: weighted RRF (see
+    ENGINE_FUSION_METHOD), or unweighted DBSF with `method="dbsf"`."""
+    if method == "dbsf":
+        return EngineFusion("dbsf")
+    if method != "rrf":
+        raise ValueError(f"engine fusion must be rrf or dbsf, got {method!r}")
+    weight = policy.weight(language, query)
+    return EngineFusion("rrf", (weight, 1.0 - weight), ENGINE_RRF_K)
 
 
 FUSION_METHODS: tuple[str, ...] = ("rrf", "dbsf", "convex")

@@ -9,6 +9,15 @@ Modes:
   and the query language (`retrieval.fusion.fusion_policy`): an English-only model gets
   a small vote on Spanish and none on Russian queries, so it cannot drag hybrid below
   BM25 alone. `score` is the fused score in [0, 1].
+  On a Qdrant version whose points hold BM25 sparse vectors (every Qdrant version built
+  since hybrid moved into the engine, `index.sparse`) the engine does all of it in ONE
+  query: a dense and a sparse prefetch, both filtered, fused by the engine
+  (`retrieval.fusion.engine_fusion`: RRF with the policy's per-language weights as
+  rank weights); the in-process BM25 is never built for such a version. There
+  `scores["fused"]` (and `score`) is the engine's fused score over its best possible
+  value, in [0, 1] (1: first in both lists), and `scores["dense"]` / `scores["bm25"]` are
+  None (the engine returns only the fused score). Older Qdrant versions and FAISS
+  versions fuse in-process as above.
 
 Then, optionally: a CrossEncoder `rerank` of the best candidates (`score` becomes the
 reranker's, in [0, 1]), `mmr` diversity over the candidates' vectors, and
@@ -36,13 +45,23 @@ from core.errors import InvalidInput
 from core.metrics import timed_retrieval
 from core.types import sha256_hex
 from index.base import check_filters as _check_filter_shapes
+from index.sparse import HybridSearch
 from index.versions import queryable_version
 from retrieval.calibration import dense_score
-from retrieval.fusion import RRF_K, detect_language, fuse_scores, fusion_policy, mmr, rrf
+from retrieval.fusion import (
+    RRF_K,
+    detect_language,
+    engine_fusion,
+    fuse_scores,
+    fusion_policy,
+    mmr,
+    rrf,
+)
 from retrieval.rerank import RERANK_CANDIDATES
 
 if TYPE_CHECKING:
     from core.catalog.models import IndexVersion, KnowledgeBase
+    from index.base import VectorIndex
     from retrieval.services import RetrievalServices
 
 MAX_TOP_K = 100
@@ -107,12 +126,12 @@ class _Candidate:
 def _dense_candidates(
     rt: RetrievalServices,
     version: IndexVersion,
+    index: VectorIndex,
     query: str,
     k: int,
     filters: dict[str, Any] | None,
     vector: np.ndarray | None = None,
 ) -> tuple[np.ndarray, list[_Candidate]]:
-    index = rt.indexes.reader(version)
     if vector is None:
         vector = rt.embedder(version.embedding_model).encode([query], kind="query")[0]
     hits = index.search(vector, k, filters)  # backends raise InvalidInput / Unavailable
@@ -121,6 +140,30 @@ def _dense_candidates(
         _Candidate(h.chunk_id, h.payload, dense=h.score, score=dense_score(model, h.score))
         for h in hits
     ]
+
+
+def _engine_candidates(
+    rt: RetrievalServices,
+    version: IndexVersion,
+    index: HybridSearch,
+    query: str,
+    k: int,
+    filters: dict[str, Any] | None,
+    language: str,
+    vector: np.ndarray | None = None,
+) -> tuple[np.ndarray, list[_Candidate]]:
+    """Hybrid inside the engine: one query, `k` candidates from each side, fused there;
+    up to 2k hits (the union), as the in-process fusion yields."""
+    if vector is None:
+        vector = rt.embedder(version.embedding_model).encode([query], kind="query")[0]
+    fusion = engine_fusion(fusion_policy(version.embedding_model), language, query)
+    hits = index.search_hybrid(vector, query, 2 * k, filters, fusion=fusion, candidates=k)
+    best = fusion.best()
+    out = []
+    for h in hits:
+        fused = min(1.0, h.score / best)
+        out.append(_Candidate(h.chunk_id, h.payload, fused=fused, score=fused))
+    return vector, out
 
 
 def _bm25_candidates(
@@ -268,12 +311,20 @@ def retrieve(
     if where is not None:
         fetch = min(MAX_WHERE_CANDIDATES, max(pool, MIN_CANDIDATES, 4 * top_k))
     query_vector: np.ndarray | None = None
+    index = rt.indexes.reader(version)
+    # Qdrant versions with BM25 sparse vectors fuse inside the engine (module docstring).
+    in_engine = mode == "hybrid" and isinstance(index, HybridSearch) and index.lexical
     while True:
-        query_vector, candidates = _dense_candidates(
-            rt, version, query, fetch, filters, query_vector
-        )
+        if in_engine:
+            query_vector, candidates = _engine_candidates(
+                rt, version, index, query, fetch, filters, language or "other", query_vector
+            )
+        else:
+            query_vector, candidates = _dense_candidates(
+                rt, version, index, query, fetch, filters, query_vector
+            )
         exhausted = len(candidates) < fetch  # every chunk passing `filters` was seen
-        if mode == "hybrid":
+        if mode == "hybrid" and not in_engine:
             lexical = _bm25_candidates(rt, version, query, fetch, filters)
             policy = fusion_policy(version.embedding_model)
             candidates = _fuse(

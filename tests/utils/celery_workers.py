@@ -107,3 +107,15 @@ class Worker:
                 self.proc.kill()
                 self.proc.wait(10)
         self._log.close()
+
+
+def wait_logged(workers: list[Worker], job_ids: set[str], timeout: float = 30) -> list[set[str]]:
+    """What each worker logged as run, once the workers together logged every job in
+    `job_ids` (or `timeout` passed). A job's state is final before its worker writes the
+    "ran job" line, so reading the logs right after the state would race it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        ran = [w.ran() for w in workers]
+        if job_ids <= set().union(*ran) or time.monotonic() > deadline:
+            return ran
+        time.sleep(0.2)

@@ -28,7 +28,7 @@ from ingest.documents import INGEST_JOB, check_upload, submit_upload
 from ingest.knowledge_bases import create_kb
 from retrieval.search import retrieve
 from tests.conftest import make_settings, need_service
-from tests.utils.celery_workers import TOPICS, Worker, flushed_redis
+from tests.utils.celery_workers import TOPICS, Worker, flushed_redis, wait_logged
 from tests.utils.components import SHARED_COMPONENTS
 from tests.utils.corpus import make_text
 
@@ -118,7 +118,7 @@ def test_two_workers_index_every_document_exactly_once(tmp_path, postgres_url, r
         jobs = upload(rt, kb, TOPICS, duplicate=True)
         states = wait_final(rt, list(jobs.values()))
         elapsed = time.monotonic() - t0
-        ran = [w.ran() for w in workers]
+        ran = wait_logged(workers, set(jobs))
         shares = [len(r) for r in ran]
         print(f"\ncelery: {len(jobs)} documents in {elapsed:.1f}s, jobs per worker {shares}")
 
@@ -165,7 +165,7 @@ def test_rabbitmq_worker_runs_a_job(tmp_path, postgres_url, amqp_url):
         worker.wait_ready(time.monotonic() + 120)
         states = wait_final(rt, list(jobs.values()), timeout=120)
         assert set(states.values()) == {"indexed"}, worker.output()[-2000:]
-        assert worker.ran() == set(jobs)
+        assert wait_logged([worker], set(jobs)) == [set(jobs)]
         with rt.db.session() as s:
             job = s.get(Job, next(iter(jobs)))
         assert (job.status, job.attempts) == (JobStatus.SUCCEEDED, 1)
