@@ -179,7 +179,9 @@ def run(reranker_dir: Path | None = None, save: bool = True) -> dict[str, Any]:
         dense_lists: dict[str, list] = {}
         bm25_lists: dict[str, list] = {}
         for q in questions:
-            _, dense_lists[q.id] = search._dense_candidates(rt, version, q.question, POOL, None)
+            _, dense_lists[q.id] = search._dense_candidates(
+                rt, version, rt.indexes.reader(version), q.question, POOL, None
+            )
             bm25_lists[q.id] = search._bm25_candidates(rt, version, q.question, POOL, None)
 
         def judge(q: Question, ids: list[str]) -> list[bool]:

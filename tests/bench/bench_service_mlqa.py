@@ -961,7 +961,7 @@ class FusionProbe:
         pool = min(MAX_CANDIDATES, max(MIN_CANDIDATES, 4 * top_k))  # as `retrieve`
         with rt.db.session() as s:
             version = queryable_version(session=s, kb=kb, number=None)
-        _, dense = _dense_candidates(rt, version, query, pool, None)
+        _, dense = _dense_candidates(rt, version, rt.indexes.reader(version), query, pool, None)
         lexical = _bm25_candidates(rt, version, query, pool, None)
         names = {c.chunk_id: c.payload["filename"] for c in (*dense, *lexical)}
         dense_list = [(c.chunk_id, c.dense or 0.0) for c in dense]
