@@ -88,6 +88,7 @@ from index.qdrant_common import (
     checked_candidates,
     checked_top_k,
     lexical_refused,
+    matches_nothing,
     point_id,
 )
 from index.sparse import SPARSE_VECTOR, EngineFusion, encode_documents, encode_query
@@ -656,10 +657,8 @@ class EdgeIndex:
         with _translated(action, self.path):
             query = checked_query(vector, top_k, self.dimension)
             filters = check_filters(filters, allow_empty_lists=True)
-            if top_k <= 0:
+            if matches_nothing(top_k, filters):
                 return []
-            if filters and any(isinstance(v, list) and not v for v in filters.values()):
-                return []  # "any of nothing" matches nothing
             request = QueryRequest(
                 limit=int(top_k),
                 query=Query.Nearest(query[0].tolist()),
@@ -691,10 +690,8 @@ class EdgeIndex:
             limit = checked_candidates(candidates, top_k)
             if not self.lexical:
                 raise ValueError(lexical_refused(self.collection))
-            if top_k <= 0:
+            if matches_nothing(top_k, filters):
                 return []
-            if filters and any(isinstance(v, list) and not v for v in filters.values()):
-                return []  # "any of nothing" matches nothing
             selector = to_edge_filter(filters)
             indices, values = encode_query(text)
             dense = Query.Nearest(query[0].tolist())

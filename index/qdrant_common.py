@@ -51,6 +51,14 @@ def checked_candidates(candidates: Any, top_k: int) -> int:
     return max(int(candidates), int(top_k))
 
 
+def matches_nothing(top_k: int, filters: dict[str, Any] | None) -> bool:
+    """Whether a checked query can only answer nothing: no hits asked for, or a filter
+    that asks for "any of" an empty list."""
+    if top_k <= 0:
+        return True
+    return bool(filters) and any(isinstance(v, list) and not v for v in filters.values())
+
+
 def lexical_refused(collection: str) -> str:
     """Why a hybrid or lexical query cannot run on a collection without sparse vectors."""
     return (

@@ -66,6 +66,7 @@ from index.qdrant_common import (
     checked_candidates,
     checked_top_k,
     lexical_refused,
+    matches_nothing,
     point_id,
 )
 from index.sparse import SPARSE_VECTOR, EngineFusion, encode_documents, encode_query
@@ -559,10 +560,8 @@ class QdrantIndex:
         with _translated(f"search {self.collection!r}"):
             query = checked_query(vector, top_k, self.dimension)
             filters = check_filters(filters, allow_empty_lists=True)
-            if top_k <= 0:
+            if matches_nothing(top_k, filters):
                 return []
-            if filters and any(isinstance(v, list) and not v for v in filters.values()):
-                return []  # "any of nothing" matches nothing
             query_filter = to_filter(filters)
             with self._lock:
                 response = self.client.query_points(
@@ -594,10 +593,8 @@ class QdrantIndex:
             limit = checked_candidates(candidates, top_k)
             if not self.lexical:
                 raise ValueError(lexical_refused(self.collection))
-            if top_k <= 0:
+            if matches_nothing(top_k, filters):
                 return []
-            if filters and any(isinstance(v, list) and not v for v in filters.values()):
-                return []  # "any of nothing" matches nothing
             selector = to_filter(filters)
             indices, values = encode_query(text)
             prefetch = [models.Prefetch(query=query[0].tolist(), filter=selector, limit=limit)]
