@@ -17,8 +17,6 @@ Example::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -26,19 +24,33 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
 from starlette.routing import get_route_path
 from starlette.types import Receive, Scope, Send
 
 from api import errors
-from api.access import AuditNote, note, visible_kb
-from api.access_policy import KbFrom, policy_for
+from api.access import AuditNote, note
+from api.console import documents_page, quality_page, settings_page, versions_page
+from api.console.pages import (
+    API_PREFIX,
+    HERE,
+    HOME,
+    PAGE_HEADERS,
+    SIGN_IN,
+    KbVisit,
+    may,
+    open_kb,
+    page,
+    principal_of,
+    runtime,
+    safe_next,
+    to_sign_in,
+    visitor_of,
+)
 from api.console.session import (
     CSRF_FIELD,
     CSRF_HEADER,
     SESSION_COOKIE,
     SIGN_IN_COOKIE,
-    ConsoleSession,
     clear_session_cookie,
     clear_sign_in_cookie,
     csrf_ok,
@@ -48,134 +60,21 @@ from api.console.session import (
     set_sign_in_cookie,
     sign_in_token,
 )
-from api.runtime import Runtime
-from core.access import Principal
-from core.catalog.models import KnowledgeBase
 from core.errors import NotFound, Unauthenticated
 from ingest.embed import PACKAGED_MODELS
 from retrieval.generators import GENERATORS
 
-HERE = Path(__file__).resolve().parent
-templates = Jinja2Templates(directory=HERE / "templates")
-
 router = APIRouter(include_in_schema=False)
 router.mount("/console/static", StaticFiles(directory=HERE / "static"), name="console-static")
-
-API_PREFIX = "/console/api/"
-HOME = "/console/kbs"
-SIGN_IN = "/console/sign-in"
-
-# Pages load nothing from elsewhere and run no inline script: the policy says so to the
-# browser, which then refuses injected markup's scripts and any outside request.
-PAGE_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-        "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
-    ),
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-    "Cache-Control": "no-store",
-}
+router.include_router(documents_page.router)
+router.include_router(versions_page.router)
+router.include_router(quality_page.router)
+router.include_router(settings_page.router)
 
 SIGN_IN_NOTICES = {
     "expired": "Your session ended or your key changed; sign in again.",
     "signed_out": "You are signed out.",
 }
-
-
-@dataclass(frozen=True)
-class Visitor:
-    session: ConsoleSession
-    principal: Principal
-
-
-def may(principal: Principal, method: str, route: str) -> bool:
-    """Whether the key's role passes the access policy of a `/v1` route (a `{kb}` route:
-    on a KB the key sees). Pages use it to leave out controls the key cannot use."""
-    policy = policy_for(method, route)
-    if policy is None or not principal.role.covers(policy.role):
-        return False
-    return policy.kb is not KbFrom.GLOBAL or principal.all_kbs
-
-
-def _runtime(request: Request) -> Runtime:
-    return request.app.state.runtime
-
-
-async def _principal_of(request: Request, session: ConsoleSession) -> Principal | None:
-    """The session's key checked again, as `/v1` checks a bearer key; None once it no
-    longer works (rotated, deleted, open mode ended)."""
-    try:
-        return await run_in_threadpool(_runtime(request).keys.authenticate, session.token)
-    except Unauthenticated:
-        return None
-
-
-async def _visitor(request: Request) -> Visitor | None:
-    """The signed-in visitor; a session whose key no longer works is ended."""
-    session = current_session(request)
-    if session is None:
-        return None
-    principal = await _principal_of(request, session)
-    if principal is None:
-        session_store(request.app).drop(session.id)
-        return None
-    return Visitor(session=session, principal=principal)
-
-
-def _to_sign_in(request: Request, *, expired: bool) -> RedirectResponse:
-    target = request.url.path
-    query = f"?next={quote(target, safe='/')}" if target.startswith("/console/") else ""
-    if expired:
-        query += ("&" if query else "?") + "notice=expired"
-    response = RedirectResponse(SIGN_IN + query, status_code=303)
-    if expired:
-        clear_session_cookie(response, request)
-    return response
-
-
-def _safe_next(value: Any) -> str:
-    """Only a console page of this site (no `//host`, no scheme) is a place to return to."""
-    if (
-        isinstance(value, str)
-        and value.startswith("/console/")
-        and not value.startswith(API_PREFIX)
-        and "//" not in value
-        and "\\" not in value
-    ):
-        return value
-    return HOME
-
-
-def _page(
-    request: Request,
-    name: str,
-    visitor: Visitor | None,
-    *,
-    status: int = 200,
-    **context: Any,
-) -> HTMLResponse:
-    principal = visitor.principal if visitor else None
-    base = {
-        "principal": principal,
-        "who": _who(principal) if principal else None,
-        "csrf": visitor.session.csrf if visitor else None,
-        "csrf_field": CSRF_FIELD,
-    }
-    return templates.TemplateResponse(
-        request, name, {**base, **context}, status_code=status, headers=PAGE_HEADERS
-    )
-
-
-def _who(principal: Principal) -> str:
-    name = principal.name or principal.key_id
-    scope = "every knowledge base" if principal.all_kbs else "some knowledge bases"
-    return f"{name} · {principal.role.value} of {scope}"
-
-
-def _not_found(request: Request, visitor: Visitor, message: str) -> HTMLResponse:
-    return _page(request, "not_found.html", visitor, status=404, message=message)
 
 
 # -- pages ---------------------------------------------------------------------------
@@ -189,8 +88,8 @@ async def home() -> RedirectResponse:
 
 @router.get("/console/sign-in")
 async def sign_in_form(request: Request) -> Response:
-    if await _visitor(request) is not None:
-        return RedirectResponse(_safe_next(request.query_params.get("next")), status_code=303)
+    if await visitor_of(request) is not None:
+        return RedirectResponse(safe_next(request.query_params.get("next")), status_code=303)
     notice = SIGN_IN_NOTICES.get(request.query_params.get("notice", ""))
     return await _sign_in_page(request, notice=notice)
 
@@ -204,8 +103,8 @@ async def _sign_in_page(
     next_page: Any = None,
 ) -> HTMLResponse:
     token = sign_in_token(request)
-    open_mode = await run_in_threadpool(_runtime(request).keys.open_mode)
-    response = _page(
+    open_mode = await run_in_threadpool(runtime(request).keys.open_mode)
+    response = page(
         request,
         "sign_in.html",
         None,
@@ -214,7 +113,7 @@ async def _sign_in_page(
         open_mode=open_mode,
         notice=notice,
         error=error,
-        next=_safe_next(next_page or request.query_params.get("next")),
+        next=safe_next(next_page or request.query_params.get("next")),
     )
     set_sign_in_cookie(response, request, token)
     return response
@@ -232,7 +131,7 @@ async def sign_in(request: Request) -> Response:
             next_page=form.get("next"),
         )
     key = _text(form.get("key")).strip()
-    rt = _runtime(request)
+    rt = runtime(request)
     if key and not key.isascii():
         principal = None
     else:
@@ -252,7 +151,7 @@ async def sign_in(request: Request) -> Response:
     store.drop(request.cookies.get(SESSION_COOKIE))
     session = store.create(key or None)
     note(request, AuditNote(action="console.sign_in", key_id=principal.key_id, target=SIGN_IN))
-    response = RedirectResponse(_safe_next(form.get("next")), status_code=303)
+    response = RedirectResponse(safe_next(form.get("next")), status_code=303)
     set_session_cookie(response, request, session.id)
     clear_sign_in_cookie(response, request)
     return response
@@ -278,7 +177,7 @@ async def sign_out(request: Request) -> Response:
             status_code=403,
             headers=PAGE_HEADERS,
         )
-    principal = await _principal_of(request, session)
+    principal = await principal_of(request, session)
     session_store(request.app).drop(session.id)
     note(
         request,
@@ -295,45 +194,35 @@ async def sign_out(request: Request) -> Response:
 
 @router.get("/console/kbs")
 async def kbs_page(request: Request) -> Response:
-    visitor = await _visitor(request)
+    visitor = await visitor_of(request)
     if visitor is None:
-        return _to_sign_in(request, expired=request.cookies.get(SESSION_COOKIE) is not None)
+        return to_sign_in(request)
     p = visitor.principal
     models = sorted({m for m in PACKAGED_MODELS if "/" not in m})
-    return _page(
+    return page(
         request,
         "kbs.html",
         visitor,
         can_create=may(p, "POST", "/v1/kbs"),
         can_documents=may(p, "GET", "/v1/kbs/{kb}/documents"),
         models=models,
-        default_model=_runtime(request).settings.embedding_model,
+        default_model=runtime(request).settings.embedding_model,
     )
-
-
-async def _kb_for(request: Request, visitor: Visitor, kb: str) -> KnowledgeBase | None:
-    try:
-        return await run_in_threadpool(visible_kb, _runtime(request), visitor.principal, kb)
-    except NotFound:
-        return None
 
 
 @router.get("/console/kbs/{kb}")
 async def kb_page(request: Request, kb: str) -> Response:
-    visitor = await _visitor(request)
-    if visitor is None:
-        return _to_sign_in(request, expired=request.cookies.get(SESSION_COOKIE) is not None)
-    row = await _kb_for(request, visitor, kb)
-    if row is None:
-        return _not_found(request, visitor, f"Knowledge base {kb!r} was not found.")
-    p = visitor.principal
+    opened = await open_kb(request, kb)
+    if not isinstance(opened, KbVisit):
+        return opened
+    p, row = opened.visitor.principal, opened.kb
     if not may(p, "GET", "/v1/kbs/{kb}/documents"):
         # A reader may ask questions but not list documents: its page is the playground.
         return RedirectResponse(f"/console/kbs/{quote(row.name)}/playground", status_code=303)
-    return _page(
+    return page(
         request,
         "kb.html",
-        visitor,
+        opened.visitor,
         kb=row,
         tab="documents",
         can_upload=may(p, "POST", "/v1/kbs/{kb}/documents"),
@@ -346,20 +235,17 @@ async def kb_page(request: Request, kb: str) -> Response:
 
 @router.get("/console/kbs/{kb}/playground")
 async def playground_page(request: Request, kb: str) -> Response:
-    visitor = await _visitor(request)
-    if visitor is None:
-        return _to_sign_in(request, expired=request.cookies.get(SESSION_COOKIE) is not None)
-    row = await _kb_for(request, visitor, kb)
-    if row is None:
-        return _not_found(request, visitor, f"Knowledge base {kb!r} was not found.")
-    return _page(
+    opened = await open_kb(request, kb)
+    if not isinstance(opened, KbVisit):
+        return opened
+    return page(
         request,
         "playground.html",
-        visitor,
-        kb=row,
+        opened.visitor,
+        kb=opened.kb,
         tab="playground",
         generators=GENERATORS,
-        can_documents=may(visitor.principal, "GET", "/v1/kbs/{kb}/documents"),
+        can_documents=may(opened.visitor.principal, "GET", "/v1/kbs/{kb}/documents"),
     )
 
 

@@ -1,0 +1,7 @@
+"""The console's settings pages (filled in by the console work of issue 17)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(include_in_schema=False)
