@@ -49,6 +49,7 @@ POLICIES: dict[tuple[str, str], Policy] = {
     ("POST", "/v1/kbs/{kb}/documents"): Policy(OWN, PATH, "document.upload"),
     ("GET", "/v1/kbs/{kb}/documents"): Policy(REVIEW, PATH),
     ("GET", "/v1/kbs/{kb}/documents/{doc_id}"): Policy(REVIEW, PATH),
+    ("GET", "/v1/kbs/{kb}/documents/{doc_id}/chunks"): Policy(REVIEW, PATH),
     ("DELETE", "/v1/kbs/{kb}/documents/{doc_id}"): Policy(OWN, PATH, "document.delete"),
     ("POST", "/v1/kbs/{kb}/documents/{doc_id}/reprocess"): Policy(OWN, PATH, "document.reprocess"),
     ("GET", "/v1/kbs/{kb}/ingestion"): Policy(REVIEW, PATH),
@@ -73,6 +74,12 @@ POLICIES: dict[tuple[str, str], Policy] = {
     ("POST", "/v1/kbs/{kb}/rollback"): Policy(OWN, PATH, "version.rollback"),
     ("DELETE", "/v1/kbs/{kb}/versions/{number}"): Policy(OWN, PATH, "version.delete"),
     ("POST", "/v1/kbs/{kb}/versions/gc"): Policy(OWN, PATH, "version.gc"),
+    # Snapshots of index versions (download: the vectors and payloads, so owners only)
+    ("POST", "/v1/kbs/{kb}/versions/{number}/snapshots"): Policy(OWN, PATH, "version.snapshot"),
+    ("GET", "/v1/kbs/{kb}/snapshots"): Policy(REVIEW, PATH),
+    ("GET", "/v1/kbs/{kb}/snapshots/{snapshot_id}"): Policy(REVIEW, PATH),
+    ("GET", "/v1/kbs/{kb}/snapshots/{snapshot_id}/download"): Policy(OWN, PATH),
+    ("POST", "/v1/kbs/{kb}/versions/restore"): Policy(OWN, PATH, "version.restore"),
     # Prompts (shared by every KB)
     ("POST", "/v1/prompts"): Policy(OWN, ALL, "prompt.create"),
     ("GET", "/v1/prompts"): Policy(READ, ANY),
@@ -98,6 +105,11 @@ POLICIES: dict[tuple[str, str], Policy] = {
     ("GET", "/v1/models/registry/{kind}/{name}"): Policy(READ, ANY),
     ("PATCH", "/v1/models/registry/{kind}/{name}"): Policy(ADMIN, ALL, "model.update"),
     ("DELETE", "/v1/models/registry/{kind}/{name}"): Policy(ADMIN, ALL, "model.delete"),
+    # Fine-tuning (registers a model: deployment-wide; the preview reads one KB's data)
+    ("GET", "/v1/kbs/{kb}/finetune-dataset"): Policy(REVIEW, PATH),
+    ("POST", "/v1/models/finetune"): Policy(ADMIN, ALL, "model.finetune"),
+    ("GET", "/v1/models/finetune/{job_id}"): Policy(REVIEW, ANY),
+    ("POST", "/v1/models/finetune/{job_id}/cancel"): Policy(ADMIN, ALL, "model.finetune_cancel"),
     # A/B tests, gates, promotion decisions
     ("POST", "/v1/kbs/{kb}/ab-tests"): Policy(OWN, PATH, "ab_test.start"),
     ("GET", "/v1/kbs/{kb}/ab-tests"): Policy(REVIEW, PATH),

@@ -33,6 +33,7 @@ from api.routes import (
     prompts,
     reports,
     retrieve,
+    snapshots,
     versions,
 )
 from api.runtime import Runtime
@@ -111,11 +112,13 @@ def create_app(
     v1.include_router(retrieve.router)
     v1.include_router(retrieve.multi_router)
     v1.include_router(versions.router)
+    v1.include_router(snapshots.router)
     v1.include_router(answers.router)
     v1.include_router(prompts.router)
     v1.include_router(evals.router)
     v1.include_router(reports.router)
     v1.include_router(models.router)
+    v1.include_router(models.finetune_router)
     v1.include_router(ab_tests.router)
     v1.include_router(gates.router)
     v1.include_router(jobs.router)

@@ -163,3 +163,111 @@ class RolloutAccepted(PublicModel):
     index_version: int | None
     evidence: JsonObject
     created_at: UtcDateTime
+
+
+# -- fine-tuning (`/v1/models/finetune`, `/v1/kbs/{kb}/finetune-dataset`) ---------------
+
+FineTuneSource = Literal["feedback", "testsets", "synthetic"]
+
+
+class FineTuneCreate(RequestModel):
+    """Fine-tune a registered embedding model on a KB's own feedback and test sets; the
+    result is registered as a candidate only if it beats the base on the dev split."""
+
+    name: str = Field(
+        ...,
+        min_length=1,
+        max_length=200,
+        description="Registry name of the fine-tuned model (must be free)",
+        examples=["e5-docs-ft1"],
+        json_schema_extra={"pattern": MODEL_NAME.pattern},
+    )
+    base_model: str = Field(
+        ..., min_length=1, max_length=200, description="A registered embedding model's name"
+    )
+    kb: str = Field(..., min_length=1, description="The knowledge base whose data it learns")
+    sources: list[FineTuneSource] = Field(
+        default_factory=lambda: ["feedback"],
+        description="feedback (thumbs-up citations, corrections naming a chunk), testsets "
+        "(cases with reference contexts); synthetic: generate a test set first and name it",
+    )
+    testsets: list[str] | None = Field(
+        None, description="Test set names ('name' or 'name@version') for source testsets"
+    )
+    epochs: int | None = Field(None, description="Default 1; 1-20")
+    batch_size: int | None = Field(None, description="Default 16; 2-256")
+    learning_rate: float | None = Field(None, description="Default 2e-5")
+    max_minutes: float | None = Field(None, description="Training time bound; default 30")
+    max_steps: int | None = Field(None, description="Optimizer steps bound; default none")
+    hard_negatives: int | None = Field(None, description="Mined per train pair; default 1, 0-5")
+    min_dev_gain: float | None = Field(
+        None,
+        description="Dev recall@5 gain over the base needed to register; default 0.01",
+    )
+    seed: int | None = None
+
+    def hyperparameters(self) -> dict[str, Any]:
+        keys = (
+            "epochs",
+            "batch_size",
+            "learning_rate",
+            "max_minutes",
+            "max_steps",
+            "hard_negatives",
+            "min_dev_gain",
+            "seed",
+        )
+        return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
+
+
+class FineTunePublic(PublicModel):
+    """A fine-tuning run (its id is its job's id): request, dataset, loss per step, dev
+    figures per epoch, outcome (queued → running → succeeded | refused | failed |
+    cancelled) and the registered model."""
+
+    id: str
+    job_id: str
+    kb: str | None
+    name: str
+    base_model: str
+    params: JsonObject
+    dataset: JsonObject
+    status: str
+    cancel_requested: bool
+    steps: list[dict[str, Any]]
+    epochs: list[dict[str, Any]]
+    metrics: JsonObject
+    model_name: str | None
+    error: str | None
+    created_at: UtcDateTime
+    updated_at: UtcDateTime
+    finished_at: UtcDateTime | None
+
+
+class FineTuneAccepted(BaseModel):
+    job_id: str
+    name: str
+    base_model: str
+    kb: str
+    status: str
+    dataset: JsonObject = Field(description="preview_id and counts of the data it will use")
+    poll: str = Field(description="GET this for status and progress")
+    run: str = Field(description="GET this for the loss curve and dev figures")
+
+
+class FineTuneDatasetPublic(BaseModel):
+    """What a fine-tuning run would train on now: id, counts by source, language and
+    split, and the first pairs (texts as indexed, already redacted)."""
+
+    id: str
+    kb: str
+    index_version: int
+    sources: list[str]
+    testsets: list[str]
+    hard_negatives_mined: bool
+    counts: JsonObject
+    sample: list[dict[str, Any]]
+    trainable: bool
+    refusal: str | None = Field(description="Why a run would be refused (422), if it would")
+    min_train_pairs: int
+    min_dev_pairs: int

@@ -15,6 +15,7 @@ from pydantic import (
     ConfigDict,
     Field,
     WithJsonSchema,
+    computed_field,
     field_validator,
     model_validator,
 )
@@ -303,6 +304,34 @@ class IngestionStatus(BaseModel):
     queue: IngestionQueue
 
 
+class RedactionReport(BaseModel):
+    """How many spans of each entity type the redact stage replaced in one revision,
+    overall and per language the text was analysed in; never the values."""
+
+    total: int
+    by_entity: dict[str, int] = Field(examples=[{"EMAIL_ADDRESS": 1, "PERSON": 2}])
+    by_language: dict[str, dict[str, int]] = Field(
+        description="Per analysis language (en, es, ru, other), counts by entity type",
+        examples=[{"es": {"PERSON": 2}, "en": {"EMAIL_ADDRESS": 1}}],
+    )
+
+    @classmethod
+    def from_report(cls, report: dict[str, Any]) -> RedactionReport | None:
+        counts = report.get("counts") or {}
+        if "redact" not in counts and "redact" not in (report.get("seconds") or {}):
+            return None
+        by_entity = {k: int(n) for k, n in sorted((counts.get("redact") or {}).items())}
+        by_language: dict[str, dict[str, int]] = {}
+        for key, n in sorted((counts.get("redact_by_language") or {}).items()):
+            language, _, entity = str(key).partition(":")
+            by_language.setdefault(language, {})[entity] = int(n)
+        return cls(total=sum(by_entity.values()), by_entity=by_entity, by_language=by_language)
+
+
+def _redaction_of_report(value: Any) -> Any:
+    return RedactionReport.from_report(value) if isinstance(value, dict) else value
+
+
 class RevisionPublic(PublicModel):
     id: str
     number: int
@@ -312,9 +341,19 @@ class RevisionPublic(PublicModel):
     size_bytes: int
     media_type: str
     chunk_count: int
-    report: JsonObject
+    report: JsonObject = Field(
+        description="What each stage did: `counts` per stage, `seconds` per stage, the "
+        "detected `language`; counters only, never document content"
+    )
     created_at: UtcDateTime
     indexed_at: UtcDateTime | None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def redaction(self) -> RedactionReport | None:
+        """The redact stage's part of `report`; None when this revision was not redacted
+        (redaction off, not processed yet, or its stored chunks were reused)."""
+        return RedactionReport.from_report(self.report)
 
 
 # From an `ingest.documents.list_documents` row: a document with its current revision's
@@ -333,6 +372,14 @@ class DocumentSummary(PublicModel):
         validation_alias=AliasChoices("language", AliasPath("report", "language")),
     )
     revision: int | None
+    media_type: str | None = Field(
+        None, description="The current revision's sniffed media type, e.g. `text/plain`"
+    )
+    redaction: Annotated[RedactionReport | None, BeforeValidator(_redaction_of_report)] = Field(
+        None,
+        validation_alias="report",
+        description="The current revision's redaction report (see the revision's)",
+    )
     chunk_count: int
     metadata: JsonObject = Field(validation_alias=METADATA_COLUMN)
     updated_at: UtcDateTime
@@ -352,10 +399,44 @@ class DocumentPublic(DocumentSummary):
     revisions: list[RevisionPublic]
 
 
+class DocumentFacets(BaseModel):
+    """The KB's documents per value of each filter, whatever the filters (to offer them)."""
+
+    media_type: dict[str, int] = Field(description="Per current revision's media type")
+    language: dict[str, int] = Field(description="Per detected language; `none` when unknown")
+
+
 class DocumentList(BaseModel):
-    counts: dict[str, int]
-    total: int
+    counts: dict[str, int] = Field(description="The KB's documents per status, unfiltered")
+    total: int = Field(description="Documents matching the request's filters")
     documents: list[DocumentSummary]
+    facets: DocumentFacets | None = Field(None, description="With `facets=true` only")
+
+
+class ChunkPublic(PublicModel):
+    id: str
+    position: int
+    text: str = Field(description="As indexed: after cleaning and redaction")
+    token_count: int
+    metadata: JsonObject = Field(
+        validation_alias=METADATA_COLUMN, description="page_number, section, language"
+    )
+
+
+class ChunkList(BaseModel):
+    document_id: str
+    index_version: int | None = Field(
+        description="The version whose chunking these are (the live one unless asked); "
+        "null when the KB has no version yet"
+    )
+    revision: int | None = Field(
+        description="The indexed revision they come from; null when none is indexed"
+    )
+    revision_id: str | None
+    total: int
+    limit: int
+    offset: int
+    chunks: list[ChunkPublic]
 
 
 _FILTERS_DOC = (

@@ -37,6 +37,7 @@ from ingest.erasure import (
     documents_mentioning,
     erase_blobs,
     erase_document_rows,
+    erase_snapshot_files,
     erase_vectors,
 )
 from retrieval.erasure import answers_to_erase, erase_answers, forget_lexical
@@ -136,6 +137,9 @@ def _outside_catalog(rt: EvalServices, erasure_id: str, targets: dict[str, list[
             chunk_ids=targets["chunk_ids"],
             document_ids=targets["document_ids"],
             receipt=receipt,
+        )
+        erase_snapshot_files(
+            rt, kb_ids=targets["kb_ids"], since=targets.get("since", []), receipt=receipt
         )
         erase_blobs(rt, shas=targets["shas"], receipt=receipt)
         forget_lexical(

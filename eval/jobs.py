@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from eval.finetune import FINETUNE_JOB, record_failure, run_finetune
 from eval.gates import advance_pending
 from eval.generate import GENERATE_JOB, run_generation
 from eval.runs import EVAL_JOB, record_eval_failure, run_eval
@@ -23,6 +24,11 @@ def register_handlers(rt: EvalServices) -> None:
         on_final_failure=lambda p, reason: record_eval_failure(rt, p, reason),
     )
     rt.workers.register(GENERATE_JOB, lambda p, ctx: run_generation(rt, p, ctx))
+    rt.workers.register(
+        FINETUNE_JOB,
+        lambda p, ctx: run_finetune(rt, p, ctx),
+        on_final_failure=lambda p, reason: record_failure(rt, p, reason),
+    )
 
     def after_build(payload: dict[str, Any], succeeded: bool) -> None:
 

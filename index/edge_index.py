@@ -70,7 +70,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from core.errors import InvalidInput, NotFound, RagopsError, Unavailable
+from core.errors import Conflict, InvalidInput, NotFound, RagopsError, Unavailable
 from index.base import (
     Hit,
     as_utc_datetime,
@@ -100,6 +100,7 @@ log = logging.getLogger(__name__)
 
 ENGINE = "qdrant-edge"
 CONFIG_FILE = "edge_config.json"
+SEGMENTS_DIR = "segments"
 ALIASES_FILE = "aliases.json"
 
 # Unindexed vectors (KB) from which `save()` has HNSW built: Qdrant's default indexing
@@ -441,6 +442,81 @@ def _import_local_mode(root: Path, name: str, index: EdgeIndex | None) -> None:
         client.close()
 
 
+def _damaged(archive: Path, exc: BaseException) -> InvalidInput:
+    return InvalidInput(
+        f"{archive.name} is not a readable Qdrant shard snapshot ({str(exc)[:300]}); it may "
+        "be truncated or damaged: export it again or check its sha256"
+    )
+
+
+def unpack_snapshot(archive: Path, target: Path) -> Path:
+    """Unpack the shard snapshot `archive` into `target` (which must not exist) and make
+    it loadable: a server's snapshot has no Edge config, which Edge derives from its
+    segments. InvalidInput when it is not a readable shard snapshot; `target` is
+    removed then."""
+    from qdrant_edge import EdgeShard
+
+    if target.exists():
+        raise Conflict(f"{target} exists already")
+    try:
+        try:
+            EdgeShard.unpack_snapshot(str(archive), str(target))
+            if not (target / SEGMENTS_DIR).is_dir():
+                raise ValueError("it holds no segments/ folder")
+            if not (target / CONFIG_FILE).is_file():
+                EdgeShard.load(str(target)).close()
+        except Exception as exc:
+            raise _damaged(archive, exc) from exc
+        except BaseException as exc:  # a panic inside the engine (pyo3's PanicException)
+            if type(exc).__name__ != "PanicException":
+                raise
+            raise _damaged(archive, exc) from exc
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True)
+        raise
+    return target
+
+
+def inspect_unpacked(path: Path, dimension: int | None = None) -> tuple[int, bool, int]:
+    """(dimension, lexical, points) of the unpacked shard at `path`, loading it once to
+    prove its segments read. InvalidInput when it holds other vectors than ragops writes
+    (or, given `dimension`, another dimension) or cannot be loaded."""
+    from qdrant_edge import CountRequest, EdgeShard
+
+    archive = Path(path.name)
+    try:
+        stored = json.loads((path / CONFIG_FILE).read_text())
+        size = int(stored["vectors"][""]["size"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InvalidInput(
+            f"the snapshot holds no single unnamed dense vector ragops can serve ({exc})"
+        ) from exc
+    if dimension is not None and size != dimension:
+        raise InvalidInput(
+            f"the snapshot holds vectors of dimension {size}, the target needs {dimension}; "
+            "restore it into a knowledge base whose embedding model has that dimension"
+        )
+    want = size
+    try:
+        lexical = _check_stored(path, want)
+    except Unavailable as exc:
+        raise _damaged(archive, exc) from exc
+    try:
+        try:
+            shard = EdgeShard.load(str(path), _config(want))
+            try:
+                points = int(shard.count(CountRequest(exact=True)))
+            finally:
+                shard.close()
+        except Exception as exc:
+            raise _damaged(archive, exc) from exc
+    except BaseException as exc:
+        if isinstance(exc, RagopsError) or type(exc).__name__ != "PanicException":
+            raise
+        raise _damaged(archive, exc) from exc
+    return want, lexical, points
+
+
 class EdgeIndex:
     """One index version stored as one Qdrant Edge shard (cosine distance).
 
@@ -603,6 +679,35 @@ class EdgeIndex:
     def copy(self) -> EdgeIndex:
         """Self: writes apply in place, as on a server (see the class docstring)."""
         return self
+
+    def copy_files(self, dest: Path) -> None:
+        """Flush, then copy the shard's files to `dest` (holes kept) while no write,
+        save or rebuild of this index runs: a consistent copy to snapshot
+        (`index.snapshots`). Searches go on meanwhile; they do not change the files."""
+        with self._writing:
+            with self._using(f"flush {self.collection!r}") as shard:
+                shard.flush()
+            with _translated(f"copy shard {self.collection!r}", self.path):
+                shutil.copytree(self.path, dest, copy_function=_copy_file)
+
+    def chunk_ids(self) -> list[str]:
+        """Every point's chunk id (its payload's `chunk_id`), in point id order."""
+        from qdrant_edge import ScrollRequest
+
+        found: list[str] = []
+        offset: Any = None
+        action = f"scroll {self.collection!r}"
+        while True:
+            request = ScrollRequest(
+                offset=offset, limit=WRITE_BATCH, with_payload=True, with_vector=False
+            )
+            with self._using(action) as shard:
+                records, offset = shard.scroll(request)
+            found += [
+                str(r.payload["chunk_id"]) for r in records if r.payload and "chunk_id" in r.payload
+            ]
+            if offset is None:
+                return found
 
     def _rebuild(self, *, purge: bool) -> None:
         """Optimize a copy of the shard in a child process and swap it in (module
@@ -861,6 +966,31 @@ class EdgeShards:
         with _translated(f"drop local-mode collection {collection!r}", self.root):
             _import_local_mode(self.root, collection, None)
         self._forget_aliases_of(collection)
+
+    def restore(self, collection: str, archive: Path, dimension: int) -> EdgeIndex:
+        """A new shard `collection` made from the Qdrant shard snapshot `archive` (one of
+        ours, `index.snapshot_archive`, or a server's), opened. The archive is unpacked
+        beside the shard and checked (readable, one unnamed cosine vector of
+        `dimension`), and only then moved into place: a bad archive leaves nothing
+        behind. Raises InvalidInput for an archive that is not a readable shard snapshot
+        or holds other vectors, Conflict when the shard exists, Unavailable when the
+        folder cannot be written."""
+        path = self.shard_path(collection)
+        if self.exists(collection):
+            raise Conflict(f"Qdrant Edge shard {collection!r} exists already")
+        fd = _lock(path)
+        work = _sibling(path, "work", uuid.uuid4().hex[:12])  # `_recover` deletes leftovers
+        try:
+            inspect_unpacked(unpack_snapshot(archive, work), dimension)
+            with _translated(f"restore shard {collection!r}", path):
+                work.rename(path)
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            _sibling(path, "lock").unlink(missing_ok=True)
+            raise
+        finally:
+            os.close(fd)
+        return self.open(collection, dimension)
 
     def close(self) -> None:
         """Close every open shard (waiting for calls in flight on it)."""

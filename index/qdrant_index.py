@@ -652,3 +652,118 @@ def _hits(points: Iterable[Any]) -> list[Hit]:
         for p in points
         if p.payload is not None
     ]
+
+
+# -- shard snapshots (`index.snapshots`): a server's side. No server runs in this
+# project's tests; these follow Qdrant's REST API (create / download / delete a shard
+# snapshot, recover a shard from an uploaded one) and are not exercised here.
+SNAPSHOT_SHARD = 0  # ragops creates every collection with a single shard
+
+
+def _rest(client: QdrantClient) -> tuple[str, dict[str, str]]:
+    """The server's REST base URL and auth header, as the client was made."""
+    options = getattr(client, "init_options", {}) or {}
+    url = options.get("url") or getattr(getattr(client, "_client", None), "rest_uri", None)
+    if not url or _is_local(client):
+        raise InvalidInput(
+            "shard snapshots need a Qdrant server (RAGOPS_QDRANT_URL); this client is local"
+        )
+    key = options.get("api_key")
+    return str(url).rstrip("/"), ({"api-key": str(key)} if key else {})
+
+
+def _checked_response(response: Any, action: str) -> None:
+    """HTTP errors of the raw REST calls, mapped as `_translated` maps the client's."""
+    if response.status_code < 400:
+        return
+    message = f"Qdrant could not {action}: HTTP {response.status_code} {response.text[:300]}"
+    if response.status_code == 404:
+        raise NotFound(message)
+    if response.status_code in (400, 422):
+        raise InvalidInput(message)
+    if response.status_code == 409:
+        raise Conflict(message)
+    raise Unavailable(f"{message}; check the Qdrant server's health and logs")
+
+
+def download_shard_snapshot(client: QdrantClient, collection: str, out: Path) -> None:
+    """Have the server snapshot the collection's shard, stream the archive to `out`, then
+    delete it from the server. Raises as `_translated`."""
+    import httpx
+
+    url, headers = _rest(client)
+    with _lock_for(client), _translated(f"snapshot collection {collection!r}"):
+        description = client.create_shard_snapshot(collection, shard_id=SNAPSHOT_SHARD, wait=True)
+    if description is None:
+        raise Unavailable(f"Qdrant did not report the snapshot of {collection!r}; {_CHECK_SERVER}")
+    name = description.name
+    action = f"download snapshot {name!r} of {collection!r}"
+    try:
+        with (
+            _translated(action),
+            httpx.stream(
+                "GET",
+                f"{url}/collections/{collection}/shards/{SNAPSHOT_SHARD}/snapshots/{name}",
+                headers=headers,
+                timeout=httpx.Timeout(60.0, read=None),
+            ) as response,
+        ):
+            if response.status_code >= 400:
+                response.read()
+            _checked_response(response, action)
+            with open(out, "wb") as target:
+                for chunk in response.iter_bytes(1 << 20):
+                    target.write(chunk)
+    finally:
+        with _lock_for(client), _translated(f"delete snapshot {name!r} of {collection!r}"):
+            client.delete_shard_snapshot(collection, SNAPSHOT_SHARD, name)
+
+
+def upload_shard_snapshot(
+    client: QdrantClient,
+    collection: str,
+    archive: Path,
+    dimension: int,
+    *,
+    lexical: bool,
+    sha256: str,
+) -> QdrantIndex:
+    """Create `collection` as ragops creates a version's (`QdrantIndex.open`), then
+    recover its shard from `archive` (`POST .../shards/0/snapshots/upload`, priority
+    `snapshot`, the server checking `sha256`). Raises as `_translated`."""
+    import httpx
+
+    url, headers = _rest(client)
+    index = QdrantIndex.open(client, collection, dimension, lexical=lexical)
+    action = f"recover {collection!r} from {archive.name}"
+    with open(archive, "rb") as body, _translated(action):
+        response = httpx.post(
+            f"{url}/collections/{collection}/shards/{SNAPSHOT_SHARD}/snapshots/upload",
+            params={"wait": "true", "priority": "snapshot", "checksum": sha256},
+            files={"snapshot": (archive.name, body, "application/octet-stream")},
+            headers=headers,
+            timeout=httpx.Timeout(60.0, read=None, write=None),
+        )
+    _checked_response(response, action)
+    index._check_existing(index.client.get_collection(collection))
+    return index
+
+
+def server_chunk_ids(index: QdrantIndex) -> list[str]:
+    """Every point's chunk id in a server collection (its payload's `chunk_id`)."""
+    found: list[str] = []
+    offset: Any = None
+    while True:
+        with index._lock, _translated(f"scroll {index.collection!r}"):
+            points, offset = index.client.scroll(
+                index.collection,
+                limit=UPSERT_BATCH,
+                offset=offset,
+                with_payload=["chunk_id"],
+                with_vectors=False,
+            )
+        found += [
+            str(p.payload["chunk_id"]) for p in points if p.payload and "chunk_id" in p.payload
+        ]
+        if offset is None:
+            return found

@@ -212,13 +212,14 @@ def _switch_live(
     to.promoted_at = now
     kb = s.get(KnowledgeBase, kb_id)
     if kb is not None:
-        # New documents and the next build start from what is live.
+        # New documents and the next build start from what is live (its redaction
+        # policy too: chunks of one version share one policy).
         kb.config = {
             **kb.config,
             **{
                 k: v
                 for k, v in to.config.items()
-                if k in ("chunking", "embedding_model", "cleaning")
+                if k in ("chunking", "embedding_model", "cleaning", "redaction")
             },
         }
 

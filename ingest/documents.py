@@ -628,7 +628,7 @@ def reprocess_document(rt: IngestServices, *, kb: KnowledgeBase, document_id: st
         )
 
 
-def _listed() -> Any:
+def listed_documents() -> Any:
     """Documents joined to their current revision, columns named as listed publicly; the
     revision's columns are None for a document without one."""
     return select(
@@ -640,6 +640,7 @@ def _listed() -> Any:
         DocumentRevision.error,
         DocumentRevision.report,
         DocumentRevision.number.label("revision"),
+        DocumentRevision.media_type,
         DocumentRevision.chunk_count,
     ).outerjoin(DocumentRevision, DocumentRevision.id == Document.current_revision_id)
 
@@ -655,7 +656,7 @@ def list_documents(
     """The KB's documents by filename (those whose current revision is in `status`; one
     page: `limit` after `offset`), each with its current revision's status, error, report,
     number (`revision`) and chunk_count."""
-    query = _listed().where(Document.kb_id == kb.id)
+    query = listed_documents().where(Document.kb_id == kb.id)
     if status:
         query = query.where(DocumentRevision.status == status)
     query = query.order_by(Document.filename).offset(offset)
@@ -667,7 +668,7 @@ def list_documents(
 def get_document(*, session: Session, kb: KnowledgeBase, document_id: str) -> Row:
     """One document of the KB as `list_documents` lists it."""
     row = session.execute(
-        _listed().where(Document.id == document_id, Document.kb_id == kb.id)
+        listed_documents().where(Document.id == document_id, Document.kb_id == kb.id)
     ).one_or_none()
     if row is None:
         raise NotFound(f"document {document_id!r} not found in knowledge base {kb.name!r}")

@@ -60,7 +60,7 @@ _PROMPT_NAMES: dict[Kind, tuple[str, ...]] = {
 }
 
 
-def _prompt_of(model: Any, kind: Kind) -> str:
+def prompt_of(model: Any, kind: Kind) -> str:
     """The text a sentence-transformers model prepends for `kind`: its own prompt for the
     kind, else its default prompt, else none ("")."""
     prompts = model.prompts or {}
@@ -354,7 +354,7 @@ class Embedder:
                 self.precision,
                 time.perf_counter() - t0,
             )
-            self._prompts = {kind: _prompt_of(model, kind) for kind in KINDS}
+            self._prompts = {kind: prompt_of(model, kind) for kind in KINDS}
             if ov is not None:
                 self._ov = self._openvino(ov, model, bf16=bf16)
                 if self._ov is not None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -29,6 +30,7 @@ from core.catalog.models import (
     JobStatus,
 )
 from core.erasure import Needles, Receipt, delete_embedding_cache, mentions_any
+from index.snapshots import erase_snapshots
 from ingest.services import IngestServices
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,8 @@ class DocumentTargets:
     text_hashes: list[str] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
     filenames: list[str] = field(default_factory=list)
+    # When the earliest of the documents was first uploaded: older snapshots lack them.
+    first_upload: datetime | None = None
 
     def ids(self) -> dict[str, list[str]]:
         """What an interrupted erase needs to finish (ids and hashes only)."""
@@ -58,6 +62,7 @@ class DocumentTargets:
             "kb_ids": self.kb_ids,
             "chunk_ids": self.chunk_ids,
             "shas": self.shas,
+            "since": [self.first_upload.isoformat()] if self.first_upload else [],
         }
 
 
@@ -69,6 +74,8 @@ def collect_documents(*, session: Session, document_ids: list[str]) -> DocumentT
     for doc in docs:
         targets.document_ids.append(doc.id)
         targets.filenames.append(doc.filename)
+        if targets.first_upload is None or doc.created_at < targets.first_upload:
+            targets.first_upload = doc.created_at
         if doc.kb_id not in targets.kb_ids:
             targets.kb_ids.append(doc.kb_id)
         for rev in doc.revisions:
@@ -231,6 +238,17 @@ def erase_vectors(
             }
         )
     receipt.add("vectors", count=removed, versions=lines)
+
+
+def erase_snapshot_files(
+    rt: IngestServices, *, kb_ids: list[str], since: list[str], receipt: Receipt
+) -> None:
+    """Delete the snapshot archives (`index.snapshots`) of the KBs taken since the
+    documents' first upload: any of them may hold their points."""
+    erased = []
+    if since:
+        erased = erase_snapshots(rt, kb_ids=kb_ids, since=datetime.fromisoformat(since[0]))
+    receipt.add("snapshots", ids=erased)
 
 
 def erase_blobs(rt: IngestServices, *, shas: list[str], receipt: Receipt) -> None:

@@ -20,9 +20,10 @@ if TYPE_CHECKING:
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 # Names a fixed route segment shadows where a KB name goes: `GET /v1/models/registry` is
-# the model registry, never the OpenAI façade's model `registry` (`/v1/models/{model}`).
+# the model registry, never the OpenAI façade's model `registry` (`/v1/models/{model}`);
+# `/v1/models/finetune` starts fine-tuning jobs.
 # tests/integration/api/test_openapi_contract.py derives the set from the routes.
-RESERVED_NAMES = frozenset({"registry"})
+RESERVED_NAMES = frozenset({"finetune", "registry"})
 # Ids are uuid4 hex (core.catalog.models.new_id): a name shaped like one is refused, so a
 # name can never shadow an id in lookups that take either.
 ID_LIKE_RE = re.compile(r"^[0-9a-fA-F]{32}$")

@@ -12,6 +12,7 @@ from api.cli import documents, evals, gates, query, report, server, versions
 from api.cli.ab import ab_app
 from api.cli.bench import bench_app
 from api.cli.erase import erase_cmd
+from api.cli.finetune import finetune_cmd
 from api.cli.keys import audit_cmd, keys_app
 from api.cli.models import models_app
 from api.cli.testsets import testset_app
@@ -25,7 +26,7 @@ app = typer.Typer(
 app.command("serve")(server.serve)
 app.command("ingest")(documents.ingest)
 app.command("query")(query.query)
-app.command("versions")(versions.versions)
+app.add_typer(versions.versions_app, name="versions")
 app.command("build")(versions.build)
 app.command("promote")(versions.promote_cmd)
 app.command("rollback")(versions.rollback_cmd)
@@ -38,6 +39,7 @@ app.command("report")(report.report)
 app.command("decisions")(gates.decisions)
 app.command("audit")(audit_cmd)
 app.command("erase")(erase_cmd)
+app.command("finetune")(finetune_cmd)
 
 app.add_typer(bench_app, name="bench")
 app.add_typer(testset_app, name="testset")

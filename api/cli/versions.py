@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from api.cli.helpers import (
+    CLI_ACTOR,
     audit_cli,
     console,
     err,
@@ -21,6 +23,7 @@ from api.cli.helpers import (
 from core.catalog.models import IndexVersion, VersionStatus
 from core.errors import GateRefused
 from eval import gates
+from index import snapshots
 from index.versions import get_version, list_versions, promote, rollback
 from ingest.builds import create_version
 
@@ -201,3 +204,115 @@ def rollback_cmd(kb: Annotated[str, typer.Option("--kb", help="Knowledge base na
         v = rollback(rt, kb=row)
         audit_cli(rt, "version.rollback", kb_id=row.id, target=f"version {v.number}")
     console.print(f"rolled back: version {v.number} of {kb} is live")
+
+
+# -- `ragops versions`: the listing above, plus snapshot and restore --------------------
+versions_app = typer.Typer(
+    help="List a knowledge base's index versions (--kb), or snapshot and restore one.",
+    invoke_without_command=True,
+    add_completion=False,
+)
+
+
+@versions_app.callback()
+def versions_group(
+    ctx: typer.Context,
+    kb: Annotated[str | None, typer.Option("--kb", help="Knowledge base name")] = None,
+) -> None:
+    """List a knowledge base's index versions (`ragops versions --kb sample`), or move one
+    between engines: `ragops versions snapshot sample 2`, `ragops versions restore sample
+    <snapshot id or file>`."""
+    if ctx.invoked_subcommand is not None:
+        if kb is not None:
+            raise typer.BadParameter("give the KB as the subcommand's argument", param_hint="--kb")
+        return
+    if kb is None:
+        raise typer.BadParameter("name the knowledge base", param_hint="--kb")
+    versions(kb)
+
+
+def _print_snapshot(row: Any, kb: str) -> None:
+    print_table(
+        ("snapshot", "version", "engine", "points", "dim", "size", "sha256"),
+        [
+            [
+                row.id,
+                str(row.version_number or "-"),
+                row.engine,
+                str(row.point_count),
+                str(row.dimension),
+                str(row.size_bytes),
+                row.sha256,
+            ]
+        ],
+        title=f"{kb}: snapshot",
+    )
+
+
+@versions_app.command("snapshot")
+def snapshot_cmd(
+    kb: Annotated[str, typer.Argument(help="Knowledge base name")],
+    number: Annotated[int, typer.Argument(min=1, help="Version number to export")],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Also write the archive to this file")
+    ] = None,
+) -> None:
+    """Export a Qdrant index version as a Qdrant shard snapshot into the blob store
+    (recorded in the catalog with its sha256); --out also writes the file, which a Qdrant
+    server recovers (README: "Moving a version between engines").
+
+    Example: ragops versions snapshot sample 2 --out sample-v2.snapshot
+    """
+    with runtime(models=False) as rt:
+        target = kb_row(rt, kb)
+        row = snapshots.create_snapshot(rt, kb=target, number=number, created_by=CLI_ACTOR)
+        audit_cli(
+            rt,
+            "version.snapshot",
+            kb_id=target.id,
+            target=f"version {number}",
+            snapshot_id=row.id,
+            sha256=row.sha256,
+        )
+        if out is not None:
+            out.write_bytes(snapshots.snapshot_bytes(rt, row))
+    _print_snapshot(row, kb)
+    if out is not None:
+        console.print(f"wrote {out} ({row.size_bytes} bytes, sha256 {row.sha256})")
+
+
+@versions_app.command("restore")
+def restore_cmd(
+    kb: Annotated[str, typer.Argument(help="Knowledge base to restore into")],
+    snapshot: Annotated[
+        str, typer.Argument(help="A snapshot id (ragops versions snapshot) or a snapshot file")
+    ],
+) -> None:
+    """Restore a snapshot as a new ready version of KB (not live: promote it). A file is
+    matched to its catalog record by sha256; an unknown file (e.g. a shard snapshot
+    downloaded from a Qdrant server) takes the model and chunking of KB's live version.
+    Restores on the Qdrant server when RAGOPS_QDRANT_URL is set, else on Qdrant Edge.
+
+    Example: ragops versions restore staging 5f0c...e1
+    """
+    with runtime(models=False) as rt:
+        target = kb_row(rt, kb)
+        path = Path(snapshot)
+        if path.is_file():
+            row = snapshots.import_snapshot_file(rt, kb=target, path=path, created_by=CLI_ACTOR)
+            snapshot_id = row.id
+        else:
+            snapshot_id = snapshot
+        version = snapshots.restore_snapshot(rt, kb=target, snapshot_id=snapshot_id)
+        audit_cli(
+            rt,
+            "version.restore",
+            kb_id=target.id,
+            target=f"version {version.number}",
+            snapshot_id=snapshot_id,
+        )
+    console.print(
+        f"restored snapshot {snapshot_id} as version {version.number} of {kb} "
+        f"({version.vector_count} vectors, {version.index_params.get('engine')}); "
+        f"promote it with: ragops promote {version.number} --kb {kb}"
+    )

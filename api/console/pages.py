@@ -81,6 +81,10 @@ def may(principal: Principal, method: str, route: str) -> bool:
     return policy.kb is not KbFrom.GLOBAL or principal.all_kbs
 
 
+# Templates decide per key which controls and tabs to show (kb_tabs.html, base.html).
+templates.env.globals["may"] = may
+
+
 def runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
@@ -175,3 +179,12 @@ async def open_kb(request: Request, kb: str) -> KbVisit | Response:
     except NotFound:
         return not_found(request, visitor, f"Knowledge base {kb!r} was not found.")
     return KbVisit(visitor=visitor, kb=row)
+
+
+def tab_context(visit: KbVisit, tab: str) -> dict[str, Any]:
+    """What kb_tabs.html needs on every tab of a KB's pages."""
+    return {
+        "kb": visit.kb,
+        "tab": tab,
+        "can_documents": may(visit.visitor.principal, "GET", "/v1/kbs/{kb}/documents"),
+    }

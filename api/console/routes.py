@@ -61,7 +61,6 @@ from api.console.session import (
     sign_in_token,
 )
 from core.errors import NotFound, Unauthenticated
-from ingest.embed import PACKAGED_MODELS
 from retrieval.generators import GENERATORS
 
 router = APIRouter(include_in_schema=False)
@@ -198,15 +197,17 @@ async def kbs_page(request: Request) -> Response:
     if visitor is None:
         return to_sign_in(request)
     p = visitor.principal
-    models = sorted({m for m in PACKAGED_MODELS if "/" not in m})
+    settings = runtime(request).settings
     return page(
         request,
         "kbs.html",
         visitor,
         can_create=may(p, "POST", "/v1/kbs"),
         can_documents=may(p, "GET", "/v1/kbs/{kb}/documents"),
-        models=models,
-        default_model=runtime(request).settings.embedding_model,
+        can_evals=may(p, "GET", "/v1/evals"),
+        can_settings=may(p, "PATCH", "/v1/kbs/{kb}"),
+        choices=settings_page.field_choices(settings),
+        create_values=settings_page.create_values(settings),
     )
 
 
@@ -246,6 +247,7 @@ async def playground_page(request: Request, kb: str) -> Response:
         tab="playground",
         generators=GENERATORS,
         can_documents=may(opened.visitor.principal, "GET", "/v1/kbs/{kb}/documents"),
+        can_versions=may(opened.visitor.principal, "GET", "/v1/kbs/{kb}/versions"),
     )
 
 

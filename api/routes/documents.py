@@ -6,20 +6,42 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from api.deps import KbDep, RuntimeDep, SessionDep
 from api.limits import MAX_DB_INT
 from api.schemas import (
+    ChunkList,
+    ChunkPublic,
+    DocumentFacets,
     DocumentList,
     DocumentPublic,
     DocumentSummary,
     IngestionStatus,
     UploadItem,
     UploadResponse,
+    choices,
 )
-from core.catalog.models import RevisionStatus
+from core.catalog.models import (
+    Chunk,
+    DocumentRevision,
+    IndexVersion,
+    KnowledgeBase,
+    RevisionStatus,
+    VersionStatus,
+)
 from core.errors import InvalidInput, TooLarge
+from core.kbs import live_version
+from index.versions import get_version
 from ingest import documents as catalog
+from ingest.document_search import (
+    DOCUMENT_LANGUAGES,
+    DocumentFilter,
+    document_facets,
+    find_documents,
+    parse_metadata_filters,
+)
 from ingest.documents import (
     NOT_STORED,
     check_uploaded_file,
@@ -123,16 +145,58 @@ def list_documents(
     status: Annotated[
         RevisionStatus | None, Query(description="Only documents in this status")
     ] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=512,
+            description="Only documents whose filename contains this text (case-insensitive)",
+        ),
+    ] = None,
+    media_type: Annotated[
+        str | None,
+        Query(
+            max_length=128,
+            pattern=r"^[\w.+-]+/[\w.+-]+$",
+            description="Only documents whose current revision has this media type, e.g. "
+            "`text/plain` (see `facets`)",
+        ),
+    ] = None,
+    language: Annotated[
+        str | None,
+        Query(
+            description="Only documents detected in this language",
+            json_schema_extra=choices(DOCUMENT_LANGUAGES),
+        ),
+    ] = None,
+    metadata: Annotated[
+        list[str] | None,
+        Query(
+            description="`key=value`: only documents whose upload metadata has it (a "
+            "number or boolean as JSON writes it); repeat for several, all must hold",
+            json_schema_extra={"items": {"type": "string", "pattern": "="}},
+        ),
+    ] = None,
+    facets: Annotated[
+        bool, Query(description="Also count the KB's documents per media type and language")
+    ] = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=MAX_DB_INT)] = 0,
 ) -> DocumentList:
-    counts = status_counts(session=session, kb_id=kb.id)
-    rows = catalog.list_documents(session=session, kb=kb, status=status, limit=limit, offset=offset)
-    total = sum(counts.values()) if not status else counts.get(status, 0)
+    """The KB's documents by filename with their current revision's status, one page of
+    those matching every filter given; `counts` are the whole KB's, per status."""
+    found = DocumentFilter(
+        status=status,
+        text=q,
+        media_type=media_type,
+        language=language,
+        metadata=parse_metadata_filters(metadata),
+    )
+    rows, total = find_documents(session=session, kb=kb, where=found, limit=limit, offset=offset)
     return DocumentList(
-        counts=counts,
+        counts=status_counts(session=session, kb_id=kb.id),
         total=total,
         documents=[DocumentSummary.model_validate(r, from_attributes=True) for r in rows],
+        facets=DocumentFacets(**document_facets(session=session, kb=kb)) if facets else None,
     )
 
 
@@ -140,7 +204,83 @@ def list_documents(
 def get_document(kb: KbDep, doc_id: str, session: SessionDep) -> DocumentPublic:
     row = catalog.get_document(session=session, kb=kb, document_id=doc_id)
     revisions = catalog.list_revisions(session=session, document_id=row.id)
-    return DocumentPublic.from_row(row, revisions=revisions)
+    current = next((r for r in revisions if r.number == row.revision), None)
+    return DocumentPublic.from_row(
+        row, revisions=revisions, media_type=current.media_type if current else None
+    )
+
+
+@router.get("/{doc_id}/chunks", response_model=ChunkList)
+def document_chunks(
+    kb: KbDep,
+    doc_id: str,
+    session: SessionDep,
+    index_version: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            le=MAX_DB_INT,
+            description="The version whose chunking to show; default the live one (or, "
+            "before any is live, the newest that is not retired)",
+        ),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=MAX_DB_INT)] = 0,
+) -> ChunkList:
+    """The document's chunks as indexed, in order: their text after cleaning and
+    redaction as stored, token counts and citation metadata, from the document's
+    indexed revision (none while its first revision is still on its way or failed)."""
+    doc = catalog.get_document(session=session, kb=kb, document_id=doc_id)
+    version = _chunking_version(session, kb, index_version)
+    revision = session.execute(
+        select(DocumentRevision)
+        .where(
+            DocumentRevision.document_id == doc.id,
+            DocumentRevision.status == RevisionStatus.INDEXED,
+        )
+        .order_by(DocumentRevision.number.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    chunks: list[Chunk] = []
+    total = 0
+    if version is not None and revision is not None:
+        where = (
+            Chunk.document_id == doc.id,
+            Chunk.revision_id == revision.id,
+            Chunk.config_hash == version.config_hash,
+        )
+        total = session.execute(select(func.count()).where(*where)).scalar_one()
+        chunks = list(
+            session.execute(
+                select(Chunk).where(*where).order_by(Chunk.position).offset(offset).limit(limit)
+            ).scalars()
+        )
+    return ChunkList(
+        document_id=doc.id,
+        index_version=version.number if version else None,
+        revision=revision.number if revision else None,
+        revision_id=revision.id if revision else None,
+        total=total,
+        limit=limit,
+        offset=offset,
+        chunks=[ChunkPublic.model_validate(c) for c in chunks],
+    )
+
+
+def _chunking_version(
+    session: Session, kb: KnowledgeBase, number: int | None
+) -> IndexVersion | None:
+    if number is not None:
+        return get_version(session=session, kb=kb, number=number)
+    return (
+        live_version(session=session, kb_id=kb.id)
+        or session.execute(
+            select(IndexVersion)
+            .where(IndexVersion.kb_id == kb.id, IndexVersion.status != VersionStatus.RETIRED)
+            .order_by(IndexVersion.number.desc())
+            .limit(1)
+        ).scalar_one_or_none()
+    )
 
 
 @router.delete("/{doc_id}", status_code=204)

@@ -10,8 +10,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Response
 from starlette.convertors import PathConvertor, register_url_convertor
 
-from api.deps import RuntimeDep, SessionDep
+from api.access import PrincipalDep
+from api.deps import KbDep, RuntimeDep, SessionDep, load_kb
 from api.model_schemas import (
+    FineTuneAccepted,
+    FineTuneCreate,
+    FineTuneDatasetPublic,
+    FineTunePublic,
     ModelCreate,
     ModelDetail,
     ModelList,
@@ -22,9 +27,11 @@ from api.model_schemas import (
     StageEvent,
 )
 from api.schemas import choices
-from core.catalog.models import PromotionDecision, RegistryModel
+from core.catalog.models import FineTuneRun, PromotionDecision, RegistryModel
+from core.errors import NotFound
 from core.kbs import kb_name, kb_names
-from eval import registry, rollout
+from eval import finetune, registry, rollout
+from eval import finetune_data as ft_data
 
 
 class ModelNameConvertor(PathConvertor):
@@ -178,3 +185,98 @@ def delete_model(kind: KindPath, name: str, rt: RuntimeDep) -> Response:
     users); its stage history stays in the audit log."""
     registry.delete_model(rt, kind=kind, name=name)
     return Response(status_code=204)
+
+
+# -- fine-tuning: `/v1/models/finetune` and the dataset preview of a KB ------------------
+
+finetune_router = APIRouter(tags=["fine-tuning"])
+
+
+def _run_public(rt: RuntimeDep, run: FineTuneRun) -> FineTunePublic:
+    with rt.db.session() as s:
+        kb = kb_name(session=s, kb_id=run.kb_id) if run.kb_id else None
+    fields = {k: getattr(run, k) for k in FineTunePublic.model_fields if hasattr(run, k)}
+    return FineTunePublic.model_validate({**fields, "job_id": run.id, "kb": kb})
+
+
+@finetune_router.get("/kbs/{kb}/finetune-dataset", response_model=FineTuneDatasetPublic)
+def finetune_dataset(
+    kb: KbDep,
+    rt: RuntimeDep,
+    sources: Annotated[
+        str, Query(description="Comma-separated: feedback, testsets", examples=["feedback"])
+    ] = "feedback",
+    testsets: Annotated[
+        str | None, Query(description="Comma-separated test set names (source testsets)")
+    ] = None,
+    hard_negatives: Annotated[int, Query(ge=0, le=ft_data.MAX_HARD_NEGATIVES)] = 1,
+) -> FineTuneDatasetPublic:
+    """The pairs a fine-tuning run on this KB would use now, with hard negatives mined from
+    the live index (one search per train question), counts by source, language and split,
+    and whether the guard rails would let it train. Nothing is stored."""
+    ds = ft_data.build_dataset(
+        rt,
+        kb=kb,
+        sources=[x for x in sources.split(",") if x.strip()],
+        testsets=[x.strip() for x in (testsets or "").split(",") if x.strip()],
+        hard_negatives=hard_negatives,
+    )
+    refusal = None
+    try:
+        ft_data.check_trainable(rt, ds, kb)
+    except ft_data.DatasetRefused as exc:
+        refusal = exc.message
+    return FineTuneDatasetPublic(
+        **ft_data.summary(ds),
+        trainable=refusal is None,
+        refusal=refusal,
+        min_train_pairs=ft_data.MIN_TRAIN_PAIRS,
+        min_dev_pairs=ft_data.MIN_DEV_PAIRS,
+    )
+
+
+@finetune_router.post("/models/finetune", status_code=202, response_model=FineTuneAccepted)
+def start_finetune(body: FineTuneCreate, rt: RuntimeDep, viewer: PrincipalDep) -> FineTuneAccepted:
+    """Queue a fine-tuning job (poll GET /v1/jobs/{job_id}). 422 with the figures when the
+    KB has too little data or its pairs overlap the quality gate's test set."""
+    kb = load_kb(rt, body.kb, viewer=viewer)
+    params = finetune.FineTuneParams(**body.hyperparameters())
+    run = finetune.submit_finetune(
+        rt,
+        name=body.name,
+        base_model=body.base_model,
+        kb=kb.id,
+        sources=list(body.sources),
+        testsets=body.testsets,
+        params=params,
+    )
+    return FineTuneAccepted(
+        job_id=run.id,
+        name=run.name,
+        base_model=run.base_model,
+        kb=kb.name,
+        status=run.status,
+        dataset=run.dataset,
+        poll=f"/v1/jobs/{run.id}",
+        run=f"/v1/models/finetune/{run.id}",
+    )
+
+
+def _visible_run(rt: RuntimeDep, job_id: str, viewer: PrincipalDep) -> FineTuneRun:
+    run = finetune.get_run(rt, job_id)
+    if not viewer.sees(run.kb_id):
+        raise NotFound(f"fine-tuning run {job_id!r} not found")
+    return run
+
+
+@finetune_router.get("/models/finetune/{job_id}", response_model=FineTunePublic)
+def get_finetune(job_id: str, rt: RuntimeDep, viewer: PrincipalDep) -> FineTunePublic:
+    """A run's dataset, loss per step, dev recall@5 / MRR@10 per epoch and outcome."""
+    return _run_public(rt, _visible_run(rt, job_id, viewer))
+
+
+@finetune_router.post("/models/finetune/{job_id}/cancel", response_model=FineTunePublic)
+def cancel_finetune(job_id: str, rt: RuntimeDep, viewer: PrincipalDep) -> FineTunePublic:
+    """Stop a queued or running run between two training steps (409 once it ended)."""
+    _visible_run(rt, job_id, viewer)
+    return _run_public(rt, finetune.cancel_finetune(rt, job_id))

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -593,4 +594,75 @@ class Erasure(Base):
     receipt: Mapped[dict[str, Any]] = mapped_column(default=dict)
     error: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+
+
+class IndexSnapshot(Base):
+    """An index version exported as a Qdrant shard snapshot (`index.snapshots`): the
+    archive sits in the blob store under its sha256; the row keeps what a restore checks
+    (model, dimension, pipeline config) and where it was restored to (`restored_into`)."""
+
+    __tablename__ = "index_snapshots"
+    __table_args__ = (Index("ix_index_snapshot_kb_created", "kb_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    kb_id: Mapped[str] = mapped_column(ForeignKey("knowledge_bases.id", ondelete="CASCADE"))
+    # The version it was taken of (None for an imported file); no foreign key: the
+    # snapshot outlives the version's garbage collection.
+    version_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    version_number: Mapped[int | None] = mapped_column(Integer, default=None)
+    # The engine that held the version: "qdrant-edge", "qdrant-server" or "file".
+    engine: Mapped[str] = mapped_column(String(16))
+    # "qdrant-shard": a Qdrant shard snapshot (`index.snapshot_archive`).
+    format: Mapped[str] = mapped_column(String(32), default="qdrant-shard")
+    blob_key: Mapped[str] = mapped_column(String(128))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    point_count: Mapped[int] = mapped_column(Integer)
+    dimension: Mapped[int] = mapped_column(Integer)
+    embedding_model: Mapped[str] = mapped_column(String(512))
+    # Whether its points hold BM25 sparse vectors (hybrid inside the engine).
+    lexical: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The source version's ingestion config and its hash: a restored version keeps them.
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    config_hash: Mapped[str] = mapped_column(String(64))
+    # [{"kb_id", "version_id", "version_number", "at"}]: each version restored from it.
+    restored_into: Mapped[list[Any]] = mapped_column(default=list)
+    created_by: Mapped[str | None] = mapped_column(String(32), default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # Set when an erasure deleted the archive (it may have held an erased document).
+    erased_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+
+
+class FineTuneRun(Base):
+    """One fine-tuning of an embedding model from a KB's own feedback and test sets
+    (`eval.finetune`): the request, the dataset it trained on (id and counts), the loss
+    curve and dev figures per epoch, the outcome and the model it registered. Its id is
+    the id of the job that runs it (`GET /v1/jobs/{id}`)."""
+
+    __tablename__ = "finetune_runs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kb_id: Mapped[str | None] = mapped_column(String(32), default=None, index=True)
+    # The registry name the result gets, and the registered base model's name.
+    name: Mapped[str] = mapped_column(String(256))
+    base_model: Mapped[str] = mapped_column(String(256))
+    # Hyper-parameters, sources and test sets as requested (defaults filled in).
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # {"id", "counts", "index_version"}: what it trained on (the pairs themselves are
+    # rebuilt from the catalog, never stored: an erase must reach them).
+    dataset: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # "queued", "running", "succeeded", "refused", "failed" or "cancelled".
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # [{"epoch", "step", "loss"}] (every step, thinned past a bound) and per epoch
+    # [{"epoch", "loss", "dev": {...}, "seconds"}].
+    steps: Mapped[list[Any]] = mapped_column(default=list)
+    epochs: Mapped[list[Any]] = mapped_column(default=list)
+    # {"base": {"recall@5", "mrr@10"}, "tuned": {...}, "gain": ..., "min_gain": ...}
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    model_name: Mapped[str | None] = mapped_column(String(256), default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)

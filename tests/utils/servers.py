@@ -64,14 +64,10 @@ def wait_ready(proc: subprocess.Popen, url: str, timeout: float = 300) -> None:
 
 
 @contextmanager
-def sample_corpus_server(tmp: Path, key: str, **env: str) -> Iterator[tuple[subprocess.Popen, str]]:
-    """`ragops serve` in a subprocess (its own event loop and GIL, as in production;
-    redaction and the embedded scheduler off; `env` added to the environment) whose KB
-    `docs` holds the six sample documents, indexed. Yields (process, base URL); stops it
-    on exit."""
-    from tests.utils.answers import sample_files
-    from tests.utils.api import wait_for_documents
-
+def ragops_server(tmp: Path, key: str, **env: str) -> Iterator[tuple[subprocess.Popen, str]]:
+    """`ragops serve` in a subprocess on a fresh data dir under `tmp` (its own event loop
+    and GIL, as in production; redaction and the embedded scheduler off unless `env`
+    says otherwise). Yields (process, base URL) once /readyz answers; stops it on exit."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     environ = {
@@ -87,12 +83,6 @@ def sample_corpus_server(tmp: Path, key: str, **env: str) -> Iterator[tuple[subp
         proc = subprocess.Popen(cmd, cwd=ROOT, env=environ, stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_ready(proc, url)
-        auth = {"Authorization": f"Bearer {key}"}
-        with httpx.Client(base_url=url, headers=auth, timeout=60) as http:
-            assert http.post("/v1/kbs", json={"name": "docs"}).status_code == 201
-            files = [("files", (n, d, "application/octet-stream")) for n, d in sample_files(tmp)]
-            assert http.post("/v1/kbs/docs/documents", files=files).status_code == 202
-            wait_for_documents(http, "docs", expected=6, timeout=300)
         yield proc, url
     finally:
         proc.terminate()
@@ -100,3 +90,19 @@ def sample_corpus_server(tmp: Path, key: str, **env: str) -> Iterator[tuple[subp
             proc.wait(30)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@contextmanager
+def sample_corpus_server(tmp: Path, key: str, **env: str) -> Iterator[tuple[subprocess.Popen, str]]:
+    """`ragops_server` whose KB `docs` holds the six sample documents, indexed."""
+    from tests.utils.answers import sample_files
+    from tests.utils.api import wait_for_documents
+
+    with ragops_server(tmp, key, **env) as (proc, url):
+        auth = {"Authorization": f"Bearer {key}"}
+        with httpx.Client(base_url=url, headers=auth, timeout=60) as http:
+            assert http.post("/v1/kbs", json={"name": "docs"}).status_code == 201
+            files = [("files", (n, d, "application/octet-stream")) for n, d in sample_files(tmp)]
+            assert http.post("/v1/kbs/docs/documents", files=files).status_code == 202
+            wait_for_documents(http, "docs", expected=6, timeout=300)
+        yield proc, url

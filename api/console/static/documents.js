@@ -1,6 +1,9 @@
-/* A knowledge base's documents: uploads (one request per file, with progress), the
-   document list kept live by polling GET /v1/kbs/{kb}/documents, and the owner's
-   actions: retry/reprocess, delete, erase with its receipt. */
+/* A knowledge base's documents: uploads (one request per file or ZIP, with progress),
+   the ingestion panel (GET /v1/kbs/{kb}/ingestion: queue, throughput, ETA), the
+   document list kept live by polling GET /v1/kbs/{kb}/documents with the filters as
+   its query (filename text, status, type, language, metadata key=value), each
+   document's stage as it moves, and the owner's actions: retry/reprocess, delete,
+   erase with its receipt. */
 'use strict';
 
 (() => {
@@ -23,14 +26,26 @@
   const ORDER = ['pending', 'parsing', 'cleaning', 'redacting', 'chunking', 'embedding',
     'indexing', 'indexed', 'failed', 'superseded'];
   const rank = (status) => (ORDER.includes(status) ? ORDER.indexOf(status) : ORDER.length);
+  // The stages a document moves through, queued (0) to indexed (STEPS).
+  const STEPS = ORDER.indexOf('indexed');
 
   const table = document.getElementById('doc-table');
   const tbody = table.tBodies[0];
   const counts = document.getElementById('doc-counts');
   const empty = document.getElementById('doc-empty');
   const docError = document.getElementById('doc-error');
+  const filters = document.getElementById('doc-filters');
   const filter = document.getElementById('status-filter');
+  const fields = {
+    q: document.getElementById('f-q'),
+    status: filter,
+    media_type: document.getElementById('f-type'),
+    language: document.getElementById('f-language'),
+    metadata: document.getElementById('f-meta'),
+  };
+  const emptyText = empty.textContent;
   const rows = new Map();
+  let facetsFor = null; // the status counts the type/language choices were last read at
   let timer = null;
   let loading = false;
   let reloadAfter = false;
@@ -43,19 +58,148 @@
     clearTimeout(timer);
     if (document.hidden) { schedule(2000); return; }
     loading = true;
-    const status = filter.value ? `&status=${seg(filter.value)}` : '';
-    const r = await api('GET', `${base}?limit=${PAGE}${status}`);
+    const query = filterQuery();
+    const facets = facetsFor === null ? '&facets=true' : '';
+    const [r] = await Promise.all([
+      api('GET', `${base}?limit=${PAGE}${facets}${query ? `&${query}` : ''}`),
+      ingestion ? loadIngestion() : null,
+    ]);
     loading = false;
     if (reloadAfter) { reloadAfter = false; load(); return; }
+    fields.metadata.removeAttribute('aria-invalid');
     if (!r.ok) {
       show(docError, `The documents could not be loaded: ${r.message}`);
+      if (r.status === 422 && /metadata/.test(r.message)) fields.metadata.setAttribute('aria-invalid', 'true');
       schedule(10000);
       return;
     }
     show(docError, '');
+    if (r.data.facets) showFacets(r.data.facets, r.data.counts);
+    else if (facetsFor !== JSON.stringify(r.data.counts)) facetsFor = null; // read again next time
     render(r.data);
-    const busy = r.data.documents.some((d) => !FINAL.has(d.status)) || uploadsRunning > 0;
+    const busy = Object.entries(r.data.counts).some(([status, n]) => n > 0 && !FINAL.has(status))
+      || uploadsRunning > 0;
     schedule(busy ? 1000 : 10000);
+  }
+
+  // -- filters ----------------------------------------------------------------------
+
+  function filterValues() {
+    const values = {};
+    for (const [name, input] of Object.entries(fields)) {
+      if (input.value.trim()) values[name] = input.value.trim();
+    }
+    return values;
+  }
+
+  /* The filters as the list route's query: metadata "a=1; b=2" is two `metadata`. */
+  function filterQuery() {
+    const params = new URLSearchParams();
+    for (const [name, value] of Object.entries(filterValues())) {
+      if (name === 'metadata') {
+        for (const pair of value.split(';').map((p) => p.trim()).filter(Boolean)) params.append(name, pair);
+      } else {
+        params.append(name, value);
+      }
+    }
+    return params.toString();
+  }
+
+  function showFacets(facets, counts) {
+    facetsFor = JSON.stringify(counts);
+    fillChoices(fields.media_type, facets.media_type, 'all types');
+    fillChoices(fields.language, facets.language, 'all languages', ['en', 'es', 'ru', 'other']);
+  }
+
+  /* The choices the KB's documents have (with their counts), keeping the chosen one. */
+  function fillChoices(select, counts, allLabel, always = []) {
+    const chosen = select.value;
+    const values = [...new Set([...always, ...Object.keys(counts).filter((v) => v !== 'none'), chosen])]
+      .filter(Boolean);
+    const options = [el('option', { value: '', text: allLabel })].concat(values.map((v) => el('option', {
+      value: v, text: counts[v] ? `${v} (${counts[v]})` : v,
+    })));
+    select.replaceChildren(...options);
+    select.value = chosen;
+  }
+
+  function filtersToUrl() {
+    const query = filterQuery();
+    history.replaceState(null, '', location.pathname + (query ? `?${query}` : ''));
+  }
+
+  function filtersFromUrl() {
+    const params = new URLSearchParams(location.search);
+    for (const [name, input] of Object.entries(fields)) {
+      const values = params.getAll(name);
+      if (!values.length) continue;
+      if (input.tagName === 'SELECT' && ![...input.options].some((o) => o.value === values[0])) {
+        input.append(el('option', { value: values[0], text: values[0] }));
+      }
+      input.value = values.join('; ');
+    }
+  }
+
+  let typing = null;
+  function refilter(delay) {
+    clearTimeout(typing);
+    typing = setTimeout(() => { filtersToUrl(); load(); }, delay);
+  }
+  for (const input of [fields.q, fields.metadata]) input.addEventListener('input', () => refilter(300));
+  for (const select of [fields.status, fields.media_type, fields.language]) {
+    select.addEventListener('change', () => refilter(0));
+  }
+  filters.addEventListener('submit', (e) => { e.preventDefault(); refilter(0); });
+  filters.addEventListener('reset', () => setTimeout(() => refilter(0))); // after the form cleared
+  filtersFromUrl();
+
+  // -- the ingestion panel ----------------------------------------------------------
+
+  const ingestion = document.getElementById('ingestion') ? {
+    note: document.getElementById('ingest-note'),
+    queued: document.getElementById('ingest-queued'),
+    running: document.getElementById('ingest-running'),
+    rate: document.getElementById('ingest-rate'),
+    eta: document.getElementById('ingest-eta'),
+    hour: document.getElementById('ingest-hour'),
+    dead: document.getElementById('ingest-dead'),
+    error: document.getElementById('ingest-error'),
+  } : null;
+
+  const plural = (n, one, many) => `${n} ${n === 1 ? one : many}`;
+
+  function duration(seconds) {
+    const s = Math.max(1, Math.round(seconds));
+    if (s < 60) return `${s} s`;
+    const m = Math.floor(s / 60);
+    if (m < 60) return `${m} min ${s % 60} s`;
+    return `${Math.floor(m / 60)} h ${m % 60} min`;
+  }
+
+  async function loadIngestion() {
+    const r = await api('GET', `kbs/${seg(kb)}/ingestion`);
+    if (!r.ok) {
+      show(ingestion.error, `The ingestion status could not be loaded: ${r.message}`);
+      return;
+    }
+    show(ingestion.error, '');
+    const { queue, throughput, jobs, oldest_pending: oldest } = r.data;
+    const minutes = Math.round(queue.window_seconds / 60);
+    setText(ingestion.queued, plural(queue.queued, 'document', 'documents'));
+    setText(ingestion.running, plural(queue.running, 'document', 'documents'));
+    setText(ingestion.rate, `${queue.documents_per_minute} documents/min (last ${minutes} min)`);
+    let eta;
+    if (queue.eta_seconds === 0) eta = 'nothing queued';
+    else if (queue.eta_seconds === null) eta = 'no estimate yet: nothing finished lately';
+    else eta = `about ${duration(queue.eta_seconds)}`;
+    setText(ingestion.eta, eta);
+    const hour = throughput.last_hour;
+    setText(ingestion.hour, `${plural(hour.documents, 'document', 'documents')}, ${plural(hour.chunks, 'chunk', 'chunks')}`);
+    setText(ingestion.dead, plural(jobs.dead_letter, 'document', 'documents'));
+    ingestion.dead.classList.toggle('bad', jobs.dead_letter > 0);
+    setText(ingestion.note, oldest
+      ? `Oldest waiting: ${duration(oldest.age_seconds)} (${label(oldest.status)})`
+      : `Queue limit ${queue.limit} per knowledge base`);
   }
 
   function schedule(ms) {
@@ -71,6 +215,8 @@
     const total = Object.values(data.counts).reduce((a, b) => a + b, 0);
     let text = total === 1 ? '1 document' : `${total} documents`;
     if (parts.length) text += `: ${parts.join(', ')}`;
+    const filtered = Object.keys(filterValues()).length > 0;
+    if (filtered) text += ` · ${data.total} matching the filters`;
     if (data.total > data.documents.length) text += ` (showing the first ${data.documents.length})`;
     setText(counts, text);
 
@@ -90,17 +236,20 @@
     }
     table.hidden = data.documents.length === 0;
     empty.hidden = data.documents.length !== 0;
-    if (filter.value) setText(empty, `No ${label(filter.value)} documents.`);
+    setText(empty, filtered ? 'No documents match these filters.' : emptyText);
   }
 
   function makeRow(doc) {
     const row = {
       doc,
-      file: el('span', { className: 'name' }),
+      file: el('a', { className: 'name', href: `/console/kbs/${seg(kb)}/documents/${seg(doc.id)}` }),
       revision: el('span', { className: 'hint' }),
       badge: el('span', { className: 'badge' }),
+      stage: el('progress', { className: 'stage', max: String(STEPS), value: '0' }),
       reason: el('span', { className: 'reason', hidden: true }),
       language: el('td'),
+      type: el('td', { className: 'type' }),
+      redacted: el('td', { className: 'num redacted' }),
       chunks: el('td', { className: 'num' }),
       updated: el('td', { className: 'nowrap' }),
       buttons: {},
@@ -112,8 +261,8 @@
     actions.append(...Object.values(row.buttons));
     row.tr = el('tr', { dataset: { id: doc.id } },
       el('td', { className: 'file' }, row.file, ' ', row.revision, row.reason),
-      el('td', {}, row.badge),
-      row.language, row.chunks, row.updated,
+      el('td', {}, row.badge, row.stage),
+      row.language, row.type, row.redacted, row.chunks, row.updated,
       anyAction ? actions : null);
     return row;
   }
@@ -130,10 +279,23 @@
     const className = `badge ${kind}`.trim();
     if (row.badge.className !== className) row.badge.className = className;
     setText(row.badge, label(doc.status));
+    // Where it is on its way: queued → parsing → … → indexed; the bar keeps its place.
+    const step = Math.min(rank(doc.status), STEPS);
+    const moving = !FINAL.has(doc.status) && doc.status !== 'unknown';
+    row.stage.value = moving ? step : 0;
+    row.stage.classList.toggle('idle', !moving);
+    row.stage.setAttribute('aria-label', moving
+      ? `${doc.filename}: stage ${step + 1} of ${STEPS + 1}, ${label(doc.status)}` : `${doc.filename}: ${label(doc.status)}`);
     const reason = doc.status === 'failed' ? (doc.error || 'no reason was recorded') : '';
     setText(row.reason, reason);
     row.reason.hidden = !reason;
     setText(row.language, doc.language || '—');
+    setText(row.type, doc.media_type || '—');
+    const red = doc.redaction;
+    setText(row.redacted, red ? String(red.total) : '—');
+    row.redacted.title = red && red.total
+      ? Object.entries(red.by_entity).map(([type, n]) => `${type} ${n}`).join(', ')
+      : (red ? 'Nothing was redacted' : 'Not redacted');
     setText(row.chunks, String(doc.chunk_count));
     setText(row.updated, when(doc.updated_at));
     const busy = !FINAL.has(doc.status) || row.acting;
@@ -152,7 +314,6 @@
     }
   }
 
-  filter.addEventListener('change', () => load());
   document.addEventListener('visibilitychange', () => { if (!document.hidden) load(); });
 
   // -- actions ----------------------------------------------------------------------

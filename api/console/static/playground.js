@@ -1,7 +1,9 @@
-/* The playground: a question against the KB (live or a pinned index version), the
-   retrieved passages with scores (POST /v1/kbs/{kb}/retrieve) beside the answer with
-   its citations (POST /v1/kbs/{kb}/answer, streamed as server-sent events when asked),
-   and feedback on the answer (POST /v1/answers/{id}/feedback). */
+/* The playground: a question against the KB (live or a pinned index version: the
+   choice lists GET /v1/kbs/{kb}/versions for keys that may read it), the retrieved
+   passages with scores (POST /v1/kbs/{kb}/retrieve) beside the answer with its
+   citations (POST /v1/kbs/{kb}/answer, streamed as server-sent events when asked) from
+   the chosen generator and prompt template (GET /v1/prompts), and feedback on the
+   answer (POST /v1/answers/{id}/feedback). */
 'use strict';
 
 (() => {
@@ -22,8 +24,47 @@
   const feedbackError = document.getElementById('feedback-error');
   const feedbackOk = document.getElementById('feedback-ok');
   const ratingButtons = [...feedback.querySelectorAll('button.rating')];
+  const canVersions = document.getElementById('kb-root').dataset.canVersions === 'true';
   let answerId = null;
   let rating = null;
+
+  // -- the choices ------------------------------------------------------------------
+
+  /* Each saved prompt: its newest version, and each version pinned (name@version). */
+  async function loadPrompts() {
+    const r = await api('GET', 'prompts');
+    if (!r.ok) {
+      show(askError, `The prompt templates could not be listed: ${r.message}`);
+      return;
+    }
+    const select = form.elements.prompt;
+    for (const p of r.data.data) {
+      const group = el('optgroup', { label: p.name },
+        el('option', { value: p.name, text: `${p.name} (newest, version ${p.latest_version})` }));
+      // Versions are numbered 1, 2, ... with none removed: all of them are listed.
+      if (p.versions === p.latest_version) {
+        for (let v = p.latest_version; v >= 1; v -= 1) group.append(el('option', { value: `${p.name}@${v}`, text: `${p.name}@${v}` }));
+      }
+      select.append(group);
+    }
+  }
+
+  /* The versions a question can be pinned to (ready or live); the others, disabled. */
+  async function loadVersions() {
+    const r = await api('GET', `kbs/${seg(kb)}/versions`);
+    if (!r.ok) {
+      show(askError, `The index versions could not be listed: ${r.message}`);
+      return;
+    }
+    const select = form.elements.index_version;
+    for (const v of r.data.versions) {
+      if (v.status === 'retired') continue;
+      const usable = v.status === 'ready' || v.status === 'live';
+      const building = v.status === 'building' ? `building ${Math.round(v.progress * 100)}%` : v.status;
+      const state = v.error ? 'build failed' : building;
+      select.append(el('option', { value: String(v.number), disabled: !usable, text: `version ${v.number} · ${state} · ${v.embedding_model}` }));
+    }
+  }
 
   function numberOrNothing(input) {
     const value = input.value.trim();
@@ -49,10 +90,15 @@
     askButton.disabled = true;
     await Promise.all([
       retrieve(common),
-      answer({ ...common, generator: form.elements.generator.value, stream: form.elements.stream.checked }),
+      answer({ ...common, generator: form.elements.generator.value, ...prompt(), stream: form.elements.stream.checked }),
     ]);
     askButton.disabled = false;
   });
+
+  function prompt() {
+    const value = form.elements.prompt.value;
+    return value ? { prompt: value } : {};
+  }
 
   // -- passages ---------------------------------------------------------------------
 
@@ -227,4 +273,7 @@
     }
     show(feedbackOk, 'Thank you: your feedback is saved with this answer.');
   });
+
+  loadPrompts();
+  if (canVersions) loadVersions();
 })();

@@ -41,6 +41,7 @@ EXPECTED: dict[tuple[str, str], tuple[str, str]] = {
     ("POST", "/v1/kbs/{kb}/documents"): ("owner", "path"),
     ("GET", "/v1/kbs/{kb}/documents"): ("reviewer", "path"),
     ("GET", "/v1/kbs/{kb}/documents/{doc_id}"): ("reviewer", "path"),
+    ("GET", "/v1/kbs/{kb}/documents/{doc_id}/chunks"): ("reviewer", "path"),
     ("DELETE", "/v1/kbs/{kb}/documents/{doc_id}"): ("owner", "path"),
     ("POST", "/v1/kbs/{kb}/documents/{doc_id}/reprocess"): ("owner", "path"),
     ("POST", "/v1/kbs/{kb}/documents/{doc_id}/erase"): ("owner", "path"),
@@ -62,6 +63,11 @@ EXPECTED: dict[tuple[str, str], tuple[str, str]] = {
     ("POST", "/v1/kbs/{kb}/rollback"): ("owner", "path"),
     ("DELETE", "/v1/kbs/{kb}/versions/{number}"): ("owner", "path"),
     ("POST", "/v1/kbs/{kb}/versions/gc"): ("owner", "path"),
+    ("POST", "/v1/kbs/{kb}/versions/{number}/snapshots"): ("owner", "path"),
+    ("GET", "/v1/kbs/{kb}/snapshots"): ("reviewer", "path"),
+    ("GET", "/v1/kbs/{kb}/snapshots/{snapshot_id}"): ("reviewer", "path"),
+    ("GET", "/v1/kbs/{kb}/snapshots/{snapshot_id}/download"): ("owner", "path"),
+    ("POST", "/v1/kbs/{kb}/versions/restore"): ("owner", "path"),
     ("POST", "/v1/prompts"): ("owner", "all"),
     ("GET", "/v1/prompts"): ("reader", "any"),
     ("GET", "/v1/prompts/{name}"): ("reader", "any"),
@@ -84,6 +90,10 @@ EXPECTED: dict[tuple[str, str], tuple[str, str]] = {
     ("GET", "/v1/models/registry/{kind}/{name}"): ("reader", "any"),
     ("PATCH", "/v1/models/registry/{kind}/{name}"): ("admin", "all"),
     ("DELETE", "/v1/models/registry/{kind}/{name}"): ("admin", "all"),
+    ("GET", "/v1/kbs/{kb}/finetune-dataset"): ("reviewer", "path"),
+    ("POST", "/v1/models/finetune"): ("admin", "all"),
+    ("GET", "/v1/models/finetune/{job_id}"): ("reviewer", "any"),
+    ("POST", "/v1/models/finetune/{job_id}/cancel"): ("admin", "all"),
     ("POST", "/v1/kbs/{kb}/ab-tests"): ("owner", "path"),
     ("GET", "/v1/kbs/{kb}/ab-tests"): ("reviewer", "path"),
     ("GET", "/v1/kbs/{kb}/ab-tests/{name}"): ("reviewer", "path"),
@@ -122,6 +132,9 @@ OPEN.add("/redoc")
 # /console/api/{path} sends each call to /v1/{path}, through the policy above.
 OPEN |= {"/", "/console", "/console/sign-in", "/console/sign-out", "/console/kbs"}
 OPEN |= {"/console/kbs/{kb}", "/console/kbs/{kb}/playground", "/console/api/{path}"}
+OPEN.add("/console/kbs/{kb}/documents/{doc_id}")
+OPEN |= {"/console/kbs/{kb}/quality", "/console/kbs/{kb}/quality/runs/{run_id}", "/console/models"}
+OPEN |= {"/console/kbs/{kb}/versions", "/console/kbs/{kb}/settings"}
 
 PLACEHOLDERS = {
     "doc_id": "0" * 32,
@@ -135,6 +148,7 @@ PLACEHOLDERS = {
     "decision_id": "0" * 32,
     "key_id": "0" * 32,
     "erasure_id": "0" * 32,
+    "snapshot_id": "0" * 32,
 }
 
 

@@ -175,7 +175,7 @@ def test_names_a_fixed_route_segment_would_shadow_are_refused(client, spec):
                 if len(other) > i and other[:i] == segments[:i] and "{" not in other[i]:
                     shadowed[segment].add(other[i])
     kb_names = {n for n in shadowed["{kb}"] | shadowed["{model}"] if NAME_RE.fullmatch(n)}
-    assert kb_names == set(RESERVED_KB_NAMES) == {"registry"}
+    assert kb_names == set(RESERVED_KB_NAMES) == {"finetune", "registry"}
     testsets = {n for n in shadowed["{name}"] if n == "generate"}
     assert testsets <= RESERVED_TESTSET_NAMES
 
@@ -183,7 +183,9 @@ def test_names_a_fixed_route_segment_would_shadow_are_refused(client, spec):
     assert r.status_code == 422 and "reserved" in r.json()["error"]["message"]
     kb_name = spec["components"]["schemas"]["KnowledgeBaseCreate"]["properties"]["name"]
     assert kb_name["pattern"] == NAME_RE.pattern
-    assert kb_name["not"] == {"anyOf": [{"enum": ["registry"]}, {"pattern": ID_LIKE_RE.pattern}]}
+    assert kb_name["not"] == {
+        "anyOf": [{"enum": ["finetune", "registry"]}, {"pattern": ID_LIKE_RE.pattern}]
+    }
     case = {"question": "q", "reference_answer": "a"}
     r = client.post("/v1/testsets", json={"name": "generate", "cases": [case]})
     assert r.status_code == 422 and "reserved" in r.json()["error"]["message"]

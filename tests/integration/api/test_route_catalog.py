@@ -127,6 +127,8 @@ def test_documents(db, kb):
             "error": None,
             "language": None,
             "revision": None,
+            "media_type": None,
+            "redaction": None,
             "chunk_count": 0,
             "metadata": {"team": "hr"},
         }

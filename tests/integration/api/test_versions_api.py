@@ -52,7 +52,12 @@ def test_build_pin_promote_rollback_retire_gc(loaded):
     listing = c.get("/v1/kbs/kb/versions").json()
     assert listing["live_version"] == 1 and [v["status"] for v in listing["versions"]] == ["live"]
 
-    r = c.post("/v1/kbs/kb/versions", json={"chunking": {"chunk_size": 48, "chunk_overlap": 8}})
+    entities_v1 = c.get("/v1/kbs/kb").json()["redaction"]["entities"]
+    build = {
+        "chunking": {"chunk_size": 48, "chunk_overlap": 8},
+        "redaction": {"entities": ["EMAIL_ADDRESS"]},
+    }
+    r = c.post("/v1/kbs/kb/versions", json=build)
     assert r.status_code == 202, r.text
     assert r.json()["number"] == 2 and r.json()["status"] == "building"
     v2 = wait_version(c, 2)
@@ -75,11 +80,14 @@ def test_build_pin_promote_rollback_retire_gc(loaded):
     assert c.post("/v1/kbs/kb/versions/2/promote").json()["status"] == "live"
     assert c.get("/v1/kbs/kb").json()["live_version"] == 2
     assert c.get("/v1/kbs/kb").json()["chunking"]["chunk_size"] == 48
+    # The redaction policy follows what is live, like chunking (and back on rollback).
+    assert c.get("/v1/kbs/kb").json()["redaction"]["entities"] == ["EMAIL_ADDRESS"]
     assert c.get("/v1/kbs/kb/versions/1").json()["status"] == "ready"
     assert c.post("/v1/kbs/kb/retrieve", json={"query": "x"}).json()["index_version"] == 2
 
     assert c.post("/v1/kbs/kb/rollback").json()["number"] == 1
     assert c.get("/v1/kbs/kb").json()["live_version"] == 1
+    assert c.get("/v1/kbs/kb").json()["redaction"]["entities"] == entities_v1
     r = c.post("/v1/kbs/kb/rollback")
     assert r.status_code == 409 and "nothing to roll back" in r.json()["error"]["message"]
 

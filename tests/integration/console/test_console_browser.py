@@ -17,25 +17,28 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import need_service
-from tests.utils.servers import ROOT, free_port, wait_ready
+from tests.utils import console_browser
+from tests.utils.console_browser import (
+    ADMIN,
+    HEIGHT,
+    TIMEOUT_MS,
+    WIDTH,
+    Watch,
+    keep_screenshots,
+    shoot,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-CHROMIUM = os.environ.get("RAGOPS_CHROMIUM", "/usr/bin/chromium")
-ADMIN = "console-browser-admin"
-WIDTH, HEIGHT = 1280, 800
-TIMEOUT_MS = 90_000
+# The shared fixtures, found by pytest under these names.
+browser = console_browser.browser
+server = console_browser.server
 
 BEES = (
     "Honey bees tell each other where flowers are with the waggle dance. The angle of the "
@@ -47,98 +50,6 @@ CHESS = (
 )
 # A PDF header and nothing a reader can parse: stored, then failed with the reason.
 BROKEN_PDF = b"%PDF-1.7\n" + bytes(range(256)) * 8
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not (Path(CHROMIUM).is_file() or shutil.which(CHROMIUM)):
-        need_service("Chromium", f"{CHROMIUM} not found; install it with `make browser`")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as exc:
-        need_service("playwright", f"{exc}; install the dev extra: pip install -e '.[dev]'")
-    with sync_playwright() as p:
-        try:
-            b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        except Exception as exc:  # noqa: BLE001 - any launch failure means "no browser"
-            need_service("Chromium", f"{CHROMIUM} did not start: {exc}")
-        yield b
-        b.close()
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory) -> Iterator[str]:
-    """`ragops serve` on a fresh data dir; yields its base URL once it is ready."""
-    tmp = tmp_path_factory.mktemp("console-server")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "RAGOPS_DATA_DIR": str(tmp / "data"),
-        "RAGOPS_ADMIN_KEY": ADMIN,
-        "RAGOPS_REDACTION_ENABLED": "false",
-        "RAGOPS_SCHEDULER_EMBEDDED": "false",
-        # The packaged English model loads and embeds fastest; KBs pick theirs anyway.
-        "RAGOPS_EMBEDDING_MODEL": "all-MiniLM-L6-v2",
-    }
-    cmd = [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--log-level", "warning"]
-    with (tmp / "server.log").open("ab") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_ready(proc, url)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-class Watch:
-    """What a browser context did: console errors, failed requests, error responses and
-    every URL it asked for."""
-
-    def __init__(self, context, base: str) -> None:
-        self.base = base
-        self.urls: list[str] = []
-        self.problems: list[str] = []
-        self.error_responses: list[str] = []
-        context.on("request", lambda r: self.urls.append(r.url))
-        context.on("requestfailed", lambda r: self.problems.append(f"failed {r.url} {r.failure}"))
-        context.on(
-            "response",
-            lambda r: (
-                self.error_responses.append(f"{r.status} {r.request.method} {r.url}")
-                if r.status >= 400
-                else None
-            ),
-        )
-
-    def page(self, context):
-        page = context.new_page()
-        page.set_default_timeout(TIMEOUT_MS)
-        page.on("console", lambda m: self.problems.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: self.problems.append(f"page error {e}"))
-        page.on("dialog", lambda d: (self.problems.append(f"dialog {d.message}"), d.dismiss()))
-        return page
-
-    def check(self, expected_errors: tuple[str, ...] = ()) -> None:
-        """Only the expected error responses (and Chromium's console line for each)."""
-        assert self.error_responses == list(expected_errors), self.error_responses
-        statuses = {e.split()[0] for e in expected_errors}
-        unexpected = [
-            p
-            for p in self.problems
-            if not any(f"status of {s}" in p and "Failed to load resource" in p for s in statuses)
-        ]
-        assert unexpected == []
-        outside = [u for u in self.urls if not u.startswith(self.base + "/")]
-        assert outside == []
-
-
-def shoot(page, shots: Path, name: str, *, full: bool = False) -> None:
-    page.screenshot(path=str(shots / f"{name}.png"), full_page=full)
 
 
 def test_console_flows_in_chromium(browser, server, tmp_path):
@@ -350,14 +261,3 @@ def test_console_flows_in_chromium(browser, server, tmp_path):
     if target := os.environ.get("RAGOPS_CONSOLE_SCREENSHOTS"):
         keep_screenshots(shots, Path(target))
     assert time.monotonic() - t0 < 120, "the browser flows should take well under two minutes"
-
-
-def keep_screenshots(shots: Path, target: Path) -> None:
-    """Palette PNGs (a screenshot of flat UI colours loses nothing visible at 256)."""
-    from PIL import Image
-
-    target.mkdir(parents=True, exist_ok=True)
-    for shot in sorted(shots.glob("*.png")):
-        with Image.open(shot) as image:
-            small = image.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
-            small.save(target / shot.name, optimize=True)

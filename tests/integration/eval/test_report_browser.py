@@ -9,35 +9,18 @@ the screenshot (see docs/make_report_screenshot.py for the docs image).
 
 import os
 import shutil
-from pathlib import Path
 
 import pytest
 
 from eval.report import build_report
 from eval.report_html import render_html
-from tests.conftest import need_service
+from tests.utils import console_browser
 from tests.utils.reports import random_pair
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-CHROMIUM = os.environ.get("RAGOPS_CHROMIUM", "/usr/bin/chromium")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not (Path(CHROMIUM).is_file() or shutil.which(CHROMIUM)):
-        need_service("Chromium", f"{CHROMIUM} not found; install it with `make browser`")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as exc:
-        need_service("playwright", f"{exc}; install the dev extra: pip install -e '.[dev]'")
-    with sync_playwright() as p:
-        try:
-            b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        except Exception as exc:  # noqa: BLE001 - any launch failure means "no browser"
-            need_service("Chromium", f"{CHROMIUM} did not start: {exc}")
-        yield b
-        b.close()
+# The shared Chromium fixture, found by pytest under this name.
+browser = console_browser.browser
 
 
 def test_report_renders_in_chromium(browser, tmp_path):

@@ -1,0 +1,101 @@
+"""`ragops finetune`: fine-tune an embedding model from a KB's own feedback and test sets
+(the same catalog functions as POST /v1/models/finetune)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Annotated
+
+import typer
+
+from api.cli.helpers import audit_cli, console, fail, kb_row, print_table, runtime
+from eval import finetune
+from eval import finetune_data as ft_data
+
+
+def finetune_cmd(
+    name: Annotated[str, typer.Argument(help="Registry name of the fine-tuned model")],
+    base_model: Annotated[
+        str, typer.Option("--base-model", help="A registered embedding model's name")
+    ],
+    kb: Annotated[str, typer.Option("--kb", help="Knowledge base whose data it learns")],
+    source: Annotated[
+        list[str] | None,
+        typer.Option("--source", help="feedback or testsets (repeatable; default feedback)"),
+    ] = None,
+    testset: Annotated[
+        list[str] | None, typer.Option("--testset", help="Test set name (repeatable)")
+    ] = None,
+    epochs: Annotated[int, typer.Option(min=1, max=20)] = 1,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=2, max=256)] = 16,
+    learning_rate: Annotated[float, typer.Option("--learning-rate")] = 2e-5,
+    max_minutes: Annotated[float, typer.Option("--max-minutes")] = 30.0,
+    min_dev_gain: Annotated[float, typer.Option("--min-dev-gain")] = finetune.DEFAULT_MIN_DEV_GAIN,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only show the dataset (no negatives mined)")
+    ] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Train here and print the dev figures")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run as JSON")] = False,
+) -> None:
+    """Fine-tune BASE on a KB's feedback (and test sets); registered as a candidate only if
+    dev recall@5 beats the base by --min-dev-gain. Without --wait the job is queued for the
+    server's workers.
+
+    Example: ragops finetune e5-docs-ft1 --base-model multilingual-e5-small --kb docs --wait
+    """
+    params = finetune.FineTuneParams(
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        max_minutes=max_minutes,
+        min_dev_gain=min_dev_gain,
+    )
+    with runtime(models=wait) as rt:
+        if dry_run:
+            ds = ft_data.build_dataset(
+                rt, kb=kb_row(rt, kb), sources=source, testsets=testset, mine=False
+            )
+            counts = ds.counts()
+            print(json.dumps({"id": ds.id, "counts": counts}, indent=2, ensure_ascii=False))
+            return
+        run = finetune.submit_finetune(
+            rt,
+            name=name,
+            base_model=base_model,
+            kb=kb,
+            sources=source,
+            testsets=testset,
+            params=params,
+        )
+        audit_cli(rt, "model.finetune", kb_id=run.kb_id, target=name, run=run.id)
+        if wait:
+            # Run the job here unless a server's worker already claimed it; then poll.
+            rt.workers.run_job(run.id, owner=f"cli:{run.id}")
+            while (run := finetune.get_run(rt, run.id)).status in ("queued", "running"):
+                time.sleep(1.0)
+    if as_json:
+        fields = ("id", "name", "base_model", "status", "dataset", "epochs", "metrics", "error")
+        print(json.dumps({k: getattr(run, k) for k in fields}, indent=2, ensure_ascii=False))
+        return
+    if not wait:
+        console.print(f"queued fine-tuning run {run.id}; see GET /v1/models/finetune/{run.id}")
+        return
+    rows = [
+        (
+            str(e["epoch"]),
+            str(e["loss"]),
+            f"{e['dev']['recall@5']:.4f}",
+            f"{e['dev']['mrr@10']:.4f}",
+        )
+        for e in (run.epochs or [])
+    ]
+    base = (run.metrics or {}).get("base") or {}
+    if base:
+        rows.insert(0, ("base", "-", f"{base['recall@5']:.4f}", f"{base['mrr@10']:.4f}"))
+    print_table(("epoch", "loss", "dev recall@5", "dev MRR@10"), rows, title=f"fine-tuning {name}")
+    if run.status != "succeeded":
+        fail(RuntimeError(f"fine-tuning run {run.id} {run.status}: {run.error}"))
+    console.print(f"registered candidate {run.model_name!r} (run {run.id})")

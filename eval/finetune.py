@@ -1,0 +1,658 @@
+"""Fine-tuning a KB's embedding model from the KB's own data, as one durable job.
+
+`submit_finetune` validates the request (the base model is a registered embedding model
+with local files, the name is free, the dataset clears the guard rails of
+`eval.finetune_data`) and queues an `embedding_finetune` job with a `FineTuneRun` row of
+the same id. `run_finetune` (the job):
+
+1. rebuilds the dataset with hard negatives mined from the live index and checks it again;
+2. measures the base model on the dev split (recall@5 and MRR@10 of the positive chunk
+   among the dataset's chunks plus a sample of the KB, `DEV_CORPUS_SIZE`);
+3. trains with sentence-transformers' MultipleNegativesRankingLoss (in-batch negatives
+   plus the mined hard negatives as extra columns; the model's own query/passage prompts)
+   on CUDA when present, else the CPU; bounded by epochs, `max_steps` and `max_minutes`;
+   the loss of every step and the dev figures of every epoch go to the run row, progress
+   to the job; `cancel_finetune` is honoured between steps;
+4. checkpoints each epoch under `<data dir>/finetune/<job id>/` (model, optimizer and
+   scheduler state), so a job restarted after a crash resumes from the last epoch;
+5. registers the result as a `candidate` embedding model only if dev recall@5 beats the
+   base by `min_dev_gain` (default `DEFAULT_MIN_DEV_GAIN`, +0.01 absolute); otherwise the
+   run ends `refused` and the job fails with the figures. The registry entry carries the
+   lineage (base model and digest, dataset id and counts, hyper-parameters, code version,
+   dev metrics) and its own digest.
+
+From there the rollout is the existing one (`eval.rollout`): stage the candidate, then
+promote it to production for a KB, which builds an index version with it and goes live
+only through the KB's quality gate.
+
+Example::
+
+    run = submit_finetune(rt, name="e5-docs-ft1", base_model="multilingual-e5-small",
+                          kb="docs", sources=["feedback"], params=FineTuneParams(epochs=2))
+    # GET /v1/jobs/{run.id} until it ends; GET /v1/models/finetune/{run.id} for the curves
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import logging
+import random
+import shutil
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from sqlalchemy import select
+
+from core.catalog.models import FineTuneRun, utcnow
+from core.errors import Conflict, Duplicate, InvalidInput, NotFound
+from core.jobs import PermanentJobError
+from core.kbs import get_kb
+from eval import finetune_data as data
+from eval import registry
+from eval.model_sources import model_path
+from ingest.embed import prompt_of
+
+if TYPE_CHECKING:
+    from core.jobs import JobContext
+    from eval.services import EvalServices
+
+log = logging.getLogger(__name__)
+
+FINETUNE_JOB = "embedding_finetune"
+DEFAULT_MIN_DEV_GAIN = 0.01
+# Chunks besides the dataset's own that dev questions are searched in.
+DEV_CORPUS_SIZE = 2000
+# Loss points kept per run; past it every other point is dropped (the curve's shape stays).
+MAX_STEP_POINTS = 2000
+# Seconds between writes of the loss curve and reads of the cancel flag.
+SYNC_SECONDS = 1.0
+CHECKPOINTS, FINAL = "checkpoints", "model"
+
+
+@dataclass
+class FineTuneParams:
+    """Hyper-parameters and bounds (validated by `check`)."""
+
+    epochs: int = 1
+    batch_size: int = 16
+    learning_rate: float = 2e-5
+    warmup_ratio: float = 0.1
+    max_minutes: float = 30.0
+    max_steps: int | None = None
+    hard_negatives: int = 1
+    dev_fraction: float = data.DEV_FRACTION
+    min_dev_gain: float = DEFAULT_MIN_DEV_GAIN
+    seed: int = 0
+
+    def check(self) -> FineTuneParams:
+        bounds: dict[str, tuple[float, float]] = {
+            "epochs": (1, 20),
+            "batch_size": (2, 256),
+            "learning_rate": (1e-7, 1e-3),
+            "warmup_ratio": (0.0, 0.5),
+            "max_minutes": (0.1, 24 * 60),
+            "hard_negatives": (0, data.MAX_HARD_NEGATIVES),
+            "dev_fraction": (0.05, 0.5),
+            "min_dev_gain": (-1.0, 1.0),
+        }
+        for key, (low, high) in bounds.items():
+            value = getattr(self, key)
+            if not low <= value <= high:
+                raise InvalidInput(f"{key} must be between {low:g} and {high:g}, got {value}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise InvalidInput(f"max_steps must be at least 1, got {self.max_steps}")
+        return self
+
+
+# -- submitting ------------------------------------------------------------------------
+
+
+def base_model_files(rt: EvalServices, name: str) -> tuple[Any, Path]:
+    """The registered base embedding model and its local folder."""
+    registry.ensure_builtin(rt)
+    with rt.db.session() as s:
+        try:
+            model = registry.get_model(session=s, kind="embedding", name=name)
+        except NotFound as exc:
+            raise NotFound(
+                f"base_model {name!r} is not a registered embedding model; register it "
+                f"first (POST /v1/models/registry, e.g. source_type 'package' for a "
+                f"packaged model), then fine-tune from it"
+            ) from exc
+        s.expunge(model)
+    path = model_path(model)
+    if path is None or not path.is_dir():
+        raise InvalidInput(
+            f"base_model {name!r} ({model.source_type} {model.source!r}) has no local "
+            "sentence-transformers folder on this server to train from"
+        )
+    if model.stage == "archived":
+        raise InvalidInput(f"base_model {name!r} is archived; revive it before training from it")
+    return model, path
+
+
+def submit_finetune(
+    rt: EvalServices,
+    *,
+    name: str,
+    base_model: str,
+    kb: str,
+    sources: list[str] | None = None,
+    testsets: list[str] | None = None,
+    params: FineTuneParams | None = None,
+) -> FineTuneRun:
+    """Validate and queue; 422 (InvalidInput, DatasetRefused) for bad input or data that
+    must not be trained on, 404 for an unknown KB, base model or test set, 409 for a
+    name already taken (registered, or being trained)."""
+    params = (params or FineTuneParams()).check()
+    registry.check_name(name)
+    chosen = data.check_sources(sources, testsets)
+    base, _ = base_model_files(rt, base_model)
+    with rt.db.session() as s:
+        kb_row = get_kb(session=s, name_or_id=kb)
+        s.expunge(kb_row)
+        try:
+            registry.get_model(session=s, kind="embedding", name=name)
+        except NotFound:
+            pass
+        else:
+            raise Duplicate(f"embedding model {name!r} is already registered; choose a new name")
+        busy = s.execute(
+            select(FineTuneRun.id).where(
+                FineTuneRun.name == name, FineTuneRun.status.in_(("queued", "running"))
+            )
+        ).first()
+        if busy is not None:
+            raise Conflict(
+                f"a fine-tuning run for {name!r} is already {busy.id}; follow it with "
+                f"GET /v1/models/finetune/{busy.id} or cancel it"
+            )
+    ds = data.build_dataset(
+        rt,
+        kb=kb_row,
+        sources=chosen,
+        testsets=testsets,
+        hard_negatives=params.hard_negatives,
+        dev_fraction=params.dev_fraction,
+        mine=False,
+    )
+    data.check_trainable(rt, ds, kb_row)
+    request = {
+        "sources": chosen,
+        "testsets": list(testsets or []),
+        "hyperparameters": asdict(params),
+    }
+    with rt.db.session() as s:
+        job = rt.jobs.submit(
+            s,
+            kind=FINETUNE_JOB,
+            payload={"kb_id": kb_row.id, "kb": kb_row.name, "name": name},
+            kb_id=kb_row.id,
+            max_attempts=2,
+        )
+        # The failure hook hears only the payload: it names the run (= the job).
+        job.payload = {**job.payload, "run_id": job.id}
+        run = FineTuneRun(
+            id=job.id,
+            kb_id=kb_row.id,
+            name=name,
+            base_model=base.name,
+            params=request,
+            dataset={"preview_id": ds.id, "counts": ds.counts()},
+        )
+        s.add(run)
+        s.flush()
+        s.expunge(run)
+    return run
+
+
+def get_run(rt: EvalServices, run_id: str) -> FineTuneRun:
+    with rt.db.session() as s:
+        run = s.get(FineTuneRun, run_id)
+        if run is None:
+            raise NotFound(
+                f"fine-tuning run {run_id!r} not found; start one with POST /v1/models/finetune"
+            )
+        s.expunge(run)
+    return run
+
+
+def cancel_finetune(rt: EvalServices, run_id: str) -> FineTuneRun:
+    """Ask a queued or running job to stop (between training steps); its checkpoints stay."""
+    with rt.db.session() as s:
+        run = s.get(FineTuneRun, run_id)
+        if run is None:
+            raise NotFound(f"fine-tuning run {run_id!r} not found")
+        if run.status not in ("queued", "running"):
+            raise Conflict(f"fine-tuning run {run_id!r} already ended ({run.status})")
+        run.cancel_requested = True
+        s.flush()
+        s.expunge(run)
+    return run
+
+
+# -- the job ---------------------------------------------------------------------------
+
+
+class _Cancelled(Exception):
+    """The run was cancelled between two training steps."""
+
+
+class _Recorder:
+    """Writes progress to the run row and the job; reads the cancel flag."""
+
+    def __init__(self, rt: EvalServices, run_id: str, ctx: JobContext | None) -> None:
+        self.rt, self.run_id, self.ctx = rt, run_id, ctx
+        self.steps: list[dict[str, Any]] = []
+        self.last_sync = 0.0
+
+    def update(self, **values: Any) -> FineTuneRun:
+        with self.rt.db.session() as s:
+            run = s.get(FineTuneRun, self.run_id)
+            assert run is not None
+            for key, value in values.items():
+                setattr(run, key, value)
+            s.flush()
+            s.expunge(run)
+        return run
+
+    def cancelled(self) -> bool:
+        with self.rt.db.session() as s:
+            return bool(
+                s.execute(
+                    select(FineTuneRun.cancel_requested).where(FineTuneRun.id == self.run_id)
+                ).scalar()
+            )
+
+    def progress(self, fraction: float, message: str) -> None:
+        if self.ctx is not None:
+            self.ctx.progress(fraction, message)
+
+    def step(self, epoch: int, step: int, loss: float) -> bool:
+        """Record one step's loss; True when the run was cancelled."""
+        self.steps.append({"epoch": epoch, "step": step, "loss": round(loss, 5)})
+        if len(self.steps) > MAX_STEP_POINTS:
+            self.steps = self.steps[::2]
+        now = time.monotonic()
+        if now - self.last_sync < SYNC_SECONDS:
+            return False
+        self.last_sync = now
+        self.update(steps=list(self.steps))
+        return self.cancelled()
+
+
+def code_version() -> str:
+    """`git describe` of the checkout when there is one, else the installed package's."""
+    root = Path(__file__).resolve().parents[1]
+    if (root / ".git").exists():
+        try:
+            out = subprocess.run(
+                ["git", "-C", str(root), "describe", "--always", "--dirty", "--tags"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=True,
+            )
+            return f"git:{out.stdout.strip()}"
+        except (OSError, subprocess.SubprocessError):
+            pass
+    try:
+        return f"ragops=={importlib.metadata.version('ragops')}"
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def run_dir(rt: EvalServices, run_id: str) -> Path:
+    return Path(rt.settings.data_dir) / "finetune" / run_id
+
+
+def run_finetune(rt: EvalServices, payload: dict[str, Any], ctx: JobContext | None = None) -> str:
+    """The `embedding_finetune` job (its id is the run's id)."""
+    run_id = payload["run_id"]
+    rec = _Recorder(rt, run_id, ctx)
+    run = get_run(rt, run_id)
+    if run.status in ("succeeded", "refused", "cancelled"):
+        return f"fine-tuning run already ended: {run.status}"
+    if run.cancel_requested:
+        _end(rec, "cancelled", "cancelled before training started")
+        raise PermanentJobError("cancelled before training started")
+    params = FineTuneParams(**run.params["hyperparameters"])
+    rec.update(status="running", error=None)
+    try:
+        return _train_and_register(rt, rec, run, params)
+    except data.DatasetRefused as exc:
+        _end(rec, "refused", exc.message)
+        raise PermanentJobError(exc.message) from exc
+    except _Cancelled as exc:
+        _end(rec, "cancelled", str(exc))
+        raise PermanentJobError(str(exc)) from exc
+    except (InvalidInput, NotFound, Conflict) as exc:
+        _end(rec, "failed", exc.message)
+        raise PermanentJobError(exc.message) from exc
+
+
+def record_failure(rt: EvalServices, payload: dict[str, Any], reason: str) -> None:
+    """The job failed for good (an unexpected error on its last attempt): say so on the run."""
+    with rt.db.session() as s:
+        run = s.get(FineTuneRun, payload.get("run_id"))
+        if run is not None and run.status in ("queued", "running"):
+            run.status, run.error, run.finished_at = "failed", reason[:4000], utcnow()
+
+
+def _end(rec: _Recorder, status: str, error: str | None) -> None:
+    rec.update(status=status, error=error, finished_at=utcnow(), steps=list(rec.steps))
+
+
+def _train_and_register(
+    rt: EvalServices, rec: _Recorder, run: FineTuneRun, params: FineTuneParams
+) -> str:
+    import torch
+
+    base, base_path = base_model_files(rt, run.base_model)
+    with rt.db.session() as s:
+        kb = get_kb(session=s, name_or_id=run.kb_id or "")
+        s.expunge(kb)
+    rec.progress(0.01, "building the dataset (mining hard negatives)")
+    ds = data.build_dataset(
+        rt,
+        kb=kb,
+        sources=run.params["sources"],
+        testsets=run.params["testsets"],
+        hard_negatives=params.hard_negatives,
+        dev_fraction=params.dev_fraction,
+    )
+    data.check_trainable(rt, ds, kb)
+    corpus = data.dev_corpus(rt, ds, limit=DEV_CORPUS_SIZE)
+    dataset = {"id": ds.id, "counts": ds.counts(), "index_version": ds.index_version}
+    rec.update(dataset={**(run.dataset or {}), **dataset})
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    folder = run_dir(rt, run.id)
+    resume = _last_checkpoint(folder)
+    model = _load(resume[1] if resume else base_path, device)
+    prompts = _prompts(model)
+    metrics = dict(run.metrics or {})
+    if "base" not in metrics:
+        rec.progress(0.03, "measuring the base model on the dev split")
+        base_model = model if resume is None else _load(base_path, device)
+        metrics["base"] = dev_metrics(base_model, ds.dev, corpus, prompts)
+        rec.update(metrics=metrics)
+    started = time.monotonic()
+    epochs, stopped = _train(model, ds, corpus, prompts, params, rec, folder, resume, started)
+    tuned = epochs[-1]["dev"] if epochs else metrics["base"]
+    gain = round(tuned["recall@5"] - metrics["base"]["recall@5"], 6)
+    metrics.update(tuned=tuned, gain=gain, min_gain=params.min_dev_gain)
+    seconds = round(time.monotonic() - started, 1)
+    metrics["train_seconds"] = seconds
+    figures = (
+        f"dev recall@5 {metrics['base']['recall@5']:.4f} → {tuned['recall@5']:.4f} "
+        f"(gain {gain:+.4f}, needs {params.min_dev_gain:+.4f}); MRR@10 "
+        f"{metrics['base']['mrr@10']:.4f} → {tuned['mrr@10']:.4f}; "
+        f"{ds.counts()['train']} train / {ds.counts()['dev']} dev pairs, {seconds:g} s"
+    )
+    rec.update(metrics=metrics, steps=list(rec.steps))
+    if gain + 1e-9 < params.min_dev_gain:
+        message = f"not registered: the fine-tuned model does not beat the base: {figures}"
+        _end(rec, "refused", message)
+        raise PermanentJobError(message)
+    rec.progress(0.95, "saving and registering the model")
+    final = folder / FINAL
+    if final.exists():
+        shutil.rmtree(final)
+    model.save(str(final))
+    lineage_record = {
+        "base_model": {"name": base.name, "digest": base.digest, "source": base.source},
+        "dataset": dataset,
+        "sources": run.params["sources"],
+        "testsets": run.params["testsets"],
+        "kb": kb.name,
+        "hyperparameters": asdict(params),
+        "device": device,
+        "stopped_early": stopped,
+        "code_version": code_version(),
+        "dev_metrics": metrics,
+        "job_id": run.id,
+    }
+    model_row = registry.register(
+        rt,
+        kind="embedding",
+        name=run.name,
+        source_type="local_path",
+        source=str(final),
+        description=f"{base.name} fine-tuned on {kb.name}'s feedback/test sets ({figures})",
+        lineage={
+            "fine_tuned_from": base.name,
+            "training_data": f"finetune dataset {ds.id} of KB {kb.name} (index version "
+            f"{ds.index_version}): {json.dumps(ds.counts()['by_source'])}",
+            "notes": f"fine-tuning run {run.id}",
+        },
+        metadata={"path": str(final), "finetune": lineage_record},
+    )
+    rec.update(
+        status="succeeded", model_name=model_row.name, finished_at=utcnow(), steps=list(rec.steps)
+    )
+    shutil.rmtree(folder / CHECKPOINTS, ignore_errors=True)
+    return f"registered candidate {run.name!r} (digest {model_row.digest[:12]}): {figures}"
+
+
+def _load(path: Path, device: str) -> Any:
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(path), device=device)
+
+
+def _prompts(model: Any) -> dict[str, str]:
+    """The query and passage prompts the embedder applies for this model (ingest.embed)."""
+    return {"query": prompt_of(model, "query"), "passage": prompt_of(model, "passage")}
+
+
+def dev_metrics(
+    model: Any, dev: list[data.Pair], corpus: dict[str, str], prompts: dict[str, str]
+) -> dict[str, Any]:
+    """Recall@5 and MRR@10 of each dev question's positive chunk among `corpus`, overall
+    and per language."""
+    import torch
+
+    ids = list(corpus)
+    model.eval()
+    with torch.no_grad():
+        docs = model.encode(
+            [corpus[i] for i in ids],
+            prompt=prompts["passage"],
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            batch_size=32,
+            show_progress_bar=False,
+        )
+        queries = model.encode(
+            [p.question for p in dev],
+            prompt=prompts["query"],
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            batch_size=32,
+            show_progress_bar=False,
+        )
+    position = {cid: i for i, cid in enumerate(ids)}
+    scores = np.asarray(queries) @ np.asarray(docs).T
+    per: list[tuple[str, float, float]] = []
+    for row, p in zip(scores, dev, strict=True):
+        target = row[position[p.positive_id]]
+        rank = int((row > target).sum()) + 1
+        per.append((p.language, 1.0 if rank <= 5 else 0.0, 1.0 / rank if rank <= 10 else 0.0))
+
+    def agg(rows: list[tuple[str, float, float]]) -> dict[str, Any]:
+        n = len(rows)
+        return {
+            "recall@5": round(sum(r[1] for r in rows) / n, 4) if n else 0.0,
+            "mrr@10": round(sum(r[2] for r in rows) / n, 4) if n else 0.0,
+            "questions": n,
+        }
+
+    languages = sorted({r[0] for r in per})
+    return {
+        **agg(per),
+        "corpus": len(ids),
+        "by_language": {lang: agg([r for r in per if r[0] == lang]) for lang in languages},
+    }
+
+
+def batches(pairs: list[data.Pair], size: int, seed: int) -> list[list[data.Pair]]:
+    """Shuffled batches in which no text is both one pair's positive and another's
+    positive or hard negative (each would be a false negative for the other)."""
+    order = list(pairs)
+    random.Random(seed).shuffle(order)
+    open_batches: list[tuple[list[data.Pair], set[str], set[str]]] = []
+    done: list[list[data.Pair]] = []
+    for p in order:
+        for i, (members, positives, negatives) in enumerate(open_batches):
+            if (
+                p.positive_id not in positives
+                and p.positive_id not in negatives
+                and not positives & set(p.negative_ids)
+            ):
+                members.append(p)
+                positives.add(p.positive_id)
+                negatives.update(p.negative_ids)
+                if len(members) == size:
+                    done.append(open_batches.pop(i)[0])
+                break
+        else:
+            open_batches.append(([p], {p.positive_id}, set(p.negative_ids)))
+    done += [members for members, _, _ in open_batches if len(members) > 1]
+    return done
+
+
+def _last_checkpoint(folder: Path) -> tuple[int, Path] | None:
+    """(epochs done, folder) of the newest complete checkpoint (state.json is written
+    last, so its presence marks a complete one)."""
+    found = []
+    for state in (folder / CHECKPOINTS).glob("epoch-*/state.json"):
+        try:
+            found.append((int(json.loads(state.read_text())["epochs_done"]), state.parent))
+        except (OSError, ValueError, KeyError):
+            continue
+    return max(found) if found else None
+
+
+def _train(
+    model: Any,
+    ds: data.Dataset,
+    corpus: dict[str, str],
+    prompts: dict[str, str],
+    params: FineTuneParams,
+    rec: _Recorder,
+    folder: Path,
+    resume: tuple[int, Path] | None,
+    started: float,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Train; returns the epoch records and why it stopped early (None: it did not)."""
+    import torch
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+    from sentence_transformers.util import batch_to_device
+    from transformers import get_linear_schedule_with_warmup
+
+    torch.manual_seed(params.seed)
+    loss_fn = MultipleNegativesRankingLoss(model)
+    train = ds.train
+    per_epoch = len(batches(train, params.batch_size, params.seed))
+    total = per_epoch * params.epochs
+    if params.max_steps is not None:
+        total = min(total, params.max_steps)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=params.learning_rate)
+    scheduler = get_linear_schedule_with_warmup(
+        optimizer, int(total * params.warmup_ratio), max(1, total)
+    )
+    run = get_run(rec.rt, rec.run_id)
+    epochs: list[dict[str, Any]] = list(run.epochs or [])
+    first_epoch, step = 0, 0
+    if resume is not None:
+        first_epoch = resume[0]
+        state = torch.load(resume[1] / "trainer.pt", map_location=model.device)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        step = int(state["step"])
+        epochs = epochs[:first_epoch]
+        rec.steps = [s for s in (run.steps or []) if s["epoch"] < first_epoch]
+    deadline = started + params.max_minutes * 60
+    stopped: str | None = None
+    for epoch in range(first_epoch, params.epochs):
+        t0, losses = time.monotonic(), []
+        model.train()
+        for batch in batches(train, params.batch_size, params.seed + epoch):
+            if step >= total:
+                stopped = f"max_steps {params.max_steps} reached"
+                break
+            if time.monotonic() > deadline:
+                stopped = f"max_minutes {params.max_minutes:g} reached"
+                break
+            k = min(params.hard_negatives, *(len(p.negative_ids) for p in batch))
+            columns = [
+                [p.question for p in batch],
+                [corpus[p.positive_id] for p in batch],
+                *([corpus[p.negative_ids[j]] for p in batch] for j in range(k)),
+            ]
+            features = [
+                batch_to_device(
+                    model.preprocess(texts, prompt=prompts["query" if i == 0 else "passage"]),
+                    model.device,
+                )
+                for i, texts in enumerate(columns)
+            ]
+            loss = loss_fn(features, None)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            step += 1
+            losses.append(float(loss.item()))
+            rec.progress(
+                0.05 + 0.85 * step / max(1, total),
+                f"epoch {epoch + 1}/{params.epochs} step {step}/{total} loss {losses[-1]:.4f}",
+            )
+            if rec.step(epoch + 1, step, losses[-1]):
+                rec.update(epochs=epochs)
+                raise _Cancelled(f"cancelled at epoch {epoch + 1}, step {step}")
+        dev = dev_metrics(model, ds.dev, corpus, prompts)
+        record = {
+            "epoch": epoch + 1,
+            "steps": step,
+            "loss": round(sum(losses) / len(losses), 5) if losses else None,
+            "dev": dev,
+            "seconds": round(time.monotonic() - t0, 2),
+        }
+        epochs.append(record)
+        rec.update(epochs=epochs, steps=list(rec.steps))
+        rec.progress(
+            0.05 + 0.85 * step / max(1, total),
+            f"epoch {epoch + 1}/{params.epochs} done: loss {record['loss']}, dev recall@5 "
+            f"{dev['recall@5']:.4f}, MRR@10 {dev['mrr@10']:.4f}",
+        )
+        if stopped:
+            break
+        _checkpoint(model, optimizer, scheduler, folder, epoch + 1, step)
+    return epochs, stopped
+
+
+def _checkpoint(
+    model: Any, optimizer: Any, scheduler: Any, folder: Path, done: int, step: int
+) -> None:
+    import torch
+
+    target = folder / CHECKPOINTS / f"epoch-{done}"
+    if target.exists():
+        shutil.rmtree(target)
+    model.save(str(target))
+    torch.save(
+        {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": step},
+        target / "trainer.pt",
+    )
+    (target / "state.json").write_text(json.dumps({"epochs_done": done, "step": step}))
+    for older in (folder / CHECKPOINTS).glob("epoch-*"):
+        if older != target:
+            shutil.rmtree(older, ignore_errors=True)
