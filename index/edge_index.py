@@ -266,8 +266,15 @@ def _load(path: Path, dimension: int, *, lexical: bool = False) -> tuple[EdgeSha
     return shard, lexical
 
 
-def _unindexed(info: ShardInfo) -> int:
-    return max(0, info.points_count - info.indexed_vectors_count)
+def _unindexed(info: ShardInfo, *, lexical: bool) -> int:
+    """Dense vectors not yet in an HNSW graph. Edge counts a point's BM25 sparse vector as
+    indexed from the start (a sparse index is always built), so in a lexical shard every
+    point adds one to `indexed_vectors_count` before any HNSW exists: without taking that
+    off, a lexical shard would look fully indexed and never get its graph. (A point
+    written without text has no sparse vector: it is counted as unindexed until a
+    rebuild, whose leftover `EdgeIndex._left_unindexed` absorbs it.)"""
+    per_point = 2 if lexical else 1
+    return max(0, per_point * info.points_count - info.indexed_vectors_count)
 
 
 def _copy_file(src: str, dst: str) -> None:
@@ -671,7 +678,7 @@ class EdgeIndex:
         with self._writing:
             with self._using(f"flush {self.collection!r}") as shard:
                 shard.flush()
-                waiting = _unindexed(shard.info())
+                waiting = _unindexed(shard.info(), lexical=self.lexical)
             threshold = INDEXING_THRESHOLD_KB * 1024 // (4 * self.dimension)
             if waiting - self._left_unindexed >= threshold:
                 self._rebuild(purge=False)
@@ -738,7 +745,7 @@ class EdgeIndex:
                     except BaseException:
                         self._release()  # the next open finishes or undoes the swap
                         raise
-                    self._left_unindexed = _unindexed(self._shard.info())
+                    self._left_unindexed = _unindexed(self._shard.info(), lexical=self.lexical)
                 with _translated(f"delete the replaced files of {self.collection!r}", old):
                     shutil.rmtree(old)
             finally:

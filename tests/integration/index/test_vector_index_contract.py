@@ -483,6 +483,34 @@ def test_an_edge_shard_is_locked_against_other_clients_and_processes(tmp_path: P
     close_client(reopened)
 
 
+def test_a_lexical_edge_shard_gets_its_hnsw_graph_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Edge counts each point's BM25 sparse vector as indexed from the start; the dense
+    vectors of a hybrid shard must still get their graph once past the threshold."""
+    from index import edge_index
+
+    monkeypatch.setattr(edge_index, "INDEXING_THRESHOLD_KB", 64)  # 1,024 vectors of 16 floats
+    dim, n = 16, 1500
+    vectors = unit_rows(np.random.default_rng(5), n, dim)
+    ids = [cid(i) for i in range(n)]
+    shards = EdgeShards(tmp_path)
+    try:
+        ix = shards.open("hybrid", dim, lexical=True)
+        assert isinstance(ix, EdgeIndex) and ix.lexical
+        texts = [f"note {i} about topic {i % 7}" for i in range(n)]
+        ix.upsert(ids, vectors, [{"n": i} for i in range(n)], texts=texts)
+        info = ix._shard.info()  # type: ignore[union-attr]
+        assert info.indexed_vectors_count == n  # the sparse vectors only: no graph yet
+        ix.save()
+        info = ix._shard.info()  # type: ignore[union-attr]
+        assert info.indexed_vectors_count >= n + 1024, info  # dense vectors in HNSW now
+        assert ix.count() == n
+        assert ix.search(vectors[42], 1)[0].chunk_id == ids[42]
+    finally:
+        shards.close()
+
+
 def test_edge_builds_hnsw_in_a_child_process_once_it_pays_off(tmp_path: Path) -> None:
     """Below the indexing threshold a shard stays plain; past it, `save` has the HNSW
     graph built in a child process on a copy, while this process's threads keep running
