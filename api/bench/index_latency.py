@@ -62,7 +62,7 @@ def _unit(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
 def _build(index: VectorIndex, ids: list[str], vectors: np.ndarray) -> float:
     start = time.perf_counter()
     for lo in range(0, len(ids), 1000):
-        hi = lo + 1000
+        hi = min(len(ids), lo + 1000)
         index.upsert(ids[lo:hi], vectors[lo:hi], [_payload(i) for i in range(lo, hi)])
     index.save()
     return time.perf_counter() - start

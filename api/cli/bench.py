@@ -4,12 +4,13 @@ run alongside."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from api.bench import index_latency
+from api.bench import index_latency, index_scale
 from api.bench import ingest as ingest_bench
 from api.bench import service as service_bench
 from api.cli.helpers import console, fail
@@ -122,18 +123,76 @@ def _print_service(report: dict) -> None:  # type: ignore[type-arg]
 
 @bench_app.command("index")
 def bench_index(
-    n: Annotated[int, typer.Option(min=100, help="Chunks to index")] = 20_000,
+    n: Annotated[
+        int | None, typer.Option(min=100, help="Chunks to index (synthetic vectors; default 20000)")
+    ] = None,
     queries: Annotated[int, typer.Option(min=10, help="Queries per mode")] = 500,
-    data: Annotated[str, typer.Option(help="random or clustered vectors")] = "random",
+    data: Annotated[
+        str | None, typer.Option(help="random or clustered synthetic vectors (without --scale)")
+    ] = None,
+    scale: Annotated[
+        str | None,
+        typer.Option(
+            help="Real embeddings instead: 100k, 1m or a count (2000 is a smoke size); "
+            "build, write cost, p50/p99, recall@10, memory and disk, dense and hybrid"
+        ),
+    ] = None,
+    engines: Annotated[
+        str,
+        typer.Option(help=f"With --scale: comma-separated, of {', '.join(index_scale.ENGINES)}"),
+    ] = ",".join(index_scale.ENGINES),
+    real: Annotated[
+        int | None,
+        typer.Option(min=100, help="With --scale: real chunks (the rest perturbed copies)"),
+    ] = None,
+    engine_timeout: Annotated[
+        float, typer.Option(min=1, help="With --scale: seconds one engine may take")
+    ] = 1800.0,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="With --scale: JSON result file, a .md table beside it "
+            "(default data/bench/index_scale_<scale>.json)"
+        ),
+    ] = None,
 ) -> None:
     """Search latency and recall: FAISS flat / hnsw / ivfpq, Qdrant Edge and qdrant-client
     local mode, same chunks.
 
     Example: ragops bench index --n 20000 --queries 500
+             ragops bench index --scale 100k
+             ragops bench index --scale 1m --engines "faiss flat,faiss ivfpq"
+             ragops bench index --scale 2000 --queries 40
     """
-    if data not in ("random", "clustered"):
-        raise typer.BadParameter("use random or clustered", param_hint="--data")
-    index_latency.main(["--n", str(n), "--queries", str(queries), "--data", data])
+    if scale is None:
+        if data not in (None, "random", "clustered"):
+            raise typer.BadParameter("use random or clustered", param_hint="--data")
+        args = ["--n", str(n or 20_000), "--queries", str(queries), "--data", data or "random"]
+        index_latency.main(args)
+        return
+    if n is not None or data is not None:
+        raise typer.BadParameter(
+            "--scale measures real embeddings at its own size; leave out --n and --data",
+            param_hint="--scale",
+        )
+    try:
+        size = index_scale.parse_scale(scale)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--scale") from exc
+    chosen = tuple(e.strip() for e in engines.split(",") if e.strip())
+    unknown = sorted(set(chosen) - set(index_scale.ENGINES))
+    if unknown:
+        raise typer.BadParameter(
+            f"unknown {unknown}; pick from {', '.join(index_scale.ENGINES)}", param_hint="--engines"
+        )
+    apply_offline_defaults()
+    target = out or Path("data") / "bench" / f"index_scale_{index_scale.human(size).lower()}.json"
+    report = index_scale.run(
+        size, queries=queries, engines=chosen, real=real, engine_timeout=engine_timeout
+    )
+    index_scale.write(report, target)
+    console.print(index_scale.markdown(report), markup=False, highlight=False)
+    console.print(f"results: {target} and {target.with_suffix('.md')}")
 
 
 @bench_app.command("retrieval-latency")
