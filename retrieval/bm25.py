@@ -59,6 +59,9 @@ class Bm25Index:
         self.stem = stem  # how queries are tokenised: as the texts were (see `tokenize`)
         self._model = model
         self._lock = threading.Lock()
+        # key -> string value -> rows holding it: built on a key's first equality filter
+        self._value_rows: dict[str, dict[str, np.ndarray]] = {}
+        self._value_lock = threading.Lock()
 
     @classmethod
     def build(
@@ -108,7 +111,9 @@ class Bm25Index:
             return []
         with self._lock:  # bm25s keeps scratch state per call; one query at a time
             scores = np.asarray(self._model.get_scores(tokens), dtype=np.float32)
-        rows = np.flatnonzero(scores > 0)
+        # A one-document filter reads that document's rows, not every scoring row.
+        narrowed = self._rows_matching(filters) if filters else None
+        rows = np.flatnonzero(scores > 0) if narrowed is None else narrowed[scores[narrowed] > 0]
         if filters:
             rows = np.array(
                 [r for r in rows.tolist() if matches(self.payloads[r], filters)], dtype=np.int64
@@ -117,6 +122,35 @@ class Bm25Index:
             return []
         order = np.lexsort((rows, -scores[rows]))[:top_k]
         return [(int(rows[i]), float(scores[rows[i]])) for i in order]
+
+    def _rows_matching(self, filters: dict[str, Any]) -> np.ndarray | None:
+        """Sorted rows that can match the filters' string equalities (a superset of the
+        matches: the other conditions are checked per row after), or None when no filter
+        is one (ranges, numbers and booleans are checked per row only)."""
+        found: np.ndarray | None = None
+        for key, want in filters.items():
+            wants = want if isinstance(want, list) else [want]
+            if isinstance(want, dict) or not all(isinstance(w, str) for w in wants):
+                continue
+            by_value = self._rows_by_value(key)
+            parts = [by_value[w] for w in wants if w in by_value]
+            rows = np.unique(np.concatenate(parts)) if parts else np.empty(0, dtype=np.int64)
+            found = rows if found is None else np.intersect1d(found, rows, assume_unique=True)
+        return found
+
+    def _rows_by_value(self, key: str) -> dict[str, np.ndarray]:
+        with self._value_lock:
+            cached = self._value_rows.get(key)
+            if cached is None:
+                lists: dict[str, list[int]] = {}
+                for row, payload in enumerate(self.payloads):
+                    have = payload.get(key)
+                    for value in have if isinstance(have, list) else [have]:
+                        if isinstance(value, str):
+                            lists.setdefault(value, []).append(row)
+                cached = {v: np.unique(np.asarray(r, dtype=np.int64)) for v, r in lists.items()}
+                self._value_rows[key] = cached
+            return cached
 
 
 @dataclass

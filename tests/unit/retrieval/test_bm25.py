@@ -1,7 +1,10 @@
 """BM25 tokenisation (Unicode words, casefold, accents, Cyrillic, stemming) and scoring."""
 
+import random
+
 import pytest
 
+from index.base import matches
 from retrieval.bm25 import Bm25Index, latin_language, strip_accents, tokenize
 
 pytestmark = pytest.mark.unit
@@ -75,3 +78,32 @@ def test_plain_bm25_matches_words_only_as_written():
         assert [r for r, _ in stemmed.search(query, 2)] == [row]
         assert plain.search(query, 2) == []
     assert [r for r, _ in plain.search("rios", 2)] == [0]  # accents still stripped
+
+
+def test_string_equality_filters_read_only_the_matching_rows_and_agree_with_a_full_scan():
+    rng = random.Random(7)
+    words = ["river", "bank", "loan", "fish", "rate", "water", "money"]
+    texts = [" ".join(rng.choices(words, k=6)) for _ in range(400)]
+    payloads = [
+        {
+            "document_id": f"d{i % 23}",
+            "filename": f"f{i % 5}.txt",
+            "tags": [f"t{i % 3}", f"t{i % 4}"],
+            "year": 2000 + i % 9,
+        }
+        for i in range(400)
+    ]
+    index = Bm25Index.build(texts, payloads=payloads)
+    cases = [
+        {"document_id": "d3"},
+        {"document_id": ["d3", "d4", "nope"]},
+        {"document_id": "d3", "filename": "f3.txt"},
+        {"tags": "t2", "year": {"gte": 2004}},
+        {"document_id": "missing"},
+        {"document_id": []},
+        {"year": 2003},
+    ]
+    everything = index.search("river money", len(texts))
+    for filters in cases:
+        expected = [(r, s) for r, s in everything if matches(payloads[r], filters)][:10]
+        assert index.search("river money", 10, filters) == expected, filters
