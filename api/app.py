@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.concurrency import run_in_threadpool
 
-from api import console, errors, openapi
+from api import console, errors, openapi, route_labels
 from api.access import authorize
 from api.components import Components
 from api.metrics import router as metrics_router
@@ -131,4 +131,5 @@ def create_app(
     app.include_router(openai_compat.router)
     app.include_router(dify.router)
     app.include_router(console.router)
+    route_labels.prepare(app)
     return app
