@@ -237,6 +237,13 @@ class FineTunePublic(PublicModel):
     steps: list[dict[str, Any]]
     epochs: list[dict[str, Any]]
     metrics: JsonObject
+    report: JsonObject | None = Field(
+        None,
+        description="Base against fine-tuned on the dev split, once training ended: "
+        "overall and by_language (recall@5, MRR@10, questions improved/worsened, hit@5 "
+        "gained/lost) and questions (each one's rank_before/rank_after and "
+        "hit@5_before/hit@5_after of its positive chunk)",
+    )
     model_name: str | None
     error: str | None
     created_at: UtcDateTime

@@ -14,8 +14,12 @@ the same id. `run_finetune` (the job):
    the loss of every step and the dev figures of every epoch go to the run row, progress
    to the job; `cancel_finetune` is honoured between steps;
 4. checkpoints each epoch under `<data dir>/finetune/<job id>/` (model, optimizer and
-   scheduler state), so a job restarted after a crash resumes from the last epoch;
-5. registers the result as a `candidate` embedding model only if dev recall@5 beats the
+   scheduler state, the dataset id), so a job retried after a crash resumes after the
+   last epoch it finished, with the same data, and ends with the model an uninterrupted
+   run gives (torch is seeded per epoch);
+5. compares base and fine-tuned on the dev split, per language and per question (the
+   positive chunk's rank and hit@5 before and after: `dev_report`, the run's `report`);
+6. registers the result as a `candidate` embedding model only if dev recall@5 beats the
    base by `min_dev_gain` (default `DEFAULT_MIN_DEV_GAIN`, +0.01 absolute); otherwise the
    run ends `refused` and the job fails with the figures. The registry entry carries the
    lineage (base model and digest, dataset id and counts, hyper-parameters, code version,
@@ -41,6 +45,7 @@ import random
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -72,6 +77,11 @@ MAX_STEP_POINTS = 2000
 # Seconds between writes of the loss curve and reads of the cancel flag.
 SYNC_SECONDS = 1.0
 CHECKPOINTS, FINAL = "checkpoints", "model"
+# Keys of a run's metrics kept for the base-vs-fine-tuned report (not shown as metrics):
+# the base model's dev rank per question, and the report itself.
+BASE_RANKS, REPORT = "base_ranks", "report"
+# Questions listed one by one in the report (the per-language figures count them all).
+MAX_REPORT_QUESTIONS = 2000
 
 
 @dataclass
@@ -243,12 +253,41 @@ class _Cancelled(Exception):
     """The run was cancelled between two training steps."""
 
 
-class _Recorder:
+class Recorder:
+    """Where `train` reports: the loss of every step (thinned past `MAX_STEP_POINTS`),
+    the epoch records and progress; and whether to stop. This one keeps them in memory
+    and never stops (the benchmark); `_Recorder` writes them to the run row and the job
+    and reads the cancel flag."""
+
+    def __init__(self) -> None:
+        self.steps: list[dict[str, Any]] = []
+
+    def progress(self, fraction: float, message: str) -> None:
+        log.debug("%.0f%% %s", 100 * fraction, message)
+
+    def record_step(self, epoch: int, step: int, loss: float) -> None:
+        self.steps.append({"epoch": epoch, "step": step, "loss": round(loss, 5)})
+        if len(self.steps) > MAX_STEP_POINTS:
+            self.steps = self.steps[::2]
+
+    def step(self, epoch: int, step: int, loss: float) -> bool:
+        """Record one step's loss; True when the run was cancelled."""
+        self.record_step(epoch, step, loss)
+        return False
+
+    def epoch_done(self, epochs: list[dict[str, Any]]) -> None:
+        """The epoch records so far (the last one just finished)."""
+
+    def cancelled(self) -> bool:
+        return False
+
+
+class _Recorder(Recorder):
     """Writes progress to the run row and the job; reads the cancel flag."""
 
     def __init__(self, rt: EvalServices, run_id: str, ctx: JobContext | None) -> None:
+        super().__init__()
         self.rt, self.run_id, self.ctx = rt, run_id, ctx
-        self.steps: list[dict[str, Any]] = []
         self.last_sync = 0.0
 
     def update(self, **values: Any) -> FineTuneRun:
@@ -274,16 +313,16 @@ class _Recorder:
             self.ctx.progress(fraction, message)
 
     def step(self, epoch: int, step: int, loss: float) -> bool:
-        """Record one step's loss; True when the run was cancelled."""
-        self.steps.append({"epoch": epoch, "step": step, "loss": round(loss, 5)})
-        if len(self.steps) > MAX_STEP_POINTS:
-            self.steps = self.steps[::2]
+        self.record_step(epoch, step, loss)
         now = time.monotonic()
         if now - self.last_sync < SYNC_SECONDS:
             return False
         self.last_sync = now
         self.update(steps=list(self.steps))
         return self.cancelled()
+
+    def epoch_done(self, epochs: list[dict[str, Any]]) -> None:
+        self.update(epochs=epochs, steps=list(self.steps))
 
 
 def code_version() -> str:
@@ -373,22 +412,58 @@ def _train_and_register(
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     folder = run_dir(rt, run.id)
-    resume = _last_checkpoint(folder)
+    # A checkpoint of another dataset (the KB changed between two attempts) is not
+    # resumed: the run starts over on what it trains on now.
+    resume = _last_checkpoint(folder, ds.id)
     model = _load(resume[1] if resume else base_path, device)
     prompts = _prompts(model)
     metrics = dict(run.metrics or {})
-    if "base" not in metrics:
+    if (metrics.get(BASE_RANKS) or {}).get("dataset_id") != ds.id:
         rec.progress(0.03, "measuring the base model on the dev split")
         base_model = model if resume is None else _load(base_path, device)
-        metrics["base"] = dev_metrics(base_model, ds.dev, corpus, prompts)
+        ranks = dev_ranks(base_model, ds.dev, corpus, prompts)
+        metrics = {
+            "base": rank_metrics(ds.dev, ranks, len(corpus)),
+            BASE_RANKS: {
+                "dataset_id": ds.id,
+                "ranks": {
+                    data.normalise(p.question): r for p, r in zip(ds.dev, ranks, strict=True)
+                },
+            },
+        }
         rec.update(metrics=metrics)
     started = time.monotonic()
-    epochs, stopped = _train(model, ds, corpus, prompts, params, rec, folder, resume, started)
-    tuned = epochs[-1]["dev"] if epochs else metrics["base"]
+    result = train(
+        model,
+        ds,
+        corpus,
+        prompts,
+        params,
+        rec,
+        folder,
+        resume=resume,
+        prior_epochs=list(run.epochs or []),
+        prior_steps=list(run.steps or []),
+        started=started,
+    )
+    if rec.cancelled():
+        raise _Cancelled("cancelled after training, before registering")
+    tuned_ranks = (
+        result.ranks if result.ranks is not None else dev_ranks(model, ds.dev, corpus, prompts)
+    )
+    tuned = (
+        result.epochs[-1]["dev"]
+        if result.epochs
+        else rank_metrics(ds.dev, tuned_ranks, len(corpus))
+    )
     gain = round(tuned["recall@5"] - metrics["base"]["recall@5"], 6)
     metrics.update(tuned=tuned, gain=gain, min_gain=params.min_dev_gain)
     seconds = round(time.monotonic() - started, 1)
     metrics["train_seconds"] = seconds
+    before = metrics[BASE_RANKS]["ranks"]
+    metrics[REPORT] = dev_report(
+        ds.dev, [before[data.normalise(p.question)] for p in ds.dev], tuned_ranks, len(corpus)
+    )
     figures = (
         f"dev recall@5 {metrics['base']['recall@5']:.4f} → {tuned['recall@5']:.4f} "
         f"(gain {gain:+.4f}, needs {params.min_dev_gain:+.4f}); MRR@10 "
@@ -413,9 +488,9 @@ def _train_and_register(
         "kb": kb.name,
         "hyperparameters": asdict(params),
         "device": device,
-        "stopped_early": stopped,
+        "stopped_early": result.stopped,
         "code_version": code_version(),
-        "dev_metrics": metrics,
+        "dev_metrics": public_metrics(metrics),
         "job_id": run.id,
     }
     model_row = registry.register(
@@ -440,6 +515,12 @@ def _train_and_register(
     return f"registered candidate {run.name!r} (digest {model_row.digest[:12]}): {figures}"
 
 
+def public_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    """A run's metrics as shown (API, lineage): without the per-question data kept for
+    the report."""
+    return {k: v for k, v in metrics.items() if k not in (BASE_RANKS, REPORT)}
+
+
 def _load(path: Path, device: str) -> Any:
     from sentence_transformers import SentenceTransformer
 
@@ -451,11 +532,11 @@ def _prompts(model: Any) -> dict[str, str]:
     return {"query": prompt_of(model, "query"), "passage": prompt_of(model, "passage")}
 
 
-def dev_metrics(
+def dev_ranks(
     model: Any, dev: list[data.Pair], corpus: dict[str, str], prompts: dict[str, str]
-) -> dict[str, Any]:
-    """Recall@5 and MRR@10 of each dev question's positive chunk among `corpus`, overall
-    and per language."""
+) -> list[int]:
+    """The rank (1 = first) of each dev question's positive chunk among `corpus` by the
+    model's cosine similarity (ties count against the positive)."""
     import torch
 
     ids = list(corpus)
@@ -479,25 +560,87 @@ def dev_metrics(
         )
     position = {cid: i for i, cid in enumerate(ids)}
     scores = np.asarray(queries) @ np.asarray(docs).T
-    per: list[tuple[str, float, float]] = []
-    for row, p in zip(scores, dev, strict=True):
-        target = row[position[p.positive_id]]
-        rank = int((row > target).sum()) + 1
-        per.append((p.language, 1.0 if rank <= 5 else 0.0, 1.0 / rank if rank <= 10 else 0.0))
+    return [
+        int((row > row[position[p.positive_id]]).sum()) + 1
+        for row, p in zip(scores, dev, strict=True)
+    ]
 
-    def agg(rows: list[tuple[str, float, float]]) -> dict[str, Any]:
-        n = len(rows)
+
+def _aggregate(ranks: list[int]) -> dict[str, Any]:
+    n = len(ranks)
+    return {
+        "recall@5": round(sum(r <= 5 for r in ranks) / n, 4) if n else 0.0,
+        "mrr@10": round(sum(1.0 / r for r in ranks if r <= 10) / n, 4) if n else 0.0,
+        "questions": n,
+    }
+
+
+def rank_metrics(dev: list[data.Pair], ranks: list[int], corpus_size: int) -> dict[str, Any]:
+    """Recall@5 and MRR@10 of the ranks, overall and per language."""
+    languages = sorted({p.language for p in dev})
+    return {
+        **_aggregate(ranks),
+        "corpus": corpus_size,
+        "by_language": {
+            lang: _aggregate([r for p, r in zip(dev, ranks, strict=True) if p.language == lang])
+            for lang in languages
+        },
+    }
+
+
+def dev_metrics(
+    model: Any, dev: list[data.Pair], corpus: dict[str, str], prompts: dict[str, str]
+) -> dict[str, Any]:
+    """Recall@5 and MRR@10 of each dev question's positive chunk among `corpus`, overall
+    and per language."""
+    return rank_metrics(dev, dev_ranks(model, dev, corpus, prompts), len(corpus))
+
+
+def dev_report(
+    dev: list[data.Pair], before: list[int], after: list[int], corpus_size: int
+) -> dict[str, Any]:
+    """Base against fine-tuned on the dev split: per language (recall@5, MRR@10, how many
+    questions moved up or down, hit@5 gained or lost) and per question (the positive
+    chunk's rank and hit@5 before and after)."""
+    rows = [
+        {
+            "question": p.question,
+            "language": p.language,
+            "filename": p.filename,
+            "positive_id": p.positive_id,
+            "source": p.source,
+            "rank_before": b,
+            "rank_after": a,
+            "hit@5_before": b <= 5,
+            "hit@5_after": a <= 5,
+        }
+        for p, b, a in zip(dev, before, after, strict=True)
+    ]
+
+    def side(chosen: list[dict[str, Any]]) -> dict[str, Any]:
+        b = [r["rank_before"] for r in chosen]
+        a = [r["rank_after"] for r in chosen]
         return {
-            "recall@5": round(sum(r[1] for r in rows) / n, 4) if n else 0.0,
-            "mrr@10": round(sum(r[2] for r in rows) / n, 4) if n else 0.0,
-            "questions": n,
+            "questions": len(chosen),
+            "base": {k: v for k, v in _aggregate(b).items() if k != "questions"},
+            "tuned": {k: v for k, v in _aggregate(a).items() if k != "questions"},
+            "improved": sum(r["rank_after"] < r["rank_before"] for r in chosen),
+            "worsened": sum(r["rank_after"] > r["rank_before"] for r in chosen),
+            "unchanged": sum(r["rank_after"] == r["rank_before"] for r in chosen),
+            "hit@5_gained": sum(r["hit@5_after"] and not r["hit@5_before"] for r in chosen),
+            "hit@5_lost": sum(r["hit@5_before"] and not r["hit@5_after"] for r in chosen),
         }
 
-    languages = sorted({r[0] for r in per})
+    languages = sorted({r["language"] for r in rows})
     return {
-        **agg(per),
-        "corpus": len(ids),
-        "by_language": {lang: agg([r for r in per if r[0] == lang]) for lang in languages},
+        "split": "dev",
+        "corpus": corpus_size,
+        "overall": side(rows),
+        "by_language": {
+            lang: side([r for r in rows if r["language"] == lang]) for lang in languages
+        },
+        "questions": rows[:MAX_REPORT_QUESTIONS],
+        "questions_left_out": max(0, len(rows) - MAX_REPORT_QUESTIONS),
     }
 
 
@@ -527,48 +670,73 @@ def batches(pairs: list[data.Pair], size: int, seed: int) -> list[list[data.Pair
     return done
 
 
-def _last_checkpoint(folder: Path) -> tuple[int, Path] | None:
-    """(epochs done, folder) of the newest complete checkpoint (state.json is written
-    last, so its presence marks a complete one)."""
+def _last_checkpoint(folder: Path | None, dataset_id: str) -> tuple[int, Path] | None:
+    """(epochs done, folder) of the newest complete checkpoint trained on `dataset_id`
+    (state.json is written last, so its presence marks a complete one)."""
+    if folder is None:
+        return None
     found = []
-    for state in (folder / CHECKPOINTS).glob("epoch-*/state.json"):
+    for state_file in (folder / CHECKPOINTS).glob("epoch-*/state.json"):
         try:
-            found.append((int(json.loads(state.read_text())["epochs_done"]), state.parent))
+            state = json.loads(state_file.read_text())
+            if state.get("dataset_id") == dataset_id:
+                found.append((int(state["epochs_done"]), state_file.parent))
         except (OSError, ValueError, KeyError):
             continue
     return max(found) if found else None
 
 
-def _train(
+@dataclass
+class TrainResult:
+    # One record per epoch: {"epoch", "steps", "loss", "dev", "seconds"}.
+    epochs: list[dict[str, Any]]
+    # Why it stopped before the last epoch (None: it did not).
+    stopped: str | None
+    # Dev ranks of the model as it ends (None when no epoch ran in this call).
+    ranks: list[int] | None
+
+
+def train(
     model: Any,
     ds: data.Dataset,
     corpus: dict[str, str],
     prompts: dict[str, str],
     params: FineTuneParams,
-    rec: _Recorder,
-    folder: Path,
-    resume: tuple[int, Path] | None,
-    started: float,
-) -> tuple[list[dict[str, Any]], str | None]:
-    """Train; returns the epoch records and why it stopped early (None: it did not)."""
+    rec: Recorder,
+    folder: Path | None = None,
+    *,
+    resume: tuple[int, Path] | None = None,
+    prior_epochs: list[dict[str, Any]] | None = None,
+    prior_steps: list[dict[str, Any]] | None = None,
+    started: float | None = None,
+    measure: Callable[[Any], list[int]] | None = None,
+) -> TrainResult:
+    """Train `model` in place with MultipleNegativesRankingLoss on `ds.train` (in-batch
+    negatives plus `params.hard_negatives` mined ones), measuring the dev split after
+    every epoch and checkpointing it under `folder` (None: no checkpoints). `resume`
+    (from `_last_checkpoint`, `model` loaded from it) continues after its epoch with the
+    optimizer and scheduler as they were; `prior_*` are the records of the run so far.
+    Each epoch seeds torch with `seed + epoch`, so a resumed run trains its remaining
+    epochs exactly like an uninterrupted one. `measure(model)` gives the dev ranks
+    (default `dev_ranks` over `corpus`; the benchmark shares its corpus encoding)."""
     import torch
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
     from sentence_transformers.util import batch_to_device
     from transformers import get_linear_schedule_with_warmup
 
-    torch.manual_seed(params.seed)
     loss_fn = MultipleNegativesRankingLoss(model)
-    train = ds.train
-    per_epoch = len(batches(train, params.batch_size, params.seed))
-    total = per_epoch * params.epochs
+    train_pairs = ds.train
+    # Each epoch shuffles (and so packs) its batches with its own seed: their numbers
+    # differ a little from epoch to epoch.
+    plan = [batches(train_pairs, params.batch_size, params.seed + e) for e in range(params.epochs)]
+    total = sum(len(b) for b in plan)
     if params.max_steps is not None:
         total = min(total, params.max_steps)
     optimizer = torch.optim.AdamW(model.parameters(), lr=params.learning_rate)
     scheduler = get_linear_schedule_with_warmup(
         optimizer, int(total * params.warmup_ratio), max(1, total)
     )
-    run = get_run(rec.rt, rec.run_id)
-    epochs: list[dict[str, Any]] = list(run.epochs or [])
+    epochs: list[dict[str, Any]] = []
     first_epoch, step = 0, 0
     if resume is not None:
         first_epoch = resume[0]
@@ -576,14 +744,17 @@ def _train(
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         step = int(state["step"])
-        epochs = epochs[:first_epoch]
-        rec.steps = [s for s in (run.steps or []) if s["epoch"] < first_epoch]
-    deadline = started + params.max_minutes * 60
+        epochs = list(prior_epochs or [])[:first_epoch]
+        # Steps are numbered from epoch 1: keep those of the epochs the checkpoint holds.
+        rec.steps = [s for s in (prior_steps or []) if s["epoch"] <= first_epoch]
+    deadline = (started or time.monotonic()) + params.max_minutes * 60
     stopped: str | None = None
+    ranks: list[int] | None = None
     for epoch in range(first_epoch, params.epochs):
         t0, losses = time.monotonic(), []
+        torch.manual_seed(params.seed + epoch)
         model.train()
-        for batch in batches(train, params.batch_size, params.seed + epoch):
+        for batch in plan[epoch]:
             if step >= total:
                 stopped = f"max_steps {params.max_steps} reached"
                 break
@@ -616,9 +787,13 @@ def _train(
                 f"epoch {epoch + 1}/{params.epochs} step {step}/{total} loss {losses[-1]:.4f}",
             )
             if rec.step(epoch + 1, step, losses[-1]):
-                rec.update(epochs=epochs)
+                rec.epoch_done(epochs)
                 raise _Cancelled(f"cancelled at epoch {epoch + 1}, step {step}")
-        dev = dev_metrics(model, ds.dev, corpus, prompts)
+        if rec.cancelled():
+            rec.epoch_done(epochs)
+            raise _Cancelled(f"cancelled at the end of epoch {epoch + 1}, step {step}")
+        ranks = measure(model) if measure else dev_ranks(model, ds.dev, corpus, prompts)
+        dev = rank_metrics(ds.dev, ranks, len(corpus))
         record = {
             "epoch": epoch + 1,
             "steps": step,
@@ -627,7 +802,7 @@ def _train(
             "seconds": round(time.monotonic() - t0, 2),
         }
         epochs.append(record)
-        rec.update(epochs=epochs, steps=list(rec.steps))
+        rec.epoch_done(epochs)
         rec.progress(
             0.05 + 0.85 * step / max(1, total),
             f"epoch {epoch + 1}/{params.epochs} done: loss {record['loss']}, dev recall@5 "
@@ -635,12 +810,19 @@ def _train(
         )
         if stopped:
             break
-        _checkpoint(model, optimizer, scheduler, folder, epoch + 1, step)
-    return epochs, stopped
+        if folder is not None:
+            _checkpoint(model, optimizer, scheduler, folder, epoch + 1, step, ds.id)
+    return TrainResult(epochs=epochs, stopped=stopped, ranks=ranks)
 
 
 def _checkpoint(
-    model: Any, optimizer: Any, scheduler: Any, folder: Path, done: int, step: int
+    model: Any,
+    optimizer: Any,
+    scheduler: Any,
+    folder: Path,
+    done: int,
+    step: int,
+    dataset_id: str,
 ) -> None:
     import torch
 
@@ -652,7 +834,8 @@ def _checkpoint(
         {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": step},
         target / "trainer.pt",
     )
-    (target / "state.json").write_text(json.dumps({"epochs_done": done, "step": step}))
+    state = {"epochs_done": done, "step": step, "dataset_id": dataset_id}
+    (target / "state.json").write_text(json.dumps(state))
     for older in (folder / CHECKPOINTS).glob("epoch-*"):
         if older != target:
             shutil.rmtree(older, ignore_errors=True)

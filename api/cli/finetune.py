@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -31,6 +31,9 @@ def finetune_cmd(
     batch_size: Annotated[int, typer.Option("--batch-size", min=2, max=256)] = 16,
     learning_rate: Annotated[float, typer.Option("--learning-rate")] = 2e-5,
     max_minutes: Annotated[float, typer.Option("--max-minutes")] = 30.0,
+    max_steps: Annotated[
+        int | None, typer.Option("--max-steps", min=1, help="Optimizer steps bound")
+    ] = None,
     min_dev_gain: Annotated[float, typer.Option("--min-dev-gain")] = finetune.DEFAULT_MIN_DEV_GAIN,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Only show the dataset (no negatives mined)")
@@ -51,6 +54,7 @@ def finetune_cmd(
         batch_size=batch_size,
         learning_rate=learning_rate,
         max_minutes=max_minutes,
+        max_steps=max_steps,
         min_dev_gain=min_dev_gain,
     )
     with runtime(models=wait) as rt:
@@ -77,8 +81,11 @@ def finetune_cmd(
             while (run := finetune.get_run(rt, run.id)).status in ("queued", "running"):
                 time.sleep(1.0)
     if as_json:
-        fields = ("id", "name", "base_model", "status", "dataset", "epochs", "metrics", "error")
-        print(json.dumps({k: getattr(run, k) for k in fields}, indent=2, ensure_ascii=False))
+        fields = ("id", "name", "base_model", "status", "dataset", "epochs", "error")
+        body = {k: getattr(run, k) for k in fields}
+        body["metrics"] = finetune.public_metrics(run.metrics or {})
+        body["report"] = (run.metrics or {}).get(finetune.REPORT)
+        print(json.dumps(body, indent=2, ensure_ascii=False))
         return
     if not wait:
         console.print(f"queued fine-tuning run {run.id}; see GET /v1/models/finetune/{run.id}")
@@ -96,6 +103,58 @@ def finetune_cmd(
     if base:
         rows.insert(0, ("base", "-", f"{base['recall@5']:.4f}", f"{base['mrr@10']:.4f}"))
     print_table(("epoch", "loss", "dev recall@5", "dev MRR@10"), rows, title=f"fine-tuning {name}")
+    report = (run.metrics or {}).get(finetune.REPORT)
+    if report:
+        print_report(report)
     if run.status != "succeeded":
         fail(RuntimeError(f"fine-tuning run {run.id} {run.status}: {run.error}"))
     console.print(f"registered candidate {run.model_name!r} (run {run.id})")
+
+
+# Questions printed one by one under --wait (--json lists them).
+SHOWN_QUESTIONS = 200
+
+
+def print_report(report: dict[str, Any]) -> None:
+    """Base against fine-tuned on the dev split: per language, then per question (the
+    most improved first in each language)."""
+    rows = []
+    for lang, side in [*report["by_language"].items(), ("all", report["overall"])]:
+        rows.append(
+            (
+                lang,
+                str(side["questions"]),
+                f"{side['base']['recall@5']:.4f} → {side['tuned']['recall@5']:.4f}",
+                f"{side['base']['mrr@10']:.4f} → {side['tuned']['mrr@10']:.4f}",
+                f"{side['improved']} / {side['worsened']} / {side['unchanged']}",
+                f"+{side['hit@5_gained']} / -{side['hit@5_lost']}",
+            )
+        )
+    print_table(
+        ("language", "questions", "recall@5", "MRR@10", "rank up / down / same", "hit@5"),
+        rows,
+        title=f"base → fine-tuned on the dev split ({report['corpus']} chunks searched)",
+    )
+    questions = sorted(
+        report["questions"],
+        key=lambda q: (q["language"], q["rank_after"] - q["rank_before"]),
+    )
+    shown = questions[:SHOWN_QUESTIONS]
+    print_table(
+        ("lang", "question", "rank before", "rank after", "hit@5 before", "hit@5 after"),
+        [
+            (
+                q["language"],
+                q["question"],
+                str(q["rank_before"]),
+                str(q["rank_after"]),
+                "yes" if q["hit@5_before"] else "no",
+                "yes" if q["hit@5_after"] else "no",
+            )
+            for q in shown
+        ],
+        title="per question: the rank of its positive chunk",
+    )
+    hidden = len(questions) - len(shown) + report.get("questions_left_out", 0)
+    if hidden:
+        console.print(f"({hidden} more questions: --json lists them)")

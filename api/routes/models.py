@@ -196,7 +196,16 @@ def _run_public(rt: RuntimeDep, run: FineTuneRun) -> FineTunePublic:
     with rt.db.session() as s:
         kb = kb_name(session=s, kb_id=run.kb_id) if run.kb_id else None
     fields = {k: getattr(run, k) for k in FineTunePublic.model_fields if hasattr(run, k)}
-    return FineTunePublic.model_validate({**fields, "job_id": run.id, "kb": kb})
+    metrics = run.metrics or {}
+    return FineTunePublic.model_validate(
+        {
+            **fields,
+            "job_id": run.id,
+            "kb": kb,
+            "metrics": finetune.public_metrics(metrics),
+            "report": metrics.get(finetune.REPORT),
+        }
+    )
 
 
 @finetune_router.get("/kbs/{kb}/finetune-dataset", response_model=FineTuneDatasetPublic)

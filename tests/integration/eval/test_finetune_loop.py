@@ -156,6 +156,7 @@ def check_margin_refusal(c: TestClient) -> None:
     assert job["status"] == "failed" and run["status"] == "refused", run
     assert "does not beat the base" in job["error"] and "dev recall@5" in job["error"]
     assert run["metrics"]["min_gain"] == 1.0 and len(run["steps"]) == 1
+    assert run["report"]["overall"]["questions"] == run["dataset"]["counts"]["dev"]
     assert c.get("/v1/models/registry/embedding/minilm-refused").status_code == 404
 
 
@@ -218,6 +219,13 @@ def test_feedback_to_gate_decision(client: TestClient) -> None:
     assert lineage["hyperparameters"]["epochs"] == 1
     assert lineage["code_version"] != "unknown"
     assert lineage["dev_metrics"]["tuned"] == tuned
+    # The base-vs-fine-tuned report on the dev split, per language and per question.
+    report = run["report"]
+    assert report["overall"]["questions"] == counts["dev"] == len(report["questions"])
+    assert report["overall"]["base"]["recall@5"] == base["recall@5"]
+    assert report["overall"]["tuned"]["recall@5"] == tuned["recall@5"]
+    assert set(report["by_language"]) == set(base["by_language"])
+    assert "report" not in lineage["dev_metrics"] and "base_ranks" not in run["metrics"]
     assert model["digest"] != base_row["digest"]
 
     # The existing rollout: staging, then production for the KB through its gate.
