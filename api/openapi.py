@@ -91,6 +91,7 @@ NAMES_IN_BODY = frozenset(
         ("post", "/retrieval"),
         ("post", "/v1/keys"),
         ("get", "/v1/audit"),
+        ("post", "/v1/models/finetune"),  # the KB and the base model
     }
 )
 
@@ -122,6 +123,10 @@ ROUTE_ERRORS: dict[tuple[str, str], tuple[int, ...]] = {
     ("post", "/v1/keys"): (409,),  # the name is taken
     ("post", "/v1/chat/completions"): (400, 409, 413),
     ("post", "/retrieval"): (400, 409, 413),
+    ("post", "/v1/models/finetune"): (409,),  # name taken, a run of the KB in progress
+    ("post", "/v1/models/finetune/{job_id}/cancel"): (409,),  # already ended
+    ("post", "/v1/kbs/{kb}/versions/{number}/snapshots"): (409,),  # FAISS, building, purged
+    ("post", "/v1/kbs/{kb}/versions/restore"): (409,),
 }
 
 # Bodies read by the route itself, by content type.

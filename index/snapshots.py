@@ -202,12 +202,13 @@ def create_snapshot(
     rt: IndexServices, *, kb: KnowledgeBase, number: int, created_by: str | None = None
 ) -> IndexSnapshot:
     """Export version `number` of `kb` (module docstring). Conflict (409) for a version
-    that is building or purged; InvalidInput (422) for a FAISS version; Unavailable
-    when its engine is not the one configured now or storage fails."""
+    that is building or purged, or a FAISS version (what the version is, not what the
+    request says, stands in the way); Unavailable when its engine is not the one
+    configured now or storage fails."""
     with rt.db.session() as s:
         version = get_version(session=s, kb=kb, number=number)
     if version.backend != "qdrant":
-        raise InvalidInput(
+        raise Conflict(
             f"index version {number} of {kb.name!r} is a FAISS version; only Qdrant versions "
             "export as Qdrant snapshots (FAISS keeps no exact vectors for IVF-PQ and its "
             f"payloads in its own files). Build a Qdrant version (POST /v1/kbs/{kb.name}/"

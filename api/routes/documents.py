@@ -173,7 +173,7 @@ def list_documents(
         Query(
             description="`key=value`: only documents whose upload metadata has it (a "
             "number or boolean as JSON writes it); repeat for several, all must hold",
-            json_schema_extra={"items": {"type": "string", "pattern": "="}},
+            json_schema_extra={"items": {"type": "string", "pattern": r"^[\w .:-]{1,128}="}},
         ),
     ] = None,
     facets: Annotated[

@@ -71,9 +71,10 @@ log = logging.getLogger(__name__)
 
 class ModelIdConvertor(PathConvertor):
     """A model id in a path ('/' included: an unknown `org/model` is still a 404
-    `model_not_found`), but nothing under /v1/models/registry/, the model registry's."""
+    `model_not_found`), but nothing under /v1/models/registry/ (the model registry's) or
+    /v1/models/finetune (fine-tuning jobs'; `finetune` is a reserved KB name)."""
 
-    regex = r"(?!registry/).*"
+    regex = r"(?!registry/|finetune(?:/|$)).*"
 
 
 register_url_convertor("model_id", ModelIdConvertor())

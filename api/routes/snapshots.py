@@ -35,7 +35,7 @@ def create_snapshot(
 ) -> SnapshotPublic:
     """Export a ready, live or retired Qdrant version as a Qdrant shard snapshot into the
     blob store, with its sha256 and size; synchronous (201). FAISS versions are refused
-    (422): build a Qdrant version and export that."""
+    (409): build a Qdrant version and export that."""
     row = snapshots.create_snapshot(rt, kb=kb, number=number, created_by=principal.key_id)
     note_detail(
         request,

@@ -64,7 +64,9 @@ def base_url(tmp_path_factory, settings, fake_openai):
     tmp = tmp_path_factory.mktemp("facade-files")
     settings = settings.model_copy(update={"openai_base_url": fake_openai[1]})
     with serve(create_app(settings, components=SHARED_COMPONENTS)) as url:
-        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {KEY}"}) as http:
+        with httpx.Client(
+            base_url=url, headers={"Authorization": f"Bearer {KEY}"}, timeout=60
+        ) as http:
             assert http.post("/v1/kbs", json={"name": "docs"}).status_code == 201
             files = [("files", (n, d, "application/octet-stream")) for n, d in sample_files(tmp)]
             assert http.post("/v1/kbs/docs/documents", files=files).status_code == 202
@@ -75,7 +77,7 @@ def base_url(tmp_path_factory, settings, fake_openai):
 
 @pytest.fixture
 def client(base_url):
-    return openai.OpenAI(base_url=f"{base_url}/v1", api_key=KEY, max_retries=0)
+    return openai.OpenAI(base_url=f"{base_url}/v1", api_key=KEY, max_retries=0, timeout=120)
 
 
 def test_models_list_knowledge_bases_and_versions(client):
@@ -145,17 +147,19 @@ def test_errors_have_openai_shape(client, base_url):
             model="docs", messages=[{"role": "user", "content": "q"}], extra_body={"generator": "x"}
         )
     assert "extractive, local, openai" in info.value.message
-    bad = openai.OpenAI(base_url=f"{base_url}/v1", api_key="wrong", max_retries=0)
+    bad = openai.OpenAI(base_url=f"{base_url}/v1", api_key="wrong", max_retries=0, timeout=60)
     with pytest.raises(openai.AuthenticationError) as info:
         bad.models.list()
     assert info.value.body["code"] == "invalid_api_key"
-    r = httpx.post(f"{base_url}/v1/chat/completions", json={"model": "docs"})
+    r = httpx.post(f"{base_url}/v1/chat/completions", json={"model": "docs"}, timeout=60)
     assert r.status_code == 401 and set(r.json()["error"]) == {"message", "type", "param", "code"}
 
 
 @pytest.fixture
 def http(base_url):
-    with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {KEY}"}) as c:
+    with httpx.Client(
+        base_url=base_url, headers={"Authorization": f"Bearer {KEY}"}, timeout=60
+    ) as c:
         yield c
 
 

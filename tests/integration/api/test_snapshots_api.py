@@ -1,7 +1,7 @@
 """Index version snapshots through the API, on SQLite and PostgreSQL: export a Qdrant
 Edge version, list and download it, restore it into its KB (another KB: 422)
 (a ready version that answers /retrieve, dense and hybrid, with the source's top hits
-once pinned or promoted), refuse another model (422), FAISS versions (422) and unknown
+once pinned or promoted), refuse another model (422), FAISS versions (409) and unknown
 ids (404); the CLI snapshots and restores from a file."""
 
 from __future__ import annotations
@@ -160,7 +160,7 @@ def test_refusals(client):
     assert c.get(f"/v1/kbs/src/snapshots/{'0' * 32}/download").status_code == 404
     assert c.get(f"/v1/kbs/e5/snapshots/{snap['id']}").status_code == 404  # not e5's
     assert c.post("/v1/kbs/src/versions/9/snapshots").status_code == 404
-    # A FAISS version: 422 saying why and what to do instead.
+    # A FAISS version: 409 saying why and what to do instead.
     r = c.post("/v1/kbs/src/versions", json={"backend": "faiss"})
     assert r.status_code == 202, r.text
     number = r.json()["number"]
@@ -169,7 +169,7 @@ def test_refusals(client):
         assert time.monotonic() < deadline, "the FAISS version did not build"
         time.sleep(0.2)
     r = c.post(f"/v1/kbs/src/versions/{number}/snapshots")
-    assert r.status_code == 422 and "FAISS version" in r.json()["error"]["message"], r.text
+    assert r.status_code == 409 and "FAISS version" in r.json()["error"]["message"], r.text
 
 
 def test_erasing_a_document_deletes_the_snapshots_that_may_hold_it(client):

@@ -94,7 +94,9 @@ def test_console_flows_in_chromium(browser, server, tmp_path):
     row = page.locator("#kb-table tbody tr[data-kb='handbook']")
     expect(row).to_contain_text("all-MiniLM-L6-v2")
     # A second KB, made through the API, for the reader check below.
-    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {ADMIN}"}) as api:
+    with httpx.Client(
+        base_url=base, headers={"Authorization": f"Bearer {ADMIN}"}, timeout=60
+    ) as api:
         r = api.post("/v1/kbs", json={"name": "private", "embedding_model": "all-MiniLM-L6-v2"})
         assert r.status_code == 201, r.text
     page.reload()
@@ -229,7 +231,9 @@ def test_console_flows_in_chromium(browser, server, tmp_path):
     context.close()
 
     # -- a reader of `handbook` ---------------------------------------------------------
-    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {ADMIN}"}) as api:
+    with httpx.Client(
+        base_url=base, headers={"Authorization": f"Bearer {ADMIN}"}, timeout=60
+    ) as api:
         r = api.post("/v1/keys", json={"name": "reader", "role": "reader", "kbs": ["handbook"]})
         assert r.status_code == 201, r.text
         reader_key = r.json()["key"]

@@ -106,7 +106,9 @@ def test_documents_ingestion_filters_and_document_page(browser, server, tmp_path
     shots = tmp_path / "shots"
     shots.mkdir()
     base = server
-    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {ADMIN}"}) as api:
+    with httpx.Client(
+        base_url=base, headers={"Authorization": f"Bearer {ADMIN}"}, timeout=60
+    ) as api:
         r = api.post("/v1/kbs", json={"name": "library", "embedding_model": "all-MiniLM-L6-v2"})
         assert r.status_code == 201, r.text
         # A broken PDF with upload metadata, through the API: a failed document to filter.

@@ -204,7 +204,9 @@ def test_quality_pages_in_chromium(browser, server, seeded, tmp_path):
     expect(page.locator("#compare-metrics tr[data-metric='mrr']")).to_be_visible()
     assert metrics.count() >= 5
     # Each delta is A − B of the two runs' means, as the list shows them.
-    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {ADMIN}"}) as api:
+    with httpx.Client(
+        base_url=base, headers={"Authorization": f"Bearer {ADMIN}"}, timeout=60
+    ) as api:
         agg1 = api.get(f"/v1/evals/{run1}").json()["aggregate"]
         agg2 = api.get(f"/v1/evals/{run2}").json()["aggregate"]
     for name in ("mrr", "rouge"):
@@ -215,7 +217,9 @@ def test_quality_pages_in_chromium(browser, server, seeded, tmp_path):
         assert shown == pytest.approx(delta, abs=1e-3), (name, cells)
     # Per question: the questions whose rouge differs, worst change first.
     page.get_by_label("Metric", exact=True).select_option("rouge")
-    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {ADMIN}"}) as api:
+    with httpx.Client(
+        base_url=base, headers={"Authorization": f"Bearer {ADMIN}"}, timeout=60
+    ) as api:
         res1 = {r["position"]: r for r in api.get(f"/v1/evals/{run1}/results").json()["results"]}
         res2 = api.get(f"/v1/evals/{run2}/results").json()["results"]
     changes = [
