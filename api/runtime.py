@@ -189,41 +189,55 @@ class Runtime:
         can run), then mark the runtime ready: `start()` after the migration, same flags.
         Records progress for `readiness()`; a failing step is recorded, then re-raised.
         Stops between steps once `close()` has begun."""
-        steps: list[tuple[str, Callable[[], None]]] = []
+        # Steps in one stage run side by side: the parser's forkserver is a child process
+        # that imports unstructured and spaCy on its own core while this one loads the
+        # embedding model (31 s → ~20 s to ready on 2 cores). The redactor loads in this
+        # process (the GIL: nothing to gain beside the model), the workers last.
+        stages: list[list[tuple[str, Callable[[], None]]]] = []
         if models:
-            steps.append((EMBEDDING_MODEL, lambda: self.embedder().warm_up()))
+            # Straight from the components: the runtime's getters wait for these steps.
+            c, settings = self.components, self.settings
+            first = [(EMBEDDING_MODEL, lambda: c.embedder(settings).warm_up())]
+            stages.append(first)
             if warm_ingest:
-                steps.append((PARSER, lambda: self.parser().warm_up()))
-                if self.settings.redaction_enabled:
-                    steps.append((REDACTOR, lambda: self.redactor().warm_up()))
+                parser = (PARSER, lambda: c.parser(settings).warm_up())
+                # In-process parsing imports in this process: one after the other.
+                if self.settings.parser_isolation:
+                    first.append(parser)
+                else:
+                    stages.append([parser])
+            if warm_ingest and self.settings.redaction_enabled:
+                stages.append([(REDACTOR, lambda: c.redactor(settings).warm_up())])
         if workers:
-            steps.append((WORKERS, self._start_workers))
+            stages.append([(WORKERS, self._start_workers)])
         with self._warm:
-            self._warming = [name for name, _ in steps]
+            self._warming = [name for stage in stages for name, _ in stage]
             if threading.current_thread() is not self._warm_thread:
                 self._warm_started = time.monotonic()
             self._warm_ended = self._warm_error = None
-        for name, step in steps:
-            t0 = time.perf_counter()
+        for stage in stages:
             with self._step_lock:
                 if self._closing.is_set():
-                    log.info("warm-up stopped before the %s: shutting down", name)
+                    names = ", ".join(name for name, _ in stage)
+                    log.info("warm-up stopped before the %s: shutting down", names)
                     return
-                try:
-                    step()
-                except Exception as exc:
+                failure = _run_side_by_side(stage, self._step_done)
+                if failure is not None:
+                    name, exc = failure
                     with self._warm:
                         self._warm_error = f"{name}: {exc.__class__.__name__}: {exc}"
                         self._warm_ended = time.monotonic()
                         self._warm.notify_all()
-                    raise
-            log.info("warm-up: %s in %.1fs", name, time.perf_counter() - t0)
-            with self._warm:
-                self._warming.remove(name)
-                self._warm.notify_all()
+                    raise exc
         with self._warm:
             self._warm_ended = time.monotonic()
             self.ready = True
+
+    def _step_done(self, name: str, seconds: float) -> None:
+        log.info("warm-up: %s in %.1fs", name, seconds)
+        with self._warm:
+            self._warming.remove(name)
+            self._warm.notify_all()
 
     def _start_workers(self) -> None:
         # After the models: the BLAS libraries they load are capped too (core.threads).
@@ -305,6 +319,34 @@ class Runtime:
         finally:
             if stepped:
                 self._step_lock.release()
+
+
+def _run_side_by_side(
+    steps: list[tuple[str, Callable[[], None]]], done: Callable[[str, float], None]
+) -> tuple[str, Exception] | None:
+    """Run the steps at once (the first in this thread), calling `done(name, seconds)` as
+    each ends; the first failure (name, exception), or None. Waits for all of them."""
+    failures: list[tuple[str, Exception]] = []
+
+    def run(name: str, step: Callable[[], None]) -> None:
+        t0 = time.perf_counter()
+        try:
+            step()
+        except Exception as exc:  # noqa: BLE001 - reported to the caller
+            failures.append((name, exc))
+            return
+        done(name, time.perf_counter() - t0)
+
+    others = [
+        threading.Thread(target=run, args=step, name=f"ragops-warm-up-{step[0]}", daemon=True)
+        for step in steps[1:]
+    ]
+    for thread in others:
+        thread.start()
+    run(*steps[0])
+    for thread in others:
+        thread.join()
+    return failures[0] if failures else None
 
 
 def freeze_heap() -> None:

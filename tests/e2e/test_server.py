@@ -195,7 +195,7 @@ def test_upload_query_restart(tmp_path):
     ]
     idle = Server(data_dir, log, RAGOPS_WORKERS="0")
     try:
-        idle.wait_ready()
+        idle.wait_listening()  # uploads are taken while the models load
         r = upload(idle, "e2e", late)
         assert r.status_code == 202
         assert {d["status"] for d in r.json()["documents"]} == {"pending"}
