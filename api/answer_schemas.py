@@ -152,6 +152,17 @@ class FeedbackCreate(RequestModel):
     rating: Literal[-1, 1] = Field(..., description="1 = helpful, -1 = not helpful")
     comment: str | None = Field(None, max_length=4000)
     correction: str | None = Field(None, max_length=20000, description="The right answer")
+    supporting_chunk_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description="With rating -1: the chunk that holds the right answer (a chunk_id of "
+        "the answer's KB, from its contexts or /retrieve; 422 otherwise); fine-tuning "
+        "pairs the question with it",
+        # Checked by `retrieval.answers.add_feedback`, with a message saying where ids
+        # come from.
+        json_schema_extra={"pattern": "^[0-9a-f]{32}$"},
+    )
 
 
 class FeedbackPublic(PublicModel):
@@ -160,6 +171,9 @@ class FeedbackPublic(PublicModel):
     rating: int
     comment: str | None
     correction: str | None
+    supporting_chunk_id: str | None = Field(
+        None, description="The chunk the reviewer named as holding the right answer"
+    )
     created_at: UtcDateTime
 
 

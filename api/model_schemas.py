@@ -7,12 +7,19 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from api.limits import MAX_DB_INT
 from api.schemas import METADATA_COLUMN, JsonObject, PublicModel, RequestModel, UtcDateTime
+from eval.generate import MAX_SIZE as SYNTHETIC_MAX
 from eval.registry import NAME_RE as MODEL_NAME
 
 Kind = Literal["embedding", "generator", "judge", "reranker"]
 Stage = Literal["candidate", "staging", "production", "archived"]
 SourceType = Literal["local_path", "hub_id", "endpoint", "package", "builtin"]
+
+
+def _range(low: float, high: float) -> dict[str, Any]:
+    """Bounds for the schema only: the domain code checks them with its own messages."""
+    return {"minimum": low, "maximum": high}
 
 
 class Lineage(RequestModel):
@@ -171,8 +178,9 @@ FineTuneSource = Literal["feedback", "testsets", "synthetic"]
 
 
 class FineTuneCreate(RequestModel):
-    """Fine-tune a registered embedding model on a KB's own feedback and test sets; the
-    result is registered as a candidate only if it beats the base on the dev split."""
+    """Fine-tune a registered embedding model on a KB's own feedback, test sets and/or
+    questions the LLM judge writes for its chunks; the result is registered as a
+    candidate only if it beats the base on the dev split."""
 
     name: str = Field(
         ...,
@@ -189,22 +197,50 @@ class FineTuneCreate(RequestModel):
     sources: list[FineTuneSource] = Field(
         default_factory=lambda: ["feedback"],
         description="feedback (thumbs-up citations, corrections naming a chunk), testsets "
-        "(cases with reference contexts); synthetic: generate a test set first and name it",
+        "(cases with reference contexts), synthetic (the job first has the LLM judge write "
+        "questions for sampled chunks of the live version and stores them as test set "
+        "finetune-<name>-synthetic; 409 without a judge)",
     )
     testsets: list[str] | None = Field(
         None, description="Test set names ('name' or 'name@version') for source testsets"
     )
-    epochs: int | None = Field(None, description="Default 1; 1-20")
-    batch_size: int | None = Field(None, description="Default 16; 2-256")
-    learning_rate: float | None = Field(None, description="Default 2e-5")
-    max_minutes: float | None = Field(None, description="Training time bound; default 30")
-    max_steps: int | None = Field(None, description="Optimizer steps bound; default none")
-    hard_negatives: int | None = Field(None, description="Mined per train pair; default 1, 0-5")
+    synthetic_questions: int | None = Field(
+        None,
+        description="Questions the judge writes for source synthetic; default 100, 1-500 "
+        "(422 without source synthetic)",
+        # Checked by `eval.finetune_data.check_synthetic`, with a message saying how.
+        json_schema_extra={"minimum": 1, "maximum": SYNTHETIC_MAX},
+    )
+    # The bounds are stated in the schema and checked by `eval.finetune.FineTuneParams`,
+    # whose messages say which field and what range.
+    epochs: int | None = Field(None, description="Default 1; 1-20", json_schema_extra=_range(1, 20))
+    batch_size: int | None = Field(
+        None, description="Default 16; 2-256", json_schema_extra=_range(2, 256)
+    )
+    learning_rate: float | None = Field(
+        None, description="Default 2e-5; 1e-7 to 1e-3", json_schema_extra=_range(1e-7, 1e-3)
+    )
+    max_minutes: float | None = Field(
+        None,
+        description="Training time bound; default 30, 0.1 to 1440",
+        json_schema_extra=_range(0.1, 24 * 60),
+    )
+    max_steps: int | None = Field(
+        None,
+        description="Optimizer steps bound; default none",
+        json_schema_extra=_range(1, MAX_DB_INT),
+    )
+    hard_negatives: int | None = Field(
+        None, description="Mined per train pair; default 1, 0-5", json_schema_extra=_range(0, 5)
+    )
     min_dev_gain: float | None = Field(
         None,
-        description="Dev recall@5 gain over the base needed to register; default 0.01",
+        description="Dev recall@5 gain over the base needed to register; default 0.01, -1 to 1",
+        json_schema_extra=_range(-1, 1),
     )
-    seed: int | None = None
+    seed: int | None = Field(
+        None, description="Default 0; 0 to 2^32-1", json_schema_extra=_range(0, 2**32 - 1)
+    )
 
     def hyperparameters(self) -> dict[str, Any]:
         keys = (
@@ -272,6 +308,11 @@ class FineTuneDatasetPublic(BaseModel):
     sources: list[str]
     testsets: list[str]
     hard_negatives_mined: bool
+    synthetic: dict[str, Any] | None = Field(
+        None,
+        description="Source synthetic: questions (how many the judge will write when the "
+        "job runs: a preview generates none, so counts leave them out), judge, and a note",
+    )
     counts: JsonObject
     sample: list[dict[str, Any]]
     trainable: bool

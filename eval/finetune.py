@@ -2,10 +2,18 @@
 
 `submit_finetune` validates the request (the base model is a registered embedding model
 with local files, the name is free, the dataset clears the guard rails of
-`eval.finetune_data`) and queues an `embedding_finetune` job with a `FineTuneRun` row of
-the same id. `run_finetune` (the job):
+`eval.finetune_data`, a judge is configured when the source `synthetic` is asked for)
+and queues an `embedding_finetune` job with a `FineTuneRun` row of the same id.
+`run_finetune` (the job):
 
-1. rebuilds the dataset with hard negatives mined from the live index and checks it again;
+0. with source `synthetic`: has the configured LLM judge write `synthetic_questions`
+   questions for sampled chunks of the live version (`eval.generate.generate_testset`,
+   seeded by the job id; progress 0 to `SYNTHETIC_PROGRESS`) and stores them as the
+   next version of test set `finetune-<name>-synthetic`, source "generated", its
+   description naming the job, so an attempt retried after a crash finds that set
+   (`generated_testset`) instead of asking the judge again;
+1. rebuilds the dataset (with those questions as source "synthetic") with hard
+   negatives mined from the live index and checks it again;
 2. measures the base model on the dev split (recall@5 and MRR@10 of the positive chunk
    among the dataset's chunks plus a sample of the KB, `DEV_CORPUS_SIZE`);
 3. trains with sentence-transformers' MultipleNegativesRankingLoss (in-batch negatives
@@ -22,8 +30,9 @@ the same id. `run_finetune` (the job):
 6. registers the result as a `candidate` embedding model only if dev recall@5 beats the
    base by `min_dev_gain` (default `DEFAULT_MIN_DEV_GAIN`, +0.01 absolute); otherwise the
    run ends `refused` and the job fails with the figures. The registry entry carries the
-   lineage (base model and digest, dataset id and counts, hyper-parameters, code version,
-   dev metrics) and its own digest.
+   lineage (base model and digest, dataset id and counts, the synthetic test set and
+   version and the judge that wrote it, hyper-parameters, code version, dev metrics) and
+   its own digest.
 
 From there the rollout is the existing one (`eval.rollout`): stage the candidate, then
 promote it to production for a KB, which builds an index version with it and goes live
@@ -38,10 +47,12 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import json
 import logging
 import random
+import re
 import shutil
 import subprocess
 import time
@@ -59,10 +70,15 @@ from core.jobs import PermanentJobError
 from core.kbs import get_kb
 from eval import finetune_data as data
 from eval import registry
+from eval.generate import generate_testset, generated_testset
+from eval.judge import judge_label, require_judge
 from eval.model_sources import model_path
+from eval.testsets import get_cases
+from index.versions import queryable_version
 from ingest.embed import prompt_of
 
 if TYPE_CHECKING:
+    from core.catalog.models import KnowledgeBase
     from core.jobs import JobContext
     from eval.services import EvalServices
 
@@ -82,6 +98,11 @@ CHECKPOINTS, FINAL = "checkpoints", "model"
 BASE_RANKS, REPORT = "base_ranks", "report"
 # Questions listed one by one in the report (the per-language figures count them all).
 MAX_REPORT_QUESTIONS = 2000
+# The share of the job's progress the judge's writing of synthetic questions takes; the
+# rest (dataset, training, registration) is scaled into what is left.
+SYNTHETIC_PROGRESS = 0.3
+# What needs the judge, in the 409 without one.
+SYNTHETIC_NEEDS = "the fine-tuning source 'synthetic' (questions written for the KB's chunks)"
 
 
 @dataclass
@@ -116,6 +137,8 @@ class FineTuneParams:
                 raise InvalidInput(f"{key} must be between {low:g} and {high:g}, got {value}")
         if self.max_steps is not None and self.max_steps < 1:
             raise InvalidInput(f"max_steps must be at least 1, got {self.max_steps}")
+        if not 0 <= self.seed < 2**32:
+            raise InvalidInput(f"seed must be between 0 and 2^32-1, got {self.seed}")
         return self
 
 
@@ -155,13 +178,17 @@ def submit_finetune(
     sources: list[str] | None = None,
     testsets: list[str] | None = None,
     params: FineTuneParams | None = None,
+    synthetic_questions: int | None = None,
 ) -> FineTuneRun:
     """Validate and queue; 422 (InvalidInput, DatasetRefused) for bad input or data that
-    must not be trained on, 404 for an unknown KB, base model or test set, 409 for a
-    name already taken (registered, or being trained)."""
+    must not be trained on, 404 for an unknown KB, base model or test set or a KB without
+    a live index version, 409 for a name already taken (registered, or being trained) or
+    for source `synthetic` without an LLM judge."""
     params = (params or FineTuneParams()).check()
     registry.check_name(name)
     chosen = data.check_sources(sources, testsets)
+    questions = data.check_synthetic(chosen, synthetic_questions)
+    judge = require_judge(rt.settings, SYNTHETIC_NEEDS) if questions else None
     base, _ = base_model_files(rt, base_model)
     with rt.db.session() as s:
         kb_row = get_kb(session=s, name_or_id=kb)
@@ -191,12 +218,21 @@ def submit_finetune(
         dev_fraction=params.dev_fraction,
         mine=False,
     )
-    data.check_trainable(rt, ds, kb_row)
-    request = {
+    data.check_trainable(rt, ds, kb_row, to_generate=questions or 0)
+    request: dict[str, Any] = {
         "sources": chosen,
         "testsets": list(testsets or []),
         "hyperparameters": asdict(params),
     }
+    dataset: dict[str, Any] = {"preview_id": ds.id, "counts": ds.counts()}
+    if questions:
+        request["synthetic_questions"] = questions
+        dataset["synthetic"] = {
+            "questions": questions,
+            "judge": judge,
+            "testset": synthetic_testset_name(name),
+            "version": None,
+        }
     with rt.db.session() as s:
         job = rt.jobs.submit(
             s,
@@ -213,12 +249,52 @@ def submit_finetune(
             name=name,
             base_model=base.name,
             params=request,
-            dataset={"preview_id": ds.id, "counts": ds.counts()},
+            dataset=dataset,
         )
         s.add(run)
         s.flush()
         s.expunge(run)
     return run
+
+
+def preview_dataset(
+    rt: EvalServices,
+    *,
+    kb: KnowledgeBase,
+    sources: list[str] | None,
+    testsets: list[str] | None,
+    hard_negatives: int = 1,
+    synthetic_questions: int | None = None,
+) -> dict[str, Any]:
+    """What a run on `kb` would train on now (`data.summary`, negatives mined), whether
+    it would be accepted (`trainable`, else `refusal`), and for source `synthetic` how
+    many questions the judge would write when the job runs (`synthetic`: none are
+    written here, so the counts leave them out)."""
+    chosen = data.check_sources(sources, testsets)
+    questions = data.check_synthetic(chosen, synthetic_questions)
+    ds = data.build_dataset(
+        rt, kb=kb, sources=chosen, testsets=testsets, hard_negatives=hard_negatives
+    )
+    refusal = None
+    try:
+        if questions:
+            require_judge(rt.settings, SYNTHETIC_NEEDS)
+        data.check_trainable(rt, ds, kb, to_generate=questions or 0)
+    except (data.DatasetRefused, Conflict) as exc:
+        refusal = exc.message
+    body = {**data.summary(ds), "trainable": refusal is None, "refusal": refusal}
+    if questions:
+        judge = judge_label(rt.settings)
+        body["synthetic"] = {
+            "questions": questions,
+            "judge": judge,
+            "note": f"{questions} questions will be written by the judge ({judge}) for "
+            "sampled chunks of the live version when the job runs; they are not in these "
+            "counts"
+            if judge
+            else "no LLM judge is configured: a run with source 'synthetic' is refused",
+        }
+    return body
 
 
 def get_run(rt: EvalServices, run_id: str) -> FineTuneRun:
@@ -289,6 +365,9 @@ class _Recorder(Recorder):
         super().__init__()
         self.rt, self.run_id, self.ctx = rt, run_id, ctx
         self.last_sync = 0.0
+        # Progress already spent on an earlier phase: later fractions are scaled into
+        # the rest (the synthetic questions take 0 to SYNTHETIC_PROGRESS).
+        self.offset = 0.0
 
     def update(self, **values: Any) -> FineTuneRun:
         with self.rt.db.session() as s:
@@ -310,7 +389,7 @@ class _Recorder(Recorder):
 
     def progress(self, fraction: float, message: str) -> None:
         if self.ctx is not None:
-            self.ctx.progress(fraction, message)
+            self.ctx.progress(self.offset + (1.0 - self.offset) * fraction, message)
 
     def step(self, epoch: int, step: int, loss: float) -> bool:
         self.record_step(epoch, step, loss)
@@ -396,6 +475,13 @@ def _train_and_register(
     with rt.db.session() as s:
         kb = get_kb(session=s, name_or_id=run.kb_id or "")
         s.expunge(kb)
+    synthetic: dict[str, Any] | None = None
+    if run.params.get("synthetic_questions"):
+        synthetic = synthetic_testset(rt, rec, run, kb, int(run.params["synthetic_questions"]))
+        rec.update(dataset={**(run.dataset or {}), "synthetic": synthetic})
+        if rec.cancelled():
+            raise _Cancelled("cancelled after writing the synthetic questions")
+        rec.offset = SYNTHETIC_PROGRESS
     rec.progress(0.01, "building the dataset (mining hard negatives)")
     ds = data.build_dataset(
         rt,
@@ -404,10 +490,13 @@ def _train_and_register(
         testsets=run.params["testsets"],
         hard_negatives=params.hard_negatives,
         dev_fraction=params.dev_fraction,
+        synthetic=(synthetic["testset"], synthetic["version"]) if synthetic else None,
     )
     data.check_trainable(rt, ds, kb)
     corpus = data.dev_corpus(rt, ds, limit=DEV_CORPUS_SIZE)
     dataset = {"id": ds.id, "counts": ds.counts(), "index_version": ds.index_version}
+    if synthetic:
+        dataset["synthetic"] = synthetic
     rec.update(dataset={**(run.dataset or {}), **dataset})
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -485,6 +574,7 @@ def _train_and_register(
         "dataset": dataset,
         "sources": run.params["sources"],
         "testsets": run.params["testsets"],
+        "synthetic": synthetic,
         "kb": kb.name,
         "hyperparameters": asdict(params),
         "device": device,
@@ -499,11 +589,18 @@ def _train_and_register(
         name=run.name,
         source_type="local_path",
         source=str(final),
-        description=f"{base.name} fine-tuned on {kb.name}'s feedback/test sets ({figures})",
+        description=f"{base.name} fine-tuned on {kb.name}'s "
+        f"{'/'.join(run.params['sources'])} ({figures})",
         lineage={
             "fine_tuned_from": base.name,
             "training_data": f"finetune dataset {ds.id} of KB {kb.name} (index version "
-            f"{ds.index_version}): {json.dumps(ds.counts()['by_source'])}",
+            f"{ds.index_version}): {json.dumps(ds.counts()['by_source'])}"
+            + (
+                f"; synthetic questions: test set {synthetic['testset']!r} version "
+                f"{synthetic['version']}, written by {synthetic['judge']}"
+                if synthetic
+                else ""
+            ),
             "notes": f"fine-tuning run {run.id}",
         },
         metadata={"path": str(final), "finetune": lineage_record},
@@ -513,6 +610,63 @@ def _train_and_register(
     )
     shutil.rmtree(folder / CHECKPOINTS, ignore_errors=True)
     return f"registered candidate {run.name!r} (digest {model_row.digest[:12]}): {figures}"
+
+
+def synthetic_testset_name(run_name: str) -> str:
+    """The test set a run's synthetic questions are stored in (a valid test set name,
+    whatever characters the model name holds)."""
+    base = re.sub(r"[^A-Za-z0-9_.-]", "_", run_name)
+    if len(base) > 100:
+        base = f"{base[:90]}-{hashlib.sha256(run_name.encode()).hexdigest()[:8]}"
+    return f"finetune-{base}-synthetic"
+
+
+def synthetic_testset(
+    rt: EvalServices, rec: Recorder, run: FineTuneRun, kb: KnowledgeBase, size: int
+) -> dict[str, Any]:
+    """The run's synthetic test set: the one an earlier attempt of this job stored (its
+    description names the job id), else `size` questions the judge writes now for
+    sampled chunks of the live version (progress 0 to `SYNTHETIC_PROGRESS`). Returns
+    what the lineage records: test set, version, judge, questions asked, cases kept."""
+    found = generated_testset(rt, run.id)
+    if found is None:
+        with rt.db.session() as s:
+            version = queryable_version(session=s, kb=kb, number=None)
+            if version is None:
+                raise NotFound(
+                    f"knowledge base {kb.name!r} has no live index version; upload documents first"
+                )
+            number = version.number
+        rec.progress(0.0, f"the judge writes {size} synthetic questions")
+
+        def progress(done: int) -> None:
+            rec.progress(SYNTHETIC_PROGRESS * done / size, f"{done}/{size} synthetic questions")
+
+        made = generate_testset(
+            rt,
+            kb_id=kb.id,
+            kb=kb.name,
+            name=synthetic_testset_name(run.name),
+            size=size,
+            index_version=number,
+            job_id=run.id,
+            on_progress=progress,
+        )
+        log.info("fine-tuning run %s: %s", run.id, made.message())
+        testset, judge, reused = made.testset, made.judge, False
+    else:
+        with rt.db.session() as s:
+            cases = get_cases(session=s, testset_id=found.id)
+            judge = next((c.metadata_.get("judge") for c in cases if c.metadata_), None)
+        testset, reused = found, True
+    return {
+        "testset": testset.name,
+        "version": testset.version,
+        "judge": judge,
+        "questions": size,
+        "cases": testset.case_count,
+        "reused": reused,
+    }
 
 
 def public_metrics(metrics: dict[str, Any]) -> dict[str, Any]:

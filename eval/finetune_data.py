@@ -4,19 +4,24 @@ A pair is (question, positive chunk): the chunk as the live index version holds 
 already cleaned and redacted at ingestion), never a raw document. Sources:
 
 - `feedback`: a thumbs-up answer gives (its question, its first cited chunk); a
-  thumbs-down answer gives (its question, the chunk a reviewer names) when the feedback's
-  comment or correction names a chunk id of the live version, or else the chunk among
-  the passages the answer saw whose text contains the correction. Only the newest
-  feedback of each answer counts.
+  thumbs-down answer gives (its question, the chunk a reviewer names): the feedback's
+  `supporting_chunk_id` when it has one (skipped when that chunk is no longer in the
+  live version, e.g. its document was erased or changed: never replaced by a guess),
+  else a chunk id of the live version named in its comment or correction, or else the
+  chunk among the passages the answer saw whose text contains the correction. Only the
+  newest feedback of each answer counts.
 - `testsets`: each case of the named test sets gives (its question, the chunk it refers
   to): `metadata.chunk_id` (generated sets), a reference context equal to or contained
   in a chunk, or a reference document with a single chunk in the live version.
   Ambiguous cases are skipped and counted, never guessed with the model being trained.
-- `synthetic`: questions the configured judge writes for sampled chunks are the test-set
-  generator's job (`POST /v1/testsets/generate`): generate a set, then name it under
-  `testsets`. Asking for `synthetic` directly is refused with that hint.
+- `synthetic`: the cases of the test set the fine-tuning job had the configured judge
+  generate for sampled chunks of the live version (`eval.generate.generate_testset`;
+  `synthetic` names that set and version), read like `testsets` cases and tagged
+  source "synthetic". Before the job runs (the request's validation, the preview) there
+  are none yet: `check_trainable(..., to_generate=n)` counts on the n questions asked.
 
-Then: one pair per question (the first source wins: corrections, thumbs-up, test sets),
+Then: one pair per question (the first source wins: corrections, thumbs-up, test sets,
+synthetic questions),
 a train/dev split by document (no dev document's chunk appears in train, as positive or
 as negative), and hard negatives for train pairs mined from the live index: the
 highest-ranked chunks of other (train) documents for the question.
@@ -47,6 +52,7 @@ from sqlalchemy import select
 from core.catalog.models import Answer, AnswerFeedback, Chunk, Document, IndexVersion
 from core.errors import InvalidInput, NotFound
 from eval import gates
+from eval.generate import MAX_SIZE as MAX_SYNTHETIC_QUESTIONS
 from eval.testsets import get_cases, get_testset
 from index.versions import queryable_version
 from retrieval.fusion import detect_language
@@ -59,6 +65,9 @@ if TYPE_CHECKING:
     from eval.services import EvalServices
 
 SOURCES = ("feedback", "testsets", "synthetic")
+# Questions the judge is asked for when the `synthetic` source names no count: about two
+# batches of 16 for train plus a dev split, with room for rejected answers.
+DEFAULT_SYNTHETIC_QUESTIONS = 100
 # MultipleNegativesRankingLoss learns from the other pairs of a batch (in-batch
 # negatives): with fewer than two batches of 16 an epoch is one or two gradient steps on
 # a handful of contrasts, which moves the model more by noise than by signal, and the dev
@@ -96,7 +105,7 @@ class Pair:
     document_id: str
     # The split is keyed on it: a document re-uploaded under its name keeps its side.
     filename: str
-    # "feedback_up", "feedback_correction" or "testset".
+    # "feedback_up", "feedback_correction", "testset" or "synthetic".
     source: str
     language: str
     origin: dict[str, Any] = field(default_factory=dict)
@@ -116,6 +125,8 @@ class Dataset:
     texts: dict[str, str]
     skipped: dict[str, int]
     mined: bool = False
+    # The synthetic test set read ({"testset", "version"}), when there is one.
+    synthetic: dict[str, Any] | None = None
 
     @property
     def train(self) -> list[Pair]:
@@ -168,19 +179,37 @@ def check_sources(sources: list[str] | None, testsets: list[str] | None) -> list
     unknown = [s for s in chosen if s not in SOURCES]
     if unknown:
         raise InvalidInput(f"unknown source {unknown[0]!r}; choose from {', '.join(SOURCES)}")
-    if "synthetic" in chosen:
-        raise InvalidInput(
-            "source 'synthetic' is not built in yet: generate questions with POST "
-            "/v1/testsets/generate, then pass that test set's name in 'testsets' with "
-            "source 'testsets'"
-        )
     if not chosen:
-        raise InvalidInput("sources is empty; choose feedback and/or testsets")
+        raise InvalidInput(f"sources is empty; choose from {', '.join(SOURCES)}")
     if "testsets" in chosen and not testsets:
         raise InvalidInput("source 'testsets' needs 'testsets': the names of the sets to use")
     if testsets and "testsets" not in chosen:
         raise InvalidInput("'testsets' is given but 'testsets' is not among the sources")
     return chosen
+
+
+def check_synthetic(chosen: list[str], synthetic_questions: int | None) -> int | None:
+    """How many questions the judge is to write (`DEFAULT_SYNTHETIC_QUESTIONS` unless
+    given), or None when `synthetic` is not among the (checked) sources."""
+    if "synthetic" not in chosen:
+        if synthetic_questions is not None:
+            raise InvalidInput(
+                "'synthetic_questions' is given but 'synthetic' is not among the sources; "
+                "add 'synthetic' to sources or leave synthetic_questions out"
+            )
+        return None
+    if synthetic_questions is None:
+        return DEFAULT_SYNTHETIC_QUESTIONS
+    if (
+        isinstance(synthetic_questions, bool)
+        or not isinstance(synthetic_questions, int)
+        or not 1 <= synthetic_questions <= MAX_SYNTHETIC_QUESTIONS
+    ):
+        raise InvalidInput(
+            f"synthetic_questions must be between 1 and {MAX_SYNTHETIC_QUESTIONS}, "
+            f"got {synthetic_questions!r}"
+        )
+    return synthetic_questions
 
 
 # -- collecting ----------------------------------------------------------------------
@@ -279,15 +308,23 @@ def _feedback_pairs(s: Session, kb_id: str, chunks: _Chunks, skipped: Counter[st
             continue
         found = _supporting_chunk(answer, feedback, chunks)
         if found is None:
-            skipped["feedback_down_no_supporting_chunk"] += 1
+            skipped[
+                "feedback_down_supporting_chunk_not_in_live_version"
+                if feedback.supporting_chunk_id
+                else "feedback_down_no_supporting_chunk"
+            ] += 1
             continue
         corrections.append(_pair(answer.query, found, chunks, "feedback_correction", origin))
     return corrections + thumbs_up
 
 
 def _supporting_chunk(answer: Answer, feedback: AnswerFeedback, chunks: _Chunks) -> str | None:
-    """A chunk id a reviewer named in the comment or correction, else the passage the
-    answer saw that contains the correction."""
+    """The chunk the reviewer named in `supporting_chunk_id` if the live version still
+    holds it (None if not: the reviewer's choice is never swapped for a guess); without
+    one, a chunk id named in the comment or correction, else the passage the answer saw
+    that contains the correction."""
+    if feedback.supporting_chunk_id:
+        return feedback.supporting_chunk_id if chunks.get(feedback.supporting_chunk_id) else None
     for text in (feedback.comment or "", feedback.correction or ""):
         for cid in _CHUNK_ID.findall(text):
             if chunks.get(cid):
@@ -304,12 +341,17 @@ def _supporting_chunk(answer: Answer, feedback: AnswerFeedback, chunks: _Chunks)
 
 
 def _testset_pairs(
-    s: Session, names: list[str], chunks: _Chunks, skipped: Counter[str]
+    s: Session,
+    refs: list[tuple[str, int | None]],
+    chunks: _Chunks,
+    skipped: Counter[str],
+    *,
+    source: str = "testset",
 ) -> list[Pair]:
+    """Pairs from the cases of test sets given as (name, version or None: the newest)."""
     pairs: list[Pair] = []
-    for ref in names:
-        name, _, version = ref.partition("@")
-        testset = get_testset(session=s, name=name, version=int(version) if version else None)
+    for name, version in refs:
+        testset = get_testset(session=s, name=name, version=version)
         for case in get_cases(session=s, testset_id=testset.id):
             documents = chunks.documents_named(list(case.reference_doc_ids or []))
             found = None
@@ -323,11 +365,16 @@ def _testset_pairs(
             if found is None and documents:
                 found = chunks.only_chunk_of(documents)
             if found is None:
-                skipped["testset_case_without_a_single_reference_chunk"] += 1
+                skipped[f"{source}_case_without_a_single_reference_chunk"] += 1
                 continue
             origin = {"testset": testset.name, "version": testset.version, "case": case.position}
-            pairs.append(_pair(case.question, found, chunks, "testset", origin))
+            pairs.append(_pair(case.question, found, chunks, source, origin))
     return pairs
+
+
+def _parse_ref(ref: str) -> tuple[str, int | None]:
+    name, _, version = ref.partition("@")
+    return name, int(version) if version else None
 
 
 def _pair(question: str, chunk_id: str, chunks: _Chunks, source: str, origin: dict) -> Pair:
@@ -417,10 +464,15 @@ def build_dataset(
     hard_negatives: int = 1,
     dev_fraction: float = DEV_FRACTION,
     mine: bool = True,
+    synthetic: tuple[str, int] | None = None,
 ) -> Dataset:
     """The KB's training pairs, split, with hard negatives when `mine` (a search per
-    train question; the job always mines, a request's validation does not)."""
+    train question; the job always mines, a request's validation does not). `synthetic`:
+    the (name, version) of the test set generated for source `synthetic` (None before
+    the job generated it: no synthetic pairs)."""
     chosen = check_sources(sources, testsets)
+    if synthetic is not None and "synthetic" not in chosen:
+        raise InvalidInput("a synthetic test set is given but 'synthetic' is not among the sources")
     if not 0 <= hard_negatives <= MAX_HARD_NEGATIVES:
         raise InvalidInput(
             f"hard_negatives must be between 0 and {MAX_HARD_NEGATIVES}, got {hard_negatives}"
@@ -440,7 +492,9 @@ def build_dataset(
         if "feedback" in chosen:
             pairs += _feedback_pairs(s, kb.id, chunks, skipped)
         if "testsets" in chosen:
-            pairs += _testset_pairs(s, names, chunks, skipped)
+            pairs += _testset_pairs(s, [_parse_ref(r) for r in names], chunks, skipped)
+        if synthetic is not None:
+            pairs += _testset_pairs(s, [synthetic], chunks, skipped, source="synthetic")
         pairs = _dedup(pairs, skipped)
         texts = {p.positive_id: chunks.all[p.positive_id][0] for p in pairs}
         number = version.number
@@ -453,6 +507,7 @@ def build_dataset(
         pairs=pairs,
         texts=texts,
         skipped=dict(skipped),
+        synthetic={"testset": synthetic[0], "version": synthetic[1]} if synthetic else None,
     )
     split_by_document(ds.pairs, dev_fraction=dev_fraction)
     if mine:
@@ -495,8 +550,12 @@ def check_trainable(
     *,
     min_train: int = MIN_TRAIN_PAIRS,
     min_dev: int = MIN_DEV_PAIRS,
+    to_generate: int = 0,
 ) -> None:
-    """DatasetRefused (422) with the figures when the dataset must not be trained on."""
+    """DatasetRefused (422) with the figures when the dataset must not be trained on.
+    `to_generate`: synthetic questions the job will still add (before it ran): the
+    counts are then checked against what they could at most reach, and the job checks
+    again once they exist."""
     counts = ds.counts()
     overlap = gate_overlap(rt, ds, kb)
     if overlap:
@@ -507,6 +566,22 @@ def check_trainable(
             "gate's test set",
             details={"counts": counts, "gate_overlap": len(overlap), "examples": overlap[:5]},
         )
+    if to_generate:
+        if counts["pairs"] + to_generate < min_train + min_dev:
+            raise DatasetRefused(
+                f"too little training data in {kb.name!r}: {counts['pairs']} pairs now "
+                f"plus at most {to_generate} synthetic questions cannot give the "
+                f"{min_train} train and {min_dev} dev pairs fine-tuning needs; ask for at "
+                f"least {min_train + min_dev - counts['pairs']} synthetic_questions (up to "
+                f"{MAX_SYNTHETIC_QUESTIONS}), or collect more feedback",
+                details={
+                    "counts": counts,
+                    "synthetic_questions": to_generate,
+                    "min_train_pairs": min_train,
+                    "min_dev_pairs": min_dev,
+                },
+            )
+        return
     if counts["train"] < min_train or counts["dev"] < min_dev:
         raise DatasetRefused(
             f"too little training data in {kb.name!r}: {counts['train']} train and "
@@ -560,6 +635,7 @@ def summary(ds: Dataset, *, sample: int = SAMPLE_SIZE) -> dict[str, Any]:
         "sources": ds.sources,
         "testsets": ds.testsets,
         "hard_negatives_mined": ds.mined,
+        "synthetic": ds.synthetic,
         "counts": ds.counts(),
         "sample": [show(p) for p in ds.pairs[:sample]],
     }

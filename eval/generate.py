@@ -17,6 +17,9 @@ case goes through the same ragas `InstructorLLM` and prompt format the judged me
 use; a bad answer costs one chunk, not the run. Nothing is stored before the end, so a
 retried job (endpoint down) starts over on the same sample.
 
+`generate_testset` is the job's work without the job: fine-tuning's `synthetic` source
+(`eval.finetune`) calls it with the fine-tuning job's id.
+
 Example::
 
     job = submit_generation(rt, kb=kb, name="generated", size=20, languages=["en"])
@@ -28,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -244,18 +248,17 @@ def _sample(sources: list[_Source], seed: str) -> list[_Source]:
     return order
 
 
-def _load_sources(rt: EvalServices, payload: dict[str, Any]) -> tuple[IndexVersion, list[_Source]]:
+def _load_sources(
+    rt: EvalServices, *, kb_id: str, kb: str, index_version: int
+) -> tuple[IndexVersion, list[_Source]]:
     with rt.db.session() as s:
         version = s.execute(
             select(IndexVersion).where(
-                IndexVersion.kb_id == payload["kb_id"],
-                IndexVersion.number == payload["index_version"],
+                IndexVersion.kb_id == kb_id, IndexVersion.number == index_version
             )
         ).scalar_one_or_none()
         if version is None:
-            raise PermanentJobError(
-                f"index version {payload['index_version']} of {payload['kb']!r} no longer exists"
-            )
+            raise PermanentJobError(f"index version {index_version} of {kb!r} no longer exists")
         rows = s.execute(_chunk_query(version)).all()
         s.expunge(version)
     sources = [
@@ -264,7 +267,7 @@ def _load_sources(rt: EvalServices, payload: dict[str, Any]) -> tuple[IndexVersi
         if len(_words(text)) >= MIN_CHUNK_WORDS
     ] or [_Source(chunk_id, text, document_id) for chunk_id, text, document_id in rows]
     if not sources:
-        raise PermanentJobError(f"knowledge base {payload['kb']!r} has no chunks left")
+        raise PermanentJobError(f"knowledge base {kb!r} has no chunks left")
     return version, sources
 
 
@@ -328,24 +331,66 @@ async def _generate(
     return kept, problems
 
 
-def run_generation(rt: EvalServices, payload: dict[str, Any], ctx: JobContext | None = None) -> str:
-    """The `testset_generate` job."""
-    size = int(payload["size"])
-    languages = list(payload.get("languages") or [])
+@dataclass
+class Generated:
+    """What `generate_testset` stored: the test set version (detached from its session),
+    the judge that wrote it and its usage."""
+
+    testset: TestSet
+    judge: str
+    requested: int
+    usage: dict[str, Any]
+    rejected: int
+
+    def message(self) -> str:
+        usage = self.usage
+        cost = "" if usage["cost_usd"] is None else f", ${usage['cost_usd']}"
+        return (
+            f"test set {self.testset.name!r} version {self.testset.version}: "
+            f"{self.testset.case_count} of {self.requested} cases ({usage['calls']} judge "
+            f"calls, {usage['prompt_tokens']}+{usage['completion_tokens']} tokens{cost}; "
+            f"{self.rejected} answers rejected)"
+        )
+
+
+def generate_testset(
+    rt: EvalServices,
+    *,
+    kb_id: str,
+    kb: str,
+    name: str,
+    size: int,
+    index_version: int,
+    job_id: str,
+    languages: list[str] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> Generated:
+    """Ask the configured judge for `size` cases on chunks of index version
+    `index_version` of the KB (sampled with `job_id` as the seed, so a retry samples the
+    same ones) and store them as the next version of test set `name`, source "generated",
+    its description naming `job_id` (`generated_testset` finds it). `on_progress(done)`
+    hears the count of cases kept so far. PermanentJobError without a judge on this
+    worker, when the version is gone, or when no answer was usable.
+
+    Example::
+
+        made = generate_testset(rt, kb_id=kb.id, kb=kb.name, name="gen", size=20,
+                                index_version=3, job_id=job.id)
+        made.testset.version, made.judge   # (1, "openai:gpt-4o-mini")
+    """
     try:
         judge = Judge(rt.settings, local_generator=local_judge_model(rt))
     except Conflict as exc:
         raise PermanentJobError(f"this worker has no LLM judge: {exc}") from exc
-    version, sources = _load_sources(rt, payload)
-    job_id = ctx.job_id if ctx is not None else f"{payload['kb_id']}:{payload['name']}"
-
-    def progress(done: int) -> None:
-        if ctx is not None:
-            ctx.progress(done / size, f"{done}/{size} cases")
-
+    version, sources = _load_sources(rt, kb_id=kb_id, kb=kb, index_version=index_version)
+    languages = list(languages or [])
     kept, problems = asyncio.run(
         _generate(
-            judge, _sample(sources, job_id), size=size, languages=languages, on_progress=progress
+            judge,
+            _sample(sources, job_id),
+            size=size,
+            languages=languages,
+            on_progress=on_progress or (lambda done: None),
         )
     )
     usage = judge.usage.as_dict()
@@ -374,22 +419,40 @@ def run_generation(rt: EvalServices, payload: dict[str, Any], ctx: JobContext | 
     with rt.db.session() as s:
         testset = create_testset(
             session=s,
-            name=payload["name"],
+            name=name,
             cases=cases,
             description=(
-                f"generated from {payload['kb']} index v{version.number} by {judge.label} "
-                f"(job {job_id})"
+                f"generated from {kb} index v{version.number} by {judge.label} (job {job_id})"
             ),
             source="generated",
-            kb_id=payload["kb_id"],
+            kb_id=kb_id,
         )
-        number = testset.version
-    cost = "" if usage["cost_usd"] is None else f", ${usage['cost_usd']}"
-    return (
-        f"test set {payload['name']!r} version {number}: {len(cases)} of {size} cases "
-        f"({usage['calls']} judge calls, {usage['prompt_tokens']}+"
-        f"{usage['completion_tokens']} tokens{cost}; {len(problems)} answers rejected)"
+        s.expunge(testset)
+    return Generated(
+        testset=testset, judge=judge.label, requested=size, usage=usage, rejected=len(problems)
     )
+
+
+def run_generation(rt: EvalServices, payload: dict[str, Any], ctx: JobContext | None = None) -> str:
+    """The `testset_generate` job."""
+    size = int(payload["size"])
+
+    def progress(done: int) -> None:
+        if ctx is not None:
+            ctx.progress(done / size, f"{done}/{size} cases")
+
+    made = generate_testset(
+        rt,
+        kb_id=payload["kb_id"],
+        kb=payload["kb"],
+        name=payload["name"],
+        size=size,
+        index_version=payload["index_version"],
+        job_id=ctx.job_id if ctx is not None else f"{payload['kb_id']}:{payload['name']}",
+        languages=list(payload.get("languages") or []),
+        on_progress=progress,
+    )
+    return made.message()
 
 
 def generated_testset(rt: EvalServices, job_id: str) -> TestSet | None:

@@ -4,7 +4,8 @@ keyword-only, session first).
 Example::
 
     answer = get_answer(session=s, answer_id=answer_id)
-    add_feedback(session=s, answer_id=answer.id, rating=-1, correction="Ten days.")
+    add_feedback(session=s, answer_id=answer.id, rating=-1, correction="Ten days.",
+                 supporting_chunk_id=answer.contexts[1]["chunk_id"])
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.catalog.models import Answer, AnswerFeedback, AnswerSettings
-from core.errors import NotFound
+from core.catalog.models import Answer, AnswerFeedback, AnswerSettings, Chunk
+from core.errors import InvalidInput, NotFound
 from retrieval.generators import check_generator_name
 from retrieval.prompts import DEFAULT_PROMPT, parse_ref, resolve_prompt
 
@@ -45,13 +46,41 @@ def add_feedback(
     rating: int,
     comment: str | None = None,
     correction: str | None = None,
+    supporting_chunk_id: str | None = None,
 ) -> AnswerFeedback:
-    """Store a rating (1 or -1) of a recorded answer (NotFound for an unknown one)."""
-    get_answer(session=session, answer_id=answer_id)
-    row = AnswerFeedback(answer_id=answer_id, rating=rating, comment=comment, correction=correction)
+    """Store a rating (1 or -1) of a recorded answer (NotFound for an unknown one).
+    `supporting_chunk_id` (thumbs-down only): the chunk that holds the right answer, a
+    chunk of the answer's KB in any of its index versions (InvalidInput otherwise)."""
+    answer = get_answer(session=session, answer_id=answer_id)
+    if supporting_chunk_id is not None:
+        if rating != -1:
+            raise InvalidInput(
+                "supporting_chunk_id names the chunk that supports a correction: send it "
+                "with rating -1 (a thumbs-up already points at the answer's citations)"
+            )
+        _check_supporting_chunk(session=session, answer=answer, chunk_id=supporting_chunk_id)
+    row = AnswerFeedback(
+        answer_id=answer_id,
+        rating=rating,
+        comment=comment,
+        correction=correction,
+        supporting_chunk_id=supporting_chunk_id,
+    )
     session.add(row)
     session.flush()
     return row
+
+
+def _check_supporting_chunk(*, session: Session, answer: Answer, chunk_id: str) -> None:
+    found = session.execute(
+        select(Chunk.id).where(Chunk.id == chunk_id, Chunk.kb_id == answer.kb_id)
+    ).first()
+    if found is None:
+        raise InvalidInput(
+            f"supporting_chunk_id {chunk_id!r} is not a chunk of this answer's knowledge "
+            f"base; use a chunk_id from the answer's contexts (GET /v1/answers/{answer.id}) "
+            "or from a search of that knowledge base (POST /v1/kbs/{kb}/retrieve)"
+        )
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
-"""`ragops finetune`: fine-tune an embedding model from a KB's own feedback and test sets
-(the same catalog functions as POST /v1/models/finetune)."""
+"""`ragops finetune`: fine-tune an embedding model from a KB's own feedback, test sets and
+questions the LLM judge writes for its chunks (the same catalog functions as POST
+/v1/models/finetune)."""
 
 from __future__ import annotations
 
@@ -22,10 +23,23 @@ def finetune_cmd(
     kb: Annotated[str, typer.Option("--kb", help="Knowledge base whose data it learns")],
     source: Annotated[
         list[str] | None,
-        typer.Option("--source", help="feedback or testsets (repeatable; default feedback)"),
+        typer.Option(
+            "--source",
+            help="feedback, testsets or synthetic (repeatable; default feedback)",
+        ),
     ] = None,
     testset: Annotated[
         list[str] | None, typer.Option("--testset", help="Test set name (repeatable)")
+    ] = None,
+    synthetic_questions: Annotated[
+        int | None,
+        typer.Option(
+            "--synthetic-questions",
+            min=1,
+            max=ft_data.MAX_SYNTHETIC_QUESTIONS,
+            help="Questions the judge writes for --source synthetic (default "
+            f"{ft_data.DEFAULT_SYNTHETIC_QUESTIONS})",
+        ),
     ] = None,
     epochs: Annotated[int, typer.Option(min=1, max=20)] = 1,
     batch_size: Annotated[int, typer.Option("--batch-size", min=2, max=256)] = 16,
@@ -43,11 +57,14 @@ def finetune_cmd(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run as JSON")] = False,
 ) -> None:
-    """Fine-tune BASE on a KB's feedback (and test sets); registered as a candidate only if
-    dev recall@5 beats the base by --min-dev-gain. Without --wait the job is queued for the
-    server's workers.
+    """Fine-tune BASE on a KB's feedback (and test sets, and synthetic questions the judge
+    writes first); registered as a candidate only if dev recall@5 beats the base by
+    --min-dev-gain. Without --wait the job is queued for the server's workers.
 
     Example: ragops finetune e5-docs-ft1 --base-model multilingual-e5-small --kb docs --wait
+
+    Example: ragops finetune e5-docs-ft2 --base-model multilingual-e5-small --kb docs
+    --source feedback --source synthetic --synthetic-questions 200 --wait
     """
     params = finetune.FineTuneParams(
         epochs=epochs,
@@ -59,11 +76,16 @@ def finetune_cmd(
     )
     with runtime(models=wait) as rt:
         if dry_run:
+            chosen = ft_data.check_sources(source, testset)
+            questions = ft_data.check_synthetic(chosen, synthetic_questions)
             ds = ft_data.build_dataset(
-                rt, kb=kb_row(rt, kb), sources=source, testsets=testset, mine=False
+                rt, kb=kb_row(rt, kb), sources=chosen, testsets=testset, mine=False
             )
-            counts = ds.counts()
-            print(json.dumps({"id": ds.id, "counts": counts}, indent=2, ensure_ascii=False))
+            body: dict[str, Any] = {"id": ds.id, "counts": ds.counts()}
+            if questions:
+                # Nothing is generated in a dry run: the job writes them first.
+                body["synthetic_questions"] = questions
+            print(json.dumps(body, indent=2, ensure_ascii=False))
             return
         run = finetune.submit_finetune(
             rt,
@@ -73,6 +95,7 @@ def finetune_cmd(
             sources=source,
             testsets=testset,
             params=params,
+            synthetic_questions=synthetic_questions,
         )
         audit_cli(rt, "model.finetune", kb_id=run.kb_id, target=name, run=run.id)
         if wait:

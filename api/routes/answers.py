@@ -137,7 +137,8 @@ def get_answer(answer_id: str, session: SessionDep, viewer: PrincipalDep) -> Ans
 def add_feedback(
     answer_id: str, body: FeedbackCreate, session: SessionDep, viewer: PrincipalDep
 ) -> FeedbackPublic:
-    """Rate an answer (1 or -1), optionally with a comment and the correct answer. Stored
+    """Rate an answer (1 or -1), optionally with a comment and the correct answer, and for
+    a -1 the chunk that supports it (422 unless a chunk of the answer's KB). Stored
     against the answer's query, passages, generator, prompt and index version."""
     _visible_answer(session, answer_id, viewer)
     row = answers.add_feedback(
@@ -146,6 +147,7 @@ def add_feedback(
         rating=body.rating,
         comment=body.comment,
         correction=body.correction,
+        supporting_chunk_id=body.supporting_chunk_id,
     )
     return FeedbackPublic.model_validate(row, from_attributes=True)
 

@@ -28,7 +28,7 @@ from api.model_schemas import (
 )
 from api.schemas import choices
 from core.catalog.models import FineTuneRun, PromotionDecision, RegistryModel
-from core.errors import NotFound
+from core.errors import InvalidInput, NotFound
 from core.kbs import kb_name, kb_names
 from eval import finetune, registry, rollout
 from eval import finetune_data as ft_data
@@ -208,46 +208,62 @@ def _run_public(rt: RuntimeDep, run: FineTuneRun) -> FineTunePublic:
     )
 
 
+_SOURCE = "(?:feedback|testsets|synthetic)"
+_SOURCES_PATTERN = rf"^ *{_SOURCE} *(?:, *{_SOURCE} *)*$"
+
+
 @finetune_router.get("/kbs/{kb}/finetune-dataset", response_model=FineTuneDatasetPublic)
 def finetune_dataset(
     kb: KbDep,
     rt: RuntimeDep,
     sources: Annotated[
-        str, Query(description="Comma-separated: feedback, testsets", examples=["feedback"])
+        str,
+        Query(
+            description="Comma-separated: feedback, testsets, synthetic",
+            examples=["feedback"],
+            # Checked by `eval.finetune_data.check_sources`, with a message naming the choices.
+            json_schema_extra={"pattern": _SOURCES_PATTERN},
+        ),
     ] = "feedback",
     testsets: Annotated[
         str | None, Query(description="Comma-separated test set names (source testsets)")
     ] = None,
     hard_negatives: Annotated[int, Query(ge=0, le=ft_data.MAX_HARD_NEGATIVES)] = 1,
+    synthetic_questions: Annotated[
+        int | None,
+        Query(
+            description="Source synthetic: questions the judge would write (default 100)",
+            # Checked by `eval.finetune_data.check_synthetic`, with a message saying how.
+            json_schema_extra={"minimum": 1, "maximum": ft_data.MAX_SYNTHETIC_QUESTIONS},
+        ),
+    ] = None,
 ) -> FineTuneDatasetPublic:
     """The pairs a fine-tuning run on this KB would use now, with hard negatives mined from
     the live index (one search per train question), counts by source, language and split,
-    and whether the guard rails would let it train. Nothing is stored."""
-    ds = ft_data.build_dataset(
+    and whether the guard rails would let it train. Nothing is stored: with source
+    synthetic, `synthetic` says how many questions the judge would write when the job
+    runs (none are written here)."""
+    chosen = [x for x in sources.split(",") if x.strip()]
+    if not chosen:
+        raise InvalidInput("sources is empty; choose feedback, testsets and/or synthetic")
+    body = finetune.preview_dataset(
         rt,
         kb=kb,
-        sources=[x for x in sources.split(",") if x.strip()],
+        sources=chosen,
         testsets=[x.strip() for x in (testsets or "").split(",") if x.strip()],
         hard_negatives=hard_negatives,
+        synthetic_questions=synthetic_questions,
     )
-    refusal = None
-    try:
-        ft_data.check_trainable(rt, ds, kb)
-    except ft_data.DatasetRefused as exc:
-        refusal = exc.message
     return FineTuneDatasetPublic(
-        **ft_data.summary(ds),
-        trainable=refusal is None,
-        refusal=refusal,
-        min_train_pairs=ft_data.MIN_TRAIN_PAIRS,
-        min_dev_pairs=ft_data.MIN_DEV_PAIRS,
+        **body, min_train_pairs=ft_data.MIN_TRAIN_PAIRS, min_dev_pairs=ft_data.MIN_DEV_PAIRS
     )
 
 
 @finetune_router.post("/models/finetune", status_code=202, response_model=FineTuneAccepted)
 def start_finetune(body: FineTuneCreate, rt: RuntimeDep, viewer: PrincipalDep) -> FineTuneAccepted:
     """Queue a fine-tuning job (poll GET /v1/jobs/{job_id}). 422 with the figures when the
-    KB has too little data or its pairs overlap the quality gate's test set."""
+    KB has too little data or its pairs overlap the quality gate's test set; 409 for
+    source synthetic without an LLM judge."""
     kb = load_kb(rt, body.kb, viewer=viewer)
     params = finetune.FineTuneParams(**body.hyperparameters())
     run = finetune.submit_finetune(
@@ -258,6 +274,7 @@ def start_finetune(body: FineTuneCreate, rt: RuntimeDep, viewer: PrincipalDep) -
         sources=list(body.sources),
         testsets=body.testsets,
         params=params,
+        synthetic_questions=body.synthetic_questions,
     )
     return FineTuneAccepted(
         job_id=run.id,

@@ -309,6 +309,10 @@ class AnswerFeedback(Base):
     rating: Mapped[int] = mapped_column(Integer)
     comment: Mapped[str | None] = mapped_column(Text, default=None)
     correction: Mapped[str | None] = mapped_column(Text, default=None)
+    # The chunk a reviewer names as supporting the correction (a thumbs-down). No foreign
+    # key: chunks go when their document changes or is erased, the feedback stays, and
+    # fine-tuning skips a chunk that is no longer in the live version.
+    supporting_chunk_id: Mapped[str | None] = mapped_column(String(32), default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 

@@ -11,6 +11,7 @@ from api.app import create_app
 from tests.conftest import make_settings
 from tests.utils import fake_openai_server
 from tests.utils.answers import corpus_client, local_generator, parse_sse, upload
+from tests.utils.api import wait_for_documents
 from tests.utils.components import SHARED_COMPONENTS
 from tests.utils.samples import QUERIES
 from tests.utils.servers import serve
@@ -123,6 +124,84 @@ def test_feedback_is_stored_with_the_answer(client):
         assert r.status_code == 422, bad
     r = client.post("/v1/answers/0000/feedback", json={"rating": 1})
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+
+
+REFUNDS = (
+    "Refund policy. Customers who return an item get their money back within ten working "
+    "days after the parcel arrives at the warehouse in Leipzig."
+)
+SHIPPING = (
+    "Shipping policy. Orders leave the warehouse within two days and the courier delivers "
+    "them in three to five working days to any address in the country."
+)
+
+
+def test_thumbs_down_names_its_supporting_chunk_until_it_is_erased(client):
+    """A reviewer names the chunk that holds the right answer: it is checked, stored and
+    returned, fine-tuning pairs the question with it (over a chunk id in the comment),
+    and once its document is erased the pair is dropped rather than guessed."""
+    assert client.post("/v1/kbs", json={"name": "fb"}).status_code == 201
+    upload(client, "fb", [("refunds.txt", REFUNDS.encode()), ("shipping.txt", SHIPPING.encode())])
+    docs = wait_for_documents(client, "fb", expected=2)
+
+    def chunk_of(kb: str, query: str, filename: str) -> str:
+        hits = client.post(f"/v1/kbs/{kb}/retrieve", json={"query": query}).json()["results"]
+        return next(h["chunk_id"] for h in hits if h["filename"] == filename)
+
+    refunds = chunk_of("fb", "refund money back", "refunds.txt")
+    shipping = chunk_of("fb", "courier delivery days", "shipping.txt")
+    other_kb = chunk_of("docs", PYRO, "volcanoes.pdf")
+    # "I don't know" (a threshold no passage reaches): the answer quotes no document, so
+    # erasing shipping.txt keeps it and its feedback.
+    query = "How many days does delivery take?"
+    body = ask(client, kb="fb", query=query, score_threshold=0.99)
+    assert body["answer"].startswith("I don't know")
+    assert client.get(f"/v1/answers/{body['id']}").json()["contexts"] == []
+    url = f"/v1/answers/{body['id']}/feedback"
+
+    def refused(feedback: dict) -> str:
+        r = client.post(url, json=feedback)
+        assert r.status_code == 422, r.text
+        return r.json()["error"]["message"]
+
+    assert "is not a chunk of this answer's knowledge base" in refused(
+        {"rating": -1, "supporting_chunk_id": "f" * 32}
+    )
+    message = refused({"rating": -1, "supporting_chunk_id": other_kb})
+    assert other_kb in message and f"GET /v1/answers/{body['id']}" in message
+    assert "rating -1" in refused({"rating": 1, "supporting_chunk_id": shipping})
+    refused({"rating": -1, "supporting_chunk_id": ""})
+    assert client.get(f"/v1/answers/{body['id']}").json()["feedback"] == []
+
+    r = client.post(
+        url,
+        json={
+            "rating": -1,
+            "comment": f"not {refunds}",
+            "correction": "Three to five working days.",
+            "supporting_chunk_id": shipping,
+        },
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["supporting_chunk_id"] == shipping
+    feedback = client.get(f"/v1/answers/{body['id']}").json()["feedback"]
+    assert [f["supporting_chunk_id"] for f in feedback] == [shipping]
+
+    preview = client.get("/v1/kbs/fb/finetune-dataset", params={"sources": "feedback"}).json()
+    assert preview["counts"]["by_source"] == {"feedback_correction": 1}
+    pair = preview["sample"][0]
+    assert pair["question"] == query and pair["positive"]["chunk_id"] == shipping
+    assert "the courier delivers them" in pair["positive"]["text"]
+
+    r = client.post(f"/v1/kbs/fb/documents/{docs['shipping.txt']['id']}/erase")
+    assert r.status_code == 200, r.text
+    assert body["id"] not in r.json()["stores"].get("answers", {}).get("ids", [])
+    # The feedback stays (it quotes nothing of the erased document); its chunk is gone,
+    # and so is the pair: not replaced by the chunk the comment names.
+    assert client.get(f"/v1/answers/{body['id']}").json()["feedback"][0]["rating"] == -1
+    preview = client.get("/v1/kbs/fb/finetune-dataset", params={"sources": "feedback"}).json()
+    assert preview["counts"]["pairs"] == 0
+    assert preview["counts"]["skipped"] == {"feedback_down_supporting_chunk_not_in_live_version": 1}
 
 
 def test_prompts_are_versioned_and_recorded(client):

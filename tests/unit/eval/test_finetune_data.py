@@ -1,14 +1,29 @@
 """The pure parts of the fine-tuning dataset and job: question normalisation (dedup and
-gate overlap), the split by document, batches without false negatives, source and
-hyper-parameter validation, and the dev metrics on a real (packaged) model."""
+gate overlap), the split by document, batches without false negatives, source,
+synthetic-question and hyper-parameter validation, the chunk a thumbs-down names, and
+the dev metrics on a real (packaged) model."""
 
 from __future__ import annotations
 
 import pytest
 
+from core.catalog.models import Answer, AnswerFeedback
 from core.errors import InvalidInput
-from eval.finetune import FineTuneParams, batches, dev_metrics
-from eval.finetune_data import Dataset, Pair, _dedup, check_sources, normalise, split_by_document
+from eval.finetune import FineTuneParams, batches, dev_metrics, synthetic_testset_name
+from eval.finetune_data import (
+    DEFAULT_SYNTHETIC_QUESTIONS,
+    MAX_SYNTHETIC_QUESTIONS,
+    Dataset,
+    Pair,
+    _Chunks,
+    _dedup,
+    _supporting_chunk,
+    check_sources,
+    check_synthetic,
+    normalise,
+    split_by_document,
+)
+from eval.testsets import check_name
 
 pytestmark = pytest.mark.unit
 
@@ -82,14 +97,75 @@ def test_batches_never_hold_a_positive_twice_or_as_a_negative():
 def test_sources_are_checked():
     assert check_sources(None, None) == ["feedback"]
     assert check_sources(["feedback", "testsets"], ["smoke"]) == ["feedback", "testsets"]
+    assert check_sources(["synthetic"], None) == ["synthetic"]
+    assert check_sources(["synthetic", "feedback", "synthetic"], None) == [
+        "synthetic",
+        "feedback",
+    ]
     for sources, testsets, word in [
         (["gossip"], None, "gossip"),
-        (["synthetic"], None, "testsets/generate"),
+        ([" "], None, "synthetic"),
         (["testsets"], None, "names"),
         (["feedback"], ["smoke"], "not among the sources"),
     ]:
         with pytest.raises(InvalidInput, match=word):
             check_sources(sources, testsets)
+
+
+def test_synthetic_questions_are_checked():
+    assert check_synthetic(["feedback"], None) is None
+    assert check_synthetic(["synthetic"], None) == DEFAULT_SYNTHETIC_QUESTIONS == 100
+    assert check_synthetic(["feedback", "synthetic"], 1) == 1
+    assert check_synthetic(["synthetic"], MAX_SYNTHETIC_QUESTIONS) == MAX_SYNTHETIC_QUESTIONS
+    for value in (0, -3, MAX_SYNTHETIC_QUESTIONS + 1, True, "50"):
+        with pytest.raises(InvalidInput, match="synthetic_questions must be between 1 and 500"):
+            check_synthetic(["synthetic"], value)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput, match="'synthetic' is not among the sources"):
+        check_synthetic(["feedback"], 20)
+
+
+def test_the_synthetic_test_set_name_is_a_valid_test_set_name():
+    assert synthetic_testset_name("e5-docs-ft1") == "finetune-e5-docs-ft1-synthetic"
+    for model in ("org/e5:ft@2+x", "a/" * 99 + "b", "x" * 200):
+        name = synthetic_testset_name(model)
+        assert check_name(name) == name and "@" not in name
+        assert name.startswith("finetune-") and name.endswith("-synthetic")
+    # Long names that share a prefix still get names of their own.
+    assert synthetic_testset_name("x" * 150 + "a") != synthetic_testset_name("x" * 150 + "b")
+
+
+class LiveChunks(_Chunks):
+    """The live version's chunks given as (text, document, hash) rows, not read from a
+    catalog."""
+
+    def __init__(self, rows: dict[str, tuple[str, str, str]]) -> None:
+        super().__init__(None, None)  # type: ignore[arg-type]
+        self._all = rows
+
+
+A, B, C = "a" * 32, "b" * 32, "c" * 32
+
+
+def test_a_named_supporting_chunk_is_preferred_and_never_replaced_by_a_guess():
+    chunks = LiveChunks(
+        {
+            A: ("The valve was replaced on Monday by the facilities team.", "d1", "h1"),
+            B: ("Refunds take ten working days after the return arrives.", "d2", "h2"),
+        }
+    )
+    answer = Answer(query="How long do refunds take?", contexts=[{"chunk_id": A}])
+    # The comment names A and the correction is in no passage the answer saw: the
+    # explicit field wins over the comment.
+    named = AnswerFeedback(
+        rating=-1, comment=f"see {A}", correction="ten working days", supporting_chunk_id=B
+    )
+    assert _supporting_chunk(answer, named, chunks) == B
+    # Without the field, the comment's chunk id is used (the text heuristics).
+    assert _supporting_chunk(answer, AnswerFeedback(rating=-1, comment=f"see {A}"), chunks) == A
+    # The named chunk is gone from the live version (its document erased or changed):
+    # no pair, even though the comment names a live chunk.
+    gone = AnswerFeedback(rating=-1, comment=f"see {A}", supporting_chunk_id=C)
+    assert _supporting_chunk(answer, gone, chunks) is None
 
 
 def test_hyperparameters_are_bounded():
