@@ -40,13 +40,14 @@ test: $(STAMP) browser
 	# Imports point down the layers, with no cycles (pyproject.toml [tool.importlinter]).
 	$(BIN)/lint-imports
 	# First, alone on a quiet machine, the tests that measure latency under load; then
-	# the rest in two processes (a test module stays in one: its fixtures are shared).
+	# the rest in two processes (a test module stays in one: its fixtures are shared),
+	# listing the 30 slowest steps.
 	# pytest exits 5 when it collected nothing: that is a broken suite, not a pass.
 	sync
 	$(BIN)/python -m pytest -q -m serial; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no serial tests" >&2; exit 1; fi; \
 	  if [ $$rc -ne 0 ]; then exit $$rc; fi
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not serial"; rc=$$?; \
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not serial" --durations=30; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 # Headless Chromium for the eval report browser test (Debian's package; needs root).
