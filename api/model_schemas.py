@@ -230,6 +230,11 @@ class FineTuneCreate(RequestModel):
         description="Optimizer steps bound; default none",
         json_schema_extra=_range(1, MAX_DB_INT),
     )
+    max_seq_length: int | None = Field(
+        None,
+        description="Tokens per text while training (bounds a step's memory); default 256, 16-512",
+        json_schema_extra=_range(16, 512),
+    )
     hard_negatives: int | None = Field(
         None, description="Mined per train pair; default 1, 0-5", json_schema_extra=_range(0, 5)
     )
@@ -249,6 +254,7 @@ class FineTuneCreate(RequestModel):
             "learning_rate",
             "max_minutes",
             "max_steps",
+            "max_seq_length",
             "hard_negatives",
             "min_dev_gain",
             "seed",

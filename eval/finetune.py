@@ -18,7 +18,8 @@ and queues an `embedding_finetune` job with a `FineTuneRun` row of the same id.
    among the dataset's chunks plus a sample of the KB, `DEV_CORPUS_SIZE`);
 3. trains with sentence-transformers' MultipleNegativesRankingLoss (in-batch negatives
    plus the mined hard negatives as extra columns; the model's own query/passage prompts)
-   on CUDA when present, else the CPU; bounded by epochs, `max_steps` and `max_minutes`;
+   on CUDA when present, else the CPU; bounded by epochs, `max_steps` and `max_minutes`
+   (time) and by `batch_size`, `hard_negatives` and `max_seq_length` (memory);
    the loss of every step and the dev figures of every epoch go to the run row, progress
    to the job; `cancel_finetune` is honoured between steps;
 4. checkpoints each epoch under `<data dir>/finetune/<job id>/` (model, optimizer and
@@ -47,6 +48,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import json
@@ -56,7 +58,7 @@ import re
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -115,6 +117,10 @@ class FineTuneParams:
     warmup_ratio: float = 0.1
     max_minutes: float = 30.0
     max_steps: int | None = None
+    # Tokens per text while training (longer ones are cut): with batch_size and
+    # hard_negatives it bounds the memory a step takes (activations grow with batch ×
+    # (2 + negatives) × tokens). Measuring the dev split uses the model's own limit.
+    max_seq_length: int = 256
     hard_negatives: int = 1
     dev_fraction: float = data.DEV_FRACTION
     min_dev_gain: float = DEFAULT_MIN_DEV_GAIN
@@ -128,6 +134,7 @@ class FineTuneParams:
             "warmup_ratio": (0.0, 0.5),
             "max_minutes": (0.1, 24 * 60),
             "hard_negatives": (0, data.MAX_HARD_NEGATIVES),
+            "max_seq_length": (16, 512),
             "dev_fraction": (0.05, 0.5),
             "min_dev_gain": (-1.0, 1.0),
         }
@@ -921,13 +928,14 @@ def train(
                 [corpus[p.positive_id] for p in batch],
                 *([corpus[p.negative_ids[j]] for p in batch] for j in range(k)),
             ]
-            features = [
-                batch_to_device(
-                    model.preprocess(texts, prompt=prompts["query" if i == 0 else "passage"]),
-                    model.device,
-                )
-                for i, texts in enumerate(columns)
-            ]
+            with _truncated(model, params.max_seq_length):
+                features = [
+                    batch_to_device(
+                        model.preprocess(texts, prompt=prompts["query" if i == 0 else "passage"]),
+                        model.device,
+                    )
+                    for i, texts in enumerate(columns)
+                ]
             loss = loss_fn(features, None)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -967,6 +975,17 @@ def train(
         if folder is not None:
             _checkpoint(model, optimizer, scheduler, folder, epoch + 1, step, ds.id)
     return TrainResult(epochs=epochs, stopped=stopped, ranks=ranks)
+
+
+@contextlib.contextmanager
+def _truncated(model: Any, tokens: int) -> Iterator[None]:
+    """Tokenize at most `tokens` per text meanwhile (never more than the model's own)."""
+    own = model.max_seq_length
+    model.max_seq_length = min(own, tokens) if own else tokens
+    try:
+        yield
+    finally:
+        model.max_seq_length = own
 
 
 def _checkpoint(

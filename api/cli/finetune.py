@@ -48,6 +48,12 @@ def finetune_cmd(
     max_steps: Annotated[
         int | None, typer.Option("--max-steps", min=1, help="Optimizer steps bound")
     ] = None,
+    max_seq_length: Annotated[
+        int,
+        typer.Option(
+            "--max-seq-length", min=16, max=512, help="Tokens per text while training (memory)"
+        ),
+    ] = 256,
     min_dev_gain: Annotated[float, typer.Option("--min-dev-gain")] = finetune.DEFAULT_MIN_DEV_GAIN,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Only show the dataset (no negatives mined)")
@@ -72,6 +78,7 @@ def finetune_cmd(
         learning_rate=learning_rate,
         max_minutes=max_minutes,
         max_steps=max_steps,
+        max_seq_length=max_seq_length,
         min_dev_gain=min_dev_gain,
     )
     with runtime(models=wait) as rt:

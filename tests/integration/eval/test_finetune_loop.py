@@ -11,6 +11,7 @@ The KB is 8 fictional-entity documents per language (en/es/ru, `tests/bench/data
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -253,3 +254,21 @@ def test_feedback_to_gate_decision(client: TestClient) -> None:
         assert live == 2 and stage == "production"
     else:
         assert live == 1 and stage == "staging"
+    # What the closing note of issue 18 shows (run with -s): the lineage as registered,
+    # the gate's decision, per-language dev figures before and after.
+    final = c.get("/v1/models/registry/embedding/minilm-loop").json()
+    print(
+        "\nfine-tuned model:",
+        json.dumps(
+            {
+                "name": final["name"],
+                "stage": final["stage"],
+                "digest": final["digest"],
+                "parent": final["parent"],
+                "lineage": final["metadata"]["finetune"],
+                "decision": {k: decided[k] for k in ("outcome", "passed")},
+                "checks": checks,
+            },
+            indent=1,
+        ),
+    )
