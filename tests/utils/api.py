@@ -88,3 +88,13 @@ def wait_decision(client: Any, decision_id: str, timeout: float = 240) -> dict[s
         f"promotion decision {decision_id}",
         timeout,
     )
+
+
+def wait_job(client: Any, job_id: str, timeout: float = 600) -> dict[str, Any]:
+    """Poll a background job (`GET /v1/jobs/{id}`) until it succeeds or fails."""
+    return _poll(
+        lambda: client.get(f"/v1/jobs/{job_id}").json(),
+        lambda j: j["status"] in ("succeeded", "failed"),
+        f"job {job_id}",
+        timeout,
+    )

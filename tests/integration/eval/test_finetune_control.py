@@ -38,7 +38,7 @@ from eval import finetune
 from tests.bench.qa import load_questions, render
 from tests.conftest import make_settings
 from tests.utils.answers import upload
-from tests.utils.api import wait_for_documents
+from tests.utils.api import wait_for_documents, wait_job
 from tests.utils.components import SHARED_COMPONENTS
 from tests.utils.qa_kb import qa_subset
 
@@ -104,17 +104,6 @@ def chunk_texts(c: TestClient) -> dict[str, list[str]]:
     for filename, text in rows:
         out.setdefault(filename, []).append(text)
     return out
-
-
-def wait_job(c: TestClient, job_id: str, timeout: float = 600) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    job: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        job = c.get(f"/v1/jobs/{job_id}").json()
-        if job["status"] in ("succeeded", "failed"):
-            return job
-        time.sleep(0.2)
-    raise AssertionError(f"fine-tuning job {job_id} did not end in {timeout}s: {job}")
 
 
 def start(c: TestClient, **body: Any) -> dict[str, Any]:

@@ -12,7 +12,6 @@ The KB is 8 fictional-entity documents per language (en/es/ru, `tests/bench/data
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from eval.finetune_data import MIN_DEV_PAIRS, MIN_TRAIN_PAIRS
 from tests.bench.qa import load_questions, render
 from tests.conftest import make_settings
 from tests.utils.answers import upload
-from tests.utils.api import wait_decision, wait_for_documents, wait_version
+from tests.utils.api import wait_decision, wait_for_documents, wait_job, wait_version
 from tests.utils.components import SHARED_COMPONENTS
 from tests.utils.qa_kb import qa_subset
 
@@ -93,16 +92,6 @@ def give_feedback(c: TestClient, questions: list[Any]) -> dict[str, int]:
     return given
 
 
-def wait_job(c: TestClient, job_id: str, timeout: float = 900) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = c.get(f"/v1/jobs/{job_id}").json()
-        if job["status"] in ("succeeded", "failed"):
-            return job
-        time.sleep(0.5)
-    raise AssertionError(f"fine-tuning job {job_id} did not end in {timeout}s: {job}")
-
-
 REQUEST = {"name": "minilm-loop", "base_model": BASE, "kb": "loop", "sources": ["feedback"]}
 
 
@@ -155,7 +144,7 @@ def check_margin_refusal(c: TestClient) -> None:
     body = {**REQUEST, "name": "minilm-refused", "min_dev_gain": 1.0, "max_steps": 1}
     r = c.post("/v1/models/finetune", json=body)
     assert r.status_code == 202, r.text
-    job = wait_job(c, r.json()["job_id"])
+    job = wait_job(c, r.json()["job_id"], timeout=900)
     run = c.get(r.json()["run"]).json()
     assert job["status"] == "failed" and run["status"] == "refused", run
     assert "does not beat the base" in job["error"] and "dev recall@5" in job["error"]
@@ -194,7 +183,7 @@ def test_feedback_to_gate_decision(client: TestClient) -> None:
     accepted = r.json()
     assert accepted["poll"] == f"/v1/jobs/{accepted['job_id']}"
     assert accepted["dataset"]["counts"]["pairs"] == counts["pairs"]
-    job = wait_job(c, accepted["job_id"])
+    job = wait_job(c, accepted["job_id"], timeout=900)
     run = c.get(accepted["run"]).json()
     assert run["epochs"] and run["steps"], run
     assert all(s["loss"] > 0 for s in run["steps"])
