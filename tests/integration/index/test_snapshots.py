@@ -338,7 +338,7 @@ def test_refusals_leave_no_version_and_no_shard(rt: Services, tmp_path: Path) ->
 
     faiss_kb = make_kb(rt, "faiss")
     ready_version(rt, faiss_kb, backend="faiss")
-    with pytest.raises(InvalidInput, match="FAISS version"):
+    with pytest.raises(Conflict, match="FAISS version"):
         create_snapshot(rt, kb=faiss_kb, number=1)
     with rt.db.session() as s:
         row = s.execute(select(IndexVersion).where(IndexVersion.kb_id == kb.id)).scalar_one()
