@@ -191,7 +191,7 @@ class Runtime:
         Stops between steps once `close()` has begun."""
         # Steps in one stage run side by side: the parser's forkserver is a child process
         # that imports unstructured and spaCy on its own core while this one loads the
-        # embedding model (31 s → ~20 s to ready on 2 cores). The redactor loads in this
+        # embedding model (ready in 16 s instead of 31 s on 2 cores). The redactor loads in this
         # process (the GIL: nothing to gain beside the model), the workers last.
         stages: list[list[tuple[str, Callable[[], None]]]] = []
         if models:
