@@ -70,6 +70,7 @@ from core.catalog.models import FineTuneRun, utcnow
 from core.errors import Conflict, Duplicate, InvalidInput, NotFound
 from core.jobs import PermanentJobError
 from core.kbs import get_kb
+from core.memory import release_free_memory
 from eval import finetune_data as data
 from eval import registry
 from eval.generate import generate_testset, generated_testset
@@ -437,7 +438,15 @@ def run_dir(rt: EvalServices, run_id: str) -> Path:
 
 
 def run_finetune(rt: EvalServices, payload: dict[str, Any], ctx: JobContext | None = None) -> str:
-    """The `embedding_finetune` job (its id is the run's id)."""
+    """The `embedding_finetune` job (its id is the run's id). The worker gives the
+    training's memory back to the system when it ends (`release_free_memory`)."""
+    try:
+        return _run_finetune(rt, payload, ctx)
+    finally:
+        release_free_memory()
+
+
+def _run_finetune(rt: EvalServices, payload: dict[str, Any], ctx: JobContext | None) -> str:
     run_id = payload["run_id"]
     rec = _Recorder(rt, run_id, ctx)
     run = get_run(rt, run_id)

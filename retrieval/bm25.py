@@ -120,6 +120,7 @@ class Bm25Index:
             )
         if rows.size == 0:
             return []
+        rows = _best_rows(rows, scores, top_k)
         order = np.lexsort((rows, -scores[rows]))[:top_k]
         return [(int(rows[i]), float(scores[rows[i]])) for i in order]
 
@@ -151,6 +152,16 @@ class Bm25Index:
                 cached = {v: np.unique(np.asarray(r, dtype=np.int64)) for v, r in lists.items()}
                 self._value_rows[key] = cached
             return cached
+
+
+def _best_rows(rows: np.ndarray, scores: np.ndarray, top_k: int) -> np.ndarray:
+    """The rows scoring at least the `top_k`-th best score among `rows` (ties at that
+    score all kept, so the caller's ordering by row stays deterministic). A common word
+    scores most of a large version: sorting only these avoids sorting them all."""
+    if rows.size <= top_k:
+        return rows
+    kth = np.partition(scores[rows], rows.size - top_k)[rows.size - top_k]
+    return rows[scores[rows] >= kth]
 
 
 @dataclass

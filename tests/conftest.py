@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from core.config import OFFLINE_ENV, Settings
+from core.memory import release_free_memory
 
 for _key, _value in OFFLINE_ENV.items():
     os.environ.setdefault(_key, _value)
@@ -119,3 +120,12 @@ def _close_shared_components():  # type: ignore[no-untyped-def]
     from tests.utils.components import SHARED_COMPONENTS
 
     SHARED_COMPONENTS.close()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _return_freed_memory():  # type: ignore[no-untyped-def]
+    """After each module, hand freed memory back to the system (`release_free_memory`):
+    a test process runs modules that load and drop models (training, benches), and
+    without it two test workers grew past 10 GB each and the machine ran out."""
+    yield
+    release_free_memory()

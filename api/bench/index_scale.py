@@ -368,6 +368,8 @@ def measure(engine: str, work: Path, options: dict[str, Any]) -> dict[str, Any]:
             found.append(ids)
         results[mode] = found
         out["modes"][mode] = _percentiles(latencies)
+    if engine == "faiss hnsw" and options.get("ef_search"):
+        out["ef_sweep"], results["ef_sweep"] = _ef_sweep(folder, data, queries, options)
     out["rss_mb"] = round(_status("VmRSS") - rss0, 1)
     out["peak_rss_mb"] = round(_status("VmHWM") - rss0, 1)
     if faiss_engine:
@@ -380,6 +382,28 @@ def measure(engine: str, work: Path, options: dict[str, Any]) -> dict[str, Any]:
     out["disk_mb"] = round(disk_bytes(folder) / 2**20, 1)
     out["results"] = results
     return out
+
+
+def _ef_sweep(
+    folder: Path, data: Data, queries: int, options: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Dense queries on the built HNSW version reopened with each `ef_search` (a
+    search-time knob): latency per value, and the top-10 ids for recall in the parent."""
+    figures: dict[str, Any] = {}
+    found: dict[str, list[list[str]]] = {}
+    for ef in options["ef_search"]:
+        index = FaissIndex.open(
+            folder, data.dimension, index_type="hnsw", index_params={"ef_search": ef}
+        )
+        index.search(data.query_vectors[0], K)  # warm-up
+        latencies, answers = [], []
+        for q in range(queries):
+            started = time.perf_counter()
+            answers.append([h.chunk_id for h in index.search(data.query_vectors[q], K)])
+            latencies.append(time.perf_counter() - started)
+        figures[str(ef)] = _percentiles(latencies)
+        found[str(ef)] = answers
+    return figures, found
 
 
 def _writes(engine: str, index: Any, data: Data, count: int) -> dict[str, Any]:
@@ -498,6 +522,7 @@ def run(
     local_queries: int = LOCAL_MODE_QUERIES,
     engine_timeout: float = 1800.0,
     edge_rebuild: bool = True,
+    ef_search: tuple[int, ...] = (),
     work_root: Path | None = None,
 ) -> dict[str, Any]:
     """Run the benchmark (module docstring); the report. FAISS flat always runs, first:
@@ -525,6 +550,7 @@ def run(
             "modes": list(modes),
             "writes": writes,
             "edge_rebuild": edge_rebuild,
+            "ef_search": list(ef_search),
         }
         report["engines"] = {}
         baseline: dict[str, Any] | None = None
@@ -559,6 +585,9 @@ def _score(
     if "error" in result or answers is None:
         return
     faiss_engine = result["engine"].startswith("faiss")
+    for ef, figures in result.get("ef_sweep", {}).items():
+        figures["recall_at_10"] = _recall(answers["ef_sweep"][ef], exact["dense"])
+        figures["p50_x_flat"] = _ratio(figures["p50_ms"], baseline["modes"]["dense"]["p50_ms"])
     for mode, figures in result["modes"].items():
         flat = baseline["modes"][mode]
         if mode.startswith("hybrid") and not faiss_engine:
@@ -653,6 +682,14 @@ def markdown(report: dict[str, Any]) -> str:
                 text += f" ({figures['overlap_with_faiss_hybrid']:.2f} vs FAISS path)"
             recall.append(text)
         lines.append(f"| {engine} | " + " | ".join(latency + recall) + " |")
+    sweep = report["engines"].get("faiss hnsw", {}).get("ef_sweep")
+    if sweep:
+        lines += ["", "| faiss hnsw, dense | p50 / p99 ms | recall@10 |", "|---|---:|---:|"]
+        for ef, f in sweep.items():
+            lines.append(
+                f"| ef_search {ef} | {f['p50_ms']:.2f} / {f['p99_ms']:.2f} | "
+                f"{f['recall_at_10']:.3f} |"
+            )
     return "\n".join(lines)
 
 
@@ -674,6 +711,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         action="store_true",
         help="skip timing Edge's rebuild (at 1M plain Edge's is a full HNSW build)",
     )
+    parser.add_argument(
+        "--ef-search",
+        default="",
+        help="faiss hnsw: also measure dense search at these ef_search values (64,128,256)",
+    )
     parser.add_argument("--out", type=Path, help="JSON result file (and .md beside it)")
     args = parser.parse_args(argv)
     report = run(
@@ -687,6 +729,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         local_queries=args.local_queries,
         engine_timeout=args.engine_timeout,
         edge_rebuild=not args.no_edge_rebuild,
+        ef_search=tuple(int(v) for v in args.ef_search.split(",") if v.strip()),
     )
     print(markdown(report))
     if args.out:

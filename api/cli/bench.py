@@ -148,6 +148,10 @@ def bench_index(
     engine_timeout: Annotated[
         float, typer.Option(min=1, help="With --scale: seconds one engine may take")
     ] = 1800.0,
+    ef_search: Annotated[
+        str,
+        typer.Option(help="With --scale: faiss hnsw dense also at these ef_search values (64,256)"),
+    ] = "",
     out: Annotated[
         Path | None,
         typer.Option(
@@ -185,10 +189,24 @@ def bench_index(
         raise typer.BadParameter(
             f"unknown {unknown}; pick from {', '.join(index_scale.ENGINES)}", param_hint="--engines"
         )
+    try:
+        sweep = tuple(int(v) for v in ef_search.split(",") if v.strip())
+    except ValueError:
+        raise typer.BadParameter(
+            f"{ef_search!r}: give whole numbers separated by commas, such as 64,128,256",
+            param_hint="--ef-search",
+        ) from None
+    if any(v < 1 or v > 4096 for v in sweep):
+        raise typer.BadParameter("each ef_search is 1 to 4096", param_hint="--ef-search")
     apply_offline_defaults()
     target = out or Path("data") / "bench" / f"index_scale_{index_scale.human(size).lower()}.json"
     report = index_scale.run(
-        size, queries=queries, engines=chosen, real=real, engine_timeout=engine_timeout
+        size,
+        queries=queries,
+        engines=chosen,
+        real=real,
+        engine_timeout=engine_timeout,
+        ef_search=sweep,
     )
     index_scale.write(report, target)
     console.print(index_scale.markdown(report), markup=False, highlight=False)

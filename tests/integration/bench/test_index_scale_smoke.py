@@ -25,6 +25,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict:
         writes=3,
         local_queries=10,
         engine_timeout=600,
+        ef_search=(16, 64),
         work_root=tmp_path_factory.mktemp("bench"),
     )
 
@@ -57,6 +58,9 @@ def test_exact_search_recalls_everything_and_ratios_use_this_runs_flat(report: d
     assert flat["build_s_x_flat"] == 1.0 and flat["write"]["p50_x_flat"] == 1.0
     # under APPROX_MIN_ROWS rows a FAISS segment is exact whatever its type
     assert report["engines"]["faiss hnsw"]["modes"]["dense"]["recall_at_10"] == 1.0
+    sweep = report["engines"]["faiss hnsw"]["ef_sweep"]
+    assert list(sweep) == ["16", "64"]
+    assert all(f["recall_at_10"] == 1.0 and f["p50_ms"] > 0 for f in sweep.values())
     for engine, result in report["engines"].items():
         for mode, figures in result["modes"].items():
             expected = round(figures["p50_ms"] / flat["modes"][mode]["p50_ms"], 2)
@@ -81,6 +85,7 @@ def test_report_is_written_as_json_and_a_markdown_table(report: dict, tmp_path: 
     for engine in index_scale.ENGINES:
         assert f"| {engine} |" in table
     assert "(1.0x)" in table
+    assert "| ef_search 16 |" in table and "| ef_search 64 |" in table
 
 
 def test_scale_names() -> None:

@@ -107,3 +107,19 @@ def test_string_equality_filters_read_only_the_matching_rows_and_agree_with_a_fu
     for filters in cases:
         expected = [(r, s) for r, s in everything if matches(payloads[r], filters)][:10]
         assert index.search("river money", 10, filters) == expected, filters
+
+
+def test_top_k_from_many_tied_hits_equals_a_full_sort():
+    # Few words over many rows: most rows score, with many ties at every score. The top k
+    # must be the first k of the full ranking (score descending, then row) for every k.
+    rng = random.Random(11)
+    words = ["river", "bank", "loan", "fish"]
+    texts = [" ".join(rng.choices(words, k=rng.randint(1, 4))) for _ in range(3000)]
+    index = Bm25Index.build(texts)
+    everything = index.search("river loan", len(texts))
+    assert len(everything) > 2000
+    scores = [s for _, s in everything]
+    assert len(set(scores)) < len(scores) / 10  # ties are the normal case here
+    assert scores == sorted(scores, reverse=True)
+    for k in (1, 7, 10, 100, 1500):
+        assert index.search("river loan", k) == everything[:k], k
