@@ -242,7 +242,7 @@ class Settings(BaseSettings):
     # Index versions
     index_backend: Literal["faiss", "qdrant"] = "faiss"
     # HNSW: exact below 1,024 rows a segment (index.segments.APPROX_MIN_ROWS), a graph
-    # above; flat scans every vector (5.7 ms at 100k, 95 ms at 1M: docs/benchmarks.md).
+    # above; flat scans every vector (5-6 ms at 100k, 50-58 ms at 1M: docs/benchmarks.md).
     faiss_index_type: Literal["flat", "hnsw", "ivfpq"] = "hnsw"
     # Qdrant server (cluster) by URL; empty means Qdrant Edge shards under data_dir/qdrant
     # (in-process engine, one process per shard).
