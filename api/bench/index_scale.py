@@ -108,6 +108,19 @@ def parse_scale(text: str) -> int:
     return n
 
 
+def parse_ef_search(text: str) -> tuple[int, ...]:
+    """'64,128,256' → (64, 128, 256); '' → (); ValueError for anything else."""
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise ValueError(
+            f"{text!r}: give whole numbers separated by commas, such as 64,128,256"
+        ) from None
+    if any(v < 1 or v > 4096 for v in values):
+        raise ValueError("each ef_search is 1 to 4096")
+    return values
+
+
 def human(n: int) -> str:
     if n % 1_000_000 == 0:
         return f"{n // 1_000_000}M"
@@ -729,7 +742,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         local_queries=args.local_queries,
         engine_timeout=args.engine_timeout,
         edge_rebuild=not args.no_edge_rebuild,
-        ef_search=tuple(int(v) for v in args.ef_search.split(",") if v.strip()),
+        ef_search=parse_ef_search(args.ef_search),
     )
     print(markdown(report))
     if args.out:

@@ -190,14 +190,9 @@ def bench_index(
             f"unknown {unknown}; pick from {', '.join(index_scale.ENGINES)}", param_hint="--engines"
         )
     try:
-        sweep = tuple(int(v) for v in ef_search.split(",") if v.strip())
-    except ValueError:
-        raise typer.BadParameter(
-            f"{ef_search!r}: give whole numbers separated by commas, such as 64,128,256",
-            param_hint="--ef-search",
-        ) from None
-    if any(v < 1 or v > 4096 for v in sweep):
-        raise typer.BadParameter("each ef_search is 1 to 4096", param_hint="--ef-search")
+        sweep = index_scale.parse_ef_search(ef_search)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--ef-search") from exc
     apply_offline_defaults()
     target = out or Path("data") / "bench" / f"index_scale_{index_scale.human(size).lower()}.json"
     report = index_scale.run(
