@@ -498,12 +498,8 @@ class FaissIndex:
         payload names one of `document_ids`."""
         if not document_ids:
             return set()
-        found = {
-            i
-            for segment in self._segments
-            for i, payload in zip(segment.id_list, segment.payloads, strict=True)
-            if payload.get("document_id") in document_ids
-        }
+        wanted = {"document_id": sorted(document_ids)}
+        found = {i for segment in self._segments for i in segment.allowed(wanted).tolist()}
         found |= {i for i, (_, p) in self._adds.items() if p.get("document_id") in document_ids}
         return found
 

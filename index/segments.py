@@ -40,7 +40,7 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -48,6 +48,7 @@ import numpy as np
 
 from core.errors import InvalidInput, Unavailable
 from index.base import is_number, matches
+from index.payload_columns import PayloadColumns
 
 log = logging.getLogger(__name__)
 
@@ -405,7 +406,7 @@ class Segment:
         kind: str,
         engine: Engine | None,
         ids: np.ndarray,
-        payloads: list[dict[str, Any]],
+        payloads: Sequence[dict[str, Any]],
         deletes: np.ndarray,
         *,
         entry: dict[str, Any] | None = None,
@@ -415,7 +416,10 @@ class Segment:
         self.engine = engine
         self.ids = ids
         self.id_list: list[int] = ids.tolist()
-        self.payloads = payloads
+        # By column: a few bytes a row instead of a dict (`index.payload_columns`).
+        self.payloads = (
+            payloads if isinstance(payloads, PayloadColumns) else PayloadColumns.from_rows(payloads)
+        )
         self.deletes = deletes
         self.delete_list: list[int] = deletes.tolist()
         self.row_of = {int_id: row for row, int_id in enumerate(self.id_list)}
@@ -470,11 +474,12 @@ class Segment:
         result: np.ndarray | None = None
         for key, want in filters.items():
             if isinstance(want, dict):  # a range: no postings, scan
+                values = self.payloads.column(key)
                 found = np.array(
                     sorted(
                         i
-                        for i, p in zip(self.id_list, self.payloads, strict=True)
-                        if matches(p, {key: want})
+                        for i, v in zip(self.id_list, values, strict=True)
+                        if v is not None and matches({key: v}, {key: want})
                     ),
                     dtype=np.int64,
                 )
@@ -494,8 +499,7 @@ class Segment:
         if key in self._postings:
             return self._postings[key]
         lists: dict[tuple[str, Any], set[int]] = {}
-        for i, payload in zip(self.id_list, self.payloads, strict=True):
-            value = payload.get(key)
+        for i, value in zip(self.id_list, self.payloads.column(key), strict=True):
             for element in value if isinstance(value, list) else [value]:
                 term = _term(element)
                 if term is not None:
@@ -523,7 +527,7 @@ def build_segment(
     params: dict[str, int],
     ids: np.ndarray,
     vectors: np.ndarray,
-    payloads: list[dict[str, Any]],
+    payloads: Sequence[dict[str, Any]],
     deletes: np.ndarray,
     *,
     codebook: IvfPqEngine | None = None,
@@ -632,7 +636,7 @@ def write_segment(directory: Path, filename: str, segment: Segment) -> int:
             "kind": segment.kind,
             "dimension": int(getattr(segment.engine, "dimension", 0) or 0),
             "ids": segment.id_list,
-            "payloads": segment.payloads,
+            "payloads": list(segment.payloads),
             "deletes": segment.delete_list,
             "index_bytes": int(body.nbytes),
         },
@@ -669,7 +673,7 @@ def read_segment(
         kind = header["kind"]
         ids = np.array(header["ids"], dtype=np.int64).reshape(-1)
         deletes = np.array(header["deletes"], dtype=np.int64).reshape(-1)
-        payloads = [dict(p) for p in header["payloads"]]
+        payloads = PayloadColumns.from_rows(dict(p) for p in header["payloads"])
         size = int(header["index_bytes"])
         if kind not in ("flat", "hnsw", "ivfpq") or len(payloads) != len(ids):
             raise ValueError(f"bad header (kind {kind!r}, {len(payloads)} payloads)")

@@ -2,8 +2,9 @@
 
 The lexical side of hybrid retrieval. The corpus of a version is read from the catalog
 (its chunk rows: same KB, same pipeline `config_hash`, of each document's current or
-indexed revision) and indexed with `bm25s` (sparse matrices). One index is cached per version
-per process and rebuilt when the version's catalog `generation` moves: every writer
+indexed revision) and indexed as one sparse matrix (`retrieval.bm25_matrix`), its
+payloads by column (`index.payload_columns`). One index is cached per version per
+process and rebuilt when the version's catalog `generation` moves: every writer
 bumps it when it publishes a snapshot, so a reader in any process notices on its next
 query. Rows deleted after the snapshot was taken (a document deleted meanwhile) are
 dropped at result time, where every hit is joined with its catalog row.
@@ -24,22 +25,26 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import Row, select
 
 from core.catalog.models import Chunk, Document, DocumentRevision, RevisionStatus
 from index.base import matches
+from index.payload_columns import PayloadColumns
 from index.sparse import K1, B, latin_language, strip_accents, tokenize
+from retrieval.bm25_matrix import Bm25Matrix, TermCounts, Vocabulary
 
 if TYPE_CHECKING:
     from core.catalog.models import IndexVersion
     from core.db import Database
 
 log = logging.getLogger(__name__)
+
+CORPUS_PAGE = 20_000  # chunk rows read per query while building
 
 __all__ = ["B", "K1", "Bm25Index", "Bm25Store", "latin_language", "strip_accents", "tokenize"]
 
@@ -48,17 +53,25 @@ class Bm25Index:
     """BM25 over a fixed list of texts; rows are addressed by position.
 
     `payloads[i]` is what filters are checked against (the same dict shape the vector
-    index stores), `ids[i]` the chunk id.
+    index stores; kept by column, `index.payload_columns`), `ids[i]` the chunk id.
     """
 
     def __init__(
-        self, ids: list[str], payloads: list[dict[str, Any]], model: Any, *, stem: bool = True
+        self,
+        ids: list[str],
+        payloads: Sequence[dict[str, Any]],
+        matrix: Bm25Matrix,
+        vocab: Vocabulary,
+        *,
+        stem: bool = True,
     ) -> None:
         self.ids = ids
-        self.payloads = payloads
+        self.payloads = (
+            payloads if isinstance(payloads, PayloadColumns) else PayloadColumns.from_rows(payloads)
+        )
         self.stem = stem  # how queries are tokenised: as the texts were (see `tokenize`)
-        self._model = model
-        self._lock = threading.Lock()
+        self._matrix = matrix
+        self._vocab = vocab
         # key -> string value -> rows holding it: built on a key's first equality filter
         self._value_rows: dict[str, dict[str, np.ndarray]] = {}
         self._value_lock = threading.Lock()
@@ -69,7 +82,7 @@ class Bm25Index:
         texts: Sequence[str],
         *,
         ids: list[str] | None = None,
-        payloads: list[dict[str, Any]] | None = None,
+        payloads: Sequence[dict[str, Any]] | None = None,
         stem: bool = True,
     ) -> Bm25Index:
         """`stem=False` is plain BM25 (casefolded, accent-stripped words), for comparison."""
@@ -82,19 +95,30 @@ class Bm25Index:
         tokens: Sequence[list[str]],
         *,
         ids: list[str] | None = None,
-        payloads: list[dict[str, Any]] | None = None,
+        payloads: Sequence[dict[str, Any]] | None = None,
         stem: bool = True,
     ) -> Bm25Index:
         """From texts already passed through `tokenize` (with the same `stem`)."""
-        import bm25s
+        vocab = Vocabulary()
+        return cls.from_counts(
+            [vocab.counts(t) for t in tokens], vocab, ids=ids, payloads=payloads, stem=stem
+        )
 
-        ids = ids if ids is not None else [str(i) for i in range(len(tokens))]
-        payloads = payloads if payloads is not None else [{} for _ in tokens]
-        model = None
-        if tokens:
-            model = bm25s.BM25(k1=K1, b=B, method="lucene")
-            model.index(list(tokens), show_progress=False)
-        return cls(ids, payloads, model, stem=stem)
+    @classmethod
+    def from_counts(
+        cls,
+        counts: Sequence[TermCounts],
+        vocab: Vocabulary,
+        *,
+        ids: list[str] | None = None,
+        payloads: Sequence[dict[str, Any]] | None = None,
+        stem: bool = True,
+    ) -> Bm25Index:
+        """From each text's term counts (`Vocabulary.counts` of its tokens)."""
+        ids = ids if ids is not None else [str(i) for i in range(len(counts))]
+        payloads = payloads if payloads is not None else [{} for _ in counts]
+        matrix = Bm25Matrix.build(counts, vocab, k1=K1, b=B)
+        return cls(ids, payloads, matrix, vocab, stem=stem)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -104,13 +128,13 @@ class Bm25Index:
     ) -> list[tuple[int, float]]:
         """(row, score) of the best `top_k` rows with a positive score whose payload
         matches `filters`, best first (ties by row, so results are deterministic)."""
-        if self._model is None or top_k <= 0:
+        if not self.ids or top_k <= 0:
             return []
-        tokens = [t for t in tokenize(query, stem=self.stem) if t in self._model.vocab_dict]
-        if not tokens:
+        terms = [self._vocab.get(t) for t in tokenize(query, stem=self.stem)]
+        known = [t for t in terms if t is not None and t < self._matrix.n_terms]
+        if not known:
             return []
-        with self._lock:  # bm25s keeps scratch state per call; one query at a time
-            scores = np.asarray(self._model.get_scores(tokens), dtype=np.float32)
+        scores = self._matrix.scores(known)
         # A one-document filter reads that document's rows, not every scoring row.
         narrowed = self._rows_matching(filters) if filters else None
         rows = np.flatnonzero(scores > 0) if narrowed is None else narrowed[scores[narrowed] > 0]
@@ -143,14 +167,7 @@ class Bm25Index:
         with self._value_lock:
             cached = self._value_rows.get(key)
             if cached is None:
-                lists: dict[str, list[int]] = {}
-                for row, payload in enumerate(self.payloads):
-                    have = payload.get(key)
-                    for value in have if isinstance(have, list) else [have]:
-                        if isinstance(value, str):
-                            lists.setdefault(value, []).append(row)
-                cached = {v: np.unique(np.asarray(r, dtype=np.int64)) for v, r in lists.items()}
-                self._value_rows[key] = cached
+                cached = self._value_rows[key] = self.payloads.rows_by_value(key)
             return cached
 
 
@@ -191,7 +208,10 @@ class Bm25Store:
         self._locks: dict[str, threading.Lock] = {}
         self._building: set[str] = set()
         self._guard = threading.Lock()
-        self._tokens: dict[str, list[str]] = {}  # text hash -> tokens, shared by versions
+        # Texts are tokenised once: text hash -> term counts, ids from one vocabulary
+        # shared by this store's versions (a rebuild after a write counts only new text).
+        self._vocab = Vocabulary()
+        self._counts: dict[str, TermCounts] = {}
         self.last_build_seconds: float | None = None
 
     def for_version(self, version: IndexVersion, *, wait: bool = False) -> Bm25Index:
@@ -206,14 +226,16 @@ class Bm25Store:
         return self._rebuild(version)
 
     def forget(self, version_ids: list[str], text_hashes: list[str]) -> int:
-        """Drop this process's copies of erased text: the versions' cached indexes (they
-        are rebuilt from the catalog on their next query) and the tokens of the texts.
-        Other processes rebuild on the generation the erase bumped. Returns how many
-        cached indexes went."""
+        """Drop this process's copies of erased text: the versions' cached indexes, and
+        the vocabulary every cached index shares (it holds the text's words), so every
+        cached index goes and is rebuilt from the catalog on its next query. Other
+        processes rebuild on the generation the erase bumped. Returns how many cached
+        indexes went (`version_ids` and `text_hashes` name what must go at the least)."""
         with self._guard:
-            dropped = sum(self._cache.pop(v, None) is not None for v in version_ids)
-            for text_hash in text_hashes:
-                self._tokens.pop(text_hash, None)
+            dropped = len(self._cache)
+            self._cache = {}
+            self._vocab = Vocabulary()
+            self._counts = {}
         return dropped
 
     def _rebuild_soon(self, version: IndexVersion) -> None:
@@ -244,46 +266,65 @@ class Bm25Store:
             self._cache[version.id] = _Cached(version.generation, index)
             return index
 
+    def _corpus_rows(self, version: IndexVersion) -> Iterator[Row[Any]]:
+        """The version's chunk rows by id, a page at a time (each page its own short
+        query: a million chunk texts never sit in memory at once)."""
+        query = (
+            select(
+                Chunk.id,
+                Chunk.text,
+                Chunk.text_hash,
+                Chunk.metadata_,
+                Chunk.document_id,
+                Chunk.revision_id,
+                Document.filename,
+                Document.metadata_,
+            )
+            .join(Document, Document.id == Chunk.document_id)
+            .join(DocumentRevision, DocumentRevision.id == Chunk.revision_id)
+            .where(
+                Chunk.kb_id == version.kb_id,
+                Chunk.config_hash == version.config_hash,
+                # A superset of what the vector snapshot holds (mid re-ingest both
+                # revisions may be here); rows deleted later drop out at result time.
+                (Chunk.revision_id == Document.current_revision_id)
+                | (DocumentRevision.status == RevisionStatus.INDEXED),
+            )
+            .order_by(Chunk.id)
+            .limit(CORPUS_PAGE)
+        )
+        after: str | None = None
+        while True:
+            with self.db.session() as s:
+                page = s.execute(query if after is None else query.where(Chunk.id > after)).all()
+            yield from page
+            if len(page) < CORPUS_PAGE:
+                return
+            after = page[-1].id
+
     def _build(self, version: IndexVersion) -> Bm25Index:
         started = time.perf_counter()
-        with self.db.session() as s:
-            rows = s.execute(
-                select(
-                    Chunk.id,
-                    Chunk.text,
-                    Chunk.text_hash,
-                    Chunk.metadata_,
-                    Chunk.document_id,
-                    Chunk.revision_id,
-                    Document.filename,
-                    Document.metadata_,
-                )
-                .join(Document, Document.id == Chunk.document_id)
-                .join(DocumentRevision, DocumentRevision.id == Chunk.revision_id)
-                .where(
-                    Chunk.kb_id == version.kb_id,
-                    Chunk.config_hash == version.config_hash,
-                    # A superset of what the vector snapshot holds (mid re-ingest both
-                    # revisions may be here); rows deleted later drop out at result time.
-                    (Chunk.revision_id == Document.current_revision_id)
-                    | (DocumentRevision.status == RevisionStatus.INDEXED),
-                )
-                .order_by(Chunk.id)
-            ).all()
-        ids, tokens, payloads = [], [], []
-        fresh: dict[str, list[str]] = {}
-        for row in rows:
-            chunk_id, text, text_hash, chunk_meta, document_id, revision_id, filename, doc_meta = (
-                row
-            )
-            ids.append(chunk_id)
-            cached_tokens = self._tokens.get(text_hash) or fresh.get(text_hash)
-            if cached_tokens is None:
-                cached_tokens = fresh[text_hash] = tokenize(text)
-            tokens.append(cached_tokens)
-            # The same payload the ingest worker stores in the vector index.
-            payloads.append(
-                {
+        rows = self._corpus_rows(version)
+        with self._guard:
+            vocab, known = self._vocab, self._counts
+        ids: list[str] = []
+        counts: list[TermCounts] = []
+        fresh: dict[str, TermCounts] = {}
+
+        def each_payload() -> Iterator[dict[str, Any]]:
+            """Walks the rows once: records each id and term counts, yields its payload
+            (the same one the ingest worker stores in the vector index)."""
+            for row in rows:
+                chunk_id, text, text_hash, chunk_meta, document_id, revision_id = row[:6]
+                filename, doc_meta = row[6:]
+                ids.append(chunk_id)
+                text_counts = known.get(text_hash)
+                if text_counts is None:
+                    text_counts = fresh.get(text_hash)
+                if text_counts is None:
+                    text_counts = fresh[text_hash] = vocab.counts(tokenize(text))
+                counts.append(text_counts)
+                yield {
                     **{
                         k: v
                         for k, v in (doc_meta or {}).items()
@@ -296,13 +337,15 @@ class Bm25Store:
                     "section": (chunk_meta or {}).get("section"),
                     "chunk_id": chunk_id,
                 }
-            )
-        index = Bm25Index.from_tokens(tokens, ids=ids, payloads=payloads)
+
+        payloads = PayloadColumns.from_rows(each_payload())
+        index = Bm25Index.from_counts(counts, vocab, ids=ids, payloads=payloads)
         with self._guard:
-            # Keep only what some cached version still uses, plus this build's tokens.
-            self._tokens.update(fresh)
-            if len(self._tokens) > 2 * max(1, len(tokens)) + 50_000:
-                self._tokens = {**fresh}
+            if self._vocab is vocab:  # not reset by `forget` meanwhile
+                # Keep what some cached version still uses, plus this build's counts.
+                self._counts.update(fresh)
+                if len(self._counts) > 2 * max(1, len(counts)) + 50_000:
+                    self._counts = {**fresh}
         self.last_build_seconds = time.perf_counter() - started
         log.info(
             "built BM25 for version %s (generation %d): %d chunks in %.2fs",
