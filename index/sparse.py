@@ -93,8 +93,11 @@ def _stemmer(language: str) -> Any:
 
 
 @lru_cache(maxsize=200_000)
-def _stem(word: str, language: str) -> str:
-    return _stemmer(language).stemWord(word)
+def _token(word: str, language: str) -> str:
+    """A word's matching token: stemmed before its accents are stripped (the Snowball
+    rules are written for the real spelling: Spanish suffixes with accents, Russian ё/й).
+    Cached: a corpus repeats its words, and this is most of tokenising one."""
+    return strip_accents(_stemmer(language).stemWord(word))
 
 
 def tokenize(text: str, *, stem: bool = True) -> list[str]:
@@ -104,13 +107,7 @@ def tokenize(text: str, *, stem: bool = True) -> list[str]:
     if not stem:
         return [strip_accents(w) for w in words]
     latin = latin_language(words)
-    out = []
-    for word in words:
-        language = "ru" if _CYRILLIC.search(word) else latin
-        # Stem before stripping accents: the Snowball rules are written for the real
-        # spelling (Spanish suffixes with accents, Russian ё/й).
-        out.append(strip_accents(_stem(word, language)))
-    return out
+    return [_token(word, "ru" if _CYRILLIC.search(word) else latin) for word in words]
 
 
 @lru_cache(maxsize=200_000)

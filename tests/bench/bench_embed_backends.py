@@ -39,10 +39,10 @@ def chunk_texts(embedder: Embedder) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--model", default="all-MiniLM-L6-v2", help="model name or folder")
+    parser.add_argument("--queries", type=int, default=0, help="also time N one-query calls")
     args = parser.parse_args()
-    embedders = {
-        b: Embedder("all-MiniLM-L6-v2", device="cpu", backend=b) for b in ("torch", "openvino")
-    }
+    embedders = {b: Embedder(args.model, device="cpu", backend=b) for b in ("torch", "openvino")}
     for emb in embedders.values():
         emb.warm_up()
     texts = chunk_texts(embedders["torch"])
@@ -66,6 +66,19 @@ def main() -> None:
             f"{cosine.min():.5f}"
         )
     print(f"openvino / torch speed: {min(times['torch']) / min(times['openvino']):.2f}x")
+    if args.queries:
+        # One short query per call, as /retrieve embeds them: latency, not throughput.
+        queries = [t[:80] for t in texts[: args.queries]]
+        p50: dict[str, float] = {}
+        for backend, emb in embedders.items():
+            spent = []
+            for q in queries:
+                t0 = time.perf_counter()
+                emb.encode([q], kind="query")
+                spent.append(time.perf_counter() - t0)
+            p50[backend] = float(np.median(spent)) * 1000
+            print(f"{backend:9s} one query: p50 {p50[backend]:.1f} ms")
+        print(f"openvino / torch one-query speed: {p50['torch'] / p50['openvino']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ import httpx
 import numpy as np
 
 from core.config import Settings
+from ingest.embed import Embedder
 from tests.bench import mlqa
 from tests.bench.retrieve_http_corpus import build_kb, corpus, seed_passages, seed_vectors
 from tests.utils import loadgen
@@ -74,6 +75,21 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def _memory_gb(pid: int) -> dict[str, float]:
+    """The process's resident memory now and at its peak, in GB (Linux /proc)."""
+    out: dict[str, float] = {}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                out[{"VmRSS": "rss_gb", "VmHWM": "peak_rss_gb"}[key]] = round(
+                    int(value.split()[0]) / 1e6, 2
+                )
+    except OSError:
+        pass
+    return out
 
 
 def _get(port: int, path: str) -> bytes:
@@ -156,20 +172,24 @@ def ragops_http(
                 )
                 for q in questions
             ]
-            # Warm-up: the first hybrid query builds the version's BM25 index (about a
-            # minute at 100k chunks, past the request timeout: retry until it is there).
-            deadline = time.monotonic() + 600
+            # Warm-up: the first hybrid query builds the version's BM25 index (past the
+            # request timeout at a million chunks: retry until it is there).
+            started = time.monotonic()
+            deadline = started + 1800
             while True:
                 first = loadgen.run(_closed_loop(port, raws[:1], 1, 0.001))[0]
                 if first and first[0].status == 200:
                     break
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{mode} warm-up answered {first}")
+            first_answer_s = round(time.monotonic() - started, 1)
             loadgen.run(_closed_loop(port, raws, clients, 1.0))
             single, _ = loadgen.run(_closed_loop(port, raws, 1, seconds / 2))
             out[mode] = {
+                "first_answer_s": first_answer_s,
                 "latency_1_client": loadgen.summarize(single, 200),
                 "load": _load(port, raws, clients, seconds),
+                "server_memory": _memory_gb(proc.pid),
             }
     finally:
         _stop(proc)
@@ -216,10 +236,49 @@ def llama_index(
     }
 
 
-def _ratios(row: dict[str, Any], hello_rps: float, llama: dict[str, Any] | None) -> dict[str, Any]:
+def query_encode(questions: list[str], seconds: float) -> dict[str, Any]:
+    """The floor under every /retrieve: embedding one question, in-process, with the
+    server's model and backend (`ingest.embed.Embedder`), back to back for `seconds`."""
+    settings = Settings(_env_file=None)
+    embedder = Embedder(
+        MODEL,
+        device=settings.embedding_device,
+        backend=settings.embedding_backend,
+        cache_dir=Path(os.environ.get("RAGOPS_MODEL_CACHE_DIR", str(ROOT / "data" / "models"))),
+    )
+    embedder.warm_up()
+    for q in questions[:5]:
+        embedder.encode([q], kind="query")
+    times = []
+    stop = time.perf_counter() + seconds
+    while time.perf_counter() < stop or len(times) < 5:
+        t0 = time.perf_counter()
+        embedder.encode([questions[len(times) % len(questions)]], kind="query")
+        times.append(time.perf_counter() - t0)
+    ms = np.array(times) * 1000
+    return {
+        "n": len(times),
+        "precision": embedder.precision,
+        "p50_ms": round(float(np.percentile(ms, 50)), 1),
+        "p99_ms": round(float(np.percentile(ms, 99)), 1),
+    }
+
+
+def _ratios(
+    row: dict[str, Any],
+    hello_rps: float,
+    llama: dict[str, Any] | None,
+    encode: dict[str, Any] | None,
+) -> dict[str, Any]:
+    p50 = row["latency_1_client"]["p50_ms"]
     out = {"rps_vs_hello_world": round(row["load"]["requests_per_s"] / hello_rps, 4)}
     if llama:
-        out["p50_vs_llama_index"] = round(row["latency_1_client"]["p50_ms"] / llama["p50_ms"], 3)
+        out["p50_vs_llama_index"] = round(p50 / llama["p50_ms"], 3)
+    if encode:
+        # What the service adds on top of embedding the question (HTTP, auth, catalog,
+        # search, fusion, JSON): comparable across CPUs that embed at different speeds.
+        out["p50_vs_query_encode"] = round(p50 / encode["p50_ms"], 2)
+        out["p50_beyond_query_encode_ms"] = round(p50 - encode["p50_ms"], 1)
     return out
 
 
@@ -246,6 +305,7 @@ def run(
         },
         "cpus": os.cpu_count(),
         "hello_world": hello_world(clients, seconds),
+        "query_encode_in_process": query_encode(questions, seconds / 2),
         "sizes": {},
     }
     hello_rps = report["hello_world"]["requests_per_s"]
@@ -263,7 +323,10 @@ def run(
             llama = entry["llama_index_in_process"] = llama_index(
                 chunk_texts, chunk_vectors, questions, seconds
             )
-        entry["ratios"] = {mode: _ratios(entry["ragops"][mode], hello_rps, llama) for mode in MODES}
+        encode = report["query_encode_in_process"]
+        entry["ratios"] = {
+            mode: _ratios(entry["ragops"][mode], hello_rps, llama, encode) for mode in MODES
+        }
         report["sizes"][str(n)] = entry
     return report
 
@@ -274,9 +337,14 @@ def print_report(r: dict[str, Any]) -> None:
         f"hello-world: {hello['requests_per_s']} req/s at {r['clients']} clients "
         f"(p50 {hello.get('p50_ms')} ms)"
     )
+    encode = r.get("query_encode_in_process") or {}
+    print(
+        f"one question embedded in-process ({encode.get('precision')}): "
+        f"p50 {encode.get('p50_ms')} ms, p99 {encode.get('p99_ms')} ms"
+    )
     print(
         f"{'chunks':>8} {'mode':<7} {'p50':>7} {'p99':>7} {'req/s':>7} {'p50@C':>7} "
-        f"{'p99@C':>7} {'×hello':>7} {'llama p50':>10} {'÷llama':>7}"
+        f"{'p99@C':>7} {'×hello':>7} {'llama p50':>10} {'÷llama':>7} {'+encode':>8} {'RSS GB':>7}"
     )
     for n, e in r["sizes"].items():
         llama = e.get("llama_index_in_process") or {}
@@ -287,7 +355,9 @@ def print_report(r: dict[str, Any]) -> None:
                 f"{n:>8} {mode:<7} {one.get('p50_ms'):>7} {one.get('p99_ms'):>7} "
                 f"{load['requests_per_s']:>7} {load.get('p50_ms'):>7} {load.get('p99_ms'):>7} "
                 f"{ratio['rps_vs_hello_world']:>7} {llama.get('p50_ms', '—'):>10} "
-                f"{ratio.get('p50_vs_llama_index', '—'):>7}"
+                f"{ratio.get('p50_vs_llama_index', '—'):>7} "
+                f"{ratio.get('p50_beyond_query_encode_ms', '—'):>8} "
+                f"{row.get('server_memory', {}).get('peak_rss_gb', '—'):>7}"
             )
 
 
