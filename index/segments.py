@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import mmap
 import os
 import tempfile
 import time
@@ -658,14 +659,28 @@ def read_segment(
     """Load the segment a manifest entry names. Raises InvalidInput when it holds
     vectors of another dimension, Unavailable when it is corrupt; OSError and FAISS's
     RuntimeError propagate (the caller translates them)."""
-    import faiss
 
     if "legacy" in entry:
         return _read_legacy(directory, entry, dimension, params)
     path = directory / entry["file"]
-    data = path.read_bytes()
+    # Mapped, not read: the FAISS structure is copied once, from the page cache, instead
+    # of twice (a million-row HNSW segment is ~1.8 GB).
+    with open(path, "rb") as fh:
+        if os.fstat(fh.fileno()).st_size == 0:
+            raise corrupt(path, "not a segment file")
+        # Not closed explicitly: an error's traceback may still hold a view of it; the
+        # map goes with its last reference.
+        data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    return _parse_segment(path, data, entry, dimension, params)
+
+
+def _parse_segment(
+    path: Path, data: mmap.mmap, entry: dict[str, Any], dimension: int, params: dict[str, int]
+) -> Segment:
+    import faiss
+
     start = len(SEGMENT_MAGIC) + 8
-    if not data.startswith(SEGMENT_MAGIC) or len(data) < start:
+    if len(data) < start or data[: len(SEGMENT_MAGIC)] != SEGMENT_MAGIC:
         raise corrupt(path, "not a segment file")
     length = int.from_bytes(data[len(SEGMENT_MAGIC) : start], "little")
     try:
@@ -673,18 +688,18 @@ def read_segment(
         kind = header["kind"]
         ids = np.array(header["ids"], dtype=np.int64).reshape(-1)
         deletes = np.array(header["deletes"], dtype=np.int64).reshape(-1)
-        payloads = PayloadColumns.from_rows(dict(p) for p in header["payloads"])
+        payloads = PayloadColumns.from_rows(dict(p) for p in header.pop("payloads"))
         size = int(header["index_bytes"])
         if kind not in ("flat", "hnsw", "ivfpq") or len(payloads) != len(ids):
             raise ValueError(f"bad header (kind {kind!r}, {len(payloads)} payloads)")
     except (ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
         raise corrupt(path, exc) from exc
-    body = np.frombuffer(data, dtype=np.uint8, offset=start + length)
-    if body.size != size:
-        raise corrupt(path, f"expected {size} index bytes, found {body.size} (truncated)")
+    found = len(data) - start - length
+    if found != size:
+        raise corrupt(path, f"expected {size} index bytes, found {found} (truncated)")
     engine: Engine | None = None
     if size:
-        raw = faiss.deserialize_index(body)
+        raw = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8, offset=start + length))
         if raw.d != dimension:
             raise InvalidInput(f"{path} has dimension {raw.d}, expected {dimension}")
         if kind == "hnsw":
