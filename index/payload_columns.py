@@ -108,6 +108,12 @@ class PayloadColumns(Sequence[dict[str, Any]]):
         for i in range(len(self)):
             yield self._row(i)
 
+    def take(self, rows: Sequence[int] | np.ndarray) -> PayloadColumns:
+        """A table of these rows, in this order."""
+        return PayloadColumns(
+            self._keys, self._codes[np.asarray(rows, dtype=np.int64)], self._values
+        )
+
     def column(self, key: str) -> list[Any]:
         """Every row's value of `key` (None where a row lacks it), in row order."""
         col = self._column.get(key)

@@ -57,3 +57,8 @@ def test_column_and_size() -> None:
     assert table.column("absent") == [None] * len(rows)
     assert table[12_345] == rows[12_345]
     assert table.nbytes == 50_000 * 3 * 4  # three int32 codes a row
+
+
+def test_take_reorders_rows() -> None:
+    table = PayloadColumns.from_rows(ROWS)
+    assert list(table.take([4, 0, 2])) == [ROWS[4], ROWS[0], ROWS[2]]
