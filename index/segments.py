@@ -37,13 +37,12 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import mmap
 import os
 import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 import numpy as np
 
@@ -663,28 +662,22 @@ def read_segment(
     if "legacy" in entry:
         return _read_legacy(directory, entry, dimension, params)
     path = directory / entry["file"]
-    # Mapped, not read: the FAISS structure is copied once, from the page cache, instead
-    # of twice (a million-row HNSW segment is ~1.8 GB).
     with open(path, "rb") as fh:
-        if os.fstat(fh.fileno()).st_size == 0:
-            raise corrupt(path, "not a segment file")
-        # Not closed explicitly: an error's traceback may still hold a view of it; the
-        # map goes with its last reference.
-        data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-    return _parse_segment(path, data, entry, dimension, params)
+        return _read_segment_file(path, fh, entry, dimension, params)
 
 
-def _parse_segment(
-    path: Path, data: mmap.mmap, entry: dict[str, Any], dimension: int, params: dict[str, int]
+def _read_segment_file(
+    path: Path, fh: BinaryIO, entry: dict[str, Any], dimension: int, params: dict[str, int]
 ) -> Segment:
     import faiss
 
     start = len(SEGMENT_MAGIC) + 8
-    if len(data) < start or data[: len(SEGMENT_MAGIC)] != SEGMENT_MAGIC:
+    prefix = fh.read(start)
+    if len(prefix) < start or not prefix.startswith(SEGMENT_MAGIC):
         raise corrupt(path, "not a segment file")
-    length = int.from_bytes(data[len(SEGMENT_MAGIC) : start], "little")
+    length = int.from_bytes(prefix[len(SEGMENT_MAGIC) :], "little")
     try:
-        header = json.loads(data[start : start + length])
+        header = json.loads(fh.read(length))
         kind = header["kind"]
         ids = np.array(header["ids"], dtype=np.int64).reshape(-1)
         deletes = np.array(header["deletes"], dtype=np.int64).reshape(-1)
@@ -694,12 +687,14 @@ def _parse_segment(
             raise ValueError(f"bad header (kind {kind!r}, {len(payloads)} payloads)")
     except (ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
         raise corrupt(path, exc) from exc
-    found = len(data) - start - length
+    found = os.fstat(fh.fileno()).st_size - start - length
     if found != size:
         raise corrupt(path, f"expected {size} index bytes, found {found} (truncated)")
     engine: Engine | None = None
     if size:
-        raw = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8, offset=start + length))
+        # Streamed from the file into FAISS's structures: a million-row HNSW segment
+        # (~1.8 GB) is not held twice more on the way (bytes, then a reader's copy).
+        raw = faiss.read_index(faiss.PyCallbackIOReader(fh.read))
         if raw.d != dimension:
             raise InvalidInput(f"{path} has dimension {raw.d}, expected {dimension}")
         if kind == "hnsw":

@@ -85,6 +85,13 @@ def latin_language(words: Sequence[str]) -> str:
     return "es" if es > en else "en"
 
 
+def _latin_language_of_counts(counts: Counter[str]) -> str:
+    """`latin_language` of the words counted in `counts`."""
+    es = sum(counts.get(w, 0) for w in _ES_STOP)
+    en = sum(counts.get(w, 0) for w in _EN_STOP)
+    return "es" if es > en else "en"
+
+
 @lru_cache(maxsize=4)
 def _stemmer(language: str) -> Any:
     import snowballstemmer
@@ -108,6 +115,17 @@ def tokenize(text: str, *, stem: bool = True) -> list[str]:
         return [strip_accents(w) for w in words]
     latin = latin_language(words)
     return [_token(word, "ru" if _CYRILLIC.search(word) else latin) for word in words]
+
+
+def token_counts(text: str) -> Counter[str]:
+    """`Counter(tokenize(text))`, computed per distinct word (a text repeats its words:
+    this is what indexing a large corpus spends its time on)."""
+    words = Counter(_WORD.findall(text.casefold().replace("_", " ")))
+    latin = _latin_language_of_counts(words)
+    out: Counter[str] = Counter()
+    for word, times in words.items():
+        out[_token(word, "ru" if _CYRILLIC.search(word) else latin)] += times
+    return out
 
 
 @lru_cache(maxsize=200_000)

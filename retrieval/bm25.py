@@ -35,7 +35,7 @@ from sqlalchemy import Row, select
 from core.catalog.models import Chunk, Document, DocumentRevision, RevisionStatus
 from index.base import matches
 from index.payload_columns import PayloadColumns
-from index.sparse import K1, B, latin_language, strip_accents, tokenize
+from index.sparse import K1, B, latin_language, strip_accents, token_counts, tokenize
 from retrieval.bm25_matrix import Bm25Matrix, TermCounts, Vocabulary
 
 if TYPE_CHECKING:
@@ -316,7 +316,7 @@ class Bm25Store:
                 if text_counts is None:
                     text_counts = fresh.get(text_hash)
                 if text_counts is None:
-                    text_counts = fresh[text_hash] = vocab.counts(tokenize(text))
+                    text_counts = fresh[text_hash] = vocab.counts(token_counts(text))
                 counts.append(text_counts)
                 yield {
                     **{

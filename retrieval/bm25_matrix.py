@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -50,11 +50,14 @@ class Vocabulary:
     def get(self, token: str) -> int | None:
         return self._ids.get(token)
 
-    def counts(self, tokens: Sequence[str]) -> TermCounts:
-        """The packed term counts of one text's tokens."""
-        counter = Counter(tokens)
-        with self._lock:
-            ids = [self._ids.setdefault(t, len(self._ids)) for t in counter]
+    def counts(self, tokens: Sequence[str] | Mapping[str, int]) -> TermCounts:
+        """The packed term counts of one text's tokens (or of their counts)."""
+        counter = tokens if isinstance(tokens, Mapping) else Counter(tokens)
+        get = self._ids.get
+        ids = [get(t) for t in counter]
+        if None in ids:
+            with self._lock:
+                ids = [self._ids.setdefault(t, len(self._ids)) for t in counter]
         packed = (np.asarray(ids, dtype=np.int64) << _COUNT_BITS) | np.minimum(
             np.fromiter(counter.values(), dtype=np.int64, count=len(counter)), _COUNT_MASK
         )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import bm25s
 import numpy as np
 import pytest
 
-from index.sparse import K1, B, tokenize
+from index.sparse import K1, B, token_counts, tokenize
 from retrieval.bm25 import Bm25Index
 from retrieval.bm25_matrix import Bm25Matrix, Vocabulary, unpack
 
@@ -97,3 +99,15 @@ def test_index_search_ranks_by_those_scores_and_filters() -> None:
     only_en = index.search("river rivers", top_k=5, filters={"lang": "en"})
     assert only_en and all(index.payloads[row]["lang"] == "en" for row, _ in only_en)
     assert index.search("zzzz", top_k=3) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        *TEXTS,
+        "the_snake_case word El río y la mar, the river and the sea; река и море Ёлка ёлка",
+        "el el el the the",  # the stop-word vote decides the stemmer of every Latin word
+    ],
+)
+def test_token_counts_equal_counting_the_tokens(text: str) -> None:
+    assert token_counts(text) == Counter(tokenize(text))
