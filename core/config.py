@@ -206,7 +206,8 @@ class Settings(BaseSettings):
     # Ingestion defaults (a knowledge base may override chunking and redaction)
     embedding_model: str = "multilingual-e5-small"
     embedding_device: Literal["auto", "cpu", "cuda"] = "auto"
-    # CPU inference: auto = OpenVINO bf16 where the CPU has native bf16, else torch
+    # CPU inference: auto = OpenVINO (bf16 where the CPU has native bf16, else f32) where
+    # it loads, else torch
     embedding_backend: Literal["auto", "torch", "openvino"] = "auto"
     embedding_batch_size: int = Field(32, gt=0)
     # Where packaged models built on first use (multilingual-e5-small) are kept; empty

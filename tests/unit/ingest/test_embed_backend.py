@@ -157,3 +157,10 @@ def test_setting_reaches_the_embedder(tmp_path, monkeypatch):
         assert other is not emb and other.requested_backend == "openvino"
     finally:
         components.close()
+
+
+def test_auto_takes_openvino_with_or_without_native_bf16(ov_embedder):
+    auto = Embedder(MODEL, device="cpu", backend="auto")
+    auto.warm_up()
+    assert auto.backend == "openvino" and auto.precision == ov_embedder.precision
+    assert auto.digest == ov_embedder.digest  # the same vectors: the same cache key
