@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from sqlalchemy import Row, select
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CORPUS_BATCH = 5_000  # chunk rows fetched at a time while building
+TEXT_BATCH = 900  # chunk ids per query for texts (SQLite's bound parameters stay few)
 
 __all__ = ["B", "K1", "Bm25Index", "Bm25Store", "latin_language", "strip_accents", "tokenize"]
 
@@ -266,21 +267,13 @@ class Bm25Store:
             self._cache[version.id] = _Cached(version.generation, index)
             return index
 
-    def _corpus_rows(self, version: IndexVersion) -> Iterator[Row[Any]]:
-        """The version's chunk rows in no particular order, streamed from one query a
-        batch at a time: a million chunk texts never sit in memory at once. (Pages ordered
-        by id cost SQLite a sort of the KB's rows per page: 2.4 s a page at 1M chunks.)"""
+    def _corpus_rows(self, version: IndexVersion, *columns: Any) -> Iterator[Row[Any]]:
+        """`columns` of the version's chunk rows in no particular order, streamed from
+        one query a batch at a time. (Pages ordered by id cost SQLite a sort of the KB's
+        rows per page: 2.4 s a page at 1M chunks.)"""
         query = (
-            select(
-                Chunk.id,
-                Chunk.text,
-                Chunk.text_hash,
-                Chunk.metadata_,
-                Chunk.document_id,
-                Chunk.revision_id,
-                Document.filename,
-                Document.metadata_,
-            )
+            select(*columns)
+            .select_from(Chunk)
             .join(Document, Document.id == Chunk.document_id)
             .join(DocumentRevision, DocumentRevision.id == Chunk.revision_id)
             .where(
@@ -296,27 +289,51 @@ class Bm25Store:
         with self.db.session() as s:
             yield from s.execute(query)
 
+    def _texts(self, version: IndexVersion, chunk_ids: list[str], of: int) -> Iterator[Row[Any]]:
+        """(id, text) of those of the version's `of` chunks that still exist: by id, a
+        batch per query, when they are few (a rebuild after a write); else one scan of
+        the version's texts (a cold build)."""
+        if len(chunk_ids) > of // 4:
+            wanted = set(chunk_ids)
+            for row in self._corpus_rows(version, Chunk.id, Chunk.text):
+                if row.id in wanted:
+                    yield row
+            return
+        for start in range(0, len(chunk_ids), TEXT_BATCH):
+            batch = chunk_ids[start : start + TEXT_BATCH]
+            with self.db.session() as s:
+                yield from s.execute(select(Chunk.id, Chunk.text).where(Chunk.id.in_(batch)))
+
     def _build(self, version: IndexVersion) -> Bm25Index:
         started = time.perf_counter()
-        rows = self._corpus_rows(version)
+        rows = self._corpus_rows(
+            version,
+            Chunk.id,
+            Chunk.text_hash,
+            Chunk.metadata_,
+            Chunk.document_id,
+            Chunk.revision_id,
+            Document.filename,
+            Document.metadata_,
+        )
         with self._guard:
             vocab, known = self._vocab, self._counts
         ids: list[str] = []
-        counts: list[TermCounts] = []
-        fresh: dict[str, TermCounts] = {}
+        counts: list[TermCounts | None] = []
+        hashes: list[str | None] = []
+        missing: list[int] = []  # rows whose text was never tokenised here
 
         def each_payload() -> Iterator[dict[str, Any]]:
-            """Walks the rows once: records each id and term counts, yields its payload
-            (the same one the ingest worker stores in the vector index)."""
+            """Walks the rows once: records each id and known term counts, yields its
+            payload (the same one the ingest worker stores in the vector index)."""
             for row in rows:
-                chunk_id, text, text_hash, chunk_meta, document_id, revision_id = row[:6]
-                filename, doc_meta = row[6:]
+                chunk_id, text_hash, chunk_meta, document_id, revision_id = row[:5]
+                filename, doc_meta = row[5:]
+                text_counts = known.get(text_hash) if text_hash else None
+                if text_counts is None:
+                    missing.append(len(ids))
                 ids.append(chunk_id)
-                text_counts = known.get(text_hash)
-                if text_counts is None:
-                    text_counts = fresh.get(text_hash)
-                if text_counts is None:
-                    text_counts = fresh[text_hash] = vocab.counts(token_counts(text))
+                hashes.append(text_hash)
                 counts.append(text_counts)
                 yield {
                     **{
@@ -333,13 +350,30 @@ class Bm25Store:
                 }
 
         payloads = PayloadColumns.from_rows(each_payload())
+        # Only new text is read and tokenised: after a write, a large version's rebuild
+        # reads ids and hashes, not every chunk's text again.
+        fresh: dict[str, TermCounts] = {}
+        row_of = {ids[i]: i for i in missing}
+        for chunk_id, text in self._texts(version, [ids[i] for i in missing], len(ids)):
+            row = row_of[chunk_id]
+            text_hash = hashes[row]
+            text_counts = fresh.get(text_hash) if text_hash else None
+            if text_counts is None:
+                text_counts = vocab.counts(token_counts(text))
+                if text_hash:
+                    fresh[text_hash] = text_counts
+            counts[row] = text_counts
+        no_text = vocab.counts([])  # deleted since the first read: scores nothing
+        del row_of
         # Rows by chunk id, whatever order the catalog returned them in: ties in a search
         # break by row, so every process ranks them alike.
         order = sorted(range(len(ids)), key=ids.__getitem__)
         ids[:] = [ids[i] for i in order]
-        counts[:] = [counts[i] for i in order]
+        counts[:] = [c if c is not None else no_text for c in (counts[i] for i in order)]
         payloads = payloads.take(order)
-        index = Bm25Index.from_counts(counts, vocab, ids=ids, payloads=payloads)
+        index = Bm25Index.from_counts(
+            cast(list[TermCounts], counts), vocab, ids=ids, payloads=payloads
+        )
         with self._guard:
             if self._vocab is vocab:  # not reset by `forget` meanwhile
                 # Keep what some cached version still uses, plus this build's counts.
