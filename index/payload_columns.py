@@ -95,6 +95,19 @@ class PayloadColumns(Sequence[dict[str, Any]]):
             raise IndexError(f"row {index} out of range ({len(self)} rows)")
         return self._row(index)
 
+    def row(self, index: int, keys: Sequence[str]) -> dict[str, Any]:
+        """Row `index` with only `keys` (those it holds): cheaper than the whole row."""
+        out = {}
+        for key in keys:
+            col = self._column.get(key)
+            if col is None:
+                continue
+            code = int(self._codes[index, col])
+            if code != ABSENT:
+                value = self._values[col][code]
+                out[key] = list(value) if isinstance(value, list) else value
+        return out
+
     def _row(self, index: int) -> dict[str, Any]:
         out = {}
         for col, code in enumerate(self._codes[index].tolist()):

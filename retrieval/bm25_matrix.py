@@ -69,15 +69,29 @@ def unpack(counts: TermCounts) -> tuple[np.ndarray, np.ndarray]:
     return counts >> _COUNT_BITS, counts & _COUNT_MASK
 
 
+# A term in at least this share of the rows keeps its column dense (a float32 per row):
+# adding it to a query's scores is then one vector add instead of a scatter (0.2 ms
+# against 6.6 ms for a term in 900k of 1M rows), for at most twice its sparse size.
+# Stop words are such terms, and questions are full of them.
+DENSE_SHARE = 0.25
+
+
 class Bm25Matrix:
-    """Rows × terms BM25 weights in compressed columns (one column per term id)."""
+    """Rows × terms BM25 weights: compressed columns, and dense ones for the terms in
+    at least DENSE_SHARE of the rows."""
 
     def __init__(
-        self, indptr: np.ndarray, rows: np.ndarray, weights: np.ndarray, n_rows: int
+        self,
+        indptr: np.ndarray,
+        rows: np.ndarray,
+        weights: np.ndarray,
+        n_rows: int,
+        dense: dict[int, np.ndarray] | None = None,
     ) -> None:
         self._indptr = indptr  # n_terms + 1 offsets into rows / weights
         self._rows = rows  # the row of each weight, ascending within a column
         self._weights = weights  # float32
+        self._dense = dense or {}  # term -> its weight in every row (0 where absent)
         self.n_rows = n_rows
 
     @property
@@ -86,7 +100,8 @@ class Bm25Matrix:
 
     @property
     def nbytes(self) -> int:
-        return int(self._indptr.nbytes + self._rows.nbytes + self._weights.nbytes)
+        dense = sum(column.nbytes for column in self._dense.values())
+        return int(self._indptr.nbytes + self._rows.nbytes + self._weights.nbytes + dense)
 
     @classmethod
     def build(
@@ -108,10 +123,24 @@ class Bm25Matrix:
         del tf
         weights = (idf[terms] * tf_f / (tf_f + norm[rows])).astype(np.float32)
         del tf_f
+        frequent = np.flatnonzero(df >= max(1.0, DENSE_SHARE * n_rows))
+        dense: dict[int, np.ndarray] = {}
+        if frequent.size:
+            in_dense = np.isin(terms, frequent)
+            at = np.flatnonzero(in_dense)
+            at = at[np.argsort(terms[at], kind="stable")]
+            ends = np.cumsum(df[frequent])
+            for term, lo, hi in zip(frequent.tolist(), ends - df[frequent], ends, strict=True):
+                column = np.zeros(n_rows, dtype=np.float32)
+                column[rows[at[lo:hi]]] = weights[at[lo:hi]]
+                dense[term] = column
+            del at
+            keep = ~in_dense
+            rows, terms, weights = rows[keep], terms[keep], weights[keep]
         # scipy's conversion to columns is a counting sort in C; (row, term) pairs are
         # distinct and rows ascend, so it has nothing to sum or re-sort.
         matrix = sp.csc_matrix((weights, (rows, terms)), shape=(n_rows, n_terms))
-        return cls(matrix.indptr, matrix.indices, matrix.data, n_rows)
+        return cls(matrix.indptr, matrix.indices, matrix.data, n_rows, dense)
 
     def scores(self, term_ids: Sequence[int]) -> np.ndarray:
         """Every row's score for a query of these term ids (ids past the matrix, i.e.
@@ -119,6 +148,10 @@ class Bm25Matrix:
         out = np.zeros(self.n_rows, dtype=np.float32)
         for term, times in Counter(term_ids).items():
             if not 0 <= term < self.n_terms:
+                continue
+            column = self._dense.get(term)
+            if column is not None:
+                out += np.float32(times) * column
                 continue
             lo, hi = self._indptr[term], self._indptr[term + 1]
             out[self._rows[lo:hi]] += np.float32(times) * self._weights[lo:hi]

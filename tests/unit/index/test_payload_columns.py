@@ -62,3 +62,10 @@ def test_column_and_size() -> None:
 def test_take_reorders_rows() -> None:
     table = PayloadColumns.from_rows(ROWS)
     assert list(table.take([4, 0, 2])) == [ROWS[4], ROWS[0], ROWS[2]]
+
+
+def test_a_row_with_only_some_keys() -> None:
+    table = PayloadColumns.from_rows(ROWS)
+    assert table.row(0, ["lang", "n", "missing"]) == {"lang": "en", "n": 1}
+    assert table.row(3, ["lang"]) == {}
+    assert table.row(2, ["tags"]) == {"tags": ["a", "b"]}

@@ -60,6 +60,7 @@ def test_random_corpus_matches_bm25s_on_every_term() -> None:
     tokens = [list(rng.choice(words, size=int(rng.integers(0, 80)), p=p)) for _ in range(400)]
     vocab = Vocabulary()
     matrix = Bm25Matrix.build([vocab.counts(t) for t in tokens], vocab, k1=K1, b=B)
+    assert 0 < len(matrix._dense) < len(vocab)  # both kinds of column are checked
     model = bm25s.BM25(k1=K1, b=B, method="lucene")
     model.index(tokens, show_progress=False)
     for word in words[::7]:
