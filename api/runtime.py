@@ -116,7 +116,7 @@ class Runtime:
         self.indexes = IndexStore(settings.index_dir, self.db, qdrant=self.qdrant_client)
         self.embedding_cache = CatalogEmbeddingCache(self.db)
         # BM25 per index version for hybrid retrieval, rebuilt when a version's generation moves.
-        self.bm25 = Bm25Store(self.db)
+        self.bm25 = Bm25Store(self.db, background=settings.bm25_background_rebuild)
         self.workers = WorkerPool(
             self.jobs, threads=settings.workers, poll_seconds=settings.job_poll_seconds
         )

@@ -260,6 +260,10 @@ class Settings(BaseSettings):
     # `ragops serve` runs the scheduler in-process (the embedded default); turn off when
     # a separate `ragops scheduler` runs (it is harmless either way: a lease picks one).
     scheduler_embedded: bool = True
+    # FAISS versions' hybrid: after a publish, answer from the previous BM25 index while
+    # one thread rebuilds it (for large, often-written KBs: ~90 s at 1M chunks on 2 slow
+    # cores), instead of rebuilding on the query path (retrieval.bm25.Bm25Store).
+    bm25_background_rebuild: bool = False
     # Documents embedded per index write while building a version.
     build_batch_documents: int = Field(32, gt=0)
 

@@ -124,6 +124,11 @@ class Bm25Index:
     def __len__(self) -> int:
         return len(self.ids)
 
+    @property
+    def matrix_bytes(self) -> int:
+        """The BM25 weights' size (ids, payloads and the vocabulary come on top)."""
+        return self._matrix.nbytes
+
     def search(
         self, query: str, top_k: int, filters: dict[str, Any] | None = None
     ) -> list[tuple[int, float]]:

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from sqlalchemy import update
 
+from api.runtime import Runtime
 from core.catalog.models import (
     Chunk,
     Document,
@@ -19,6 +20,7 @@ from core.catalog.models import (
 from core.db import Database
 from core.types import sha256_hex
 from retrieval.bm25 import Bm25Index, Bm25Store
+from tests.conftest import make_settings
 
 pytestmark = pytest.mark.integration
 
@@ -146,3 +148,23 @@ def test_copies_of_a_text_score_alike(db, version):
     index = Bm25Store(db).for_version(version)
     scores = dict(index.search("Thames", 10))
     assert len(scores) == 2 and np.isclose(*scores.values())
+
+
+def test_background_mode_answers_from_the_previous_index_while_rebuilding(db, version):
+    store = Bm25Store(db, background=True)
+    before = store.for_version(version)  # nothing cached yet: built on the query path
+    add_document(db, version.kb_id, "neva.txt", ["Нева впадает в Финский залив."])
+    bump(db, version)
+    assert store.for_version(version) is before  # at once, the rebuild in a thread
+    after = store.for_version(version, wait=True)
+    assert len(after) == len(before) + 1 and after.search("Нева", 1)
+
+
+def test_the_runtime_takes_the_mode_from_the_settings(tmp_path):
+    on = Runtime(make_settings(tmp_path / "a", bm25_background_rebuild=True))
+    off = Runtime(make_settings(tmp_path / "b"))
+    try:
+        assert on.bm25.background and not off.bm25.background
+    finally:
+        on.close()
+        off.close()
