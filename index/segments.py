@@ -658,7 +658,6 @@ def read_segment(
     """Load the segment a manifest entry names. Raises InvalidInput when it holds
     vectors of another dimension, Unavailable when it is corrupt; OSError and FAISS's
     RuntimeError propagate (the caller translates them)."""
-
     if "legacy" in entry:
         return _read_legacy(directory, entry, dimension, params)
     path = directory / entry["file"]
