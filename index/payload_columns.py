@@ -104,18 +104,20 @@ class PayloadColumns(Sequence[dict[str, Any]]):
                 continue
             code = int(self._codes[index, col])
             if code != ABSENT:
-                value = self._values[col][code]
-                out[key] = list(value) if isinstance(value, list) else value
+                out[key] = self._value(col, code)
         return out
 
     def _row(self, index: int) -> dict[str, Any]:
-        out = {}
-        for col, code in enumerate(self._codes[index].tolist()):
-            if code != ABSENT:
-                value = self._values[col][code]
-                # A list is shared by every row holding it: hand out a copy.
-                out[self._keys[col]] = list(value) if isinstance(value, list) else value
-        return out
+        return {
+            self._keys[col]: self._value(col, code)
+            for col, code in enumerate(self._codes[index].tolist())
+            if code != ABSENT
+        }
+
+    def _value(self, col: int, code: int) -> Any:
+        value = self._values[col][code]
+        # A list is shared by every row holding it: hand out a copy.
+        return list(value) if isinstance(value, list) else value
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         for i in range(len(self)):

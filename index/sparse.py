@@ -78,15 +78,10 @@ def strip_accents(text: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
-def latin_language(words: Sequence[str]) -> str:
-    """ "es" or "en" for Latin-script words (already casefolded), by stop-word vote."""
-    es = sum(1 for w in words if w in _ES_STOP)
-    en = sum(1 for w in words if w in _EN_STOP)
-    return "es" if es > en else "en"
-
-
-def _latin_language_of_counts(counts: Counter[str]) -> str:
-    """`latin_language` of the words counted in `counts`."""
+def latin_language(words: Sequence[str] | Counter[str]) -> str:
+    """ "es" or "en" for Latin-script words (already casefolded, or their counts), by
+    stop-word vote."""
+    counts = words if isinstance(words, Counter) else Counter(words)
     es = sum(counts.get(w, 0) for w in _ES_STOP)
     en = sum(counts.get(w, 0) for w in _EN_STOP)
     return "es" if es > en else "en"
@@ -107,24 +102,33 @@ def _token(word: str, language: str) -> str:
     return strip_accents(_stemmer(language).stemWord(word))
 
 
+def _words(text: str) -> list[str]:
+    return _WORD.findall(text.casefold().replace("_", " "))
+
+
+def _stemmed(word: str, latin: str) -> str:
+    """The word's token: Russian stemming for Cyrillic, else the text's Latin language."""
+    return _token(word, "ru" if _CYRILLIC.search(word) else latin)
+
+
 def tokenize(text: str, *, stem: bool = True) -> list[str]:
     """Matching tokens of `text`: casefolded words, stemmed in their language, with
     accents stripped. Documents and queries must go through the same function."""
-    words = _WORD.findall(text.casefold().replace("_", " "))
+    words = _words(text)
     if not stem:
         return [strip_accents(w) for w in words]
     latin = latin_language(words)
-    return [_token(word, "ru" if _CYRILLIC.search(word) else latin) for word in words]
+    return [_stemmed(word, latin) for word in words]
 
 
 def token_counts(text: str) -> Counter[str]:
     """`Counter(tokenize(text))`, computed per distinct word (a text repeats its words:
     this is what indexing a large corpus spends its time on)."""
-    words = Counter(_WORD.findall(text.casefold().replace("_", " ")))
-    latin = _latin_language_of_counts(words)
+    words = Counter(_words(text))
+    latin = latin_language(words)
     out: Counter[str] = Counter()
     for word, times in words.items():
-        out[_token(word, "ru" if _CYRILLIC.search(word) else latin)] += times
+        out[_stemmed(word, latin)] += times
     return out
 
 

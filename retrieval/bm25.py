@@ -136,8 +136,9 @@ class Bm25Index:
         matches `filters`, best first (ties by row, so results are deterministic)."""
         if not self.ids or top_k <= 0:
             return []
+        # Terms the vocabulary got after this index was built score nothing (`scores`).
         terms = [self._vocab.get(t) for t in tokenize(query, stem=self.stem)]
-        known = [t for t in terms if t is not None and t < self._matrix.n_terms]
+        known = [t for t in terms if t is not None]
         if not known:
             return []
         scores = self._matrix.scores(known)
