@@ -346,8 +346,8 @@ class Embedder:
                 bf16 = _cpu_has_bf16()
                 self.precision = "bf16-autocast" if bf16 else "fp32"
                 # OpenVINO wins on CPUs without bf16 too (measured on a 2-core AVX2 EPYC,
-                # f32 against torch fp32: one query 1.5x faster through the server,
-                # passages 1.27x), so "auto" takes it wherever it loads and converts.
+                # f32 against torch fp32: passages 1.27x, one query 1.06-1.9x across runs;
+                # docs/benchmarks.md), so "auto" takes it wherever it loads and converts.
                 if ov is None and self.requested_backend == "auto":
                     ov = _import_openvino()
             log.info(
